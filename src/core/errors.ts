@@ -1,0 +1,38 @@
+/**
+ * Every error nightshift raises on purpose has a stable `code`; the CLI maps codes to exit statuses
+ * and prints the message without a stack. Anything else reaching the top is a bug.
+ */
+export const ERROR_CODES = [
+  /** A job file is invalid; `problems` lists every problem. */
+  'E_VALIDATION',
+  /** The command line is wrong (unknown flag, bad value). */
+  'E_USAGE',
+  /** Configuration is missing or wrong (no API key, bad base URL). */
+  'E_CONFIG',
+  /** The account is out of credit (`insufficient_quota`): the run stopped. */
+  'E_QUOTA',
+  /** The run's budget would be exceeded: the run stopped. */
+  'E_BUDGET',
+  /** Another nightshift process holds the output folder. */
+  'E_LOCKED',
+  /** The output folder cannot be written (permissions, disk full). */
+  'E_OUTPUT',
+  /** The run was interrupted by a signal. */
+  'E_INTERRUPTED',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export class NightshiftError extends Error {
+  override name = 'NightshiftError';
+  readonly code: ErrorCode;
+  readonly context: Readonly<Record<string, unknown>>;
+
+  constructor(code: ErrorCode, message: string, context: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.context = context;
+  }
+}
+
+export const isNightshiftError = (error: unknown): error is NightshiftError => error instanceof NightshiftError;
