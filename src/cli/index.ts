@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+import dotenv from 'dotenv';
+import { runMain } from './main.js';
+
+// A .env file in the working directory fills variables the environment does not set.
+dotenv.config({ quiet: true });
+
+// The only place that touches the process: signals, streams and the exit status.
+const stop = new AbortController();
+const abort = new AbortController();
+let graceMs = 30_000;
+let signals = 0;
+
+function onSignal(signal: NodeJS.Signals): void {
+  signals++;
+  if (signals === 1) {
+    process.stderr.write(`\n${signal}: finishing requests in flight (up to ${Math.round(graceMs / 1000)}s); press Ctrl-C again to abandon them.\n`);
+    stop.abort();
+    setTimeout(() => abort.abort(), graceMs).unref();
+  } else {
+    abort.abort();
+  }
+}
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
+
+const code = await runMain(process.argv.slice(2), {
+  env: process.env,
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+  isTTY: Boolean(process.stderr.isTTY),
+  stopSignal: stop.signal,
+  abortSignal: abort.signal,
+  onRunStart: (ms) => {
+    graceMs = ms;
+  },
+});
+process.exitCode = code;
+// Let stdout drain, then leave even if a stray socket would keep the loop alive.
+setImmediate(() => process.exit(code));

@@ -1,0 +1,192 @@
+import { createReadStream } from 'node:fs';
+import { open, stat, truncate, type FileHandle } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import type { JobKind, Usage } from './types.js';
+
+/** The journal's file name inside an output folder. */
+export const JOURNAL_FILE = 'journal.jsonl';
+
+/**
+ * Where a job stands. `done` and `failed` are final for one request fingerprint. The Batch API adds
+ * `submitted` (handed to a batch) and `collected` later: states are plain strings on the same record shape,
+ * and readers keep the latest record per job, so new states need no rewrite of old journals.
+ */
+export type JobState = 'done' | 'failed';
+
+/** A file a job produced, with what is needed to tell later whether it is still intact. */
+export interface ProducedFile {
+  /** Path relative to the output folder. */
+  path: string;
+  bytes: number;
+  sha256: string;
+}
+
+/** One job's outcome: appended (and flushed) before the job counts as finished. */
+export interface JobRecord {
+  type: 'job';
+  id: string;
+  /** Hash of the exact request (endpoint and body, local image bytes included). */
+  fingerprint: string;
+  state: JobState;
+  kind: JobKind;
+  model: string;
+  tags: string[];
+  /** `file:line` of the job in its job file. */
+  source: string;
+  attempts: number;
+  /** The reply text (chat, vision); empty for images. */
+  output: string;
+  /** Image files written, relative to the output folder. */
+  files: ProducedFile[];
+  finishReason?: string;
+  error?: string;
+  status?: number;
+  usage: Usage;
+  /** Dollars, or null when the model has no known price. */
+  costUsd: number | null;
+  latencyMs: number;
+  requestId?: string;
+  startedAt: string;
+  finishedAt: string;
+}
+
+/** Marks the start of a session of work on the folder (a first run or a resume). */
+export interface RunRecord {
+  type: 'run';
+  startedAt: string;
+  files: string[];
+  jobs: number;
+}
+
+export type JournalRecord = JobRecord | RunRecord;
+
+/** What the journal says, read once at start. */
+export interface JournalState {
+  /** The latest record of each job id. */
+  jobs: Map<string, JobRecord>;
+  runs: number;
+  warnings: string[];
+}
+
+/**
+ * Reads a journal line by line (flat memory apart from the one record kept per job). A torn last line,
+ * left by a process killed mid-write, is skipped with a warning; so is any line that does not parse.
+ */
+export async function readJournal(path: string): Promise<JournalState> {
+  const state: JournalState = { jobs: new Map(), runs: 0, warnings: [] };
+  let size: number;
+  try {
+    size = (await stat(path)).size;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return state;
+    throw error;
+  }
+  if (size === 0) return state;
+  const lines = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity });
+  let lineNumber = 0;
+  for await (const line of lines) {
+    lineNumber++;
+    if (line.trim() === '') continue;
+    let record: JournalRecord;
+    try {
+      record = JSON.parse(line) as JournalRecord;
+    } catch {
+      state.warnings.push(`${path}:${lineNumber}: skipped an incomplete journal line (a process was probably killed while writing it)`);
+      continue;
+    }
+    if (record.type === 'job') state.jobs.set(record.id, record);
+    else if (record.type === 'run') state.runs++;
+  }
+  return state;
+}
+
+/**
+ * Appends records to the journal. Records appended while a write is under way are written together
+ * in the next write (group commit), so durability costs one flush per batch, not per job.
+ */
+export class JournalWriter {
+  private queue: { line: string; resolve: () => void; reject: (error: unknown) => void }[] = [];
+  private writing = false;
+  private failure: unknown;
+
+  private constructor(
+    private readonly handle: FileHandle,
+    private readonly durable: boolean,
+  ) {}
+
+  /**
+   * Opens (creating) the journal for appending. A torn last line is cut off first so that new records
+   * never follow a half-written one.
+   */
+  static async open(path: string, options: { durable?: boolean } = {}): Promise<JournalWriter> {
+    await cutTornTail(path);
+    const handle = await open(path, 'a');
+    return new JournalWriter(handle, options.durable ?? true);
+  }
+
+  /** Resolves once the record is written (and, when durable, flushed to disk). */
+  append(record: JournalRecord): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      this.queue.push({ line: `${JSON.stringify(record)}\n`, resolve, reject });
+      if (!this.writing) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.writing = true;
+    while (this.queue.length > 0) {
+      const batch = this.queue;
+      this.queue = [];
+      try {
+        await this.handle.appendFile(batch.map((entry) => entry.line).join(''));
+        if (this.durable) await this.handle.datasync();
+        for (const entry of batch) entry.resolve();
+      } catch (error) {
+        this.failure = error;
+        for (const entry of [...batch, ...this.queue]) entry.reject(error);
+        this.queue = [];
+      }
+    }
+    this.writing = false;
+  }
+
+  async close(): Promise<void> {
+    while (this.writing) await new Promise((resolve) => setImmediate(resolve));
+    await this.handle.close();
+  }
+}
+
+async function cutTornTail(path: string): Promise<void> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, 'r');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+  try {
+    const { size } = await handle.stat();
+    if (size === 0) return;
+    // Scan back from the end for the last newline; a journal line is rarely longer than a few kilobytes.
+    const chunk = 64 * 1024;
+    let end = size;
+    while (end > 0) {
+      const start = Math.max(0, end - chunk);
+      const buffer = Buffer.alloc(end - start);
+      await handle.read(buffer, 0, buffer.length, start);
+      if (end === size && buffer[buffer.length - 1] === 0x0a) return;
+      const index = buffer.lastIndexOf(0x0a);
+      if (index >= 0) {
+        await handle.close();
+        await truncate(path, start + index + 1);
+        return;
+      }
+      end = start;
+    }
+    await handle.close();
+    await truncate(path, 0);
+  } finally {
+    await handle.close().catch(() => {});
+  }
+}

@@ -1,0 +1,62 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { JobRecord, ProducedFile } from './journal.js';
+import { expandOutput } from './jobs/output-path.js';
+import type { Job } from './types.js';
+
+/** How a rerun treats the jobs already in the journal. */
+export interface PlanMode {
+  /** Rerun only jobs whose last outcome was a failure. @default false */
+  onlyFailed?: boolean;
+  /** Send every job again, whatever the journal says. @default false */
+  force?: boolean;
+}
+
+/** What to do with one job. */
+export type Decision =
+  /** Succeeded before with the same request and its files are intact: nothing to send. */
+  | { action: 'skip' }
+  /** Succeeded before with the same request, but its image files should carry other names: move them. */
+  | { action: 'move'; moves: { from: string; to: string }[] }
+  /** Never ran. */
+  | { action: 'new' }
+  /** Ran before but failed, its request changed, or its files are missing or damaged. */
+  | { action: 'rerun'; reason: 'failed' | 'changed' | 'damaged' | 'forced' }
+  /** Left out by --only-failed. */
+  | { action: 'leave' };
+
+/**
+ * Decides, from the journal alone, what a job needs. Pure apart from reading the image files a previous
+ * success produced, which is how a deleted or damaged image is noticed.
+ */
+export async function decide(job: Job, fp: string, record: JobRecord | undefined, outDir: string, mode: PlanMode): Promise<Decision> {
+  if (mode.onlyFailed) return record?.state === 'failed' ? { action: 'rerun', reason: 'failed' } : { action: 'leave' };
+  if (!record) return { action: 'new' };
+  if (mode.force) return { action: 'rerun', reason: 'forced' };
+  if (record.state !== 'done') return { action: 'rerun', reason: 'failed' };
+  if (record.fingerprint !== fp) return { action: 'rerun', reason: 'changed' };
+  if (record.files.length === 0) return { action: 'skip' };
+  for (const file of record.files) {
+    if (!(await intact(outDir, file))) return { action: 'rerun', reason: 'damaged' };
+  }
+  const wanted = expectedImagePaths(job, record.files.length);
+  const moves = record.files
+    .map((file, index) => ({ from: file.path, to: wanted[index] ?? file.path }))
+    .filter((move) => move.from !== move.to);
+  return moves.length > 0 ? { action: 'move', moves } : { action: 'skip' };
+}
+
+/** The paths (relative to the output folder) a job's images should have under its current `output`. */
+export function expectedImagePaths(job: Job, count: number): string[] {
+  return Array.from({ length: count }, (_, index) => `images/${expandOutput(job.output ?? '{id}-{index}.png', job.id, index + 1)}`);
+}
+
+async function intact(outDir: string, file: ProducedFile): Promise<boolean> {
+  try {
+    const bytes = await readFile(join(outDir, file.path));
+    return bytes.length === file.bytes && createHash('sha256').update(bytes).digest('hex') === file.sha256;
+  } catch {
+    return false;
+  }
+}

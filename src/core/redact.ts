@@ -1,0 +1,14 @@
+/**
+ * Removes secrets from text that may reach a log, a CSV or the terminal. Servers and proxies sometimes echo
+ * request headers in error bodies, so every error message passes through here before it is stored or printed.
+ */
+export function createRedactor(secrets: readonly (string | undefined)[]): (text: string) => string {
+  const literal = secrets.filter((secret): secret is string => typeof secret === 'string' && secret.length >= 8);
+  return (text) => {
+    let out = text;
+    for (const secret of literal) out = out.split(secret).join('[redacted]');
+    return out
+      .replace(/\bsk-[A-Za-z0-9_-]{8,}/g, 'sk-[redacted]')
+      .replace(/(\bBearer\s+)[A-Za-z0-9._~+/=-]{8,}/gi, '$1[redacted]');
+  };
+}

@@ -1,0 +1,125 @@
+import { APIConnectionError, APIError, APIUserAbortError } from 'openai';
+
+/** What nightshift does about a failed attempt. */
+export type Verdict =
+  /** Try again, after `delayMs` when the server said how long to wait. */
+  | 'retry'
+  /** This job cannot succeed: record the failure and move on. */
+  | 'fail'
+  /** Nothing can succeed any more (the account is out of credit): stop the whole run. */
+  | 'stop-run';
+
+/** A failed attempt, described by data rather than by message text. */
+export interface AttemptError {
+  verdict: Verdict;
+  /** HTTP status, when the server answered. */
+  status?: number;
+  /** The error `type` from the response body (`rate_limit_exceeded`, `insufficient_quota`, ...). */
+  type?: string;
+  /** The error `code` from the response body. */
+  code?: string;
+  /** The server's request id (`x-request-id`). */
+  requestId?: string;
+  /** How long the server asked us to wait (`retry-after-ms`, else `retry-after`), in milliseconds. */
+  retryAfterMs?: number;
+  /** A one-line description for the `error` column. */
+  message: string;
+}
+
+/** Statuses that can never succeed on a retry, whatever the headers say. */
+const NEVER_RETRY = new Set([400, 401, 403, 404, 422]);
+/** Statuses worth another try: timeouts, conflicts, rate limits, server errors. */
+const RETRY = (status: number): boolean => status === 408 || status === 409 || status === 429 || status >= 500;
+/** The account has no credit left: every further request would fail the same way. */
+const QUOTA_ERRORS = new Set(['insufficient_quota']);
+
+/** The longest server-requested wait we honour; a larger value is treated as absent. */
+const MAX_RETRY_AFTER_MS = 10 * 60_000;
+
+/**
+ * Reads the wait the server asked for. `retry-after-ms` (OpenAI's, precise) wins over `retry-after`
+ * (seconds or an HTTP date). Nonsense or absurd values are ignored so backoff takes over.
+ */
+export function parseRetryAfter(headers: Headers | undefined, now: number): number | undefined {
+  if (!headers) return undefined;
+  const ms = headers.get('retry-after-ms');
+  if (ms !== null) {
+    const value = Number.parseFloat(ms);
+    if (Number.isFinite(value) && value >= 0 && value <= MAX_RETRY_AFTER_MS) return value;
+  }
+  const after = headers.get('retry-after');
+  if (after !== null) {
+    const seconds = Number(after);
+    const value = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(after) - now;
+    if (Number.isFinite(value) && value >= 0 && value <= MAX_RETRY_AFTER_MS) return value;
+  }
+  return undefined;
+}
+
+/**
+ * Classifies a failed attempt by the SDK's error classes, HTTP status and the error body's `type`/`code`.
+ * Message text is never inspected: it is for people, and servers reword it.
+ */
+export function classifyError(error: unknown, now: number): AttemptError {
+  if (error instanceof APIUserAbortError) {
+    return { verdict: 'fail', message: 'aborted' };
+  }
+  // Connection errors (and their subclass, timeouts) never reached an answer: the request may be retried.
+  if (error instanceof APIConnectionError) {
+    return { verdict: 'retry', message: oneLine(error.message) };
+  }
+  if (error instanceof APIError && error.status !== undefined) {
+    const status = error.status;
+    const base = {
+      status,
+      ...(error.type ? { type: error.type } : {}),
+      ...(error.code ? { code: error.code } : {}),
+      ...(error.requestID ? { requestId: error.requestID } : {}),
+      message: `${status}${error.type ? ` ${error.type}` : ''}: ${oneLine(errorBodyMessage(error))}`,
+    };
+    if (status === 429 && (QUOTA_ERRORS.has(error.type ?? '') || QUOTA_ERRORS.has(error.code ?? ''))) {
+      return { ...base, verdict: 'stop-run' };
+    }
+    if (NEVER_RETRY.has(status)) return { ...base, verdict: 'fail' };
+    // The server may tell us explicitly; openai-node obeys the same header.
+    const should = error.headers?.get('x-should-retry');
+    const retryAfterMs = parseRetryAfter(error.headers, now);
+    const withWait = retryAfterMs === undefined ? base : { ...base, retryAfterMs };
+    if (should === 'false') return { ...withWait, verdict: 'fail' };
+    if (should === 'true' || RETRY(status)) return { ...withWait, verdict: 'retry' };
+    return { ...withWait, verdict: 'fail' };
+  }
+  if (error instanceof Error) return { verdict: 'fail', message: oneLine(error.message) };
+  return { verdict: 'fail', message: oneLine(String(error)) };
+}
+
+/** Options of the backoff schedule. */
+export interface BackoffOptions {
+  /** First delay, in milliseconds. @default 500 */
+  initialMs?: number;
+  /** Longest delay, in milliseconds. @default 60000 */
+  maxMs?: number;
+  /** Source of randomness in [0, 1), injectable for tests. @default Math.random */
+  random?: () => number;
+}
+
+/**
+ * Capped exponential backoff with full jitter over the upper half, so simultaneous failures spread out
+ * but no wait is shorter than half the nominal delay. `attempt` is the 1-based number of the failed attempt.
+ */
+export function backoffDelay(attempt: number, options: BackoffOptions = {}): number {
+  const { initialMs = 500, maxMs = 60_000, random = Math.random } = options;
+  const nominal = Math.min(maxMs, initialMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(nominal / 2 + (random() * nominal) / 2);
+}
+
+function errorBodyMessage(error: APIError): string {
+  const body = error.error as { message?: unknown } | undefined;
+  if (body && typeof body.message === 'string' && body.message) return body.message;
+  return error.message;
+}
+
+function oneLine(text: string): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > 500 ? `${flat.slice(0, 497)}...` : flat;
+}
