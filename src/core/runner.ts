@@ -2,7 +2,7 @@ import { appendFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type OpenAI from 'openai';
 import { systemClock, type Clock } from './clock.js';
-import { costOf } from './cost.js';
+import { costOf, type CostOptions } from './cost.js';
 import { NightshiftError } from './errors.js';
 import { executeJob, safeTarget, type AttemptResult } from './execute.js';
 import { fingerprint } from './fingerprint.js';
@@ -377,8 +377,8 @@ class RunLoop {
   }
 }
 
-function costOptions(job: Job): { kind: Job['kind']; size?: string; quality?: string } {
+function costOptions(job: Job): CostOptions {
   const size = typeof job.body.size === 'string' ? job.body.size : undefined;
   const quality = typeof job.body.quality === 'string' ? job.body.quality : undefined;
-  return { kind: job.kind, ...(size ? { size } : {}), ...(quality ? { quality } : {}) };
+  return { ...(size ? { size } : {}), ...(quality ? { quality } : {}) };
 }
