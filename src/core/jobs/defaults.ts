@@ -1,0 +1,66 @@
+import { parseFields } from './parse-fields.js';
+import type { ProblemDetail } from './problems.js';
+import { isJsonObject } from './records.js';
+import { FIELDS_BY_KIND, JOB_KINDS, type FieldSchemas } from './schema.js';
+import { closest } from './suggest.js';
+
+/** Defaults given on the command line (`--model`, `--system`): used when neither the job nor its file sets the field. */
+export interface CliDefaults {
+  model?: string;
+  system?: string;
+}
+
+/** A file's `defaults`, checked: each value fits the field for at least one job kind. */
+export type FileDefaults = Readonly<Record<string, unknown>>;
+
+/** Fields that are alternatives: a job that gives one takes no default for the other. */
+const ALTERNATIVES = [
+  ['prompt', 'messages'],
+  ['system', 'messages'],
+  ['max_completion_tokens', 'max_tokens'],
+] as const;
+
+/**
+ * Checks the `defaults` object of a `.json` file. It may hold any job field but `id`; a field valid for
+ * some kind is kept (kinds differ, e.g. `response_format`), an invalid one is reported once and dropped.
+ */
+export function parseFileDefaults(value: unknown): { defaults: FileDefaults; problems: ProblemDetail[] } {
+  if (!isJsonObject(value)) return { defaults: {}, problems: [{ field: 'defaults', message: 'expected an object of job fields' }] };
+  const defaults: Record<string, unknown> = {};
+  const problems: ProblemDetail[] = [];
+  for (const [key, field] of Object.entries(value)) {
+    if (key === 'id') {
+      problems.push({ field: 'defaults.id', message: 'ids are unique: there is no default id' });
+      continue;
+    }
+    const tables = JOB_KINDS.map((kind): FieldSchemas => FIELDS_BY_KIND[kind]).filter((fields) => Object.hasOwn(fields, key));
+    const [first] = tables;
+    if (first === undefined) {
+      const typo = closest(key, new Set(JOB_KINDS.flatMap((kind) => Object.keys(FIELDS_BY_KIND[kind]))));
+      problems.push({ field: `defaults.${key}`, message: typo === undefined ? 'unknown field' : `unknown field (did you mean ${JSON.stringify(typo)}?)` });
+    } else if (tables.some((fields) => fits(key, field, fields))) {
+      defaults[key] = field;
+    } else {
+      problems.push(...parseFields({ [key]: field }, first, { prefix: 'defaults.' }).problems);
+    }
+  }
+  return { defaults, problems };
+}
+
+/**
+ * The job's own fields with the file's defaults added: only for fields the job leaves out, that its
+ * kind has and whose default fits it, and not for an alternative of a field the job gives.
+ */
+export function applyDefaults(record: Readonly<Record<string, unknown>>, defaults: FileDefaults, fields: FieldSchemas): Record<string, unknown> {
+  const merged = { ...record };
+  const given = (field: string) => Object.hasOwn(record, field);
+  for (const [key, value] of Object.entries(defaults)) {
+    if (given(key) || !fits(key, value, fields)) continue;
+    if (ALTERNATIVES.some(([a, b]) => (key === a && given(b)) || (key === b && given(a)))) continue;
+    merged[key] = value;
+  }
+  return merged;
+}
+
+const fits = (key: string, value: unknown, fields: FieldSchemas): boolean =>
+  Object.hasOwn(fields, key) && fields[key]?.safeParse(value).success === true;

@@ -1,0 +1,182 @@
+import { basename, extname } from 'node:path';
+import type { Job, JobKind, Problem } from '../types.js';
+import { batchRequestToJob, isBatchRequest } from './batch.js';
+import { buildChatBody, buildImageBody, buildMessages, CHAT_BODY_FIELDS } from './body.js';
+import { decodeRow } from './csv-fields.js';
+import { applyDefaults, type CliDefaults, type FileDefaults } from './defaults.js';
+import { resolveImage, type ImageLoader } from './images.js';
+import { hasImagePart, inferKind } from './kind.js';
+import { checkOutput, defaultOutputPattern } from './output-path.js';
+import { parseFields } from './parse-fields.js';
+import { describeValue, toProblem, type ProblemDetail, type ProblemScope } from './problems.js';
+import { isJsonObject, type JobRecord, type RowRecord } from './records.js';
+import { closest } from './suggest.js';
+import {
+  commonFields,
+  DEFAULT_IMAGE_MODEL,
+  FIELDS_BY_KIND,
+  imageFields,
+  isImageModel,
+  JOB_KINDS,
+  type FieldSchemas,
+  type ImageJobFields,
+  type VisionJobFields,
+} from './schema.js';
+
+/** What normalizing a record needs besides the record. */
+export interface NormalizeContext {
+  /** `--model` and `--system`: the weakest defaults. */
+  cli: CliDefaults;
+  /** The `defaults` of the record's file, already checked. */
+  fileDefaults: FileDefaults;
+  /** Reads a local image into a `data:` URL. */
+  loadImage: ImageLoader;
+}
+
+/** A valid job, or every problem found in the record and the id it has (undefined when the id is invalid). */
+export type NormalizeResult = { job: Job } | { problems: Problem[]; id: string | undefined };
+
+/** A record on its way to a `Job`: its fields with defaults applied, and the problems found so far. */
+interface Draft {
+  id: string;
+  source: Job['source'];
+  fields: Record<string, unknown>;
+  details: ProblemDetail[];
+  context: NormalizeContext;
+}
+
+/**
+ * Turns one raw record into a `Job`: types CSV cells, takes Batch API lines as they stand, applies
+ * defaults (job field > file `defaults` > command line), derives the id, infers the kind, validates
+ * every field, inlines local images and builds the request body. Reports all of the record's problems.
+ */
+export async function toJob(record: JobRecord | RowRecord, context: NormalizeContext): Promise<NormalizeResult> {
+  const { file } = record.source;
+  const derivedId = `${basename(file, extname(file))}-${record.index}`;
+  // The id the record claims, also for its problems; undefined while it has no valid one.
+  const scope: ProblemScope = { source: record.source, jobId: derivedId, csv: record.type === 'row' };
+  const fail = (details: ProblemDetail[]): NormalizeResult => ({ problems: details.map((detail) => toProblem(scope, detail)), id: scope.jobId });
+
+  const details: ProblemDetail[] = [];
+  let own: Record<string, unknown>;
+  let failed = new Set<string>();
+  if (record.type === 'row') {
+    const row = decodeRow(record.cells);
+    ({ fields: own, failed } = row);
+    details.push(...row.problems);
+  } else if (!isJsonObject(record.value)) {
+    scope.jobId = undefined;
+    return fail([{ message: `expected a job object, got ${describeValue(record.value)}` }]);
+  } else if (isBatchRequest(record.value)) {
+    const customId = record.value['custom_id'];
+    scope.jobId = typeof customId === 'string' && customId.trim() !== '' ? customId : undefined;
+    const result = batchRequestToJob(record.value, record.source);
+    return 'job' in result ? result : fail(result.problems);
+  } else {
+    own = record.value;
+  }
+
+  if (own['id'] !== undefined) {
+    const id = commonFields.id.safeParse(own['id']);
+    scope.jobId = id.success ? id.data : undefined;
+  }
+
+  const kind = kindOf({ ...context.fileDefaults, ...own }, context.cli, details);
+  if (kind === undefined) return fail(details);
+
+  const fields = applyDefaults(own, context.fileDefaults, FIELDS_BY_KIND[kind]);
+  const draft: Draft = { id: scope.jobId ?? derivedId, source: record.source, fields, details, context };
+  const parse = <T extends FieldSchemas>(table: T) => {
+    const parsed = parseFields(fields, table, { skip: failed });
+    details.push(...parsed.problems);
+    for (const key of parsed.unknown) details.push({ field: key, message: unknownField(key, kind) });
+    return parsed.values;
+  };
+  const job = kind === 'image' ? toImageJob(parse(imageFields), draft) : await toChatJob(parse(FIELDS_BY_KIND[kind]), kind, draft);
+  return job === undefined ? fail(details) : { job };
+}
+
+/** The job's kind: as stated (by the job or its file's defaults), else inferred; undefined after a problem. */
+function kindOf(fields: Record<string, unknown>, cli: CliDefaults, details: ProblemDetail[]): JobKind | undefined {
+  if (fields['kind'] !== undefined) {
+    const parsed = commonFields.kind.safeParse(fields['kind']);
+    if (parsed.success) return parsed.data;
+    details.push({ field: 'kind', message: `expected one of ${JOB_KINDS.join(', ')}, got ${describeValue(fields['kind'])}` });
+    return undefined;
+  }
+  const kind = inferKind(fields, typeof fields['model'] === 'string' ? fields['model'] : cli.model);
+  if (kind === undefined) {
+    details.push({
+      field: 'kind',
+      message: 'cannot infer the kind: set kind, or give prompt or messages (chat), images (vision), or an image field such as size (image)',
+    });
+  }
+  return kind;
+}
+
+function unknownField(field: string, kind: JobKind): string {
+  const kinds = JOB_KINDS.filter((other) => other !== kind && Object.hasOwn(FIELDS_BY_KIND[other], field));
+  if (kinds.length > 0) return `applies to ${kinds.join(' and ')} jobs, not ${kind} jobs`;
+  const typo = closest(field, Object.keys(FIELDS_BY_KIND[kind]));
+  if (typo !== undefined) return `unknown field (did you mean ${JSON.stringify(typo)}?)`;
+  return kind === 'image' ? 'unknown field for image jobs' : 'unknown field: put other Chat Completions parameters in "params"';
+}
+
+async function toChatJob(values: VisionJobFields, kind: 'chat' | 'vision', { id, source, fields, details, context }: Draft): Promise<Job | undefined> {
+  const given = (field: string) => Object.hasOwn(fields, field);
+  const model = values.model ?? context.cli.model;
+  if (model === undefined && !given('model')) {
+    details.push({ field: 'model', message: 'required: set it in the job, in the file\'s "defaults", or with --model' });
+  }
+  if (given('prompt') && given('messages')) details.push({ field: 'prompt', message: 'give either prompt or messages, not both' });
+  if (!given('prompt') && !given('messages')) details.push({ field: 'prompt', message: 'required (or give messages)' });
+  if (given('system') && given('messages')) details.push({ field: 'system', message: 'not used with messages: put a system message in messages' });
+  if (given('max_tokens') && given('max_completion_tokens')) {
+    details.push({ field: 'max_tokens', message: 'give max_completion_tokens only (max_tokens is its deprecated name)' });
+  }
+  for (const key of Object.keys(values.params ?? {})) {
+    if ((CHAT_BODY_FIELDS as readonly string[]).includes(key)) details.push({ field: `params.${key}`, message: `set ${key} as a field of its own` });
+    if (key === 'stream' || key === 'stream_options') details.push({ field: `params.${key}`, message: 'streaming is not supported' });
+  }
+  if (kind === 'vision' && !given('images') && !hasImagePart(values.messages)) {
+    details.push({ field: 'images', message: 'required for vision jobs' });
+  }
+  const imageUrls: string[] = [];
+  for (const [i, entry] of (values.images ?? []).entries()) {
+    const image = await resolveImage(entry, source.file, context.loadImage);
+    if ('url' in image) imageUrls.push(image.url);
+    else details.push({ field: `images.${i}`, message: image.error });
+  }
+  if (details.length > 0 || model === undefined) return undefined;
+
+  const system = values.system ?? (given('messages') ? undefined : context.cli.system);
+  const messages = buildMessages({ ...values, system }, imageUrls);
+  return { id, kind, model, tags: values.tags ?? [], source, endpoint: '/v1/chat/completions', body: buildChatBody(model, messages, values) };
+}
+
+function toImageJob(values: ImageJobFields, { id, source, fields, details, context }: Draft): Job | undefined {
+  const given = (field: string) => Object.hasOwn(fields, field);
+  const cliModel = context.cli.model !== undefined && isImageModel(context.cli.model) ? context.cli.model : undefined;
+  const model = values.model ?? cliModel ?? DEFAULT_IMAGE_MODEL;
+  if (!given('prompt')) details.push({ field: 'prompt', message: 'required' });
+  const n = values.n ?? 1;
+  const output = values.output ?? defaultOutputPattern(n, values.output_format);
+  // An invalid n or output is reported already; checking the file names against it would only add noise.
+  const checkable = (values.n !== undefined || !given('n')) && (values.output !== undefined || !given('output'));
+  const reason = checkable ? checkOutput(output, id, n) : undefined;
+  if (reason !== undefined) {
+    // A default pattern goes wrong only through the id, so the id is what to fix.
+    details.push(given('output') ? { field: 'output', message: reason } : { field: 'id', message: `makes an unusable image file name: ${reason}` });
+  }
+  if (details.length > 0 || values.prompt === undefined) return undefined;
+  return {
+    id,
+    kind: 'image',
+    model,
+    tags: values.tags ?? [],
+    source,
+    endpoint: '/v1/images/generations',
+    body: buildImageBody(model, values.prompt, values),
+    output,
+  };
+}

@@ -1,0 +1,46 @@
+import type { Job, SourceLocation } from '../types.js';
+import { expandOutput } from './output-path.js';
+import type { ProblemDetail } from './problems.js';
+
+/** Reports ids and image files that an earlier record already took; see `createUniquenessCheck`. */
+export interface UniquenessCheck {
+  /** Takes `id` for the record at `source`, or reports where it was taken first. */
+  id(id: string, source: SourceLocation): ProblemDetail[];
+  /** Takes the image files `job` will write, or reports the first one another job writes. */
+  files(job: Job): ProblemDetail[];
+}
+
+const where = (source: SourceLocation): string => `${source.file}:${source.line}`;
+
+/**
+ * Remembers the ids and image files seen so far across all files. Ids count for invalid records too,
+ * so a duplicate is reported in the same run as the other problems, not after they are fixed. Image file
+ * names are compared ignoring case: on macOS and Windows `Cat.png` and `cat.png` are the same file.
+ */
+export function createUniquenessCheck(): UniquenessCheck {
+  const ids = new Map<string, SourceLocation>();
+  const files = new Map<string, { id: string; source: SourceLocation }>();
+  return {
+    id(id, source) {
+      const first = ids.get(id);
+      if (first !== undefined) return [{ field: 'id', message: `duplicate id ${JSON.stringify(id)}: also at ${where(first)}` }];
+      ids.set(id, source);
+      return [];
+    },
+    files(job) {
+      const { output } = job;
+      if (output === undefined) return [];
+      const n = typeof job.body['n'] === 'number' ? job.body['n'] : 1;
+      const names = Array.from({ length: n }, (_, i) => expandOutput(output, job.id, i + 1));
+      for (const name of names) {
+        const owner = files.get(name.toLowerCase());
+        if (owner !== undefined) {
+          const message = `image file ${JSON.stringify(name)} is also written by job ${JSON.stringify(owner.id)} at ${where(owner.source)}`;
+          return [{ field: 'output', message }];
+        }
+      }
+      for (const name of names) files.set(name.toLowerCase(), { id: job.id, source: job.source });
+      return [];
+    },
+  };
+}

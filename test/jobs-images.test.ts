@@ -1,0 +1,92 @@
+import { mkdtemp, readFile, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { cachedLoader, MAX_IMAGE_BYTES, readLocalImage, resolveImage, sniffImageMime, type ImageLoader } from '../src/core/jobs/images.js';
+
+const scratch = () => mkdtemp(join(tmpdir(), 'nightshift-images-'));
+
+describe('sniffImageMime', () => {
+  test.each([
+    ['fixtures/images/red-dot.png', 'image/png'],
+    ['fixtures/images/blue-square.jpg', 'image/jpeg'],
+    ['jobs/images/sunset.jpg', 'image/jpeg'],
+    ['fixtures/images/not-an-image.png', undefined],
+  ])('recognizes %s as %s', async (path, mime) => {
+    expect(sniffImageMime(await readFile(path))).toBe(mime);
+  });
+
+  test('recognizes GIF and WEBP signatures', () => {
+    expect(sniffImageMime(Buffer.from('GIF89a....'))).toBe('image/gif');
+    expect(sniffImageMime(Buffer.from('GIF87a....'))).toBe('image/gif');
+    expect(sniffImageMime(Buffer.from('RIFF\x10\x00\x00\x00WEBPVP8 ', 'latin1'))).toBe('image/webp');
+    expect(sniffImageMime(Buffer.from('RIFF\x10\x00\x00\x00WAVEfmt ', 'latin1'))).toBeUndefined();
+    expect(sniffImageMime(new Uint8Array())).toBeUndefined();
+  });
+});
+
+describe('readLocalImage', () => {
+  test('inlines a PNG and a JPEG as data URLs with the MIME of their content', async () => {
+    const png = await readLocalImage('fixtures/images/red-dot.png');
+    expect(png).toEqual({ url: `data:image/png;base64,${(await readFile('fixtures/images/red-dot.png')).toString('base64')}` });
+    // The MIME comes from the bytes, not the name.
+    const dir = await scratch();
+    await writeFile(join(dir, 'photo.png'), await readFile('fixtures/images/blue-square.jpg'));
+    expect(await readLocalImage(join(dir, 'photo.png'))).toMatchObject({ url: expect.stringMatching(/^data:image\/jpeg;base64,/) });
+  });
+
+  test('refuses a missing file, a folder, a text file and a file over the size limit', async () => {
+    const dir = await scratch();
+    const big = join(dir, 'big.png');
+    await writeFile(big, await readFile('fixtures/images/red-dot.png'));
+    await truncate(big, MAX_IMAGE_BYTES + 1);
+    for (const path of [join(dir, 'missing.png'), dir, 'fixtures/images/not-an-image.png', big]) {
+      const result = await readLocalImage(path);
+      expect(result).toEqual({ error: expect.stringContaining(JSON.stringify(path)) });
+    }
+    expect(await readLocalImage(big)).toEqual({ error: expect.stringContaining('20 MB') });
+  });
+
+  test('accepts a file of exactly the size limit', async () => {
+    const dir = await scratch();
+    const path = join(dir, 'limit.png');
+    await writeFile(path, await readFile('fixtures/images/red-dot.png'));
+    await truncate(path, MAX_IMAGE_BYTES);
+    expect(await readLocalImage(path)).toHaveProperty('url');
+  });
+});
+
+describe('resolveImage', () => {
+  const never: ImageLoader = async () => {
+    throw new Error('should not read a file');
+  };
+
+  test('keeps http(s) and data URLs as they are', async () => {
+    for (const url of ['https://example.com/a.png?x=1', 'http://localhost:8080/b.jpg', 'data:image/png;base64,iVBORw0KGgo=']) {
+      expect(await resolveImage(url, 'jobs/a.jsonl', never)).toEqual({ url });
+    }
+  });
+
+  test('refuses other URL schemes and malformed data URLs', async () => {
+    for (const entry of ['ftp://example.com/a.png', 'file:///tmp/a.png', 'data:text/plain;base64,aGk=', 'data:image/png,raw']) {
+      expect(await resolveImage(entry, 'jobs/a.jsonl', never)).toHaveProperty('error');
+    }
+  });
+
+  test('reads local paths relative to the job file, and absolute paths as they are', async () => {
+    const seen: string[] = [];
+    const spy: ImageLoader = async (path) => (seen.push(path), { url: 'data:image/png;base64,AA' });
+    await resolveImage('images/a.png', 'jobs/vision.csv', spy);
+    await resolveImage('../b.png', 'jobs/vision.csv', spy);
+    await resolveImage('/srv/c.png', 'jobs/vision.csv', spy);
+    await resolveImage('d.png', 'vision.csv', spy);
+    expect(seen).toEqual(['jobs/images/a.png', 'b.png', '/srv/c.png', 'd.png']);
+  });
+});
+
+test('cachedLoader reads each path once', async () => {
+  let reads = 0;
+  const load = cachedLoader(async () => (reads++, { url: 'data:image/png;base64,AA' }));
+  await Promise.all([load('a.png'), load('a.png'), load('b.png')]);
+  expect(reads).toBe(2);
+});
