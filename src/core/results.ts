@@ -55,10 +55,10 @@ export function currentRecord(job: Job, fingerprint: string, record: JobRecord |
   return record && record.fingerprint === fingerprint ? record : undefined;
 }
 
-/** Formats a cost for a CSV cell: empty when unknown (never 0), otherwise plain decimal dollars. */
+/** Formats a cost for a CSV cell: empty when unknown (never 0), otherwise decimal dollars to the nano-dollar the cost module keeps. */
 export function formatUsd(usd: number | null): string {
   if (usd === null) return '';
-  return usd.toFixed(6).replace(/\.?0+$/, '') || '0';
+  return usd.toFixed(9).replace(/\.?0+$/, '') || '0';
 }
 
 /** One `results.csv` row (as a CSV line) for a job and its current record. */

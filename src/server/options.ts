@@ -1,0 +1,95 @@
+import { checkBoolean, checkInteger, checkNumber, checkObject, checkString } from './checks.js';
+import { validateFaultRules, type FaultRule } from './faults.js';
+import type { RateLimits } from './rate-limit.js';
+
+/**
+ * How `startOfflineServer` behaves. Every option is checked when the server starts; a bad value throws a
+ * `NightshiftError` with code `E_USAGE` that names it.
+ *
+ * What the server answers, for any model name:
+ * - `POST /v1/chat/completions`: a reply derived from a hash of the prompt (same input, same reply) quoting the
+ *   last user message; a JSON object for `response_format` JSON modes; `n` choices. `usage` counts o200k tokens,
+ *   `image_url` parts (85 + 170 per 512px tile, sizes read from `data:` URLs), reasoning tokens for o-series and
+ *   gpt-5 models, and cached tokens for repeated prompts of 1,024+ tokens. `max_completion_tokens` (or
+ *   `max_tokens`) truncates with `finish_reason: 'length'`. Common mistakes get the real API's 400s.
+ * - `POST /v1/images/generations`: real PNGs of the requested size drawn from the prompt. GPT image models
+ *   answer `b64_json` with token `usage`; `dall-e-*` answer a `url` served at `GET /files/<id>.png` (the newest
+ *   1,000 are kept) or `b64_json`. Bytes are PNG even for `output_format: 'jpeg'` or `'webp'` (the response
+ *   still echoes the requested format), so detect the format from the bytes.
+ * - `GET /v1/models`, and `GET /health` (`ok`).
+ * Every API answer carries `x-request-id` and `openai-processing-ms`; errors use OpenAI's
+ * `{"error": {"message", "type", "param", "code"}}` shape.
+ */
+export interface OfflineServerOptions {
+  /**
+   * Interface to listen on.
+   * @default '127.0.0.1'
+   */
+  host?: string;
+  /**
+   * Port to listen on; 0 picks a free one (read it back from `server.port`).
+   * @default 0
+   */
+  port?: number;
+  /**
+   * Milliseconds added before every API answer, to make concurrency observable.
+   * @default 0
+   */
+  latencyMs?: number;
+  /**
+   * Failures to inject, checked in order for each API request (see {@link FaultRule}). Replace them later with
+   * `server.setFaults`.
+   * @default []
+   */
+  faults?: FaultRule[];
+  /**
+   * Once `afterRequests` API requests were answered successfully, every API request gets
+   * 429 `insufficient_quota`, as when an account runs out of credit. Unset: no quota.
+   */
+  quota?: { afterRequests: number };
+  /**
+   * Per-minute limits enforced with token buckets that start full and refill continuously. A request over a
+   * limit gets 429 `rate_limit_exceeded` with `retry-after-ms` and `retry-after`; every API answer carries
+   * `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` for the limits that are set. A request counts as its
+   * prompt tokens plus `n` times `max_completion_tokens` (256 when absent); an image request as its prompt tokens
+   * plus its output image tokens. Unset: no limits and no `x-ratelimit-*` headers.
+   */
+  rateLimit?: RateLimits;
+  /**
+   * Keep a log of requests in `server.requests` (and `countByKey`). Turn it off for long benchmarks so memory
+   * stays flat.
+   * @default true
+   */
+  recordRequests?: boolean;
+}
+
+/** Options with defaults applied, checked. */
+export interface ResolvedOptions {
+  host: string;
+  port: number;
+  latencyMs: number;
+  faults: FaultRule[];
+  quota: { afterRequests: number } | undefined;
+  rateLimit: RateLimits | undefined;
+  recordRequests: boolean;
+}
+
+export function resolveOptions(options: OfflineServerOptions = {}): ResolvedOptions {
+  const { host = '127.0.0.1', port = 0, latencyMs = 0, faults = [], quota, rateLimit, recordRequests = true } =
+    checkObject('options', options) as OfflineServerOptions;
+  if (quota !== undefined) checkInteger('quota.afterRequests', checkObject('quota', quota).afterRequests, 0);
+  if (rateLimit !== undefined) {
+    checkObject('rateLimit', rateLimit);
+    if (rateLimit.rpm !== undefined) checkInteger('rateLimit.rpm', rateLimit.rpm, 1);
+    if (rateLimit.tpm !== undefined) checkInteger('rateLimit.tpm', rateLimit.tpm, 1);
+  }
+  return {
+    host: checkString('host', host),
+    port: checkInteger('port', port, 0, 65_535),
+    latencyMs: checkNumber('latencyMs', latencyMs),
+    faults: validateFaultRules(faults),
+    quota,
+    rateLimit,
+    recordRequests: checkBoolean('recordRequests', recordRequests),
+  };
+}

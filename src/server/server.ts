@@ -1,0 +1,363 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ApiError, insufficientQuota } from './api-error.js';
+import { buildChatCompletion, chatTokenEstimate, describeChat, parseChatRequest } from './chat.js';
+import { FaultInjector, faultError, validateFaultRules, type FaultRule } from './faults.js';
+import { FileStore } from './file-store.js';
+import { buildImagesResponse, describeImages, imageTokenEstimate, parseImageRequest } from './images.js';
+import { listModels } from './models.js';
+import { resolveOptions, type OfflineServerOptions, type ResolvedOptions } from './options.js';
+import { PromptCache } from './prompt-cache.js';
+import { RateLimiter, rateLimitError } from './rate-limit.js';
+
+export type { FaultRule } from './faults.js';
+export type { OfflineServerOptions } from './options.js';
+
+/** One API request the server received, in arrival order. */
+export interface RequestRecord {
+  /** Arrival time, in milliseconds since the epoch. */
+  time: number;
+  path: string;
+  model?: string;
+  /** The last user message's text (chat and vision) or the prompt (images); `''` for other requests. */
+  key: string;
+  /** The status answered; 0 while the request is pending and when no answer was sent (dropped, or the client left). */
+  status: number;
+}
+
+/** Counters over API requests (paths under `/v1/`) since the start or the last `reset()`. */
+export interface OfflineServerStats {
+  requests: number;
+  /** Requests received and not yet answered (or dropped). */
+  inFlight: number;
+  /** The most requests that were in flight at once. */
+  maxInFlight: number;
+  /** Answers by HTTP status; 0 counts requests that got no answer. */
+  byStatus: Record<number, number>;
+}
+
+/** A running offline server. Point the OpenAI SDK at it with `baseURL: server.url`. */
+export interface OfflineServer {
+  /** Base URL of the API, ending in `/v1`, e.g. `http://127.0.0.1:34567/v1`. */
+  readonly url: string;
+  readonly port: number;
+  /** Live counters: read them at any time, they are updated in place. */
+  readonly stats: OfflineServerStats;
+  /** The request log; stays empty when `recordRequests` is false. */
+  readonly requests: readonly RequestRecord[];
+  /** How many logged requests had this key (see {@link RequestRecord.key}); 0 when `recordRequests` is false. */
+  countByKey(key: string): number;
+  /** Replaces the fault rules; each starts with its full `times`. */
+  setFaults(rules: FaultRule[]): void;
+  /**
+   * Forgets past traffic: stats, the log, the quota count, rate-limit buckets and the prompt cache.
+   * Fault rules and their remaining `times` stay.
+   */
+  reset(): void;
+  /** Stops listening, drops open connections and pending answers; the process can then exit. */
+  close(): Promise<void>;
+}
+
+/** Starts an OpenAI-compatible server for offline runs, tests and benchmarks; see {@link OfflineServerOptions}. */
+export async function startOfflineServer(options: OfflineServerOptions = {}): Promise<OfflineServer> {
+  const server = new OfflineHttpServer(resolveOptions(options));
+  await server.listen();
+  return server;
+}
+
+/** How one endpoint reads and answers a request. */
+interface Route {
+  /** Model and key for fault matching and the log; lenient, never throws. */
+  describe(body: unknown): { model?: string; key: string };
+  /**
+   * Validates (throwing {@link ApiError}) and says what the request costs against a tokens-per-minute limit;
+   * `respond` builds the answer once the request is let through.
+   */
+  prepare(body: unknown): { tokens: number; respond(context: AnswerContext): unknown };
+}
+
+/** What an answer may need to know about the request it answers. */
+interface AnswerContext {
+  requestId: string;
+  /** `http://host:port` as the client addressed the server, for URLs it must be able to follow. */
+  origin: string;
+}
+
+/** What to do with a request once decided; it is done after the latency (plus a fault's delay). */
+type Outcome =
+  | { drop: true; delayMs: number }
+  | { drop: false; delayMs: number; status: number; body: unknown; headers: Record<string, string> };
+
+class OfflineHttpServer implements OfflineServer {
+  url = '';
+  port = 0;
+  readonly stats: OfflineServerStats = { requests: 0, inFlight: 0, maxInFlight: 0, byStatus: {} };
+  requests: RequestRecord[] = [];
+
+  readonly #options: ResolvedOptions;
+  readonly #http: Server;
+  readonly #faults: FaultInjector;
+  readonly #limiter: RateLimiter | undefined;
+  readonly #promptCache = new PromptCache();
+  readonly #files = new FileStore();
+  /** Latency and fault-delay timers, cleared on close so pending answers cannot hold the process open. */
+  readonly #timers = new Set<NodeJS.Timeout>();
+  readonly #routes: Record<string, Route>;
+  #keyCounts = new Map<string, number>();
+  /** Successful answers promised so far; counted when decided, so concurrent requests cannot overshoot the quota. */
+  #granted = 0;
+  #sequence = 0;
+  /** Set while `close()` waits for the last dropped request to be counted out. */
+  #drained: (() => void) | undefined;
+
+  constructor(options: ResolvedOptions) {
+    this.#options = options;
+    this.#faults = new FaultInjector(options.faults);
+    this.#limiter = options.rateLimit && new RateLimiter(options.rateLimit);
+    this.#http = createServer((request, response) => this.#handle(request, response));
+    this.#routes = {
+      'POST /v1/chat/completions': {
+        describe: describeChat,
+        prepare: (body) => {
+          const request = parseChatRequest(body);
+          return {
+            tokens: chatTokenEstimate(request),
+            respond: ({ requestId }) =>
+              buildChatCompletion(request, {
+                id: `chatcmpl-${requestId.slice('req_'.length)}`,
+                created: unixSeconds(),
+                cachedTokens: this.#promptCache.use(request.promptText, request.promptTokens),
+              }),
+          };
+        },
+      },
+      'POST /v1/images/generations': {
+        describe: describeImages,
+        prepare: (body) => {
+          const request = parseImageRequest(body);
+          return {
+            tokens: imageTokenEstimate(request),
+            respond: ({ origin }) =>
+              buildImagesResponse(request, {
+                created: unixSeconds(),
+                publish: (png) => `${origin}/files/${this.#files.add(png)}.png`,
+              }),
+          };
+        },
+      },
+      'GET /v1/models': {
+        describe: () => ({ key: '' }),
+        prepare: () => ({ tokens: 0, respond: () => listModels(unixSeconds()) }),
+      },
+    };
+  }
+
+  async listen(): Promise<void> {
+    const { host, port } = this.#options;
+    await new Promise<void>((resolve, reject) => {
+      this.#http.once('error', reject);
+      this.#http.listen(port, host, () => {
+        this.#http.off('error', reject);
+        resolve();
+      });
+    });
+    this.port = (this.#http.address() as AddressInfo).port;
+    this.url = `http://${urlHost(host)}:${this.port}/v1`;
+  }
+
+  countByKey(key: string): number {
+    return this.#keyCounts.get(key) ?? 0;
+  }
+
+  setFaults(rules: FaultRule[]): void {
+    this.#faults.set(validateFaultRules(rules, 'rules'));
+  }
+
+  reset(): void {
+    this.stats.requests = 0;
+    // Requests still in flight will finish and decrement, so the current count stays.
+    this.stats.maxInFlight = this.stats.inFlight;
+    this.stats.byStatus = {};
+    this.requests = [];
+    this.#keyCounts = new Map();
+    this.#granted = 0;
+    this.#limiter?.reset();
+    this.#promptCache.clear();
+  }
+
+  async close(): Promise<void> {
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+    const closed = new Promise<void>((resolve) => this.#http.close(() => resolve()));
+    this.#http.closeAllConnections();
+    await closed;
+    // Dropped responses report 'close' a tick later; wait so the stats are final once close() resolves.
+    if (this.stats.inFlight > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
+  }
+
+  #handle(request: IncomingMessage, response: ServerResponse): void {
+    const path = (request.url ?? '/').split('?', 1)[0] ?? '/';
+    if (request.method === 'GET' && path === '/health') {
+      response.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+    } else if (request.method === 'GET' && path.startsWith('/files/')) {
+      this.#serveFile(path, response);
+    } else if (path.startsWith('/v1/')) {
+      this.#handleApi(request, response, path).catch((error: unknown) => {
+        // Only a bug gets here: say so loudly, and answer the way the API reports its own failures.
+        console.error('offline server: unexpected error', error);
+        if (!response.headersSent) sendError(response, new ApiError(500, `Offline server bug: ${String(error)}`));
+      });
+    } else {
+      sendError(response, notFound(request.method, path));
+    }
+  }
+
+  #serveFile(path: string, response: ServerResponse): void {
+    const match = /^\/files\/([\w-]+)\.png$/.exec(path);
+    const bytes = match?.[1] === undefined ? undefined : this.#files.get(match[1]);
+    if (bytes === undefined) {
+      sendError(response, new ApiError(404, 'File not found or expired.'));
+      return;
+    }
+    response.writeHead(200, { 'content-type': 'image/png', 'content-length': bytes.length }).end(bytes);
+  }
+
+  async #handleApi(request: IncomingMessage, response: ServerResponse, path: string): Promise<void> {
+    const started = Date.now();
+    const requestId = `req_${(++this.#sequence).toString(16).padStart(12, '0')}`;
+    const { stats } = this;
+    stats.requests += 1;
+    stats.inFlight += 1;
+    stats.maxInFlight = Math.max(stats.maxInFlight, stats.inFlight);
+    const record: RequestRecord = { time: started, path, key: '', status: 0 };
+    // 'close' fires once the answer is flushed or the connection dies, whichever comes first.
+    response.once('close', () => {
+      stats.inFlight -= 1;
+      record.status = response.writableFinished ? response.statusCode : 0;
+      stats.byStatus[record.status] = (stats.byStatus[record.status] ?? 0) + 1;
+      if (stats.inFlight === 0) this.#drained?.();
+    });
+
+    let body: Buffer | undefined;
+    if (request.method === 'POST') {
+      try {
+        body = await readBody(request);
+      } catch {
+        return; // The client went away mid-upload; 'close' has counted it.
+      }
+    }
+    const { host } = request.headers;
+    const origin = host === undefined ? this.url.slice(0, -'/v1'.length) : `http://${host}`;
+    const outcome = this.#decide(request.method ?? 'GET', path, body, record, { requestId, origin });
+    if (this.#options.recordRequests) {
+      this.requests.push(record);
+      this.#keyCounts.set(record.key, (this.#keyCounts.get(record.key) ?? 0) + 1);
+    }
+
+    const delayMs = this.#options.latencyMs + outcome.delayMs;
+    if (delayMs > 0) await this.#sleep(delayMs);
+    if (response.destroyed) return;
+    if (outcome.drop) {
+      response.socket?.destroy();
+      return;
+    }
+    const headers = {
+      ...this.#limiter?.headers(),
+      ...outcome.headers,
+      'x-request-id': requestId,
+      'openai-processing-ms': String(Date.now() - started),
+    };
+    sendJson(response, outcome.status, outcome.body, headers);
+  }
+
+  /** Decides the answer. Order: route, JSON body, injected faults, quota, validation, rate limit. */
+  #decide(
+    method: string,
+    path: string,
+    body: Buffer | undefined,
+    record: RequestRecord,
+    context: AnswerContext,
+  ): Outcome {
+    try {
+      const route = this.#routes[`${method} ${path}`];
+      if (route === undefined) throw notFound(method, path);
+      const parsed = body === undefined ? undefined : parseJson(body);
+      Object.assign(record, route.describe(parsed));
+
+      const fault = this.#faults.take({ path, model: record.model, key: record.key });
+      if (fault?.drop === true) return { drop: true, delayMs: fault.delayMs ?? 0 };
+      if (fault !== undefined) return errorOutcome(faultError(fault), fault.delayMs ?? 0);
+      const { quota } = this.#options;
+      if (quota !== undefined && this.#granted >= quota.afterRequests) throw insufficientQuota();
+
+      const prepared = route.prepare(parsed);
+      const decision = this.#limiter?.take(prepared.tokens);
+      if (decision?.allowed === false) throw rateLimitError(decision, record.model ?? 'this model');
+      this.#granted += 1;
+      const answer = prepared.respond(context);
+      return { drop: false, delayMs: 0, status: 200, body: answer, headers: decision?.headers ?? {} };
+    } catch (error) {
+      if (error instanceof ApiError) return errorOutcome(error, 0);
+      throw error;
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#timers.delete(timer);
+        resolve();
+      }, ms);
+      this.#timers.add(timer);
+    });
+  }
+}
+
+const unixSeconds = (): number => Math.floor(Date.now() / 1000);
+
+/** Host part of the URL clients should use: wildcard addresses are reached through loopback. */
+function urlHost(host: string): string {
+  if (host === '0.0.0.0') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+const notFound = (method: string | undefined, path: string): ApiError =>
+  new ApiError(404, `Invalid URL (${method ?? 'GET'} ${path})`);
+
+const errorOutcome = (error: ApiError, delayMs: number): Outcome => ({
+  drop: false,
+  delayMs,
+  status: error.status,
+  body: error.body(),
+  headers: { ...error.headers },
+});
+
+async function readBody(request: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of request) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function parseJson(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new ApiError(
+      400,
+      'We could not parse the JSON body of your request. ' +
+        'The OpenAI API expects a JSON payload, but what was sent was not valid JSON.',
+    );
+  }
+}
+
+function sendJson(response: ServerResponse, status: number, body: unknown, headers: Readonly<Record<string, string>>) {
+  const text = JSON.stringify(body);
+  response
+    .writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+    .end(text);
+}
+
+function sendError(response: ServerResponse, error: ApiError): void {
+  sendJson(response, error.status, error.body(), error.headers);
+}

@@ -1,0 +1,79 @@
+import { join } from 'node:path';
+import OpenAI from 'openai';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Clock } from '../src/core/clock.js';
+import { loadJobs } from '../src/core/jobs/load.js';
+import { createPriceBook } from '../src/core/prices.js';
+import { runJobs, type RunEvent } from '../src/core/runner.js';
+import { startOfflineServer, type OfflineServer } from '../src/server/server.js';
+import { tempDir, writeJobs } from './helpers.js';
+
+let server: OfflineServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+/** A clock whose sleeps return at once and are remembered, so waits are asserted without waiting. */
+function fakeClock(): Clock & { sleeps: number[] } {
+  let now = Date.parse('2026-11-28T00:00:00Z');
+  const sleeps: number[] = [];
+  return {
+    sleeps,
+    now: () => now,
+    sleep: async (ms) => {
+      sleeps.push(ms);
+      now += ms;
+    },
+  };
+}
+
+async function setup(jobCount: number) {
+  const dir = await tempDir();
+  const file = await writeJobs(
+    dir,
+    Array.from({ length: jobCount }, (_, i) => ({ id: `j${i + 1}`, model: 'gpt-4o-mini', prompt: `Prompt ${i + 1}` })),
+  );
+  const { jobs, problems } = await loadJobs([file]);
+  expect(problems).toEqual([]);
+  const client = new OpenAI({ apiKey: 'offline', baseURL: server!.url, maxRetries: 0 });
+  return { dir, jobs, client, file };
+}
+
+describe('retry timing', () => {
+  it('waits exactly the retry-after-ms the server asks for after a 429, then succeeds', async () => {
+    server = await startOfflineServer({ faults: [{ status: 429, times: 1, retryAfterMs: 1500 }] });
+    const { dir, jobs, client, file } = await setup(1);
+    const clock = fakeClock();
+    const events: RunEvent[] = [];
+    const summary = await runJobs(jobs, {
+      outDir: join(dir, 'out'), client, prices: createPriceBook(), concurrency: 1, maxAttempts: 3, timeoutMs: 10_000,
+      files: [file], clock, onEvent: (event) => events.push(event),
+    });
+    expect(summary.ok).toBe(1);
+    expect(clock.sleeps).toEqual([1500]);
+    expect(events.filter((event) => event.type === 'retry')).toHaveLength(1);
+    expect(server.stats.requests).toBe(2);
+  });
+
+  it('reads retry-after in seconds when retry-after-ms is absent', async () => {
+    server = await startOfflineServer({ faults: [{ status: 429, times: 1, retryAfterSeconds: 7 }] });
+    const { dir, jobs, client, file } = await setup(1);
+    const clock = fakeClock();
+    await runJobs(jobs, { outDir: join(dir, 'out'), client, prices: createPriceBook(), concurrency: 1, maxAttempts: 3, timeoutMs: 10_000, files: [file], clock });
+    expect(clock.sleeps).toEqual([7000]);
+  });
+
+  it('backs off exponentially without a retry-after, and gives up after --max-attempts', async () => {
+    server = await startOfflineServer({ faults: [{ status: 503 }] });
+    const { dir, jobs, client, file } = await setup(1);
+    const clock = fakeClock();
+    const summary = await runJobs(jobs, {
+      outDir: join(dir, 'out'), client, prices: createPriceBook(), concurrency: 1, maxAttempts: 4, timeoutMs: 10_000,
+      files: [file], clock, random: () => 0.999999,
+    });
+    expect(summary.failed).toBe(1);
+    expect(server.stats.requests).toBe(4);
+    expect(clock.sleeps).toEqual([500, 1000, 2000]);
+  });
+});

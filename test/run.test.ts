@@ -1,0 +1,193 @@
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startOfflineServer, type OfflineServer, type OfflineServerOptions } from '../src/server/server.js';
+import { cli, readCsv, tempDir, writeJobs } from './helpers.js';
+
+let server: OfflineServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+async function serve(options: OfflineServerOptions = {}): Promise<{ env: Record<string, string> }> {
+  server = await startOfflineServer(options);
+  return { env: { OPENAI_API_KEY: 'sk-test-secret-key-1234567890', OPENAI_BASE_URL: server.url } };
+}
+
+const chatJobs = (count: number, model = 'gpt-4o-mini') =>
+  Array.from({ length: count }, (_, i) => ({ id: `q${i + 1}`, model, prompt: `Question number ${i + 1}` }));
+
+describe('nightshift run', () => {
+  it('never has more requests in flight than --concurrency', async () => {
+    const { env } = await serve({ latencyMs: 40 });
+    const dir = await tempDir();
+    const file = await writeJobs(dir, chatJobs(30));
+    const { code } = await cli(['run', file, '--out', join(dir, 'out'), '--concurrency', '4'], { env });
+    expect(code).toBe(0);
+    expect(server!.stats.requests).toBe(30);
+    expect(server!.stats.maxInFlight).toBe(4);
+  });
+
+  it('writes results.csv in input order with the documented columns and usage.csv with matching sums', async () => {
+    const { env } = await serve();
+    const dir = await tempDir();
+    const jobs = [
+      ...chatJobs(3),
+      { id: 'multi', model: 'gpt-5-mini', prompt: 'Reply with "quotes", commas, and\nseveral lines' },
+    ];
+    const file = await writeJobs(dir, jobs);
+    const out = join(dir, 'out');
+    const { code, stdout } = await cli(['run', file, '--out', out, '--concurrency', '3'], { env });
+    expect(code).toBe(0);
+    expect(stdout).toContain('4 jobs: 4 ok, 0 failed');
+
+    const results = await readCsv(join(out, 'results.csv'));
+    expect(Object.keys(results[0]!)).toEqual([
+      'id', 'kind', 'model', 'status', 'attempts', 'output', 'finish_reason', 'error', 'input_tokens',
+      'cached_input_tokens', 'output_tokens', 'reasoning_tokens', 'total_tokens', 'images', 'cost_usd',
+      'latency_ms', 'request_id', 'source', 'tags',
+    ]);
+    expect(results.map((row) => row.id)).toEqual(['q1', 'q2', 'q3', 'multi']);
+    for (const row of results) {
+      expect(row.status).toBe('ok');
+      expect(row.output.length).toBeGreaterThan(0);
+      expect(Number(row.total_tokens)).toBe(Number(row.input_tokens) + Number(row.output_tokens));
+      expect(Number(row.cost_usd)).toBeGreaterThan(0);
+      expect(row.request_id).toMatch(/^req_/);
+    }
+    expect(results[0]!.source).toBe(`${file}:1`);
+    expect(Number(results[3]!.reasoning_tokens)).toBeGreaterThan(0);
+
+    const usage = await readCsv(join(out, 'usage.csv'));
+    expect(usage.map((row) => `${row.model}/${row.kind}`)).toEqual(['gpt-4o-mini/chat', 'gpt-5-mini/chat', 'TOTAL/']);
+    const total = usage[2]!;
+    const sum = (column: string) => results.reduce((acc, row) => acc + Number(row[column]), 0);
+    for (const column of ['input_tokens', 'cached_input_tokens', 'output_tokens', 'reasoning_tokens']) {
+      expect(Number(total[column])).toBe(sum(column));
+    }
+    expect(Number(total.cost_usd)).toBeCloseTo(sum('cost_usd'), 6);
+    expect(total).toMatchObject({ jobs: '4', ok: '4', failed: '0', unpriced_jobs: '0' });
+  });
+
+  it('retries a 500 and succeeds', async () => {
+    const { env } = await serve({ faults: [{ status: 500, times: 2 }] });
+    const dir = await tempDir();
+    const file = await writeJobs(dir, chatJobs(1));
+    const { code } = await cli(['run', file, '--out', join(dir, 'out')], { env });
+    expect(code).toBe(0);
+    const [row] = await readCsv(join(dir, 'out', 'results.csv'));
+    expect(row).toMatchObject({ status: 'ok', attempts: '3' });
+    expect(server!.stats.requests).toBe(3);
+  });
+
+  it('does not retry a 400, records the error and exits 1 while the other jobs succeed', async () => {
+    const { env } = await serve({ faults: [{ status: 400, message: 'bad parameter', match: { promptIncludes: 'number 2' } }] });
+    const dir = await tempDir();
+    const file = await writeJobs(dir, chatJobs(3));
+    const { code } = await cli(['run', file, '--out', join(dir, 'out')], { env });
+    expect(code).toBe(1);
+    const rows = await readCsv(join(dir, 'out', 'results.csv'));
+    expect(rows.map((row) => row.status)).toEqual(['ok', 'failed', 'ok']);
+    expect(rows[1]).toMatchObject({ attempts: '1' });
+    expect(rows[1]!.error).toContain('400');
+    expect(server!.countByKey('Question number 2')).toBe(1);
+  });
+
+  it('stops the whole run with exit 3 when the quota runs out, sending nothing more', async () => {
+    const { env } = await serve({ quota: { afterRequests: 3 } });
+    const dir = await tempDir();
+    const file = await writeJobs(dir, chatJobs(10));
+    const { code, stderr } = await cli(['run', file, '--out', join(dir, 'out'), '--concurrency', '1'], { env });
+    expect(code).toBe(3);
+    expect(stderr).toMatch(/out of credit/);
+    expect(server!.stats.requests).toBe(4);
+    const rows = await readCsv(join(dir, 'out', 'results.csv'));
+    expect(rows).toHaveLength(10);
+    expect(rows.filter((row) => row.status === 'ok')).toHaveLength(3);
+    expect(rows.filter((row) => row.status === 'pending')).toHaveLength(7);
+  });
+
+  it('writes generated images to disk as PNG files named by the output pattern', async () => {
+    const { env } = await serve();
+    const dir = await tempDir();
+    const file = await writeJobs(dir, [
+      { id: 'one', kind: 'image', prompt: 'a lighthouse', size: '1024x1024', quality: 'low' },
+      { id: 'two', model: 'gpt-image-1-mini', prompt: 'a robot', n: 2, output: 'robots/{id}-{index}.png' },
+    ]);
+    const out = join(dir, 'out');
+    const { code } = await cli(['run', file, '--out', out], { env });
+    expect(code).toBe(0);
+    const rows = await readCsv(join(out, 'results.csv'));
+    expect(rows[0]!.output).toBe('images/one.png');
+    expect(rows[1]!.output).toBe('images/robots/two-1.png;images/robots/two-2.png');
+    expect(rows[1]!.images).toBe('2');
+    for (const path of ['images/one.png', 'images/robots/two-1.png', 'images/robots/two-2.png']) {
+      const bytes = await readFile(join(out, path));
+      expect(bytes.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+      expect(bytes.readUInt32BE(16)).toBe(1024);
+    }
+    expect(Number(rows[0]!.cost_usd)).toBeGreaterThan(0);
+  });
+
+  it('reports every problem in the job files with exit 2 and sends nothing', async () => {
+    const { env } = await serve();
+    const dir = await tempDir();
+    const file = await writeJobs(dir, [{ id: 'a', model: 'gpt-4o-mini' }, { id: 'b', kind: 'poem', prompt: 'x' }, { id: 'a', model: 'gpt-4o-mini', prompt: 'dup' }]);
+    const { code, stderr } = await cli(['run', file, '--out', join(dir, 'out')], { env });
+    expect(code).toBe(2);
+    expect(stderr).toContain(`${file}:1`);
+    expect(stderr).toContain(`${file}:2`);
+    expect(stderr).toContain(`${file}:3`);
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect(server!.stats.requests).toBe(0);
+    await expect(readdir(join(dir, 'out'))).rejects.toThrow();
+  });
+
+  it('never writes the API key to outputs, even when an error echoes it', async () => {
+    const key = 'sk-test-secret-key-1234567890';
+    const { env } = await serve({ faults: [{ status: 401, message: `Incorrect API key provided: ${key}` }] });
+    const dir = await tempDir();
+    const file = await writeJobs(dir, chatJobs(1));
+    const out = join(dir, 'out');
+    const { code, stdout, stderr } = await cli(['run', file, '--out', out], { env });
+    expect(code).toBe(1);
+    for (const name of ['results.csv', 'usage.csv', 'journal.jsonl']) {
+      expect(await readFile(join(out, name), 'utf8')).not.toContain(key);
+    }
+    expect(stdout + stderr).not.toContain(key);
+  });
+
+  it('needs an API key unless --offline', async () => {
+    const dir = await tempDir();
+    const file = await writeJobs(dir, chatJobs(1));
+    expect((await cli(['run', file, '--out', join(dir, 'a')])).code).toBe(2);
+    const offline = await cli(['run', file, '--out', join(dir, 'b'), '--offline']);
+    expect(offline.code).toBe(0);
+  });
+});
+
+describe('rerun on the same output folder', () => {
+  it('sends nothing for jobs that already succeeded and only the edited job after an edit', async () => {
+    const { env } = await serve();
+    const dir = await tempDir();
+    const out = join(dir, 'out');
+    const jobs = chatJobs(5);
+    const file = await writeJobs(dir, jobs);
+    expect((await cli(['run', file, '--out', out], { env })).code).toBe(0);
+    expect(server!.stats.requests).toBe(5);
+
+    const again = await cli(['run', file, '--out', out], { env });
+    expect(again.code).toBe(0);
+    expect(server!.stats.requests).toBe(5);
+    expect(again.stderr).toContain('5 already done');
+
+    jobs[2] = { ...jobs[2]!, prompt: 'An edited question' };
+    await writeJobs(dir, jobs);
+    expect((await cli(['run', file, '--out', out], { env })).code).toBe(0);
+    expect(server!.stats.requests).toBe(6);
+    expect(server!.countByKey('An edited question')).toBe(1);
+    const rows = await readCsv(join(out, 'results.csv'));
+    expect(rows.map((row) => row.id)).toEqual(['q1', 'q2', 'q3', 'q4', 'q5']);
+  });
+});
