@@ -135,12 +135,11 @@ function reportError(error: unknown, io: CliIO): number {
 export function formatProblems(problems: readonly Problem[]): string {
   return problems
     .map((problem) => {
-      const where = [problem.file, problem.line > 0 ? String(problem.line) : undefined, problem.column ? `column ${problem.column}` : undefined]
-        .filter(Boolean)
-        .join(':');
+      const where = problem.line > 0 ? `${problem.file}:${problem.line}` : problem.file;
+      const column = problem.column && problem.column !== problem.field ? ` (column ${problem.column})` : '';
       const field = problem.field ? `${problem.field}: ` : '';
       const job = problem.jobId ? ` (job ${problem.jobId})` : '';
-      return `${where}: ${field}${problem.message}${job}\n`;
+      return `${where}${column}: ${field}${problem.message}${job}\n`;
     })
     .join('');
 }

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { appendFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type OpenAI from 'openai';
@@ -240,6 +241,8 @@ class RunLoop {
     const onAbort = (): void => this.stop('aborted', 'Abandoning requests in flight.');
     stopSignal?.addEventListener('abort', onStop, { once: true });
     abortSignal?.addEventListener('abort', onAbort, { once: true });
+    // Every request in flight listens to the abort signal; that is expected, not a leak.
+    if (abortSignal) setMaxListeners(this.options.concurrency + 10, abortSignal);
     if (stopSignal?.aborted) onStop();
     if (abortSignal?.aborted) onAbort();
     try {
