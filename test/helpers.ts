@@ -1,6 +1,8 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parse } from 'csv-parse/sync';
 import { runMain, type CliIO } from '../src/cli/main.js';
 
@@ -35,4 +37,68 @@ export async function cli(args: string[], io: Partial<CliIO> = {}): Promise<{ co
 /** Reads a CSV with a header row into objects. */
 export async function readCsv(path: string): Promise<Record<string, string>[]> {
   return parse(await readFile(path, 'utf8'), { columns: true }) as Record<string, string>[];
+}
+
+/** The built CLI; `test/global-setup.ts` builds it before the tests run. */
+export const CLI_PATH = fileURLToPath(new URL('../dist/cli/index.js', import.meta.url));
+
+/** A CLI running in a child process, for what needs a real process: signals, SIGKILL, a second process. */
+export interface SpawnedCli {
+  child: ChildProcess;
+  /** Everything written to stdout and stderr so far. */
+  output(): { stdout: string; stderr: string };
+  /** Resolves when the process has exited: its exit code, or the signal that killed it. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * Runs `node dist/cli/index.js ...args` in `cwd` (a temp folder, so no stray `.env` is read) with only the
+ * given variables and PATH in its environment.
+ */
+export function spawnCli(args: string[], options: { cwd: string; env: Record<string, string> }): SpawnedCli {
+  const child = spawn(process.execPath, [CLI_PATH, ...args], {
+    cwd: options.cwd,
+    env: { PATH: process.env.PATH ?? '', ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+  child.stderr!.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('close', (code, signal) => resolve({ code, signal })),
+  );
+  return { child, output: () => ({ stdout, stderr }), exited };
+}
+
+/** Polls `condition` every few milliseconds until it holds; fails after `timeoutMs`. */
+export async function waitFor(condition: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+/** Every line of a journal that parses, in order; a torn line (from a killed process) is left out. */
+export async function journalLines(outDir: string): Promise<Record<string, unknown>[]> {
+  let text: string;
+  try {
+    text = await readFile(join(outDir, 'journal.jsonl'), 'utf8');
+  } catch {
+    return [];
+  }
+  return text.split('\n').flatMap((line) => {
+    try {
+      return [JSON.parse(line) as Record<string, unknown>];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** The ids of the jobs the journal records as succeeded. */
+export async function succeededIds(outDir: string): Promise<Set<string>> {
+  const lines = await journalLines(outDir);
+  return new Set(lines.filter((line) => line.type === 'job' && line.state === 'done').map((line) => String(line.id)));
 }

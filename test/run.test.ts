@@ -51,7 +51,7 @@ describe('nightshift run', () => {
     expect(results.map((row) => row.id)).toEqual(['q1', 'q2', 'q3', 'multi']);
     for (const row of results) {
       expect(row.status).toBe('ok');
-      expect(row.output.length).toBeGreaterThan(0);
+      expect(row.output).not.toBe('');
       expect(Number(row.total_tokens)).toBe(Number(row.input_tokens) + Number(row.output_tokens));
       expect(Number(row.cost_usd)).toBeGreaterThan(0);
       expect(row.request_id).toMatch(/^req_/);
@@ -156,6 +156,29 @@ describe('nightshift run', () => {
       expect(await readFile(join(out, name), 'utf8')).not.toContain(key);
     }
     expect(stdout + stderr).not.toContain(key);
+  });
+
+  it('never writes a key of any shape to any output or the terminal when errors echo the request headers', async () => {
+    const key = 'proj-key-ABCDEFGH12345678';
+    server = await startOfflineServer({
+      faults: [
+        { status: 500, retryAfterMs: 1, message: `Upstream failed; request had Authorization: Bearer ${key}`, match: { promptIncludes: 'number 1' } },
+        { status: 429, type: 'insufficient_quota', code: 'insufficient_quota', message: `No credit for key ${key}`, match: { promptIncludes: 'number 3' } },
+      ],
+    });
+    const env = { OPENAI_API_KEY: key, OPENAI_BASE_URL: server.url };
+    const dir = await tempDir();
+    const file = await writeJobs(dir, chatJobs(3));
+    const out = join(dir, 'out');
+    const { code, stdout, stderr } = await cli(['run', file, '--out', out, '--concurrency', '1', '--max-attempts', '2'], { env });
+    expect(code).toBe(3);
+    expect(stderr).toContain('[redacted]');
+    expect(stdout + stderr).not.toContain(key);
+    const names = await readdir(out, { recursive: true, withFileTypes: true });
+    for (const entry of names.filter((name) => name.isFile())) {
+      const text = await readFile(join(entry.parentPath, entry.name), 'latin1');
+      expect(text, entry.name).not.toContain(key);
+    }
   });
 
   it('needs an API key unless --offline', async () => {

@@ -1,17 +1,21 @@
-import { readFile, rename, stat } from 'node:fs/promises';
+import { readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import yargs from 'yargs';
 import { NightshiftError } from '../core/errors.js';
 import { JOURNAL_FILE, readJournal } from '../core/journal.js';
+import { acquireLock } from '../core/lock.js';
 import { loadJobs } from '../core/jobs/load.js';
 import { createPriceBook, parsePriceOverrides, type PriceBook } from '../core/prices.js';
 import { createRedactor } from '../core/redact.js';
 import { runJobs } from '../core/runner.js';
-import type { Problem } from '../core/types.js';
+import type { Job, Problem } from '../core/types.js';
+import { worstCaseCost } from '../core/estimate.js';
 import { startOfflineServer } from '../server/server.js';
+import { ESTIMATE_FLAGS, estimateCommand } from './estimate.js';
 import { RUN_FLAGS, resolveRunFlags, usage, type RunFlags } from './options.js';
 import { formatSummary, Progress } from './progress.js';
+import { REPORT_FLAGS, reportCommand } from './report.js';
 
 /** What the CLI may touch of the outside world; `index.ts` passes the real process's. */
 export interface CliIO {
@@ -67,6 +71,22 @@ export async function runMain(args: string[], io: CliIO): Promise<number> {
       },
     )
     .command(
+      'estimate <files..>',
+      'Estimate tokens and cost of job files, leaving out jobs already done in the output folder; sends nothing',
+      (y) => y.positional('files', { type: 'string', array: true, description: 'Job files (.json, .jsonl, .csv)' }).options(ESTIMATE_FLAGS),
+      (argv) => {
+        command = estimateCommand(argv as Record<string, unknown>, io);
+      },
+    )
+    .command(
+      'report <folders..>',
+      'Summarize usage and cost from the journals of output folders; sends nothing',
+      (y) => y.positional('folders', { type: 'string', array: true, description: 'Output folders of runs' }).options(REPORT_FLAGS),
+      (argv) => {
+        command = reportCommand(argv as Record<string, unknown>, io);
+      },
+    )
+    .command(
       'serve',
       'Start the offline OpenAI-compatible server and print its base URL',
       (y) =>
@@ -81,7 +101,7 @@ export async function runMain(args: string[], io: CliIO): Promise<number> {
         command = serveCommand(argv as Record<string, unknown>, io);
       },
     )
-    .demandCommand(1, 'Name a command: run, validate or serve')
+    .demandCommand(1, 'Name a command: run, validate, estimate, report or serve')
     .strict()
     .exitProcess(false)
     .help()
@@ -144,7 +164,8 @@ export function formatProblems(problems: readonly Problem[]): string {
     .join('');
 }
 
-async function loadOrExplain(files: string[], defaults: { model?: string; system?: string }, io: CliIO) {
+/** Loads and validates job files; on any problem prints them all and throws `E_VALIDATION` (exit 2). */
+export async function loadOrExplain(files: string[], defaults: { model?: string; system?: string }, io: CliIO) {
   const { jobs, problems } = await loadJobs(files, { defaults });
   if (problems.length > 0) {
     io.stderr(formatProblems(problems));
@@ -169,7 +190,8 @@ async function validateCommand(files: string[], argv: Record<string, unknown>, i
   return EXIT.ok;
 }
 
-async function loadPrices(path: string | undefined): Promise<PriceBook> {
+/** The price book, with the `--prices` file's overrides when one is given. */
+export async function loadPrices(path: string | undefined): Promise<PriceBook> {
   if (!path) return createPriceBook();
   let json: unknown;
   try {
@@ -205,6 +227,34 @@ function apiClient(env: CliIO['env'], flags: RunFlags, offlineUrl?: string): Ope
   });
 }
 
+/**
+ * A budget can only be kept for jobs whose worst case is known: refuse, before anything is sent, when a
+ * model has no price.
+ */
+function budgetFor(jobs: readonly Job[], prices: PriceBook, limitUsd: number): { limitUsd: number; worstCaseUsd: (job: Job) => number } {
+  const worst = new Map<Job, number>();
+  const unpriced = new Set<string>();
+  for (const job of jobs) {
+    const usd = worstCaseCost(job, prices);
+    if (usd === null) unpriced.add(job.model);
+    else worst.set(job, usd);
+  }
+  if (unpriced.size > 0) {
+    throw new NightshiftError(
+      'E_USAGE',
+      `--budget needs a price for every model, and there is none for ${[...unpriced].join(', ')}. Add them with --prices FILE.`,
+    );
+  }
+  return { limitUsd, worstCaseUsd: (job) => worst.get(job)! };
+}
+
+/** How to continue after a stop: the same command, without the flags that would send finished jobs again. */
+function resumeHint(flags: RunFlags): string {
+  const drop = [...(flags.fresh ? ['--fresh'] : []), ...(flags.force ? ['--force'] : [])];
+  const command = drop.length > 0 ? `the same command again without ${drop.join(' and ')}` : 'the same command again';
+  return `Outputs are written. To continue, run ${command}: finished jobs are not sent twice.`;
+}
+
 /** Applies --fresh: the old journal is kept beside the new one (for audit) and the CSV views are rebuilt. */
 async function startFresh(outDir: string, force: boolean): Promise<void> {
   const path = join(outDir, JOURNAL_FILE);
@@ -213,16 +263,29 @@ async function startFresh(outDir: string, force: boolean): Promise<void> {
     () => false,
   );
   if (!exists) return;
-  const state = await readJournal(path);
-  const finished = [...state.jobs.values()].filter((record) => record.state === 'done').length;
-  if (finished > 0 && !force) {
-    throw new NightshiftError(
-      'E_USAGE',
-      `${outDir} holds ${finished} finished job${finished === 1 ? '' : 's'}; --fresh would send them again. Add --force to do so, or choose another --out.`,
-    );
+  // Under the folder's lock: moving the journal of a run in progress would make it send everything again.
+  const release = await acquireLock(outDir);
+  try {
+    const state = await readJournal(path);
+    // Any success counts, including one a later edit superseded: a plain rerun could still reuse it.
+    const finished = state.successes.size;
+    if (finished > 0 && !force) {
+      throw new NightshiftError(
+        'E_USAGE',
+        `${outDir} holds ${finished} finished job${finished === 1 ? '' : 's'}; --fresh would send them again. Add --force to do so, or choose another --out.`,
+      );
+    }
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    try {
+      await rename(path, join(outDir, `journal-${stamp}.jsonl`));
+      // The views of the old journal go too, so they are never taken for this run's results.
+      await Promise.all(['results.csv', 'usage.csv'].map((name) => rm(join(outDir, name), { force: true })));
+    } catch (error) {
+      throw new NightshiftError('E_OUTPUT', `Cannot start afresh in ${outDir}: ${(error as Error).message}`, { outDir }, { cause: error });
+    }
+  } finally {
+    await release();
   }
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  await rename(path, join(outDir, `journal-${stamp}.jsonl`));
 }
 
 async function runCommand(flags: RunFlags, io: CliIO): Promise<number> {
@@ -232,6 +295,7 @@ async function runCommand(flags: RunFlags, io: CliIO): Promise<number> {
   const server = flags.offline ? await startOfflineServer() : undefined;
   try {
     const client = apiClient(io.env, flags, server?.url);
+    const budget = flags.budgetUsd === undefined ? undefined : budgetFor(jobs, prices, flags.budgetUsd);
     if (flags.fresh) await startFresh(flags.outDir, flags.force);
     const progress = flags.quiet ? undefined : new Progress({ write: io.stderr, isTTY: io.isTTY, intervalSeconds: flags.progressIntervalSeconds });
     io.onRunStart?.(flags.graceMs);
@@ -242,11 +306,13 @@ async function runCommand(flags: RunFlags, io: CliIO): Promise<number> {
         client,
         prices,
         concurrency: flags.concurrency,
+        ...(flags.rpm !== undefined ? { rpm: flags.rpm } : {}), ...(flags.tpm !== undefined ? { tpm: flags.tpm } : {}),
         maxAttempts: flags.maxAttempts,
         timeoutMs: flags.timeoutMs,
         files: flags.files,
         mode: { force: flags.force && !flags.fresh, onlyFailed: flags.onlyFailed },
         redact: createRedactor([io.env.OPENAI_API_KEY]),
+        ...(budget ? { budget } : {}),
         ...(io.stopSignal ? { stopSignal: io.stopSignal } : {}),
         ...(io.abortSignal ? { abortSignal: io.abortSignal } : {}),
         ...(progress ? { onEvent: (event) => progress.handle(event) } : {}),
@@ -261,8 +327,8 @@ async function runCommand(flags: RunFlags, io: CliIO): Promise<number> {
       }
     }
     if (summary.stopReason) {
-      io.stderr(`${summary.stopMessage}\nOutputs are written. To continue, run the same command again: finished jobs are not sent twice.\n`);
-      return summary.stopReason === 'quota' ? EXIT.stopped : EXIT.interrupted;
+      io.stderr(`${summary.stopMessage}\n${resumeHint(flags)}\n`);
+      return summary.stopReason === 'quota' || summary.stopReason === 'budget' ? EXIT.stopped : EXIT.interrupted;
     }
     return summary.failed > 0 ? EXIT.jobsFailed : EXIT.ok;
   } finally {

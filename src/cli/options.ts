@@ -14,12 +14,15 @@ export const RUN_FLAGS = {
   system: { type: 'string', description: 'System prompt for chat and vision jobs that have none' },
   offline: { type: 'boolean', default: false, description: 'Run against the built-in offline server (no key, no cost)' },
   prices: { type: 'string', description: 'JSON file of prices that override or add to the built-in table' },
+  budget: { type: 'number', description: 'Spending cap in USD for the output folder, earlier runs included; stops before a job that might pass it' },
   fresh: { type: 'boolean', default: false, description: 'Start over in the output folder (needs --force if it holds results)' },
   force: { type: 'boolean', default: false, description: 'Send every job again, even those already done; with --fresh, discard results' },
   'only-failed': { type: 'boolean', default: false, description: 'Rerun only the jobs that failed last time' },
   quiet: { type: 'boolean', default: false, description: 'No progress and no summary' },
   'progress-interval': { type: 'number', default: 30, description: 'Seconds between status lines when output is not a terminal' },
   grace: { type: 'number', default: 30, description: 'Seconds in-flight requests get to finish after Ctrl-C' },
+  rpm: { type: 'number', description: 'Requests per minute to stay under (default: learned for each model from x-ratelimit headers)' },
+  tpm: { type: 'number', description: 'Tokens per minute to stay under, counting prompt + max output (default: learned like --rpm)' },
 } as const;
 
 /** `nightshift run` flags after checking. */
@@ -33,12 +36,17 @@ export interface RunFlags {
   system?: string;
   offline: boolean;
   prices?: string;
+  budgetUsd?: number;
   fresh: boolean;
   force: boolean;
   onlyFailed: boolean;
   quiet: boolean;
   progressIntervalSeconds: number;
   graceMs: number;
+  /** Fixed requests-per-minute limit; unset: learned from headers. */
+  rpm?: number;
+  /** Fixed tokens-per-minute limit; unset: learned from headers. */
+  tpm?: number;
 }
 
 /** Checks `run`'s flags eagerly, naming the bad value, before any file is read. */
@@ -63,6 +71,9 @@ export function resolveRunFlags(argv: Record<string, unknown>): RunFlags {
   if (typeof argv.model === 'string') flags.model = argv.model;
   if (typeof argv.system === 'string') flags.system = argv.system;
   if (typeof argv.prices === 'string') flags.prices = argv.prices;
+  if (argv.rpm !== undefined) flags.rpm = integer(argv, 'rpm', 1, 100_000_000);
+  if (argv.tpm !== undefined) flags.tpm = integer(argv, 'tpm', 1, 100_000_000_000);
+  if (argv.budget !== undefined) flags.budgetUsd = number(argv, 'budget', 0);
   if (flags.onlyFailed && flags.fresh) throw usage('--only-failed and --fresh contradict each other: a fresh run has no failures to rerun');
   return flags;
 }

@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { open, stat, truncate, type FileHandle } from 'node:fs/promises';
+import { appendFile, open, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { JobKind, Usage } from './types.js';
 
@@ -64,37 +64,71 @@ export type JournalRecord = JobRecord | RunRecord;
 export interface JournalState {
   /** The latest record of each job id. */
   jobs: Map<string, JobRecord>;
+  /**
+   * The latest success of each job id for each request (fingerprint) it succeeded with, so that a request
+   * edited and then restored finds its earlier success instead of being paid for again.
+   */
+  successes: Map<string, Map<string, JobRecord>>;
   runs: number;
+  /** Dollars spent by every request the journal records (priced ones), across all runs in the folder. */
+  spentUsd: number;
   warnings: string[];
 }
 
+/** Options of {@link readJournalRecords}. */
+export interface ReadJournalOptions {
+  /** Called with a `path:line: ...` message for each line skipped because it does not parse. */
+  onWarning?: (warning: string) => void;
+}
+
 /**
- * Reads a journal line by line (flat memory apart from the one record kept per job). A torn last line,
- * left by a process killed mid-write, is skipped with a warning; so is any line that does not parse.
+ * Streams every record of a journal, oldest first, one line at a time (flat memory whatever the journal's size).
+ * A missing or empty journal yields nothing. A torn last line, left by a process killed mid-write, is skipped
+ * with a warning; so is any line that does not parse as a record.
  */
-export async function readJournal(path: string): Promise<JournalState> {
-  const state: JournalState = { jobs: new Map(), runs: 0, warnings: [] };
+export async function* readJournalRecords(path: string, options: ReadJournalOptions = {}): AsyncGenerator<JournalRecord> {
   let size: number;
   try {
     size = (await stat(path)).size;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return state;
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw error;
   }
-  if (size === 0) return state;
+  if (size === 0) return;
   const lines = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity });
   let lineNumber = 0;
   for await (const line of lines) {
     lineNumber++;
     if (line.trim() === '') continue;
-    let record: JournalRecord;
-    try {
-      record = JSON.parse(line) as JournalRecord;
-    } catch {
-      state.warnings.push(`${path}:${lineNumber}: skipped an incomplete journal line (a process was probably killed while writing it)`);
-      continue;
+    const record = parseRecord(line);
+    if (record) yield record;
+    else options.onWarning?.(`${path}:${lineNumber}: skipped an incomplete journal line (a process was probably killed while writing it)`);
+  }
+}
+
+/** One journal line as a record, or undefined when it is torn or not a record. */
+function parseRecord(line: string): JournalRecord | undefined {
+  let record: unknown;
+  try {
+    record = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  return typeof record === 'object' && record !== null && 'type' in record ? (record as JournalRecord) : undefined;
+}
+
+/** Reads a journal keeping the latest record per job (see {@link readJournalRecords} for what is skipped). */
+export async function readJournal(path: string): Promise<JournalState> {
+  const state: JournalState = { jobs: new Map(), successes: new Map(), runs: 0, spentUsd: 0, warnings: [] };
+  for await (const record of readJournalRecords(path, { onWarning: (warning) => state.warnings.push(warning) })) {
+    if (record.type === 'job') {
+      state.jobs.set(record.id, record);
+      if (record.state === 'done') {
+        const byRequest = state.successes.get(record.id) ?? new Map<string, JobRecord>();
+        state.successes.set(record.id, byRequest.set(record.fingerprint, record));
+      }
+      if (record.costUsd !== null) state.spentUsd += record.costUsd;
     }
-    if (record.type === 'job') state.jobs.set(record.id, record);
     else if (record.type === 'run') state.runs++;
   }
   return state;
@@ -178,15 +212,25 @@ async function cutTornTail(path: string): Promise<void> {
       if (end === size && buffer[buffer.length - 1] === 0x0a) return;
       const index = buffer.lastIndexOf(0x0a);
       if (index >= 0) {
-        await handle.close();
-        await truncate(path, start + index + 1);
+        await endTail(handle, path, start + index + 1, size);
         return;
       }
       end = start;
     }
-    await handle.close();
-    await truncate(path, 0);
+    await endTail(handle, path, 0, size);
   } finally {
     await handle.close().catch(() => {});
   }
+}
+
+/**
+ * Ends the journal at the last full line. A last line that is a complete record and lost only its newline is
+ * kept (given its newline): readers count it, so cutting it would forget a job this run already took as done.
+ */
+async function endTail(handle: FileHandle, path: string, from: number, size: number): Promise<void> {
+  const tail = Buffer.alloc(size - from);
+  await handle.read(tail, 0, tail.length, from);
+  await handle.close();
+  if (parseRecord(tail.toString('utf8'))) await appendFile(path, '\n');
+  else await truncate(path, from);
 }

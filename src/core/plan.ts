@@ -31,7 +31,12 @@ export type Decision =
  * success produced, which is how a deleted or damaged image is noticed.
  */
 export async function decide(job: Job, fp: string, record: JobRecord | undefined, outDir: string, mode: PlanMode): Promise<Decision> {
-  if (mode.onlyFailed) return record?.state === 'failed' ? { action: 'rerun', reason: 'failed' } : { action: 'leave' };
+  if (mode.onlyFailed) {
+    if (record?.state === 'failed') return { action: 'rerun', reason: 'failed' };
+    // What is already done still counts as done (and renamed images cost nothing); only sending is held back.
+    const decision = await decide(job, fp, record, outDir, {});
+    return decision.action === 'skip' || decision.action === 'move' ? decision : { action: 'leave' };
+  }
   if (!record) return { action: 'new' };
   if (mode.force) return { action: 'rerun', reason: 'forced' };
   if (record.state !== 'done') return { action: 'rerun', reason: 'failed' };

@@ -3,7 +3,7 @@ import { rename, rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import { stringify } from 'csv-stringify/sync';
 import type { JobRecord } from './journal.js';
-import { zeroUsage, type Job, type JobKind, type Usage } from './types.js';
+import { zeroUsage, type Job, type Usage } from './types.js';
 
 /** Columns of `results.csv`, one row per job in input order. */
 export const RESULT_COLUMNS = [
@@ -28,10 +28,8 @@ export const RESULT_COLUMNS = [
   'tags',
 ] as const;
 
-/** Columns of `usage.csv`: one row per model and kind, then `TOTAL`. */
-export const USAGE_COLUMNS = [
-  'model',
-  'kind',
+/** The columns of a usage table after its key columns: counts, token sums and cost. */
+export const USAGE_METRIC_COLUMNS = [
   'jobs',
   'ok',
   'failed',
@@ -43,6 +41,9 @@ export const USAGE_COLUMNS = [
   'cost_usd',
   'unpriced_jobs',
 ] as const;
+
+/** Columns of `usage.csv`: one row per model and kind, then `TOTAL`. */
+export const USAGE_COLUMNS = ['model', 'kind', ...USAGE_METRIC_COLUMNS] as const;
 
 /**
  * A job's status in the results: `ok` and `failed` come from the journal; `pending` means the job has no
@@ -91,10 +92,10 @@ export function resultLine(job: Job, record: JobRecord | undefined): string {
 
 export const resultsHeader = (): string => stringify([[...RESULT_COLUMNS]]);
 
-/** Running totals for one `usage.csv` row. */
+/** Running totals for one row of a usage table. */
 export interface UsageGroup {
-  model: string;
-  kind: JobKind | '';
+  /** One value per key column of the table; the TOTAL row's are `TOTAL` then empty. */
+  keys: readonly string[];
   jobs: number;
   ok: number;
   failed: number;
@@ -103,34 +104,65 @@ export interface UsageGroup {
   unpricedJobs: number;
 }
 
-/** Sums jobs by model and kind, in first-seen order, with a TOTAL row at the end. */
-export class UsageSummary {
-  private readonly groups = new Map<string, UsageGroup>();
-  readonly total: UsageGroup = emptyGroup('TOTAL', '');
+/** How a {@link UsageTable} groups what it is given into rows. */
+export interface UsageGrouping<T> {
+  /** The key columns, which come first in the CSV. */
+  readonly columns: readonly string[];
+  /** The rows `item` counts in, each as one value per key column. An item may count in several rows; the TOTAL counts it once. */
+  keysOf(item: T): readonly (readonly string[])[];
+  /** Rows in key order rather than first-seen order. */
+  readonly sorted?: boolean;
+}
 
-  add(job: Pick<Job, 'model' | 'kind'>, record: JobRecord | undefined): void {
-    const key = `${job.model}\u0000${job.kind}`;
-    let group = this.groups.get(key);
-    if (!group) {
-      group = emptyGroup(job.model, job.kind);
-      this.groups.set(key, group);
+/** `usage.csv`'s grouping: one row per model and kind. */
+export const BY_MODEL_AND_KIND: UsageGrouping<Pick<Job, 'model' | 'kind'>> = {
+  columns: ['model', 'kind'],
+  keysOf: (job) => [[job.model, job.kind]],
+};
+
+/** Sums jobs' records into rows chosen by a {@link UsageGrouping}, with a TOTAL row at the end. */
+export class UsageTable<T> {
+  private readonly groups = new Map<string, UsageGroup>();
+  private readonly unpriced = new Set<string>();
+  readonly total: UsageGroup;
+
+  constructor(private readonly grouping: UsageGrouping<T>) {
+    this.total = emptyGroup(grouping.columns.map((_, index) => (index === 0 ? 'TOTAL' : '')));
+  }
+
+  /** Counts one job (`record` undefined: not finished) in its rows and in the total. */
+  add(item: T, record: JobRecord | undefined): void {
+    for (const keys of this.grouping.keysOf(item)) {
+      const id = keys.join('\u0000');
+      let group = this.groups.get(id);
+      if (!group) {
+        group = emptyGroup(keys);
+        this.groups.set(id, group);
+      }
+      addTo(group, record);
     }
-    for (const target of [group, this.total]) addTo(target, record);
+    addTo(this.total, record);
+    if (record?.costUsd === null) this.unpriced.add(record.model);
   }
 
   /** Models whose cost is unknown, for the warning that says so. */
   unpricedModels(): string[] {
-    return [...this.groups.values()].filter((group) => group.unpricedJobs > 0).map((group) => group.model);
+    return [...this.unpriced];
   }
 
   rows(): UsageGroup[] {
-    return [...this.groups.values(), this.total];
+    const groups = [...this.groups.values()];
+    if (this.grouping.sorted) groups.sort((a, b) => compareKeys(a.keys, b.keys));
+    return [...groups, this.total];
   }
 
-  toCsv(): string {
+  /**
+   * The table as rows of cells, header first. A group with any unpriced job shows no cost for the group itself;
+   * the TOTAL shows the priced part and `unpriced_jobs` says it is incomplete.
+   */
+  table(): (string | number)[][] {
     const lines = this.rows().map((group) => [
-      group.model,
-      group.kind,
+      ...group.keys,
       group.jobs,
       group.ok,
       group.failed,
@@ -139,17 +171,35 @@ export class UsageSummary {
       group.usage.output_tokens,
       group.usage.reasoning_tokens,
       group.usage.images,
-      // A group with any unpriced job shows no cost for the model itself; the TOTAL shows the priced part
-      // and `unpriced_jobs` says it is incomplete.
-      group.unpricedJobs > 0 && group.model !== 'TOTAL' ? '' : formatUsd(group.costUsd),
+      group.unpricedJobs > 0 && group !== this.total ? '' : formatUsd(group.costUsd),
       group.unpricedJobs,
     ]);
-    return stringify([[...USAGE_COLUMNS], ...lines]);
+    return [[...this.grouping.columns, ...USAGE_METRIC_COLUMNS], ...lines];
+  }
+
+  toCsv(): string {
+    return stringify(this.table());
   }
 }
 
-function emptyGroup(model: string, kind: JobKind | ''): UsageGroup {
-  return { model, kind, jobs: 0, ok: 0, failed: 0, usage: zeroUsage(), costUsd: 0, unpricedJobs: 0 };
+/** `usage.csv`: sums jobs by model and kind, in first-seen order, with a TOTAL row at the end. */
+export class UsageSummary extends UsageTable<Pick<Job, 'model' | 'kind'>> {
+  constructor() {
+    super(BY_MODEL_AND_KIND);
+  }
+}
+
+/** Code-point order, so that a report sorts the same on every machine whatever its locale. */
+function compareKeys(a: readonly string[], b: readonly string[]): number {
+  for (const [index, key] of a.entries()) {
+    const other = b[index] ?? '';
+    if (key !== other) return key < other ? -1 : 1;
+  }
+  return 0;
+}
+
+function emptyGroup(keys: readonly string[]): UsageGroup {
+  return { keys, jobs: 0, ok: 0, failed: 0, usage: zeroUsage(), costUsd: 0, unpricedJobs: 0 };
 }
 
 function addTo(group: UsageGroup, record: JobRecord | undefined): void {

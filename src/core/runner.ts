@@ -1,8 +1,10 @@
 import { setMaxListeners } from 'node:events';
 import { appendFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { APIError } from 'openai';
 import type OpenAI from 'openai';
 import { systemClock, type Clock } from './clock.js';
+import { Budget } from './budget.js';
 import { costOf, type CostOptions } from './cost.js';
 import { NightshiftError } from './errors.js';
 import { executeJob, safeTarget, type AttemptResult } from './execute.js';
@@ -12,12 +14,14 @@ import { JOURNAL_FILE, JournalWriter, readJournal, type JobRecord, type JournalS
 import { acquireLock } from './lock.js';
 import { decide, type Decision, type PlanMode } from './plan.js';
 import type { PriceBook } from './prices.js';
+import { RateScheduler } from './rate-limit.js';
+import { countedTokens, requestTokens } from './rate-limit-tokens.js';
 import { resultLine, resultsHeader, UsageSummary, writeLinesAtomic } from './results.js';
 import { backoffDelay, classifyError, type AttemptError } from './retry.js';
 import { zeroUsage, type Job, type Usage } from './types.js';
 
 /** Why a run ended before every job had an outcome. */
-export type StopReason = 'quota' | 'interrupted' | 'aborted';
+export type StopReason = 'quota' | 'budget' | 'interrupted' | 'aborted';
 
 /** Progress and diagnostics, for the CLI's progress display. */
 export type RunEvent =
@@ -35,6 +39,10 @@ export interface RunOptions {
   prices: PriceBook;
   /** Requests in flight at most. */
   concurrency: number;
+  /** Requests per minute to stay under, for the whole run. Unset: learned for each model from `x-ratelimit-*` headers. */
+  rpm?: number;
+  /** Tokens per minute (prompt plus output bound) to stay under, for the whole run. Unset: learned like `rpm`. */
+  tpm?: number;
   /** Attempts per job, the first included. */
   maxAttempts: number;
   /** Per-request timeout, in milliseconds. */
@@ -53,6 +61,11 @@ export interface RunOptions {
   /** Flush the journal to disk after each write (group-committed). @default true */
   durable?: boolean;
   onEvent?: (event: RunEvent) => void;
+  /**
+   * A spending cap in dollars for the output folder, earlier runs included. Each job's worst-case cost is
+   * reserved before it is sent; when the next job does not fit, dispatching stops.
+   */
+  budget?: { limitUsd: number; worstCaseUsd: (job: Job) => number };
 }
 
 /** The outcome of a run, for the final summary and the exit status. */
@@ -92,6 +105,12 @@ export async function runJobs(jobs: readonly Job[], options: RunOptions): Promis
     for (const message of state.warnings) emit({ type: 'warning', message });
 
     const fingerprints = jobs.map((job) => fingerprint(job));
+    // A job answers with the success its current request already had, even if a later edit ran since:
+    // undoing an edit must not pay for the same request twice.
+    for (const [index, job] of jobs.entries()) {
+      const success = state.successes.get(job.id)?.get(fingerprints[index]!);
+      if (success) state.jobs.set(job.id, success);
+    }
     const decisions: Decision[] = [];
     for (const [index, job] of jobs.entries()) {
       decisions.push(await decide(job, fingerprints[index]!, state.jobs.get(job.id), outDir, options.mode ?? {}));
@@ -107,11 +126,12 @@ export async function runJobs(jobs: readonly Job[], options: RunOptions): Promis
     };
     emit({ type: 'planned', ...planned });
 
-    const journal = await JournalWriter.open(journalPath, { durable: options.durable ?? true });
+    const journal = await writeOutput(journalPath, () => JournalWriter.open(journalPath, { durable: options.durable ?? true }));
     const resultsPath = join(outDir, 'results.csv');
     try {
-      await journal.append({ type: 'run', startedAt: new Date(clock.now()).toISOString(), files: options.files, jobs: jobs.length });
-      await applyMoves(jobs, decisions, state, journal, outDir, clock);
+      const runRecord = { type: 'run', startedAt: new Date(clock.now()).toISOString(), files: options.files, jobs: jobs.length } as const;
+      await writeOutput(journalPath, () => journal.append(runRecord));
+      await writeOutput(join(outDir, 'images'), () => applyMoves(jobs, decisions, state, journal, outDir, clock));
       // Start results.csv with what is already finished, in input order; rows are appended as jobs finish.
       await writeResults(resultsPath, jobs, fingerprints, state, { finishedOnly: true });
 
@@ -125,7 +145,8 @@ export async function runJobs(jobs: readonly Job[], options: RunOptions): Promis
       await writeResults(resultsPath, jobs, fingerprints, state, { finishedOnly: false });
       const usage = new UsageSummary();
       for (const [index, job] of jobs.entries()) usage.add(job, current(state, job, fingerprints[index]!));
-      await writeFileAtomic(join(outDir, 'usage.csv'), usage.toCsv());
+      const usagePath = join(outDir, 'usage.csv');
+      await writeOutput(usagePath, () => writeFileAtomic(usagePath, usage.toCsv()));
 
       const total = usage.total;
       return {
@@ -171,7 +192,20 @@ async function writeResults(
       if (record || !finishedOnly) yield resultLine(job, record);
     }
   }
-  await writeLinesAtomic(path, lines());
+  await writeOutput(path, () => writeLinesAtomic(path, lines()));
+}
+
+/**
+ * Runs one write to the output folder. Its failure (disk full, permissions, something in the way) is the
+ * folder's problem, reported as `E_OUTPUT` (exit 4, no stack), not a bug; what the journal holds stays safe.
+ */
+async function writeOutput<T>(path: string, write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    if (error instanceof NightshiftError) throw error;
+    throw new NightshiftError('E_OUTPUT', `Cannot write ${path}: ${(error as Error).message}`, { path }, { cause: error });
+  }
 }
 
 async function prepareOutDir(outDir: string): Promise<void> {
@@ -195,17 +229,34 @@ async function applyMoves(
   outDir: string,
   clock: Clock,
 ): Promise<void> {
+  // Every destination is checked before anything moves, so a refused one leaves all files where they were.
+  const planned: { job: Job; steps: { from: string; to: string; target: string }[] }[] = [];
   for (const [index, decision] of decisions.entries()) {
     if (decision.action !== 'move') continue;
-    const job = jobs[index]!;
+    const steps = [];
+    for (const move of decision.moves) {
+      steps.push({ ...move, target: await safeTarget(join(outDir, 'images'), move.to.replace(/^images\//, '')) });
+    }
+    planned.push({ job: jobs[index]!, steps });
+  }
+  // A file whose name another file is about to take steps aside first, so that jobs trading output names
+  // (a.png <-> b.png) do not overwrite each other's images.
+  const targets = new Set(planned.flatMap(({ steps }) => steps.map((step) => step.to)));
+  const aside = new Map<string, string>();
+  for (const { steps } of planned) {
+    for (const step of steps.filter((step) => targets.has(step.from))) {
+      const temp = `${step.from}.${process.pid}.moving`;
+      await rename(join(outDir, step.from), join(outDir, temp));
+      aside.set(step.from, temp);
+    }
+  }
+  for (const { job, steps } of planned) {
     const record = state.jobs.get(job.id)!;
     const files = [...record.files];
-    for (const move of decision.moves) {
-      const target = await safeTarget(join(outDir, 'images'), move.to.replace(/^images\//, ''));
-      await mkdir(dirname(target), { recursive: true });
-      await rename(join(outDir, move.from), target);
-      const position = files.findIndex((file) => file.path === move.from);
-      if (position >= 0) files[position] = { ...files[position]!, path: move.to };
+    for (const step of steps) {
+      await rename(join(outDir, aside.get(step.from) ?? step.from), step.target);
+      const position = files.findIndex((file) => file.path === step.from);
+      if (position >= 0) files[position] = { ...files[position]!, path: step.to };
     }
     // The moved record costs nothing new: the journal keeps the original record's cost for audit, and
     // this one marks that no request was sent.
@@ -215,14 +266,15 @@ async function applyMoves(
   }
 }
 
-/** The dispatch loop: a fixed set of workers pulling from one queue, sharing one pause after a 429. */
+/** The dispatch loop: a fixed set of workers pulling from one queue, sharing one rate scheduler (limits, and the pause after a 429). */
 class RunLoop {
   retries = 0;
   stopReason: StopReason | undefined;
   stopMessage: string | undefined;
   private next = 0;
-  private pausedUntil = 0;
+  private readonly rates: RateScheduler;
   private readonly stopped = new AbortController();
+  private readonly budget: Budget | undefined;
 
   constructor(
     private readonly queue: readonly Job[],
@@ -233,7 +285,10 @@ class RunLoop {
     private readonly journal: JournalWriter,
     private readonly state: JournalState,
     private readonly resultsPath: string,
-  ) {}
+  ) {
+    this.rates = new RateScheduler({ clock, ...(options.rpm !== undefined ? { rpm: options.rpm } : {}), ...(options.tpm !== undefined ? { tpm: options.tpm } : {}) });
+    if (options.budget) this.budget = new Budget(options.budget.limitUsd, state.spentUsd);
+  }
 
   async start(): Promise<void> {
     const { stopSignal, abortSignal } = this.options;
@@ -265,22 +320,36 @@ class RunLoop {
 
   private async work(): Promise<void> {
     while (!this.stopped.signal.aborted && this.next < this.queue.length) {
-      const job = this.queue[this.next++]!;
-      await this.runJob(job);
+      const job = this.queue[this.next]!;
+      const reserved = this.budget ? this.options.budget!.worstCaseUsd(job) : 0;
+      if (this.budget && !this.budget.tryReserve(reserved)) {
+        const { spentUsd, limitUsd } = this.budget;
+        this.stop(
+          'budget',
+          `Budget reached: $${spentUsd.toFixed(4)} of $${limitUsd} spent in this folder, and job ${job.id} could cost up to $${reserved.toFixed(4)}. ` +
+            'Run again with a larger --budget to continue.',
+        );
+        return;
+      }
+      this.next++;
+      const actual = await this.runJob(job);
+      this.budget?.settle(reserved, actual ?? 0);
     }
   }
 
-  private async runJob(job: Job): Promise<void> {
+  /** Runs a job to its outcome; returns what it cost, or undefined when it was not settled (stop, abort). */
+  private async runJob(job: Job): Promise<number | undefined> {
     const startedAt = this.clock.now();
     const fp = fingerprint(job);
+    const tokens = requestTokens(job);
     const { abortSignal } = this.options;
     let lastError: AttemptError | undefined;
     let attempts = 0;
     for (let attempt = 1; attempt <= this.options.maxAttempts; attempt++) {
-      await this.waitForPause();
-      // A graceful stop lets a job in flight finish, but does not start its next attempt.
-      if (attempt > 1 && this.stopped.signal.aborted) return;
-      if (abortSignal?.aborted) return;
+      // A graceful stop lets a job in flight finish, but starts nothing new: no retry, and no job still waiting
+      // for a rate-limit slot (it stays pending). An abort also stops `stopped`.
+      const permit = await this.rates.acquire(tokens, job.model, this.stopped.signal);
+      if (!permit || abortSignal?.aborted) return undefined;
       const attemptStart = this.clock.now();
       attempts = attempt;
       let result: AttemptResult;
@@ -292,23 +361,29 @@ class RunLoop {
           ...(abortSignal ? { signal: abortSignal } : {}),
         });
       } catch (error) {
-        if (abortSignal?.aborted) return;
+        if (abortSignal?.aborted) return undefined;
+        if (error instanceof APIError) this.rates.observe(error.headers, permit);
         lastError = classifyError(error, this.clock.now());
         lastError.message = this.redact(lastError.message);
         if (lastError.verdict === 'stop-run') {
           // The job itself is fine; it stays pending so a rerun with credit sends it.
           this.stop('quota', `The account is out of credit (${lastError.message}). Add credit, then run the same command again to continue.`);
-          return;
+          return undefined;
         }
         if (lastError.verdict === 'fail' || attempt === this.options.maxAttempts) break;
         const delayMs = lastError.retryAfterMs ?? backoffDelay(attempt, this.options.random ? { random: this.options.random } : {});
         // A rate limit concerns the whole account: every worker waits, not just this one.
-        if (lastError.status === 429) this.pausedUntil = Math.max(this.pausedUntil, this.clock.now() + delayMs);
+        if (lastError.status === 429) this.rates.pause(delayMs);
         this.retries++;
         this.emit({ type: 'retry', job, attempt, delayMs, error: lastError });
-        await this.clock.sleep(delayMs, abortSignal);
+        // A stop ends the wait at once: no retry would follow it, and the job stays pending for the next run.
+        await this.clock.sleep(delayMs, this.stopped.signal);
         continue;
       }
+      this.rates.observe(result.headers, permit);
+      const counted = countedTokens(job, result.usage);
+      if (counted !== undefined) this.rates.settle(permit, counted);
+      const costUsd = costOf(result.usage, job.model, this.options.prices, costOptions(job)).usd;
       await this.finish(job, fp, {
         state: 'done',
         attempts: attempt,
@@ -316,14 +391,14 @@ class RunLoop {
         files: result.files,
         ...(result.finishReason ? { finishReason: result.finishReason } : {}),
         usage: result.usage,
-        costUsd: costOf(result.usage, job.model, this.options.prices, costOptions(job)).usd,
+        costUsd,
         latencyMs: this.clock.now() - attemptStart,
         ...(result.requestId ? { requestId: result.requestId } : {}),
         startedAt,
       });
-      return;
+      return costUsd ?? undefined;
     }
-    if (!lastError) return;
+    if (!lastError) return undefined;
     await this.finish(job, fp, {
       state: 'failed',
       attempts,
@@ -338,15 +413,7 @@ class RunLoop {
       ...(lastError.requestId ? { requestId: lastError.requestId } : {}),
       startedAt,
     });
-  }
-
-  private async waitForPause(): Promise<void> {
-    const { abortSignal } = this.options;
-    while (!abortSignal?.aborted) {
-      const wait = this.pausedUntil - this.clock.now();
-      if (wait <= 0) return;
-      await this.clock.sleep(wait, abortSignal);
-    }
+    return 0;
   }
 
   private async finish(

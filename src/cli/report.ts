@@ -1,0 +1,62 @@
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { NightshiftError } from '../core/errors.js';
+import { readJournalRecords } from '../core/journal.js';
+import { addToReport, createReport, REPORT_KEYS, type ReportKey } from '../core/report.js';
+import { EXIT, type CliIO } from './main.js';
+import { usage } from './options.js';
+import { formatTable, writeCsvFile } from './shared.js';
+
+/** The flags of `nightshift report`. */
+export const REPORT_FLAGS = {
+  by: { type: 'string', choices: REPORT_KEYS, default: 'model', description: 'Group rows by model, kind, tag, day (UTC, of finishing) or job file' },
+  csv: { type: 'string', description: 'Also write the table to this CSV file' },
+} as const;
+
+/** `journal.jsonl`, and the `journal-<stamp>.jsonl` files that `--fresh` set aside. */
+const JOURNAL_NAME = /^journal(-[^/\\]+)?\.jsonl$/;
+
+/**
+ * `nightshift report`: usage and cost per group, rebuilt from the journals of output folders. Reads files only;
+ * needs no key and sends nothing.
+ */
+export async function reportCommand(argv: Record<string, unknown>, io: CliIO): Promise<number> {
+  const folders = (argv.folders as unknown[] | undefined)?.map(String) ?? [];
+  if (folders.length === 0) throw usage('Expected at least one output folder');
+  const by = argv.by ?? 'model';
+  if (!REPORT_KEYS.includes(by as ReportKey)) throw usage(`Expected \`--by\` to be one of ${REPORT_KEYS.join(', ')}, got \`${String(by)}\``);
+  const csv = typeof argv.csv === 'string' ? argv.csv : undefined;
+
+  const report = createReport(by as ReportKey);
+  for (const folder of folders) {
+    for (const path of await journalsIn(folder)) {
+      const records = readJournalRecords(path, { onWarning: (warning) => io.stderr(`warning: ${warning}\n`) });
+      for await (const record of records) addToReport(report, record);
+    }
+  }
+
+  const table = report.table();
+  io.stdout(formatTable(table));
+  if (by === 'tag') io.stdout('A job counts under each of its tags, so the tag rows can add up to more than the TOTAL.\n');
+  const unpriced = report.unpricedModels();
+  if (unpriced.length > 0) {
+    io.stderr(`warning: no price was known for ${unpriced.join(', ')} when they ran; their cost is left empty and the TOTAL is incomplete\n`);
+  }
+  if (csv) await writeCsvFile(csv, table);
+  return EXIT.ok;
+}
+
+/** The journal files of an output folder, oldest name first; an error when there are none. */
+async function journalsIn(folder: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(folder);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw usage(`${folder} is not a folder`);
+    throw new NightshiftError('E_OUTPUT', `Cannot read ${folder}: ${(error as Error).message}`, {}, { cause: error });
+  }
+  const journals = names.filter((name) => JOURNAL_NAME.test(name)).sort();
+  if (journals.length === 0) throw usage(`${folder} holds no journal.jsonl: is it a nightshift output folder?`);
+  return journals.map((name) => join(folder, name));
+}

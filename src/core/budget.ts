@@ -1,0 +1,45 @@
+/**
+ * A spending cap kept by reservation: before a job is sent, its worst-case cost is reserved; when it
+ * finishes, the reservation is replaced by what it actually cost. Because a job is only sent when its
+ * worst case fits, the money spent can never pass the cap, however many jobs are in flight.
+ */
+export class Budget {
+  private spentNano: number;
+  private reservedNano = 0;
+  private readonly limitNano: number;
+
+  /**
+   * @param limitUsd The cap, in dollars.
+   * @param alreadySpentUsd What earlier runs in the same output folder spent: the cap covers them too.
+   */
+  constructor(limitUsd: number, alreadySpentUsd = 0) {
+    if (!Number.isFinite(limitUsd) || limitUsd < 0) throw new TypeError(`Expected \`budget\` to be a number >= 0, got \`${limitUsd}\``);
+    this.limitNano = toNano(limitUsd);
+    this.spentNano = toNano(alreadySpentUsd);
+  }
+
+  /** Reserves `worstCaseUsd` if it fits beside what is spent and reserved; returns whether it did. */
+  tryReserve(worstCaseUsd: number): boolean {
+    const amount = toNano(worstCaseUsd);
+    if (this.spentNano + this.reservedNano + amount > this.limitNano) return false;
+    this.reservedNano += amount;
+    return true;
+  }
+
+  /** Releases a reservation and books the actual cost (0 for a failed request, which is not billed). */
+  settle(reservedUsd: number, actualUsd: number): void {
+    this.reservedNano -= toNano(reservedUsd);
+    this.spentNano += toNano(actualUsd);
+  }
+
+  get spentUsd(): number {
+    return this.spentNano / 1e9;
+  }
+
+  get limitUsd(): number {
+    return this.limitNano / 1e9;
+  }
+}
+
+// Whole nano-dollars keep sums exact, as in the cost module.
+const toNano = (usd: number): number => Math.round(usd * 1e9);

@@ -1,0 +1,74 @@
+/**
+ * What a request counts against a tokens-per-minute limit.
+ *
+ * OpenAI charges a request when it arrives, before anything is generated: "your rate limit is calculated as the
+ * maximum of max_tokens and the estimated number of tokens based on the character count of your request" (rate
+ * limits guide); OpenAI's cookbook parallel processor, and the offline server, count the prompt's tokens plus `n`
+ * times `max_tokens`. Unused output is not given back, so {@link countedTokens} keeps the bound and only corrects
+ * the prompt estimate (and an answer longer than the assumed bound, when the job sets none).
+ */
+import { imageOutputTokens } from './image-output-tokens.js';
+import type { ChatMessage } from './jobs/body.js';
+import { countChatTokens, countTextTokens, encodingFor, type EncodingName } from './tokens.js';
+import type { Job, Usage } from './types.js';
+import { imageInputTokens } from './vision-tokens.js';
+
+/** Output assumed per choice when a chat job sets no `max_completion_tokens`; the offline server assumes the same. */
+export const DEFAULT_OUTPUT_BOUND = 256;
+
+/** Tokens a job's request will count against a TPM limit: its prompt counted locally, plus its output bound. */
+export function requestTokens(job: Job): number {
+  const encoding = encodingFor(job.model).name;
+  if (job.endpoint === '/v1/images/generations') {
+    const prompt = typeof job.body.prompt === 'string' ? job.body.prompt : '';
+    return countTextTokens(prompt, encoding) + outputBound(job);
+  }
+  const messages = Array.isArray(job.body.messages) ? (job.body.messages as ChatMessage[]) : [];
+  let tokens = countChatTokens(messages, encoding) + definitionTokens(job.body, encoding);
+  for (const message of messages) {
+    if (!Array.isArray(message.content)) continue;
+    for (const part of message.content) {
+      const image = part.type === 'image_url' ? (part.image_url as { url?: unknown; detail?: unknown } | undefined) : undefined;
+      if (typeof image?.url !== 'string') continue;
+      tokens += imageInputTokens(image.url, typeof image.detail === 'string' ? image.detail : undefined, job.model).tokens;
+    }
+  }
+  return tokens + outputBound(job);
+}
+
+/**
+ * Tokens a finished request counted, from the usage the API reported: the real prompt, plus the output bound (or the
+ * real output when it was longer). `undefined` when the answer reported no usage.
+ */
+export function countedTokens(job: Job, usage: Usage): number | undefined {
+  if (usage.total_tokens === 0) return undefined;
+  if (job.endpoint === '/v1/images/generations') return usage.input_tokens + usage.output_tokens;
+  return usage.input_tokens + Math.max(outputBound(job), usage.output_tokens);
+}
+
+function outputBound(job: Job): number {
+  const n = positiveInteger(job.body.n) ?? 1;
+  if (job.endpoint === '/v1/images/generations') {
+    const size = typeof job.body.size === 'string' && job.body.size !== 'auto' ? job.body.size : '1024x1024';
+    // `auto` may turn out high; charging that is safe, and settling gives back the difference.
+    const quality = typeof job.body.quality === 'string' && job.body.quality !== 'auto' ? job.body.quality : 'high';
+    // Models priced per image (DALL·E) report no tokens, and no token limit applies to them.
+    return n * (imageOutputTokens(job.model, size, quality) ?? 0);
+  }
+  const bound = positiveInteger(job.body.max_completion_tokens) ?? positiveInteger(job.body.max_tokens) ?? DEFAULT_OUTPUT_BOUND;
+  return n * bound;
+}
+
+/** Tool and function definitions and a JSON schema, which the API adds to the prompt. */
+function definitionTokens(body: Record<string, unknown>, encoding: EncodingName): number {
+  const format = body.response_format as { json_schema?: unknown } | undefined;
+  let tokens = 0;
+  for (const value of [body.tools, body.functions, format?.json_schema]) {
+    if (value !== undefined && value !== null) tokens += countTextTokens(JSON.stringify(value), encoding);
+  }
+  return tokens;
+}
+
+function positiveInteger(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isInteger(value) && value > 0 ? value : undefined;
+}

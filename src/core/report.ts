@@ -1,0 +1,60 @@
+/**
+ * The usage and cost audit of past runs, rebuilt from their journals alone: every request a journal records,
+ * grouped by one key. Pure: the caller streams the records in.
+ *
+ * Every `job` record is a request that was sent and finished (ok or failed), so a job that failed and was later
+ * rerun counts once per outcome, and journals set aside by `--fresh` still count: they were billed. Records with
+ * `attempts: 0` are the exception: they mark image files renamed on a resume, which sent nothing.
+ */
+import type { JournalRecord, JobRecord } from './journal.js';
+import { UsageTable, type UsageGrouping } from './results.js';
+
+/** What `nightshift report --by` groups by. */
+export const REPORT_KEYS = ['model', 'kind', 'tag', 'day', 'file'] as const;
+
+export type ReportKey = (typeof REPORT_KEYS)[number];
+
+/** The row of a job without tags when grouping by tag. */
+export const UNTAGGED = '(untagged)';
+
+const GROUPINGS: Readonly<Record<ReportKey, UsageGrouping<JobRecord>>> = {
+  model: { columns: ['model'], keysOf: (record) => [[record.model]], sorted: true },
+  kind: { columns: ['kind'], keysOf: (record) => [[record.kind]], sorted: true },
+  // A job counts under each of its tags, so tag rows can add up to more than the TOTAL.
+  tag: {
+    columns: ['tag'],
+    keysOf: (record) => (record.tags.length > 0 ? [...new Set(record.tags)].map((tag) => [tag]) : [[UNTAGGED]]),
+    sorted: true,
+  },
+  day: { columns: ['day'], keysOf: (record) => [[utcDay(record.finishedAt)]], sorted: true },
+  file: { columns: ['file'], keysOf: (record) => [[jobFile(record.source)]], sorted: true },
+};
+
+/** An empty report grouped by `by`; feed it journal records with {@link addToReport}. */
+export function createReport(by: ReportKey): UsageTable<JobRecord> {
+  return new UsageTable(GROUPINGS[by]);
+}
+
+/** Counts `record` in `report` when it stands for a request that was sent. */
+export function addToReport(report: UsageTable<JobRecord>, record: JournalRecord): void {
+  if (isRequest(record)) report.add(record, record);
+}
+
+/**
+ * Whether a journal record stands for a request that was sent and finished: a job outcome, apart from resume-time
+ * image renames. States other than done and failed (the Batch API's `submitted`, to come) are not outcomes yet.
+ */
+export const isRequest = (record: JournalRecord): record is JobRecord =>
+  record.type === 'job' && record.attempts > 0 && (record.state === 'done' || record.state === 'failed');
+
+/** The UTC date (`2025-06-30`) of an ISO timestamp. */
+function utcDay(timestamp: string): string {
+  const date = new Date(timestamp);
+  return Number.isNaN(date.getTime()) ? '(unknown)' : date.toISOString().slice(0, 10);
+}
+
+/** The job file of a `file:line` source; the file name may itself hold colons (`C:\jobs\a.jsonl:3`). */
+function jobFile(source: string): string {
+  const colon = source.lastIndexOf(':');
+  return colon < 0 ? source : source.slice(0, colon);
+}

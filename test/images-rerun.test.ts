@@ -1,0 +1,202 @@
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startOfflineServer, type OfflineServer } from '../src/server/server.js';
+import { cli, readCsv, tempDir, writeJobs } from './helpers.js';
+
+let server: OfflineServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+async function serve(): Promise<{ env: Record<string, string> }> {
+  server = await startOfflineServer();
+  return { env: { OPENAI_API_KEY: 'sk-test-images-key-1234567890', OPENAI_BASE_URL: server.url } };
+}
+
+const imageJobs = (): Record<string, unknown>[] => [
+  { id: 'lighthouse', kind: 'image', prompt: 'A lighthouse at dusk', size: '1024x1024', quality: 'low', background: 'opaque' },
+  { id: 'robot', kind: 'image', prompt: 'A friendly robot', size: '1024x1024', quality: 'low', n: 2, output: 'robots/{id}-{index}.png' },
+  { id: 'fox', kind: 'image', prompt: 'A red fox in snow', size: '1024x1024', quality: 'low' },
+];
+
+const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
+
+/** The `this run:` counts of the summary, including renamed jobs. */
+function thisRun(stdout: string): string {
+  return /this run: ([^;]*);/.exec(stdout)?.[1] ?? `no summary in ${stdout}`;
+}
+
+async function firstRun(jobs = imageJobs()) {
+  const { env } = await serve();
+  const dir = await tempDir();
+  const out = join(dir, 'out');
+  const file = await writeJobs(dir, jobs);
+  const first = await cli(['run', file, '--out', out], { env });
+  expect(first.code).toBe(0);
+  expect(server!.stats.requests).toBe(jobs.length);
+  const run = (...extra: string[]) => cli(['run', file, '--out', out, ...extra], { env });
+  return { dir, out, file, run, jobs };
+}
+
+describe('rerunning image jobs', () => {
+  it('sends nothing when no spec changed and every file is intact', async () => {
+    const { run } = await firstRun();
+    const again = await run();
+    expect(again.code).toBe(0);
+    expect(thisRun(again.stdout)).toBe('0 new, 0 rerun, 3 skipped as already done');
+    expect(server!.stats.requests).toBe(3);
+  });
+
+  it.each([
+    ['prompt', 'A lighthouse at dawn'],
+    ['model', 'gpt-image-1-mini'],
+    ['size', '1536x1024'],
+    ['quality', 'medium'],
+    ['output_format', 'jpeg'],
+    ['background', 'transparent'],
+    ['n', 2],
+  ])('regenerates only the image whose %s changed', async (field, value) => {
+    const { run, dir, out, jobs } = await firstRun();
+    jobs[0] = { ...jobs[0], [field]: value };
+    await writeJobs(dir, jobs);
+    const again = await run();
+    expect(again.code).toBe(0);
+    expect(thisRun(again.stdout)).toBe('0 new, 1 rerun, 2 skipped as already done');
+    expect(server!.stats.requests).toBe(4);
+    expect(server!.countByKey(String(jobs[0]!.prompt))).toBe(field === 'prompt' ? 1 : 2);
+    const [row] = await readCsv(join(out, 'results.csv'));
+    expect(row!.status).toBe('ok');
+    for (const path of row!.output!.split(';')) await readFile(join(out, path));
+  });
+
+  it.each([
+    ['missing', (path: string) => rm(path)],
+    ['damaged', (path: string) => writeFile(path, 'not a png any more')],
+  ])('regenerates an image whose file is %s, and only that one', async (_, damage) => {
+    const { run, out } = await firstRun();
+    await damage(join(out, 'images', 'robots', 'robot-2.png'));
+    const again = await run();
+    expect(again.code).toBe(0);
+    expect(thisRun(again.stdout)).toBe('0 new, 1 rerun, 2 skipped as already done');
+    expect(server!.countByKey('A friendly robot')).toBe(2);
+    expect(server!.stats.requests).toBe(4);
+    const bytes = await readFile(join(out, 'images', 'robots', 'robot-2.png'));
+    expect(bytes.subarray(1, 4).toString()).toBe('PNG');
+  });
+
+  it('regenerates every image with --force', async () => {
+    const { run } = await firstRun();
+    const again = await run('--force');
+    expect(again.code).toBe(0);
+    expect(thisRun(again.stdout)).toBe('0 new, 3 rerun, 0 skipped as already done');
+    expect(server!.stats.requests).toBe(6);
+  });
+
+  it('moves the files when only output changed, sending nothing, and keeps them on the next run', async () => {
+    const { run, dir, out, jobs } = await firstRun();
+    const before = {
+      lighthouse: sha(await readFile(join(out, 'images', 'lighthouse.png'))),
+      robot2: sha(await readFile(join(out, 'images', 'robots', 'robot-2.png'))),
+    };
+    jobs[0] = { ...jobs[0], output: 'renamed/{id}.png' };
+    jobs[1] = { ...jobs[1], output: 'art/{id}_{index}.png' };
+    await writeJobs(dir, jobs);
+
+    const again = await run();
+    expect(again.code).toBe(0);
+    expect(thisRun(again.stdout)).toBe('0 new, 0 rerun, 1 skipped as already done, 2 renamed');
+    expect(server!.stats.requests).toBe(3);
+    expect(sha(await readFile(join(out, 'images', 'renamed', 'lighthouse.png')))).toBe(before.lighthouse);
+    expect(sha(await readFile(join(out, 'images', 'art', 'robot_2.png')))).toBe(before.robot2);
+    expect(await readdir(join(out, 'images', 'robots'))).toEqual([]);
+    await expect(readFile(join(out, 'images', 'lighthouse.png'))).rejects.toThrow();
+    const rows = await readCsv(join(out, 'results.csv'));
+    expect(rows.map((row) => row.output)).toEqual([
+      'images/renamed/lighthouse.png',
+      'images/art/robot_1.png;images/art/robot_2.png',
+      'images/fox.png',
+    ]);
+    expect(rows.every((row) => row.status === 'ok')).toBe(true);
+
+    const third = await run();
+    expect(thisRun(third.stdout)).toBe('0 new, 0 rerun, 3 skipped as already done');
+    expect(server!.stats.requests).toBe(3);
+  });
+
+  it('moves images of jobs that trade output names without mixing them up', async () => {
+    const jobs = [
+      { id: 'a', kind: 'image', prompt: 'A blue circle', size: '1024x1024', quality: 'low', output: 'first.png' },
+      { id: 'b', kind: 'image', prompt: 'A green square', size: '1024x1024', quality: 'low', output: 'second.png' },
+    ];
+    const { run, dir, out } = await firstRun(jobs);
+    const first = sha(await readFile(join(out, 'images', 'first.png')));
+    const second = sha(await readFile(join(out, 'images', 'second.png')));
+    await writeJobs(dir, [
+      { ...jobs[0], output: 'second.png' },
+      { ...jobs[1], output: 'first.png' },
+    ]);
+
+    expect((await run()).code).toBe(0);
+    expect(sha(await readFile(join(out, 'images', 'second.png')))).toBe(first);
+    expect(sha(await readFile(join(out, 'images', 'first.png')))).toBe(second);
+    expect((await readdir(join(out, 'images'))).sort()).toEqual(['first.png', 'second.png']);
+    const third = await run();
+    expect(thisRun(third.stdout)).toBe('0 new, 0 rerun, 2 skipped as already done');
+    expect(server!.stats.requests).toBe(2);
+  });
+});
+
+describe('image files and links', () => {
+  it('fails the job, writing nothing outside, when a folder inside images/ links outside the output folder', async () => {
+    const { env } = await serve();
+    const dir = await tempDir();
+    const out = join(dir, 'out');
+    const outside = join(dir, 'outside');
+    await mkdir(outside);
+    await mkdir(join(out, 'images'), { recursive: true });
+    await symlink(outside, join(out, 'images', 'escape'));
+    const file = await writeJobs(dir, [
+      { id: 'evil', kind: 'image', prompt: 'A cat', size: '1024x1024', quality: 'low', output: 'escape/{id}.png' },
+      { id: 'fine', kind: 'image', prompt: 'A dog', size: '1024x1024', quality: 'low' },
+    ]);
+    const { code, stderr } = await cli(['run', file, '--out', out], { env });
+    expect(code).toBe(1);
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect(await readdir(outside)).toEqual([]);
+    const rows = await readCsv(join(out, 'results.csv'));
+    expect(rows.map((row) => row.status)).toEqual(['failed', 'ok']);
+    expect(rows[0]!.error).toContain('escape/evil.png');
+    expect(server!.countByKey('A cat')).toBe(1);
+  });
+
+  it('replaces a linked image file instead of writing through the link', async () => {
+    const { env } = await serve();
+    const dir = await tempDir();
+    const out = join(dir, 'out');
+    const precious = join(dir, 'precious.png');
+    await writeFile(precious, 'keep me');
+    await mkdir(join(out, 'images'), { recursive: true });
+    await symlink(precious, join(out, 'images', 'pet.png'));
+    const file = await writeJobs(dir, [{ id: 'pet', kind: 'image', prompt: 'A hamster', size: '1024x1024', quality: 'low' }]);
+    expect((await cli(['run', file, '--out', out], { env })).code).toBe(0);
+    expect(await readFile(precious, 'utf8')).toBe('keep me');
+    expect((await readFile(join(out, 'images', 'pet.png'))).subarray(1, 4).toString()).toBe('PNG');
+  });
+
+  it('refuses with exit 4, sending nothing, to move images through a link that leaves the output folder', async () => {
+    const { run, dir, out, jobs } = await firstRun([{ id: 'owl', kind: 'image', prompt: 'An owl', size: '1024x1024', quality: 'low' }]);
+    const outside = join(dir, 'outside');
+    await mkdir(outside);
+    await symlink(outside, join(out, 'images', 'escape'));
+    await writeJobs(dir, [{ ...jobs[0], output: 'escape/{id}.png' }]);
+    const { code, stderr } = await run();
+    expect(code).toBe(4);
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect(await readdir(outside)).toEqual([]);
+    expect(server!.stats.requests).toBe(1);
+    await readFile(join(out, 'images', 'owl.png'));
+  });
+});
