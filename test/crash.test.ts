@@ -45,9 +45,9 @@ describe('SIGKILL at any moment', () => {
     for (let kill = 0; kill < KILLS; kill++) {
       const left = JOBS - (await succeededIds(out)).size;
       const before = server.stats.requests;
-      // Kill after a random number of requests of this run (0: during start-up), plus a random few milliseconds,
-      // so kills fall before, between and during journal writes.
-      const afterRequests = Math.floor(random() * Math.max(1, left - CONCURRENCY));
+      // Kill after a random number of requests of this run (0: during start-up; all: while it writes its outputs),
+      // plus a random few milliseconds, so kills fall before, between and during journal writes.
+      const afterRequests = Math.floor(random() * (left + 1));
       const extraMs = Math.floor(random() * 30);
       const child = spawnCli(args, { cwd: dir, env });
       const finished = { value: false };

@@ -101,6 +101,10 @@ describe('rerunning image jobs', () => {
       lighthouse: sha(await readFile(join(out, 'images', 'lighthouse.png'))),
       robot2: sha(await readFile(join(out, 'images', 'robots', 'robot-2.png'))),
     };
+    const costs = async () => (await readCsv(join(out, 'results.csv'))).map((row) => `${row.images}/${row.cost_usd}`);
+    const totalCost = async () => (await readCsv(join(out, 'usage.csv'))).at(-1)!.cost_usd;
+    const costsBefore = await costs();
+    const totalBefore = await totalCost();
     jobs[0] = { ...jobs[0], output: 'renamed/{id}.png' };
     jobs[1] = { ...jobs[1], output: 'art/{id}_{index}.png' };
     await writeJobs(dir, jobs);
@@ -120,6 +124,12 @@ describe('rerunning image jobs', () => {
       'images/fox.png',
     ]);
     expect(rows.every((row) => row.status === 'ok')).toBe(true);
+    // The images are the same ones, paid once: the views keep their cost, and the audit counts it once.
+    expect(await costs()).toEqual(costsBefore);
+    expect(await totalCost()).toBe(totalBefore);
+    const reportCsv = join(dir, 'report.csv');
+    expect((await cli(['report', out, '--csv', reportCsv])).code).toBe(0);
+    expect((await readCsv(reportCsv)).at(-1)!.cost_usd).toBe(totalBefore);
 
     const third = await run();
     expect(thisRun(third.stdout)).toBe('0 new, 0 rerun, 3 skipped as already done');

@@ -66,6 +66,28 @@ describe('journal', () => {
     expect(after.warnings).toEqual([]);
   });
 
+  it('counts what was spent once: a record of renamed images (no attempt) adds nothing', async () => {
+    const path = await tempJournal();
+    const writer = await JournalWriter.open(path);
+    await writer.append({ ...record('a'), costUsd: 0.25 });
+    await writer.append({ ...record('a'), costUsd: 0.25, attempts: 0 });
+    await writer.append({ ...record('b'), costUsd: 0.5 });
+    await writer.close();
+    expect((await readJournal(path)).spentUsd).toBe(0.75);
+  });
+
+  it('keeps the earlier success of each request a job was sent with', async () => {
+    const path = await tempJournal();
+    const writer = await JournalWriter.open(path);
+    await writer.append({ ...record('a'), fingerprint: 'first' });
+    await writer.append({ ...record('a'), fingerprint: 'second' });
+    await writer.append({ ...record('a', 'failed'), fingerprint: 'third' });
+    await writer.close();
+    const state = await readJournal(path);
+    expect(state.jobs.get('a')?.fingerprint).toBe('third');
+    expect([...state.successes.get('a')!.keys()]).toEqual(['first', 'second']);
+  });
+
   it('reads an empty or missing journal as no jobs', async () => {
     const path = await tempJournal();
     expect((await readJournal(path)).jobs.size).toBe(0);

@@ -127,7 +127,8 @@ export async function readJournal(path: string): Promise<JournalState> {
         const byRequest = state.successes.get(record.id) ?? new Map<string, JobRecord>();
         state.successes.set(record.id, byRequest.set(record.fingerprint, record));
       }
-      if (record.costUsd !== null) state.spentUsd += record.costUsd;
+      // A record with no attempt (images renamed) sent nothing: its cost is already counted once.
+      if (record.costUsd !== null && record.attempts > 0) state.spentUsd += record.costUsd;
     }
     else if (record.type === 'run') state.runs++;
   }

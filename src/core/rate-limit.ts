@@ -29,7 +29,7 @@ export interface RateLimitOptions {
 /** A granted request slot; hand it back to {@link RateScheduler.observe} and {@link RateScheduler.settle}. */
 export interface Permit {
   readonly model: string;
-  /** Tokens charged when it was granted. */
+  /** Tokens charged when it was granted; 0 when no token limit applied. */
   readonly tokens: number;
   /** When it was granted, in the clock's milliseconds. */
   readonly at: number;
@@ -117,7 +117,7 @@ class Bucket {
 }
 
 interface Waiter {
-  tokens: number;
+  tokens: () => number;
   resolve: (permit: Permit | undefined) => void;
 }
 
@@ -152,12 +152,15 @@ export class RateScheduler {
   /**
    * Waits until a request to `model` costing `tokens` (prompt plus the most it may generate) fits under every limit
    * and no 429 pause is in force, then charges it. Requests to one model are granted in the order they asked.
+   * `tokens` may be a function, called (once) only when a token limit applies, since counting a prompt costs time.
    * Resolves `undefined`, without charging, as soon as `signal` aborts.
    */
-  acquire(tokens: number, model: string, signal?: AbortSignal): Promise<Permit | undefined> {
+  acquire(tokens: number | (() => number), model: string, signal?: AbortSignal): Promise<Permit | undefined> {
     if (signal?.aborted) return Promise.resolve(undefined);
     const lane = this.#lane(model);
-    if (lane.queue.length === 0 && this.#waitMs(lane, tokens) === 0) return Promise.resolve(this.#grant(lane, tokens));
+    let counted: number | undefined;
+    const cost = typeof tokens === 'number' ? () => tokens : () => (counted ??= tokens());
+    if (lane.queue.length === 0 && this.#waitMs(lane, cost) === 0) return Promise.resolve(this.#grant(lane, cost));
     return new Promise((resolve) => {
       const onAbort = (): void => {
         const position = lane.queue.indexOf(waiter);
@@ -167,7 +170,7 @@ export class RateScheduler {
         resolve(undefined);
       };
       const waiter: Waiter = {
-        tokens,
+        tokens: cost,
         resolve: (permit) => {
           signal?.removeEventListener('abort', onAbort);
           resolve(permit);
@@ -185,9 +188,9 @@ export class RateScheduler {
    */
   settle(permit: Permit, actualTokens: number): void {
     const delta = actualTokens - permit.tokens;
-    if (!Number.isFinite(delta) || delta === 0) return;
     const bucket = this.#bucket(this.#lane(permit.model), 'tokens');
-    if (bucket === undefined) return;
+    // A bucket learned after the request was granted never charged it; its headers account for it instead.
+    if (bucket === undefined || !permit.marks.has(bucket) || !Number.isFinite(delta) || delta === 0) return;
     bucket.adjust(delta, this.#clock.now());
     if (delta < 0) this.#wakeAll();
   }
@@ -261,26 +264,28 @@ export class RateScheduler {
     return this.#fixed[dimension] ?? lane.learned[dimension];
   }
 
-  #waitMs(lane: Lane, tokens: number): number {
+  #waitMs(lane: Lane, tokens: () => number): number {
     const now = this.#clock.now();
     return Math.max(
       this.#pausedUntil - now,
       this.#bucket(lane, 'requests')?.waitMs(1, now) ?? 0,
-      this.#bucket(lane, 'tokens')?.waitMs(tokens, now) ?? 0,
+      this.#bucket(lane, 'tokens')?.waitMs(tokens(), now) ?? 0,
       0,
     );
   }
 
-  #grant(lane: Lane, tokens: number): Permit {
+  #grant(lane: Lane, cost: () => number): Permit {
     const marks = new Map<Bucket, number>();
-    for (const [dimension, cost] of [
-      ['requests', 1],
-      ['tokens', tokens],
-    ] as const) {
-      const bucket = this.#bucket(lane, dimension);
-      if (bucket === undefined) continue;
-      bucket.take(cost);
-      marks.set(bucket, bucket.spent);
+    const requests = this.#bucket(lane, 'requests');
+    const tokenBucket = this.#bucket(lane, 'tokens');
+    const tokens = tokenBucket === undefined ? 0 : cost();
+    if (requests !== undefined) {
+      requests.take(1);
+      marks.set(requests, requests.spent);
+    }
+    if (tokenBucket !== undefined) {
+      tokenBucket.take(tokens);
+      marks.set(tokenBucket, tokenBucket.spent);
     }
     return { model: lane.model, tokens, at: this.#clock.now(), marks };
   }

@@ -258,9 +258,9 @@ async function applyMoves(
       const position = files.findIndex((file) => file.path === step.from);
       if (position >= 0) files[position] = { ...files[position]!, path: step.to };
     }
-    // The moved record costs nothing new: the journal keeps the original record's cost for audit, and
-    // this one marks that no request was sent.
-    const moved: JobRecord = { ...record, files, source: `${job.source.file}:${job.source.line}`, attempts: 0, costUsd: 0, usage: zeroUsage(), finishedAt: new Date(clock.now()).toISOString() };
+    // The moved record keeps the usage and cost the images took, so results.csv and usage.csv still show them;
+    // `attempts: 0` marks that no request was sent, so spending and the report count that cost once.
+    const moved: JobRecord = { ...record, files, source: `${job.source.file}:${job.source.line}`, attempts: 0, finishedAt: new Date(clock.now()).toISOString() };
     await journal.append(moved);
     state.jobs.set(job.id, moved);
   }
@@ -341,14 +341,16 @@ class RunLoop {
   private async runJob(job: Job): Promise<number | undefined> {
     const startedAt = this.clock.now();
     const fp = fingerprint(job);
-    const tokens = requestTokens(job);
+    // Counted only when a token limit applies, and once for all attempts.
+    let tokens: number | undefined;
+    const countTokens = (): number => (tokens ??= requestTokens(job));
     const { abortSignal } = this.options;
     let lastError: AttemptError | undefined;
     let attempts = 0;
     for (let attempt = 1; attempt <= this.options.maxAttempts; attempt++) {
       // A graceful stop lets a job in flight finish, but starts nothing new: no retry, and no job still waiting
       // for a rate-limit slot (it stays pending). An abort also stops `stopped`.
-      const permit = await this.rates.acquire(tokens, job.model, this.stopped.signal);
+      const permit = await this.rates.acquire(countTokens, job.model, this.stopped.signal);
       if (!permit || abortSignal?.aborted) return undefined;
       const attemptStart = this.clock.now();
       attempts = attempt;
