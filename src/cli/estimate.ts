@@ -4,9 +4,9 @@ import { EstimateSummary } from '../core/estimate-summary.js';
 import { fingerprint } from '../core/fingerprint.js';
 import { JOURNAL_FILE, readJournal } from '../core/journal.js';
 import { currentRecord } from '../core/results.js';
-import { EXIT, loadOrExplain, loadPrices, type CliIO } from './main.js';
+import { EXIT, type CliIO } from './io.js';
 import { RUN_FLAGS, usage } from './options.js';
-import { defaultOutDir, formatTable, writeCsvFile } from './shared.js';
+import { defaultOutDir, formatTable, loadOrExplain, loadPrices, writeCsvFile } from './shared.js';
 
 /** The flags of `nightshift estimate`: `run`'s that shape the requests, and the estimate's own. */
 export const ESTIMATE_FLAGS = {

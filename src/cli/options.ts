@@ -1,5 +1,5 @@
-import { basename, extname, join } from 'node:path';
 import { NightshiftError } from '../core/errors.js';
+import { defaultOutDir } from './shared.js';
 
 /**
  * The flags of `nightshift run`, declared once: yargs reads this for parsing and `--help`,
@@ -53,10 +53,9 @@ export interface RunFlags {
 export function resolveRunFlags(argv: Record<string, unknown>): RunFlags {
   const files = (argv.files as unknown[] | undefined)?.map(String) ?? [];
   if (files.length === 0) throw usage('Expected at least one job file');
-  const first = files[0]!;
   const flags: RunFlags = {
     files,
-    outDir: typeof argv.out === 'string' && argv.out ? argv.out : join('out', basename(first, extname(first))),
+    outDir: typeof argv.out === 'string' && argv.out ? argv.out : defaultOutDir(files),
     concurrency: integer(argv, 'concurrency', 1, 10_000),
     maxAttempts: integer(argv, 'max-attempts', 1, 100),
     timeoutMs: Math.round(number(argv, 'timeout', 0.001) * 1000),

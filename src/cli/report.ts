@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { NightshiftError } from '../core/errors.js';
 import { readJournalRecords } from '../core/journal.js';
 import { addToReport, createReport, REPORT_KEYS, type ReportKey } from '../core/report.js';
-import { EXIT, type CliIO } from './main.js';
+import { EXIT, type CliIO } from './io.js';
 import { usage } from './options.js';
 import { formatTable, writeCsvFile } from './shared.js';
 

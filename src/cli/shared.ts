@@ -1,8 +1,13 @@
-/** What the read-only commands (`estimate`, `report`) do alike: name the default output folder, print and save a table. */
+/** What several commands do alike: load and explain job files, load prices, name the default output folder, print and save a table. */
+import { readFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import { NightshiftError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/fs-atomic.js';
+import { loadJobs } from '../core/jobs/load.js';
+import { createPriceBook, parsePriceOverrides, type PriceBook } from '../core/prices.js';
+import type { Job, Problem } from '../core/types.js';
+import type { CliIO } from './io.js';
 
 /** `run`'s default output folder for `files`: `out/<first file name without extension>`. */
 export function defaultOutDir(files: readonly string[]): string {
@@ -39,4 +44,47 @@ export async function writeCsvFile(path: string, rows: (string | number)[][]): P
   } catch (error) {
     throw new NightshiftError('E_OUTPUT', `Cannot write ${path}: ${(error as Error).message}`, {}, { cause: error });
   }
+}
+
+/** Prints every problem as `file:line[:column]: field: message`, sorted by place. */
+export function formatProblems(problems: readonly Problem[]): string {
+  return problems
+    .map((problem) => {
+      const where = problem.line > 0 ? `${problem.file}:${problem.line}` : problem.file;
+      const column = problem.column && problem.column !== problem.field ? ` (column ${problem.column})` : '';
+      const field = problem.field ? `${problem.field}: ` : '';
+      const job = problem.jobId ? ` (job ${problem.jobId})` : '';
+      return `${where}${column}: ${field}${problem.message}${job}\n`;
+    })
+    .join('');
+}
+
+/** Loads and validates job files; on any problem prints them all and throws `E_VALIDATION` (exit 2). */
+export async function loadOrExplain(files: string[], defaults: { model?: string; system?: string }, io: CliIO): Promise<Job[]> {
+  const { jobs, problems } = await loadJobs(files, { defaults });
+  if (problems.length > 0) {
+    io.stderr(formatProblems(problems));
+    throw new NightshiftError(
+      'E_VALIDATION',
+      `${problems.length} problem${problems.length === 1 ? '' : 's'} in the job file${files.length === 1 ? '' : 's'}; nothing was sent.`,
+      { problems: problems.length },
+    );
+  }
+  return jobs;
+}
+
+/** The price book, with the `--prices` file's overrides when one is given. */
+export async function loadPrices(path: string | undefined): Promise<PriceBook> {
+  if (!path) return createPriceBook();
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(path, 'utf8'));
+  } catch (error) {
+    throw new NightshiftError('E_USAGE', `Cannot read the prices file ${path}: ${(error as Error).message}`);
+  }
+  const { overrides, problems } = parsePriceOverrides(json);
+  if (problems.length > 0 || !overrides) {
+    throw new NightshiftError('E_USAGE', `The prices file ${path} is invalid:\n  ${problems.join('\n  ')}`);
+  }
+  return createPriceBook({ overrides });
 }

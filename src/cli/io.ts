@@ -1,0 +1,24 @@
+/** What the CLI may touch of the outside world; `index.ts` passes the real process's. */
+export interface CliIO {
+  env: Record<string, string | undefined>;
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  isTTY: boolean;
+  /** Aborted on the first Ctrl-C or SIGTERM: stop dispatching. */
+  stopSignal?: AbortSignal;
+  /** Aborted on the second Ctrl-C (or when the grace period ends): abandon requests in flight. */
+  abortSignal?: AbortSignal;
+  /** Called once a run has started, with the grace period its flags ask for. */
+  onRunStart?: (graceMs: number) => void;
+}
+
+/** Exit statuses, documented in the README. */
+export const EXIT = {
+  ok: 0,
+  jobsFailed: 1,
+  invalid: 2,
+  stopped: 3,
+  outputUnusable: 4,
+  bug: 70,
+  interrupted: 130,
+} as const;
