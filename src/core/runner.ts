@@ -1,4 +1,3 @@
-import { setMaxListeners } from 'node:events';
 import { appendFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { APIError } from 'openai';
@@ -296,8 +295,6 @@ class RunLoop {
     const onAbort = (): void => this.stop('aborted', 'Abandoning requests in flight.');
     stopSignal?.addEventListener('abort', onStop, { once: true });
     abortSignal?.addEventListener('abort', onAbort, { once: true });
-    // Every request in flight listens to the abort signal; that is expected, not a leak.
-    if (abortSignal) setMaxListeners(this.options.concurrency + 10, abortSignal);
     if (stopSignal?.aborted) onStop();
     if (abortSignal?.aborted) onAbort();
     try {
@@ -355,13 +352,14 @@ class RunLoop {
       const attemptStart = this.clock.now();
       attempts = attempt;
       let result: AttemptResult;
+      const link = abortSignal ? linkSignal(abortSignal) : undefined;
       try {
         result = await executeJob(job, {
           client: this.options.client,
           outDir: this.options.outDir,
           timeoutMs: this.options.timeoutMs,
-          ...(abortSignal ? { signal: abortSignal } : {}),
-        });
+          ...(link ? { signal: link.signal } : {}),
+        }).finally(() => link?.release());
       } catch (error) {
         if (abortSignal?.aborted) return undefined;
         if (error instanceof APIError) this.rates.observe(error.headers, permit);
@@ -453,4 +451,17 @@ function costOptions(job: Job): CostOptions {
   const size = typeof job.body.size === 'string' ? job.body.size : undefined;
   const quality = typeof job.body.quality === 'string' ? job.body.quality : undefined;
   return { ...(size ? { size } : {}), ...(quality ? { quality } : {}) };
+}
+
+/**
+ * The SDK adds an abort listener to the signal of every request and never removes it: handing it the run's
+ * long-lived signal would keep one closure per request for the whole run. Each attempt gets its own signal,
+ * linked to the run's only until `release`.
+ */
+function linkSignal(runSignal: AbortSignal): { signal: AbortSignal; release: () => void } {
+  const attempt = new AbortController();
+  if (runSignal.aborted) attempt.abort();
+  const forward = (): void => attempt.abort();
+  runSignal.addEventListener('abort', forward, { once: true });
+  return { signal: attempt.signal, release: () => runSignal.removeEventListener('abort', forward) };
 }
