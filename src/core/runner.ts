@@ -8,7 +8,7 @@ import { costOf, type CostOptions } from './cost.js';
 import { NightshiftError } from './errors.js';
 import { executeJob, safeTarget, type AttemptResult } from './execute.js';
 import { fingerprint } from './fingerprint.js';
-import { writeFileAtomic } from './fs-atomic.js';
+import { sweepTempFiles, writeFileAtomic } from './fs-atomic.js';
 import { JOURNAL_FILE, JournalWriter, readJournal, type JobRecord, type JournalState } from './journal.js';
 import { acquireLock } from './lock.js';
 import { decide, type Decision, type PlanMode } from './plan.js';
@@ -99,6 +99,7 @@ export async function runJobs(jobs: readonly Job[], options: RunOptions): Promis
   await prepareOutDir(outDir);
   const release = await acquireLock(outDir);
   try {
+    await sweepTempFiles(outDir);
     const journalPath = join(outDir, JOURNAL_FILE);
     const state = await readJournal(journalPath);
     for (const message of state.warnings) emit({ type: 'warning', message });
