@@ -2,7 +2,8 @@ import { mkdtemp, readFile, writeFile, appendFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { JournalWriter, readJournal, type JobRecord } from '../src/core/journal.js';
+import { JournalWriter, type JobRecord } from '../src/core/journal.js';
+import { fingerprintKey, indexJournal, RecordReader, refOf } from '../src/core/journal-index.js';
 import { zeroUsage } from '../src/core/types.js';
 
 const record = (id: string, state: JobRecord['state'] = 'done'): JobRecord => ({
@@ -36,9 +37,9 @@ describe('journal', () => {
     await writer.append(record('b'));
     await writer.append(record('a', 'done'));
     await writer.close();
-    const state = await readJournal(path);
-    expect(state.jobs.get('a')?.state).toBe('done');
-    expect(state.jobs.size).toBe(2);
+    const index = await indexJournal(path);
+    expect(index.answer('a', fingerprintKey('fp-a'))?.state).toBe('done');
+    expect(index.size).toBe(2);
   });
 
   it('writes records appended at the same time, each exactly once', async () => {
@@ -54,15 +55,17 @@ describe('journal', () => {
   it('ignores a torn last line with a warning, and new records do not follow it', async () => {
     const path = await tempJournal();
     await writeFile(path, `${JSON.stringify(record('a'))}\n${JSON.stringify(record('b')).slice(0, 40)}`);
-    const state = await readJournal(path);
-    expect([...state.jobs.keys()]).toEqual(['a']);
-    expect(state.warnings).toHaveLength(1);
+    const index = await indexJournal(path);
+    expect(index.size).toBe(1);
+    expect(index.answer('b', fingerprintKey('fp-b'))).toBeUndefined();
+    expect(index.warnings).toHaveLength(1);
 
     const writer = await JournalWriter.open(path);
     await writer.append(record('c'));
     await writer.close();
-    const after = await readJournal(path);
-    expect([...after.jobs.keys()].sort()).toEqual(['a', 'c']);
+    const after = await indexJournal(path);
+    expect(after.size).toBe(2);
+    expect(after.current('c', fingerprintKey('fp-c'))).toBeDefined();
     expect(after.warnings).toEqual([]);
   });
 
@@ -73,7 +76,7 @@ describe('journal', () => {
     await writer.append({ ...record('a'), costUsd: 0.25, attempts: 0 });
     await writer.append({ ...record('b'), costUsd: 0.5 });
     await writer.close();
-    expect((await readJournal(path)).spentUsd).toBe(0.75);
+    expect((await indexJournal(path)).spentUsd).toBe(0.75);
   });
 
   it('keeps the earlier success of each request a job was sent with', async () => {
@@ -83,15 +86,52 @@ describe('journal', () => {
     await writer.append({ ...record('a'), fingerprint: 'second' });
     await writer.append({ ...record('a', 'failed'), fingerprint: 'third' });
     await writer.close();
-    const state = await readJournal(path);
-    expect(state.jobs.get('a')?.fingerprint).toBe('third');
-    expect([...state.successes.get('a')!.keys()]).toEqual(['first', 'second']);
+    const index = await indexJournal(path);
+    const [first, second, third, other] = ['first', 'second', 'third', 'other'].map(fingerprintKey) as [Buffer, Buffer, Buffer, Buffer];
+    expect(index.current('a', first)?.state).toBe('done');
+    expect(index.current('a', second)?.state).toBe('done');
+    expect(index.current('a', third)?.state).toBe('failed');
+    expect(index.current('a', other)).toBeUndefined();
+    expect(index.answer('a', other)?.key.equals(third)).toBe(true);
+    expect(index.succeeded()).toBe(1);
+  });
+
+  it('lets an outcome written in this run answer for its request over an earlier success of it', async () => {
+    const path = await tempJournal();
+    const writer = await JournalWriter.open(path);
+    await writer.append({ ...record('a'), fingerprint: 'first' });
+    await writer.append({ ...record('a'), fingerprint: 'second' });
+    const index = await indexJournal(path);
+    const failed = { ...record('a', 'failed'), fingerprint: 'first' };
+    index.replace('a', refOf(failed, await writer.append(failed)));
+    await writer.close();
+    expect(index.current('a', fingerprintKey('first'))?.state).toBe('failed');
+    expect(index.current('a', fingerprintKey('second'))?.state).toBe('done');
+  });
+
+  it('reads each record back from where the index says it lies', async () => {
+    const path = await tempJournal();
+    const writer = await JournalWriter.open(path);
+    await writer.append({ type: 'run', startedAt: '2026-11-28T00:00:00.000Z', files: ['jobs.jsonl'], jobs: 3 });
+    const written = [record('a'), { ...record('b'), output: 'ünïcödé ✓ reply' }, record('c', 'failed')];
+    const locations = [];
+    for (const item of written) locations.push(await writer.append(item));
+    await writer.close();
+    const index = await indexJournal(path);
+    const reader = await RecordReader.open(path);
+    for (const [i, item] of written.entries()) {
+      const ref = index.current(item.id, fingerprintKey(item.fingerprint))!;
+      expect({ offset: ref.offset, length: ref.length }).toEqual(locations[i]);
+      expect(await reader.read(ref)).toEqual(item);
+    }
+    await reader.close();
+    expect(index.runs).toBe(1);
   });
 
   it('reads an empty or missing journal as no jobs', async () => {
     const path = await tempJournal();
-    expect((await readJournal(path)).jobs.size).toBe(0);
+    expect((await indexJournal(path)).size).toBe(0);
     await appendFile(path, '');
-    expect((await readJournal(path)).jobs.size).toBe(0);
+    expect((await indexJournal(path)).size).toBe(0);
   });
 });

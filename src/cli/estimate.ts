@@ -2,8 +2,8 @@ import { join } from 'node:path';
 import { estimateJob, OUTPUT_DEFAULTS, type EstimateNote, type EstimateOptions } from '../core/estimate.js';
 import { EstimateSummary } from '../core/estimate-summary.js';
 import { fingerprint } from '../core/fingerprint.js';
-import { JOURNAL_FILE, readJournal } from '../core/journal.js';
-import { currentRecord } from '../core/results.js';
+import { JOURNAL_FILE } from '../core/journal.js';
+import { fingerprintKey, indexJournal } from '../core/journal-index.js';
 import { EXIT, type CliIO } from './io.js';
 import { RUN_FLAGS, usage } from './options.js';
 import { defaultOutDir, formatTable, loadOrExplain, loadPrices, writeCsvFile } from './shared.js';
@@ -61,16 +61,16 @@ export function resolveEstimateFlags(argv: Record<string, unknown>): EstimateFla
 export async function estimateCommand(argv: Record<string, unknown>, io: CliIO): Promise<number> {
   const flags = resolveEstimateFlags(argv);
   const defaults = { ...(flags.model ? { model: flags.model } : {}), ...(flags.system ? { system: flags.system } : {}) };
-  const jobs = await loadOrExplain(flags.files, defaults, io);
+  const { jobs } = await loadOrExplain(flags.files, defaults, io);
   const prices = await loadPrices(flags.prices);
-  const journal = await readJournal(join(flags.outDir, JOURNAL_FILE));
+  const journal = await indexJournal(join(flags.outDir, JOURNAL_FILE));
   for (const warning of journal.warnings) io.stderr(`warning: ${warning}\n`);
 
   const options: EstimateOptions = flags.expectedOutputTokens === undefined ? {} : { expectedOutputTokens: flags.expectedOutputTokens };
   const summary = new EstimateSummary();
   let done = 0;
-  for (const job of jobs) {
-    if (currentRecord(job, fingerprint(job), journal.jobs.get(job.id))?.state === 'done') done++;
+  for await (const job of jobs.open()) {
+    if (journal.current(job.id, fingerprintKey(fingerprint(job)))?.state === 'done') done++;
     else summary.add(estimateJob(job, prices, options));
   }
 

@@ -3,12 +3,12 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 import { NightshiftError } from '../core/errors.js';
 import { worstCaseCost } from '../core/estimate.js';
-import { JOURNAL_FILE, readJournal } from '../core/journal.js';
+import { JOURNAL_FILE } from '../core/journal.js';
+import { indexJournal } from '../core/journal-index.js';
 import { acquireLock } from '../core/lock.js';
 import type { PriceBook } from '../core/prices.js';
 import { createRedactor } from '../core/redact.js';
-import { runJobs } from '../core/runner.js';
-import type { Job } from '../core/types.js';
+import { runJobs, type RunOptions } from '../core/runner.js';
 import { startOfflineServer } from '../server/server.js';
 import { EXIT, type CliIO } from './io.js';
 import type { RunFlags } from './options.js';
@@ -38,23 +38,18 @@ function apiClient(env: CliIO['env'], flags: RunFlags, offlineUrl?: string): Ope
 
 /**
  * A budget can only be kept for jobs whose worst case is known: refuse, before anything is sent, when a
- * model has no price.
+ * model has no price. Each job's worst case is worked out as it is about to be sent.
  */
-function budgetFor(jobs: readonly Job[], prices: PriceBook, limitUsd: number): { limitUsd: number; worstCaseUsd: (job: Job) => number } {
-  const worst = new Map<Job, number>();
-  const unpriced = new Set<string>();
-  for (const job of jobs) {
-    const usd = worstCaseCost(job, prices);
-    if (usd === null) unpriced.add(job.model);
-    else worst.set(job, usd);
-  }
-  if (unpriced.size > 0) {
+function budgetFor(models: ReadonlySet<string>, prices: PriceBook, limitUsd: number): NonNullable<RunOptions['budget']> {
+  // The runner checks each job to send too: an image size or quality can lack a price where its model has one.
+  const unpriced = [...models].filter((model) => prices.priceOf(model) === undefined);
+  if (unpriced.length > 0) {
     throw new NightshiftError(
       'E_USAGE',
-      `--budget needs a price for every model, and there is none for ${[...unpriced].join(', ')}. Add them with --prices FILE.`,
+      `--budget needs a price for every model, and there is none for ${unpriced.join(', ')}. Add them with --prices FILE.`,
     );
   }
-  return { limitUsd, worstCaseUsd: (job) => worst.get(job)! };
+  return { limitUsd, worstCaseUsd: (job) => worstCaseCost(job, prices) };
 }
 
 /** How to continue after a stop: the same command, without the flags that would send finished jobs again. */
@@ -75,9 +70,8 @@ async function startFresh(outDir: string, force: boolean): Promise<void> {
   // Under the folder's lock: moving the journal of a run in progress would make it send everything again.
   const release = await acquireLock(outDir);
   try {
-    const state = await readJournal(path);
     // Any success counts, including one a later edit superseded: a plain rerun could still reuse it.
-    const finished = state.successes.size;
+    const finished = (await indexJournal(path)).succeeded();
     if (finished > 0 && !force) {
       throw new NightshiftError(
         'E_USAGE',
@@ -100,12 +94,12 @@ async function startFresh(outDir: string, force: boolean): Promise<void> {
 /** `nightshift run`: validates everything, then runs the jobs and writes the outputs. */
 export async function runCommand(flags: RunFlags, io: CliIO): Promise<number> {
   const defaults = { ...(flags.model ? { model: flags.model } : {}), ...(flags.system ? { system: flags.system } : {}) };
-  const jobs = await loadOrExplain(flags.files, defaults, io);
+  const { jobs, models } = await loadOrExplain(flags.files, defaults, io);
   const prices = await loadPrices(flags.prices);
   const server = flags.offline ? await startOfflineServer() : undefined;
   try {
     const client = apiClient(io.env, flags, server?.url);
-    const budget = flags.budgetUsd === undefined ? undefined : budgetFor(jobs, prices, flags.budgetUsd);
+    const budget = flags.budgetUsd === undefined ? undefined : budgetFor(models, prices, flags.budgetUsd);
     if (flags.fresh) await startFresh(flags.outDir, flags.force);
     const progress = flags.quiet ? undefined : new Progress({ write: io.stderr, isTTY: io.isTTY, intervalSeconds: flags.progressIntervalSeconds });
     io.onRunStart?.(flags.graceMs);

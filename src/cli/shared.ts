@@ -4,9 +4,10 @@ import { basename, extname, join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import { NightshiftError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/fs-atomic.js';
-import { loadJobs } from '../core/jobs/load.js';
+import { streamJobs, validateJobFiles, type ValidationResult } from '../core/jobs/load.js';
 import { createPriceBook, parsePriceOverrides, type PriceBook } from '../core/prices.js';
-import type { Job, Problem } from '../core/types.js';
+import type { JobSource } from '../core/runner.js';
+import type { Problem } from '../core/types.js';
 import type { CliIO } from './io.js';
 
 /** `run`'s default output folder for `files`: `out/<first file name without extension>`. */
@@ -59,9 +60,15 @@ export function formatProblems(problems: readonly Problem[]): string {
     .join('');
 }
 
-/** Loads and validates job files; on any problem prints them all and throws `E_VALIDATION` (exit 2). */
-export async function loadOrExplain(files: string[], defaults: { model?: string; system?: string }, io: CliIO): Promise<Job[]> {
-  const { jobs, problems } = await loadJobs(files, { defaults });
+/** Job files found valid: what validation learned, and the jobs to stream. */
+export interface ValidJobs extends Omit<ValidationResult, 'problems'> {
+  /** Reads the files again for each pass; the jobs are never all in memory. */
+  jobs: JobSource;
+}
+
+/** Validates job files; on any problem prints them all and throws `E_VALIDATION` (exit 2). */
+export async function loadOrExplain(files: string[], defaults: { model?: string; system?: string }, io: CliIO): Promise<ValidJobs> {
+  const { problems, ...found } = await validateJobFiles(files, { defaults });
   if (problems.length > 0) {
     io.stderr(formatProblems(problems));
     throw new NightshiftError(
@@ -70,7 +77,7 @@ export async function loadOrExplain(files: string[], defaults: { model?: string;
       { problems: problems.length },
     );
   }
-  return jobs;
+  return { ...found, jobs: { count: found.count, open: () => streamJobs(files, { defaults }) } };
 }
 
 /** The price book, with the `--prices` file's overrides when one is given. */

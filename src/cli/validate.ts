@@ -7,9 +7,7 @@ export async function validateCommand(files: string[], argv: Record<string, unkn
     ...(typeof argv.model === 'string' ? { model: argv.model } : {}),
     ...(typeof argv.system === 'string' ? { system: argv.system } : {}),
   };
-  const jobs = await loadOrExplain(files, defaults, io);
-  const byKind = new Map<string, number>();
-  for (const job of jobs) byKind.set(job.kind, (byKind.get(job.kind) ?? 0) + 1);
-  io.stdout(`${jobs.length} valid jobs (${[...byKind].map(([kind, n]) => `${n} ${kind}`).join(', ')})\n`);
+  const { count, kinds } = await loadOrExplain(files, defaults, io);
+  io.stdout(`${count} valid jobs (${[...kinds].map(([kind, n]) => `${n} ${kind}`).join(', ')})\n`);
   return EXIT.ok;
 }

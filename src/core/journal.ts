@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { appendFile, open, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
+import type { RecordLocation } from './journal-index.js';
 import type { JobKind, Usage } from './types.js';
 
 /** The journal's file name inside an output folder. */
@@ -60,21 +61,6 @@ export interface RunRecord {
 
 export type JournalRecord = JobRecord | RunRecord;
 
-/** What the journal says, read once at start. */
-export interface JournalState {
-  /** The latest record of each job id. */
-  jobs: Map<string, JobRecord>;
-  /**
-   * The latest success of each job id for each request (fingerprint) it succeeded with, so that a request
-   * edited and then restored finds its earlier success instead of being paid for again.
-   */
-  successes: Map<string, Map<string, JobRecord>>;
-  runs: number;
-  /** Dollars spent by every request the journal records (priced ones), across all runs in the folder. */
-  spentUsd: number;
-  warnings: string[];
-}
-
 /** Options of {@link readJournalRecords}. */
 export interface ReadJournalOptions {
   /** Called with a `path:line: ...` message for each line skipped because it does not parse. */
@@ -107,7 +93,7 @@ export async function* readJournalRecords(path: string, options: ReadJournalOpti
 }
 
 /** One journal line as a record, or undefined when it is torn or not a record. */
-function parseRecord(line: string): JournalRecord | undefined {
+export function parseRecord(line: string): JournalRecord | undefined {
   let record: unknown;
   try {
     record = JSON.parse(line);
@@ -117,36 +103,20 @@ function parseRecord(line: string): JournalRecord | undefined {
   return typeof record === 'object' && record !== null && 'type' in record ? (record as JournalRecord) : undefined;
 }
 
-/** Reads a journal keeping the latest record per job (see {@link readJournalRecords} for what is skipped). */
-export async function readJournal(path: string): Promise<JournalState> {
-  const state: JournalState = { jobs: new Map(), successes: new Map(), runs: 0, spentUsd: 0, warnings: [] };
-  for await (const record of readJournalRecords(path, { onWarning: (warning) => state.warnings.push(warning) })) {
-    if (record.type === 'job') {
-      state.jobs.set(record.id, record);
-      if (record.state === 'done') {
-        const byRequest = state.successes.get(record.id) ?? new Map<string, JobRecord>();
-        state.successes.set(record.id, byRequest.set(record.fingerprint, record));
-      }
-      // A record with no attempt (images renamed) sent nothing: its cost is already counted once.
-      if (record.costUsd !== null && record.attempts > 0) state.spentUsd += record.costUsd;
-    }
-    else if (record.type === 'run') state.runs++;
-  }
-  return state;
-}
-
 /**
  * Appends records to the journal. Records appended while a write is under way are written together
  * in the next write (group commit), so durability costs one flush per batch, not per job.
  */
 export class JournalWriter {
-  private queue: { line: string; resolve: () => void; reject: (error: unknown) => void }[] = [];
+  private queue: { line: string; resolve: (location: RecordLocation) => void; reject: (error: unknown) => void }[] = [];
   private writing = false;
   private failure: unknown;
 
   private constructor(
     private readonly handle: FileHandle,
     private readonly durable: boolean,
+    /** The journal's size: where the next record starts. */
+    private size: number,
   ) {}
 
   /**
@@ -156,11 +126,12 @@ export class JournalWriter {
   static async open(path: string, options: { durable?: boolean } = {}): Promise<JournalWriter> {
     await cutTornTail(path);
     const handle = await open(path, 'a');
-    return new JournalWriter(handle, options.durable ?? true);
+    const { size } = await handle.stat();
+    return new JournalWriter(handle, options.durable ?? true, size);
   }
 
-  /** Resolves once the record is written (and, when durable, flushed to disk). */
-  append(record: JournalRecord): Promise<void> {
+  /** Resolves with where the record lies once it is written (and, when durable, flushed to disk). */
+  append(record: JournalRecord): Promise<RecordLocation> {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
       this.queue.push({ line: `${JSON.stringify(record)}\n`, resolve, reject });
@@ -174,9 +145,16 @@ export class JournalWriter {
       const batch = this.queue;
       this.queue = [];
       try {
-        await this.handle.appendFile(batch.map((entry) => entry.line).join(''));
+        const text = batch.map((entry) => entry.line).join('');
+        await this.handle.appendFile(text);
         if (this.durable) await this.handle.datasync();
-        for (const entry of batch) entry.resolve();
+        let offset = this.size;
+        this.size += Buffer.byteLength(text);
+        for (const entry of batch) {
+          const bytes = Buffer.byteLength(entry.line);
+          entry.resolve({ offset, length: bytes - 1 });
+          offset += bytes;
+        }
       } catch (error) {
         this.failure = error;
         for (const entry of [...batch, ...this.queue]) entry.reject(error);

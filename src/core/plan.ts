@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { JobRecord, ProducedFile } from './journal.js';
+import type { JobState, ProducedFile } from './journal.js';
 import { expandOutput } from './jobs/output-path.js';
 import type { Job } from './types.js';
 
@@ -26,21 +26,30 @@ export type Decision =
   /** Left out by --only-failed. */
   | { action: 'leave' };
 
+/** What the journal holds for a job, as much as planning needs. */
+export interface KnownOutcome {
+  state: JobState;
+  /** True when it is the outcome of the request the job sends now. */
+  sameRequest: boolean;
+  /** The files it produced. Only a success of the same request is looked at, so only it needs them. */
+  files: readonly ProducedFile[];
+}
+
 /**
  * Decides, from the journal alone, what a job needs. Pure apart from reading the image files a previous
  * success produced, which is how a deleted or damaged image is noticed.
  */
-export async function decide(job: Job, fp: string, record: JobRecord | undefined, outDir: string, mode: PlanMode): Promise<Decision> {
+export async function decide(job: Job, record: KnownOutcome | undefined, outDir: string, mode: PlanMode): Promise<Decision> {
   if (mode.onlyFailed) {
     if (record?.state === 'failed') return { action: 'rerun', reason: 'failed' };
     // What is already done still counts as done (and renamed images cost nothing); only sending is held back.
-    const decision = await decide(job, fp, record, outDir, {});
+    const decision = await decide(job, record, outDir, {});
     return decision.action === 'skip' || decision.action === 'move' ? decision : { action: 'leave' };
   }
   if (!record) return { action: 'new' };
   if (mode.force) return { action: 'rerun', reason: 'forced' };
   if (record.state !== 'done') return { action: 'rerun', reason: 'failed' };
-  if (record.fingerprint !== fp) return { action: 'rerun', reason: 'changed' };
+  if (!record.sameRequest) return { action: 'rerun', reason: 'changed' };
   if (record.files.length === 0) return { action: 'skip' };
   for (const file of record.files) {
     if (!(await intact(outDir, file))) return { action: 'rerun', reason: 'damaged' };

@@ -51,11 +51,6 @@ export const USAGE_COLUMNS = ['model', 'kind', ...USAGE_METRIC_COLUMNS] as const
  */
 export type ResultStatus = 'ok' | 'failed' | 'pending';
 
-/** The record that answers for `job`, if its request is still the one that was sent. */
-export function currentRecord(job: Job, fingerprint: string, record: JobRecord | undefined): JobRecord | undefined {
-  return record && record.fingerprint === fingerprint ? record : undefined;
-}
-
 /** Formats a cost for a CSV cell: empty when unknown (never 0), otherwise decimal dollars to the nano-dollar the cost module keeps. */
 export function formatUsd(usd: number | null): string {
   if (usd === null) return '';
@@ -213,22 +208,50 @@ function addTo(group: UsageGroup, record: JobRecord | undefined): void {
 }
 
 /**
- * Writes a CSV from an iterable of lines without holding it in memory: to a temporary file beside the
- * target, renamed over it at the end, so readers never see half a file.
+ * A file written line by line without being held in memory: to a temporary file beside the target, renamed over it
+ * by `commit`, so readers never see half a file.
  */
-export async function writeLinesAtomic(path: string, lines: Iterable<string> | AsyncIterable<string>): Promise<void> {
-  const temp = `${path}.${process.pid}.tmp`;
-  const stream = createWriteStream(temp);
-  try {
-    for await (const line of lines) {
-      if (!stream.write(line)) await once(stream, 'drain');
+export class AtomicLines {
+  private readonly temp: string;
+  private readonly stream;
+
+  constructor(private readonly path: string) {
+    this.temp = `${path}.${process.pid}.tmp`;
+    this.stream = createWriteStream(this.temp);
+    // Reported by `write` or `commit`; without a listener a failed open would crash the process.
+    this.stream.on('error', () => {});
+  }
+
+  async write(line: string): Promise<void> {
+    if (this.stream.errored) throw this.stream.errored;
+    if (!this.stream.write(line)) await once(this.stream, 'drain');
+  }
+
+  async commit(): Promise<void> {
+    try {
+      this.stream.end();
+      await once(this.stream, 'finish');
+      await rename(this.temp, this.path);
+    } catch (error) {
+      await this.discard();
+      throw error;
     }
-    stream.end();
-    await once(stream, 'finish');
-    await rename(temp, path);
+  }
+
+  async discard(): Promise<void> {
+    this.stream.destroy();
+    await rm(this.temp, { force: true });
+  }
+}
+
+/** Writes a CSV from an iterable of lines without holding it in memory; see {@link AtomicLines}. */
+export async function writeLinesAtomic(path: string, lines: Iterable<string> | AsyncIterable<string>): Promise<void> {
+  const file = new AtomicLines(path);
+  try {
+    for await (const line of lines) await file.write(line);
   } catch (error) {
-    stream.destroy();
-    await rm(temp, { force: true });
+    await file.discard();
     throw error;
   }
+  await file.commit();
 }

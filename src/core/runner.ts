@@ -9,13 +9,14 @@ import { NightshiftError } from './errors.js';
 import { executeJob, safeTarget, type AttemptResult } from './execute.js';
 import { fingerprint } from './fingerprint.js';
 import { sweepTempFiles, writeFileAtomic } from './fs-atomic.js';
-import { JOURNAL_FILE, JournalWriter, readJournal, type JobRecord, type JournalState } from './journal.js';
+import { JOURNAL_FILE, JournalWriter, type JobRecord } from './journal.js';
+import { fingerprintKey, indexJournal, RecordReader, refOf, type JournalIndex, type RecordLocation } from './journal-index.js';
 import { acquireLock } from './lock.js';
 import { decide, type Decision, type PlanMode } from './plan.js';
 import type { PriceBook } from './prices.js';
 import { RateScheduler } from './rate-limit.js';
 import { countedTokens, requestTokens } from './rate-limit-tokens.js';
-import { resultLine, resultsHeader, UsageSummary, writeLinesAtomic } from './results.js';
+import { AtomicLines, resultLine, resultsHeader, UsageSummary, writeLinesAtomic } from './results.js';
 import { backoffDelay, classifyError, type AttemptError } from './retry.js';
 import { zeroUsage, type Job, type Usage } from './types.js';
 
@@ -62,9 +63,10 @@ export interface RunOptions {
   onEvent?: (event: RunEvent) => void;
   /**
    * A spending cap in dollars for the output folder, earlier runs included. Each job's worst-case cost is
-   * reserved before it is sent; when the next job does not fit, dispatching stops.
+   * reserved before it is sent; when the next job does not fit, dispatching stops. A job to send whose worst case
+   * is unknown (`null`) fails the run with `E_USAGE` before anything is sent.
    */
-  budget?: { limitUsd: number; worstCaseUsd: (job: Job) => number };
+  budget?: { limitUsd: number; worstCaseUsd: (job: Job) => number | null };
 }
 
 /** The outcome of a run, for the final summary and the exit status. */
@@ -87,10 +89,51 @@ export interface RunSummary {
 }
 
 /**
+ * The jobs of a run, read as often as the run needs (planning, sending, rebuilding results.csv) and never all
+ * held at once.
+ */
+export interface JobSource {
+  /** How many jobs each pass yields. */
+  count: number;
+  /** A new pass over the jobs, in input order. */
+  open(): AsyncIterable<Job>;
+}
+
+/** A {@link JobSource} over jobs already in memory (tests, small callers). */
+export function jobsInMemory(jobs: readonly Job[]): JobSource {
+  return {
+    count: jobs.length,
+    open: async function* () {
+      yield* jobs;
+    },
+  };
+}
+
+/** Each job's decision, one byte per job. */
+const ACTIONS = ['skip', 'move', 'new', 'rerun', 'leave'] as const satisfies readonly Decision['action'][];
+const SEND = new Set<number>([ACTIONS.indexOf('new'), ACTIONS.indexOf('rerun')]);
+
+/** A job whose images are to be renamed, with the record that produced them. */
+interface PlannedMove {
+  job: Pick<Job, 'id' | 'source'>;
+  moves: { from: string; to: string }[];
+  record: JobRecord;
+}
+
+/** What planning found, in a few bytes per job: decisions and fingerprint keys by input position. */
+interface Plan {
+  actions: Uint8Array;
+  keys: Buffer;
+  moves: PlannedMove[];
+}
+
+/**
  * Runs jobs against the API with bounded concurrency and retry, journaling each outcome before it counts.
  * Rerunning on the same folder sends only what the journal does not already hold for the same request.
+ * Memory stays flat in the number of jobs: they are streamed from `jobs`, and the journal is held as an index.
  */
-export async function runJobs(jobs: readonly Job[], options: RunOptions): Promise<RunSummary> {
+export async function runJobs(jobs: readonly Job[] | JobSource, options: RunOptions): Promise<RunSummary> {
+  const source = isJobSource(jobs) ? jobs : jobsInMemory(jobs);
   const clock = options.clock ?? systemClock;
   const emit = options.onEvent ?? (() => {});
   const redact = options.redact ?? ((text: string) => text);
@@ -101,63 +144,61 @@ export async function runJobs(jobs: readonly Job[], options: RunOptions): Promis
   try {
     await sweepTempFiles(outDir);
     const journalPath = join(outDir, JOURNAL_FILE);
-    const state = await readJournal(journalPath);
-    for (const message of state.warnings) emit({ type: 'warning', message });
-
-    const fingerprints = jobs.map((job) => fingerprint(job));
-    // A job answers with the success its current request already had, even if a later edit ran since:
-    // undoing an edit must not pay for the same request twice.
-    for (const [index, job] of jobs.entries()) {
-      const success = state.successes.get(job.id)?.get(fingerprints[index]!);
-      if (success) state.jobs.set(job.id, success);
-    }
-    const decisions: Decision[] = [];
-    for (const [index, job] of jobs.entries()) {
-      decisions.push(await decide(job, fingerprints[index]!, state.jobs.get(job.id), outDir, options.mode ?? {}));
-    }
-    const count = (action: Decision['action']): number => decisions.filter((d) => d.action === action).length;
-    const planned = {
-      total: jobs.length,
-      skipped: count('skip'),
-      moved: count('move'),
-      rerun: count('rerun'),
-      fresh: count('new'),
-      left: count('leave'),
-    };
-    emit({ type: 'planned', ...planned });
+    const index = await indexJournal(journalPath);
+    for (const message of index.warnings) emit({ type: 'warning', message });
 
     const journal = await writeOutput(journalPath, () => JournalWriter.open(journalPath, { durable: options.durable ?? true }));
+    const reader = await RecordReader.open(journalPath);
     const resultsPath = join(outDir, 'results.csv');
     try {
-      const runRecord = { type: 'run', startedAt: new Date(clock.now()).toISOString(), files: options.files, jobs: jobs.length } as const;
-      await writeOutput(journalPath, () => journal.append(runRecord));
-      await writeOutput(join(outDir, 'images'), () => applyMoves(jobs, decisions, state, journal, outDir, clock));
-      // Start results.csv with what is already finished, in input order; rows are appended as jobs finish.
-      await writeResults(resultsPath, jobs, fingerprints, state, { finishedOnly: true });
+      // Planning also starts results.csv with what is already finished, in input order; rows are appended as jobs finish.
+      const results = new AtomicLines(resultsPath);
+      let plan: Plan;
+      try {
+        plan = await writeOutput(resultsPath, () => planJobs(source, index, reader, results, outDir, options));
+      } catch (error) {
+        await results.discard();
+        throw error;
+      }
+      const count = (action: Decision['action']): number => plan.actions.reduce((sum, code) => sum + (ACTIONS[code] === action ? 1 : 0), 0);
+      const planned = {
+        total: source.count,
+        skipped: count('skip'),
+        moved: count('move'),
+        rerun: count('rerun'),
+        fresh: count('new'),
+        left: count('leave'),
+      };
+      emit({ type: 'planned', ...planned });
 
-      const queue = jobs.filter((_, index) => {
-        const action = decisions[index]!.action;
-        return action === 'new' || action === 'rerun';
-      });
-      const run = new RunLoop(queue, options, clock, redact, emit, journal, state, resultsPath);
+      const runRecord = { type: 'run', startedAt: new Date(clock.now()).toISOString(), files: options.files, jobs: source.count } as const;
+      await writeOutput(journalPath, () => journal.append(runRecord));
+      try {
+        await writeOutput(join(outDir, 'images'), () => applyMoves(plan.moves, index, journal, outDir, clock));
+      } catch (error) {
+        await results.discard();
+        throw error;
+      }
+      await writeOutput(resultsPath, () => results.commit());
+
+      const run = new RunLoop(jobsToSend(source, plan), options, clock, redact, emit, journal, index, resultsPath);
       await run.start();
 
-      await writeResults(resultsPath, jobs, fingerprints, state, { finishedOnly: false });
       const usage = new UsageSummary();
-      for (const [index, job] of jobs.entries()) usage.add(job, current(state, job, fingerprints[index]!));
+      await writeOutput(resultsPath, () => writeResults(resultsPath, source, plan.keys, index, reader, usage));
       const usagePath = join(outDir, 'usage.csv');
       await writeOutput(usagePath, () => writeFileAtomic(usagePath, usage.toCsv()));
 
       const total = usage.total;
       return {
-        total: jobs.length,
+        total: source.count,
         skipped: planned.skipped,
         moved: planned.moved,
         rerun: planned.rerun,
         fresh: planned.fresh,
         ok: total.ok,
         failed: total.failed,
-        pending: jobs.length - total.ok - total.failed,
+        pending: source.count - total.ok - total.failed,
         retries: run.retries,
         usage: total.usage,
         costUsd: total.costUsd,
@@ -166,6 +207,7 @@ export async function runJobs(jobs: readonly Job[], options: RunOptions): Promis
         outDir,
       };
     } finally {
+      await reader.close();
       await journal.close();
     }
   } finally {
@@ -173,26 +215,88 @@ export async function runJobs(jobs: readonly Job[], options: RunOptions): Promis
   }
 }
 
-function current(state: JournalState, job: Job, fp: string): JobRecord | undefined {
-  const record = state.jobs.get(job.id);
-  return record && record.fingerprint === fp ? record : undefined;
+const isJobSource = (jobs: readonly Job[] | JobSource): jobs is JobSource => !Array.isArray(jobs);
+
+const KEY_BYTES = 16;
+
+/** The error for job files that no longer match what was validated and planned. */
+const changedFiles = (): NightshiftError =>
+  new NightshiftError('E_VALIDATION', 'The job files changed during the run; stopped. Run the same command again to validate and continue.');
+
+/**
+ * Decides what each job needs, in one pass over the jobs, and writes the results.csv rows of the jobs already
+ * finished (as they will read once planned image renames are done).
+ */
+async function planJobs(
+  source: JobSource,
+  index: JournalIndex,
+  reader: RecordReader,
+  results: AtomicLines,
+  outDir: string,
+  { mode = {}, budget }: Pick<RunOptions, 'mode' | 'budget'>,
+): Promise<Plan> {
+  const plan: Plan = { actions: new Uint8Array(source.count), keys: Buffer.alloc(source.count * KEY_BYTES), moves: [] };
+  const unpriced = new Set<string>();
+  await results.write(resultsHeader());
+  let position = 0;
+  for await (const job of source.open()) {
+    if (position >= source.count) throw changedFiles();
+    const key = fingerprintKey(fingerprint(job));
+    key.copy(plan.keys, position * KEY_BYTES);
+    const ref = index.answer(job.id, key);
+    const sameRequest = ref !== undefined && ref.key.equals(key);
+    // Only a success of the same request has its files looked at; they are the one thing planning reads back.
+    let record = ref && sameRequest && ref.state === 'done' && ref.hasFiles ? await reader.read(ref) : undefined;
+    const decision = await decide(job, ref && { state: ref.state, sameRequest, files: record?.files ?? [] }, outDir, mode);
+    plan.actions[position] = ACTIONS.indexOf(decision.action);
+    if (budget && SEND.has(plan.actions[position]!) && budget.worstCaseUsd(job) === null) unpriced.add(job.model);
+    if (decision.action === 'move') {
+      plan.moves.push({ job: { id: job.id, source: job.source }, moves: decision.moves, record: record! });
+      record = movedRecord(record!, decision.moves, job, '');
+    }
+    if (ref && sameRequest) await results.write(resultLine(job, record ?? (await reader.read(ref))));
+    position++;
+  }
+  if (position !== source.count) throw changedFiles();
+  if (unpriced.size > 0) {
+    const models = [...unpriced];
+    throw new NightshiftError('E_USAGE', `A budget needs the worst-case cost of every job to send, and there is none for some jobs of ${models.join(', ')}.`, { models });
+  }
+  return plan;
 }
 
-async function writeResults(
-  path: string,
-  jobs: readonly Job[],
-  fingerprints: readonly string[],
-  state: JournalState,
-  { finishedOnly }: { finishedOnly: boolean },
-): Promise<void> {
-  function* lines(): Generator<string> {
+/**
+ * The jobs to send, in input order. A job whose request differs from the one planned (its file changed since)
+ * stops the run rather than be sent unplanned.
+ */
+async function* jobsToSend(source: JobSource, plan: Plan): AsyncGenerator<Job> {
+  let position = 0;
+  for await (const job of source.open()) {
+    const action = plan.actions[position];
+    const key = plan.keys.subarray(position * KEY_BYTES, (position + 1) * KEY_BYTES);
+    position++;
+    if (action === undefined) throw changedFiles();
+    if (!SEND.has(action)) continue;
+    if (!fingerprintKey(fingerprint(job)).equals(key)) throw changedFiles();
+    yield job;
+  }
+}
+
+/** Rewrites results.csv with a row for every job, in input order, and counts each job in `usage`. */
+async function writeResults(path: string, source: JobSource, keys: Buffer, index: JournalIndex, reader: RecordReader, usage: UsageSummary): Promise<void> {
+  async function* lines(): AsyncGenerator<string> {
     yield resultsHeader();
-    for (const [index, job] of jobs.entries()) {
-      const record = current(state, job, fingerprints[index]!);
-      if (record || !finishedOnly) yield resultLine(job, record);
+    let position = 0;
+    for await (const job of source.open()) {
+      const key = keys.subarray(position * KEY_BYTES, (position + 1) * KEY_BYTES);
+      position++;
+      const ref = key.length === KEY_BYTES ? index.current(job.id, key) : undefined;
+      const record = ref && (await reader.read(ref));
+      usage.add(job, record);
+      yield resultLine(job, record);
     }
   }
-  await writeOutput(path, () => writeLinesAtomic(path, lines()));
+  await writeLinesAtomic(path, lines());
 }
 
 /**
@@ -220,49 +324,43 @@ async function prepareOutDir(outDir: string): Promise<void> {
   }
 }
 
+/**
+ * A success whose images were renamed: it keeps the usage and cost the images took, so results.csv and usage.csv
+ * still show them; `attempts: 0` marks that no request was sent, so spending and the report count that cost once.
+ */
+function movedRecord(record: JobRecord, moves: readonly { from: string; to: string }[], job: Pick<Job, 'source'>, finishedAt: string): JobRecord {
+  const files = [...record.files];
+  for (const move of moves) {
+    const position = files.findIndex((file) => file.path === move.from);
+    if (position >= 0) files[position] = { ...files[position]!, path: move.to };
+  }
+  return { ...record, files, source: `${job.source.file}:${job.source.line}`, attempts: 0, finishedAt };
+}
+
 /** Renames the images of jobs whose `output` changed but whose request did not: nothing is sent or paid. */
-async function applyMoves(
-  jobs: readonly Job[],
-  decisions: readonly Decision[],
-  state: JournalState,
-  journal: JournalWriter,
-  outDir: string,
-  clock: Clock,
-): Promise<void> {
+async function applyMoves(planned: readonly PlannedMove[], index: JournalIndex, journal: JournalWriter, outDir: string, clock: Clock): Promise<void> {
   // Every destination is checked before anything moves, so a refused one leaves all files where they were.
-  const planned: { job: Job; steps: { from: string; to: string; target: string }[] }[] = [];
-  for (const [index, decision] of decisions.entries()) {
-    if (decision.action !== 'move') continue;
-    const steps = [];
-    for (const move of decision.moves) {
-      steps.push({ ...move, target: await safeTarget(join(outDir, 'images'), move.to.replace(/^images\//, '')) });
-    }
-    planned.push({ job: jobs[index]!, steps });
+  const steps = new Map<PlannedMove, { from: string; to: string; target: string }[]>();
+  for (const move of planned) {
+    const list = [];
+    for (const step of move.moves) list.push({ ...step, target: await safeTarget(join(outDir, 'images'), step.to.replace(/^images\//, '')) });
+    steps.set(move, list);
   }
   // A file whose name another file is about to take steps aside first, so that jobs trading output names
   // (a.png <-> b.png) do not overwrite each other's images.
-  const targets = new Set(planned.flatMap(({ steps }) => steps.map((step) => step.to)));
+  const targets = new Set([...steps.values()].flatMap((list) => list.map((step) => step.to)));
   const aside = new Map<string, string>();
-  for (const { steps } of planned) {
-    for (const step of steps.filter((step) => targets.has(step.from))) {
+  for (const list of steps.values()) {
+    for (const step of list.filter((step) => targets.has(step.from))) {
       const temp = `${step.from}.${process.pid}.moving`;
       await rename(join(outDir, step.from), join(outDir, temp));
       aside.set(step.from, temp);
     }
   }
-  for (const { job, steps } of planned) {
-    const record = state.jobs.get(job.id)!;
-    const files = [...record.files];
-    for (const step of steps) {
-      await rename(join(outDir, aside.get(step.from) ?? step.from), step.target);
-      const position = files.findIndex((file) => file.path === step.from);
-      if (position >= 0) files[position] = { ...files[position]!, path: step.to };
-    }
-    // The moved record keeps the usage and cost the images took, so results.csv and usage.csv still show them;
-    // `attempts: 0` marks that no request was sent, so spending and the report count that cost once.
-    const moved: JobRecord = { ...record, files, source: `${job.source.file}:${job.source.line}`, attempts: 0, finishedAt: new Date(clock.now()).toISOString() };
-    await journal.append(moved);
-    state.jobs.set(job.id, moved);
+  for (const [move, list] of steps) {
+    for (const step of list) await rename(join(outDir, aside.get(step.from) ?? step.from), step.target);
+    const moved = movedRecord(move.record, move.moves, move.job, new Date(clock.now()).toISOString());
+    index.replace(move.job.id, refOf(moved, await journal.append(moved)));
   }
 }
 
@@ -271,23 +369,24 @@ class RunLoop {
   retries = 0;
   stopReason: StopReason | undefined;
   stopMessage: string | undefined;
-  private next = 0;
+  /** What ended the run other than a stop: the job files changed under it. Thrown once requests in flight are done. */
+  private failure: unknown;
   private readonly rates: RateScheduler;
   private readonly stopped = new AbortController();
   private readonly budget: Budget | undefined;
 
   constructor(
-    private readonly queue: readonly Job[],
+    private readonly queue: AsyncGenerator<Job>,
     private readonly options: RunOptions,
     private readonly clock: Clock,
     private readonly redact: (text: string) => string,
     private readonly emit: (event: RunEvent) => void,
     private readonly journal: JournalWriter,
-    private readonly state: JournalState,
+    private readonly index: JournalIndex,
     private readonly resultsPath: string,
   ) {
     this.rates = new RateScheduler({ clock, ...(options.rpm !== undefined ? { rpm: options.rpm } : {}), ...(options.tpm !== undefined ? { tpm: options.tpm } : {}) });
-    if (options.budget) this.budget = new Budget(options.budget.limitUsd, state.spentUsd);
+    if (options.budget) this.budget = new Budget(options.budget.limitUsd, index.spentUsd);
   }
 
   async start(): Promise<void> {
@@ -299,11 +398,26 @@ class RunLoop {
     if (stopSignal?.aborted) onStop();
     if (abortSignal?.aborted) onAbort();
     try {
-      const workers = Math.max(1, Math.min(this.options.concurrency, this.queue.length));
-      await Promise.all(Array.from({ length: workers }, () => this.work()));
+      // Workers pull from one generator: concurrent `next()` calls queue, so each job goes to exactly one worker.
+      await Promise.all(Array.from({ length: Math.max(1, this.options.concurrency) }, () => this.work()));
     } finally {
       stopSignal?.removeEventListener('abort', onStop);
       abortSignal?.removeEventListener('abort', onAbort);
+      // Closes the job files when the run stopped before reading them to the end.
+      await this.queue.return(undefined).catch(() => {});
+    }
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  /** The next job to send, or undefined when there is none (or the job files can no longer be read). */
+  private async take(): Promise<Job | undefined> {
+    try {
+      const next = await this.queue.next();
+      return next.done ? undefined : next.value;
+    } catch (error) {
+      this.failure ??= error;
+      this.stop('interrupted', `Stopping: ${(error as Error).message}`);
+      return undefined;
     }
   }
 
@@ -317,9 +431,11 @@ class RunLoop {
   }
 
   private async work(): Promise<void> {
-    while (!this.stopped.signal.aborted && this.next < this.queue.length) {
-      const job = this.queue[this.next]!;
-      const reserved = this.budget ? this.options.budget!.worstCaseUsd(job) : 0;
+    while (!this.stopped.signal.aborted) {
+      const job = await this.take();
+      if (job === undefined || this.stopped.signal.aborted) return;
+      // Planning made sure every job to send has a worst case.
+      const reserved = this.budget ? (this.options.budget!.worstCaseUsd(job) ?? 0) : 0;
       if (this.budget && !this.budget.tryReserve(reserved)) {
         const { spentUsd, limitUsd } = this.budget;
         this.stop(
@@ -329,7 +445,6 @@ class RunLoop {
         );
         return;
       }
-      this.next++;
       const actual = await this.runJob(job);
       this.budget?.settle(reserved, actual ?? 0);
     }
@@ -434,13 +549,14 @@ class RunLoop {
       startedAt: new Date(outcome.startedAt).toISOString(),
       finishedAt: new Date(this.clock.now()).toISOString(),
     };
+    let location: RecordLocation;
     try {
-      await this.journal.append(record);
+      location = await this.journal.append(record);
     } catch (error) {
       this.stop('aborted', `Cannot write the journal: ${(error as Error).message}`);
       throw new NightshiftError('E_OUTPUT', `Cannot write the journal in ${this.options.outDir}: ${(error as Error).message}`, { jobId: job.id }, { cause: error });
     }
-    this.state.jobs.set(job.id, record);
+    this.index.replace(job.id, refOf(record, location));
     await appendFile(this.resultsPath, resultLine(job, record)).catch(() => {
       // results.csv is a view; the journal already holds the outcome and the final rewrite restores it.
     });

@@ -1,11 +1,12 @@
-import type { Job, Problem } from '../types.js';
+import { NightshiftError } from '../errors.js';
+import type { Job, JobKind, Problem } from '../types.js';
 import { checkHeader } from './csv-fields.js';
 import { parseFileDefaults, type CliDefaults, type FileDefaults } from './defaults.js';
 import { cachedLoader, readLocalImage } from './images.js';
 import { toJob } from './normalize.js';
 import { toProblem } from './problems.js';
 import { readRecords } from './read.js';
-import { createUniquenessCheck } from './unique.js';
+import { createUniquenessCheck, type UniquenessCheck } from './unique.js';
 
 /** How to load job files. */
 export interface LoadOptions {
@@ -22,13 +23,25 @@ export interface LoadResult {
   problems: Problem[];
 }
 
+/** What validating job files found, without keeping the jobs: stream them with {@link streamJobs} when there is no problem. */
+export interface ValidationResult {
+  problems: Problem[];
+  /** Valid jobs. */
+  count: number;
+  /** Valid jobs of each kind, in first-seen order. */
+  kinds: Map<JobKind, number>;
+  /** The models of the valid jobs, for checking before anything is sent that each is priced. */
+  models: Set<string>;
+}
+
+/** What checking one record gives: a valid job, or the record's problems (several records may share a file). */
+type Checked = { job: Job } | { problems: Problem[] };
+
 /**
- * Reads, validates and normalizes job files (`.json`, `.jsonl`, `.csv`), record by record, and reports
- * every problem of every file at once, including ids used twice and image files written twice.
+ * Reads, validates and normalizes job files (`.json`, `.jsonl`, `.csv`) record by record, yielding each valid job
+ * and each record's problems as they come. With `unique`, ids used twice and image files written twice are problems.
  */
-export async function loadJobs(files: readonly string[], options: LoadOptions = {}): Promise<LoadResult> {
-  const result: LoadResult = { jobs: [], problems: [] };
-  const unique = createUniquenessCheck();
+async function* checkJobs(files: readonly string[], options: LoadOptions, unique?: UniquenessCheck): AsyncGenerator<Checked> {
   const loadImage = cachedLoader(readLocalImage);
   const cli = options.defaults ?? {};
 
@@ -37,31 +50,85 @@ export async function loadJobs(files: readonly string[], options: LoadOptions = 
     for await (const record of readRecords(file)) {
       switch (record.type) {
         case 'problem':
-          result.problems.push(record.problem);
+          yield { problems: [record.problem] };
           break;
         case 'defaults': {
           const parsed = parseFileDefaults(record.value);
           fileDefaults = parsed.defaults;
-          result.problems.push(...parsed.problems.map((detail) => toProblem({ source: record.source }, detail)));
+          if (parsed.problems.length > 0) yield { problems: parsed.problems.map((detail) => toProblem({ source: record.source }, detail)) };
           break;
         }
-        case 'header':
-          result.problems.push(...checkHeader(record.columns).map((detail) => toProblem({ source: record.source, csv: true }, detail)));
+        case 'header': {
+          const problems = checkHeader(record.columns).map((detail) => toProblem({ source: record.source, csv: true }, detail));
+          if (problems.length > 0) yield { problems };
           break;
+        }
         case 'job':
         case 'row': {
           const normalized = await toJob(record, { cli, fileDefaults, loadImage });
           const id = 'job' in normalized ? normalized.job.id : normalized.id;
-          const taken = id === undefined ? [] : unique.id(id, record.source);
+          const taken = id === undefined || !unique ? [] : unique.id(id, record.source);
           // A job with a taken id would also clash on its default file names: one problem is enough.
-          if ('job' in normalized && taken.length === 0) taken.push(...unique.files(normalized.job));
-          if ('problems' in normalized) result.problems.push(...normalized.problems);
-          else if (taken.length === 0) result.jobs.push(normalized.job);
-          result.problems.push(...taken.map((detail) => toProblem({ source: record.source, jobId: id, csv: record.type === 'row' }, detail)));
+          if (unique && 'job' in normalized && taken.length === 0) taken.push(...unique.files(normalized.job));
+          const problems = 'problems' in normalized ? [...normalized.problems] : [];
+          problems.push(...taken.map((detail) => toProblem({ source: record.source, jobId: id, csv: record.type === 'row' }, detail)));
+          if (problems.length > 0) yield { problems };
+          else if ('job' in normalized) yield { job: normalized.job };
           break;
         }
       }
     }
   }
+}
+
+/**
+ * Reads, validates and normalizes job files (`.json`, `.jsonl`, `.csv`), record by record, and reports
+ * every problem of every file at once, including ids used twice and image files written twice.
+ * Keeps every job in memory: for large files, {@link validateJobFiles} then {@link streamJobs}.
+ */
+export async function loadJobs(files: readonly string[], options: LoadOptions = {}): Promise<LoadResult> {
+  const result: LoadResult = { jobs: [], problems: [] };
+  for await (const checked of checkJobs(files, options, createUniquenessCheck())) {
+    if ('job' in checked) result.jobs.push(checked.job);
+    else result.problems.push(...checked.problems);
+  }
   return result;
+}
+
+/**
+ * Validates job files completely, as {@link loadJobs} does, keeping only the problems and what must be known before
+ * anything is sent (ids and image files, to find duplicates; counts; models). The jobs themselves are dropped.
+ */
+export async function validateJobFiles(files: readonly string[], options: LoadOptions = {}): Promise<ValidationResult> {
+  const result: ValidationResult = { problems: [], count: 0, kinds: new Map(), models: new Set() };
+  for await (const checked of checkJobs(files, options, createUniquenessCheck())) {
+    if ('problems' in checked) {
+      result.problems.push(...checked.problems);
+      continue;
+    }
+    const { job } = checked;
+    result.count++;
+    result.kinds.set(job.kind, (result.kinds.get(job.kind) ?? 0) + 1);
+    result.models.add(job.model);
+  }
+  return result;
+}
+
+/**
+ * Reads job files that {@link validateJobFiles} found valid again, yielding their jobs one at a time in file order.
+ * A file changed since then so that a record no longer validates stops the stream with `E_VALIDATION`: nothing
+ * unvalidated is ever yielded.
+ */
+export async function* streamJobs(files: readonly string[], options: LoadOptions = {}): AsyncGenerator<Job> {
+  for await (const checked of checkJobs(files, options)) {
+    if ('job' in checked) {
+      yield checked.job;
+      continue;
+    }
+    const [problem] = checked.problems;
+    const where = problem ? `${problem.file}:${problem.line}` : files.join(', ');
+    throw new NightshiftError('E_VALIDATION', `${where} changed since it was validated and is no longer valid; stopped before sending it.`, {
+      problems: checked.problems.length,
+    });
+  }
 }

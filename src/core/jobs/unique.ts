@@ -12,19 +12,33 @@ export interface UniquenessCheck {
 
 const where = (source: SourceLocation): string => `${source.file}:${source.line}`;
 
+/** Lines per file in the packed place of an id: a file index times this, plus the line. */
+const LINES = 2 ** 32;
+
 /**
  * Remembers the ids and image files seen so far across all files. Ids count for invalid records too,
  * so a duplicate is reported in the same run as the other problems, not after they are fixed. Image file
  * names are compared ignoring case: on macOS and Windows `Cat.png` and `cat.png` are the same file.
  */
 export function createUniquenessCheck(): UniquenessCheck {
-  const ids = new Map<string, SourceLocation>();
+  // Each id's place is one number (file index and line), not an object: a million ids must fit in memory.
+  const ids = new Map<string, number>();
+  const fileNames: string[] = [];
+  const fileIndex = new Map<string, number>();
   const files = new Map<string, { id: string; source: SourceLocation }>();
   return {
     id(id, source) {
       const first = ids.get(id);
-      if (first !== undefined) return [{ field: 'id', message: `duplicate id ${JSON.stringify(id)}: also at ${where(first)}` }];
-      ids.set(id, source);
+      if (first !== undefined) {
+        const place = { file: fileNames[Math.floor(first / LINES)]!, line: first % LINES };
+        return [{ field: 'id', message: `duplicate id ${JSON.stringify(id)}: also at ${where(place)}` }];
+      }
+      let index = fileIndex.get(source.file);
+      if (index === undefined) {
+        index = fileNames.push(source.file) - 1;
+        fileIndex.set(source.file, index);
+      }
+      ids.set(id, index * LINES + source.line);
       return [];
     },
     files(job) {

@@ -1,0 +1,262 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { parseRecord, type JobRecord, type JobState } from './journal.js';
+
+/** Bytes of a fingerprint the index keeps: 128 bits of sha256 tell requests apart as well as all 256. */
+const KEY_BYTES = 16;
+
+/**
+ * The short form of a request fingerprint that the index compares. A sha256 hex fingerprint keeps its first
+ * 16 bytes; anything else (hand-written journals) is hashed first, so distinct strings stay distinct.
+ */
+export function fingerprintKey(fingerprint: string): Buffer {
+  if (/^[0-9a-f]{64}$/.test(fingerprint)) return Buffer.from(fingerprint.slice(0, KEY_BYTES * 2), 'hex');
+  return createHash('sha256').update(fingerprint).digest().subarray(0, KEY_BYTES);
+}
+
+/** Where a record's line lies in journal.jsonl (newline excluded). */
+export interface RecordLocation {
+  offset: number;
+  length: number;
+}
+
+/** What the index knows about one record without reading it back: enough to plan, not enough to show. */
+export interface RecordRef extends RecordLocation {
+  key: Buffer;
+  state: JobState;
+  /** The record lists produced files (images), which planning checks on disk. */
+  hasFiles: boolean;
+}
+
+const DONE = 1;
+const HAS_FILES = 2;
+
+/**
+ * What the journal says, in a few dozen bytes per job: for each id, the fingerprint, state and location of its
+ * latest record, plus (rarely) earlier successes with other requests. Full records, reply text included, stay
+ * on disk and are read back by location with a {@link RecordReader} when a row is written.
+ */
+export class JournalIndex {
+  runs = 0;
+  /** Dollars spent by every request the journal records (priced ones), across all runs in the folder. */
+  spentUsd = 0;
+  readonly warnings: string[] = [];
+
+  private readonly slots = new Map<string, number>();
+  private capacity = 1024;
+  private keys = Buffer.alloc(this.capacity * KEY_BYTES);
+  private offsets = new Float64Array(this.capacity);
+  private lengths = new Uint32Array(this.capacity);
+  private flags = new Uint8Array(this.capacity);
+  /**
+   * Successes that are not the latest record of their job, by slot then fingerprint key (hex): a request edited
+   * and then restored finds its earlier success instead of being paid for again.
+   */
+  private readonly earlier = new Map<number, Map<string, RecordRef>>();
+
+  /** Jobs with a record. */
+  get size(): number {
+    return this.slots.size;
+  }
+
+  /** Jobs with at least one success, superseded ones included. */
+  succeeded(): number {
+    let count = 0;
+    for (const slot of this.slots.values()) if ((this.flags[slot]! & DONE) !== 0 || this.earlier.has(slot)) count++;
+    return count;
+  }
+
+  /** Records `ref` as the latest of job `id`, as reading the journal does. */
+  add(id: string, ref: RecordRef): void {
+    const slot = this.slots.get(id);
+    if (slot === undefined) {
+      this.store(this.newSlot(id), ref);
+      return;
+    }
+    const previous = this.latest(slot);
+    const replaced = ref.state === 'done' && previous.key.equals(ref.key);
+    if (previous.state === 'done' && !replaced) this.keep(slot, previous);
+    if (ref.state === 'done') this.forget(slot, ref.key);
+    this.store(slot, ref);
+  }
+
+  /**
+   * Records the outcome this run just wrote. It answers for its request from now on, even where an earlier
+   * success of the same request exists (`--force`).
+   */
+  replace(id: string, ref: RecordRef): void {
+    this.add(id, ref);
+    const slot = this.slots.get(id)!;
+    this.forget(slot, ref.key);
+  }
+
+  /**
+   * The record that answers for job `id` sending the request `key`: its success with that request if it has one
+   * (undoing an edit must not pay for the same request twice), otherwise its latest record.
+   */
+  answer(id: string, key: Buffer): RecordRef | undefined {
+    const slot = this.slots.get(id);
+    if (slot === undefined) return undefined;
+    return this.earlier.get(slot)?.get(key.toString('hex')) ?? this.latest(slot);
+  }
+
+  /** The record for `id` when it is for request `key`: a finished outcome of the job as it stands. */
+  current(id: string, key: Buffer): RecordRef | undefined {
+    const ref = this.answer(id, key);
+    return ref && ref.key.equals(key) ? ref : undefined;
+  }
+
+  private latest(slot: number): RecordRef {
+    const flags = this.flags[slot]!;
+    return {
+      key: this.keys.subarray(slot * KEY_BYTES, (slot + 1) * KEY_BYTES),
+      state: (flags & DONE) !== 0 ? 'done' : 'failed',
+      hasFiles: (flags & HAS_FILES) !== 0,
+      offset: this.offsets[slot]!,
+      length: this.lengths[slot]!,
+    };
+  }
+
+  private keep(slot: number, ref: RecordRef): void {
+    let bySlot = this.earlier.get(slot);
+    if (!bySlot) this.earlier.set(slot, (bySlot = new Map()));
+    // The latest record's key is a view of the shared column, which the next store overwrites.
+    bySlot.set(ref.key.toString('hex'), { ...ref, key: Buffer.from(ref.key) });
+  }
+
+  private forget(slot: number, key: Buffer): void {
+    const bySlot = this.earlier.get(slot);
+    if (!bySlot) return;
+    bySlot.delete(key.toString('hex'));
+    if (bySlot.size === 0) this.earlier.delete(slot);
+  }
+
+  private newSlot(id: string): number {
+    const slot = this.slots.size;
+    if (slot === this.capacity) this.grow();
+    this.slots.set(id, slot);
+    return slot;
+  }
+
+  private store(slot: number, ref: RecordRef): void {
+    ref.key.copy(this.keys, slot * KEY_BYTES, 0, KEY_BYTES);
+    this.offsets[slot] = ref.offset;
+    this.lengths[slot] = ref.length;
+    this.flags[slot] = (ref.state === 'done' ? DONE : 0) | (ref.hasFiles ? HAS_FILES : 0);
+  }
+
+  private grow(): void {
+    this.capacity *= 2;
+    const keys = Buffer.alloc(this.capacity * KEY_BYTES);
+    this.keys.copy(keys);
+    this.keys = keys;
+    this.offsets = grown(this.offsets, new Float64Array(this.capacity));
+    this.lengths = grown(this.lengths, new Uint32Array(this.capacity));
+    this.flags = grown(this.flags, new Uint8Array(this.capacity));
+  }
+}
+
+function grown<T extends Float64Array | Uint32Array | Uint8Array>(from: T, to: T): T {
+  to.set(from);
+  return to;
+}
+
+/** The index entry of a record written at `location`. */
+export function refOf(record: Pick<JobRecord, 'fingerprint' | 'state' | 'files'>, location: RecordLocation): RecordRef {
+  return { key: fingerprintKey(record.fingerprint), state: record.state, hasFiles: record.files.length > 0, ...location };
+}
+
+/**
+ * Reads a journal into a {@link JournalIndex}, one line at a time. A missing journal is empty. A torn last line,
+ * left by a process killed mid-write, is skipped with a warning; so is any line that does not parse as a record.
+ */
+export async function indexJournal(path: string): Promise<JournalIndex> {
+  const index = new JournalIndex();
+  try {
+    if ((await stat(path)).size === 0) return index;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return index;
+    throw error;
+  }
+  let lineNumber = 0;
+  const take = (line: Buffer, offset: number): void => {
+    lineNumber++;
+    const text = line.toString('utf8');
+    if (text.trim() === '') return;
+    const record = parseRecord(text);
+    if (!record) {
+      index.warnings.push(`${path}:${lineNumber}: skipped an incomplete journal line (a process was probably killed while writing it)`);
+      return;
+    }
+    if (record.type === 'run') index.runs++;
+    else if (record.type === 'job') {
+      index.add(record.id, refOf(record, { offset, length: line.length }));
+      // A record with no attempt (images renamed) sent nothing: its cost is already counted once.
+      if (record.costUsd !== null && record.attempts > 0) index.spentUsd += record.costUsd;
+    }
+  };
+
+  let position = 0;
+  let pending: Buffer[] = [];
+  let pendingStart = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+    let start = 0;
+    for (let newline = chunk.indexOf(0x0a); newline !== -1; newline = chunk.indexOf(0x0a, start)) {
+      const piece = chunk.subarray(start, newline);
+      if (pending.length > 0) {
+        take(Buffer.concat([...pending, piece]), pendingStart);
+        pending = [];
+      } else take(piece, position + start);
+      start = newline + 1;
+    }
+    if (start < chunk.length) {
+      if (pending.length === 0) pendingStart = position + start;
+      pending.push(chunk.subarray(start));
+    }
+    position += chunk.length;
+  }
+  if (pending.length > 0) take(Buffer.concat(pending), pendingStart);
+  return index;
+}
+
+/**
+ * How much of the journal one read brings in. Records are read in input order, which is mostly journal order, so
+ * a large window serves many; when records come scattered (a folder resumed many times) the window shrinks.
+ */
+const WINDOW_BYTES = { large: 1 << 20, small: 16 << 10 };
+
+/**
+ * Reads full journal records back by location, through a window of the file so that neighbouring records
+ * cost one read.
+ */
+export class RecordReader {
+  private window = Buffer.alloc(0);
+  private windowStart = 0;
+  private hits = 0;
+
+  private constructor(private readonly handle: FileHandle) {}
+
+  static async open(path: string): Promise<RecordReader> {
+    return new RecordReader(await open(path, 'r'));
+  }
+
+  async read({ offset, length }: RecordLocation): Promise<JobRecord> {
+    const end = offset + length;
+    if (offset < this.windowStart || end > this.windowStart + this.window.length) {
+      const buffer = Buffer.allocUnsafe(Math.max(this.hits > 1 ? WINDOW_BYTES.large : WINDOW_BYTES.small, length));
+      const { bytesRead } = await this.handle.read(buffer, 0, buffer.length, offset);
+      this.window = buffer.subarray(0, bytesRead);
+      this.windowStart = offset;
+      this.hits = 0;
+      if (bytesRead < length) throw new Error(`journal record at byte ${offset} is cut short`);
+    }
+    this.hits++;
+    const text = this.window.toString('utf8', offset - this.windowStart, end - this.windowStart);
+    return JSON.parse(text) as JobRecord;
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}
