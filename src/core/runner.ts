@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { appendFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { APIError } from 'openai';
@@ -373,6 +374,8 @@ class RunLoop {
   private failure: unknown;
   private readonly rates: RateScheduler;
   private readonly stopped = new AbortController();
+  /** Mirrors the caller's `abortSignal`, so the listeners of every worker hang on a signal the run owns. */
+  private readonly aborted = new AbortController();
   private readonly budget: Budget | undefined;
 
   constructor(
@@ -392,7 +395,12 @@ class RunLoop {
   async start(): Promise<void> {
     const { stopSignal, abortSignal } = this.options;
     const onStop = (): void => this.stop('interrupted', 'Stopping: no new requests; waiting for those in flight.');
-    const onAbort = (): void => this.stop('aborted', 'Abandoning requests in flight.');
+    const onAbort = (): void => {
+      this.aborted.abort();
+      this.stop('aborted', 'Abandoning requests in flight.');
+    };
+    // Each worker listens to these at most twice at a time (a rate-limit wait, a request): not a leak.
+    setMaxListeners(2 * this.options.concurrency + 10, this.stopped.signal, this.aborted.signal);
     stopSignal?.addEventListener('abort', onStop, { once: true });
     abortSignal?.addEventListener('abort', onAbort, { once: true });
     if (stopSignal?.aborted) onStop();
@@ -457,7 +465,7 @@ class RunLoop {
     // Counted only when a token limit applies, and once for all attempts.
     let tokens: number | undefined;
     const countTokens = (): number => (tokens ??= requestTokens(job));
-    const { abortSignal } = this.options;
+    const abortSignal = this.aborted.signal;
     let lastError: AttemptError | undefined;
     let attempts = 0;
     for (let attempt = 1; attempt <= this.options.maxAttempts; attempt++) {
