@@ -1,0 +1,334 @@
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Clock } from '../src/core/clock.js';
+import { loadJobs } from '../src/core/jobs/load.js';
+import { countedTokens, DEFAULT_OUTPUT_BOUND, requestTokens } from '../src/core/rate-limit-tokens.js';
+import { FIXED_PACE, LEARNED_PACE, parseDuration, RateScheduler, type Permit } from '../src/core/rate-limit.js';
+import { zeroUsage } from '../src/core/types.js';
+import { startOfflineServer, type OfflineServer } from '../src/server/server.js';
+import { cli, tempDir, writeJobs } from './helpers.js';
+
+/** A clock that only moves when told to; sleeps end when time reaches them or their signal aborts. */
+function manualClock(start = 1_000_000): Clock & { advance(ms: number): Promise<void>; runUntilIdle(): Promise<void> } {
+  let now = start;
+  const timers = new Set<{ at: number; done: () => void }>();
+  const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+  const nextTimer = (until: number) => [...timers].filter((timer) => timer.at <= until).sort((a, b) => a.at - b.at)[0];
+  return {
+    now: () => now,
+    sleep: (ms, signal) =>
+      new Promise((resolve) => {
+        if (ms <= 0 || signal?.aborted) return resolve();
+        const timer = {
+          at: now + ms,
+          done: () => {
+            timers.delete(timer);
+            signal?.removeEventListener('abort', timer.done);
+            resolve();
+          },
+        };
+        timers.add(timer);
+        signal?.addEventListener('abort', timer.done, { once: true });
+      }),
+    async advance(ms) {
+      const end = now + ms;
+      await settle();
+      for (let timer = nextTimer(end); timer; timer = nextTimer(end)) {
+        now = timer.at;
+        timer.done();
+        await settle();
+      }
+      now = end;
+      await settle();
+    },
+    async runUntilIdle() {
+      await settle();
+      for (let timer = nextTimer(Infinity); timer; timer = nextTimer(Infinity)) {
+        now = Math.max(now, timer.at);
+        timer.done();
+        await settle();
+      }
+    },
+  };
+}
+
+/** Asks for `count` slots at once and records when each was granted. */
+async function grantTimes(scheduler: RateScheduler, clock: ReturnType<typeof manualClock>, count: number, tokens = 0, model = 'gpt-4o-mini') {
+  const times: number[] = [];
+  const permits = Array.from({ length: count }, () =>
+    scheduler.acquire(tokens, model).then((permit) => {
+      times.push(clock.now());
+      return permit;
+    }),
+  );
+  await clock.runUntilIdle();
+  await Promise.all(permits);
+  return times;
+}
+
+const rateLimitHeaders = (fields: Record<string, string>): Headers =>
+  new Headers(Object.fromEntries(Object.entries(fields).map(([key, value]) => [`x-ratelimit-${key}`, value])));
+
+describe('fixed limits (--rpm, --tpm)', () => {
+  it('paces requests at the --rpm rate after a burst of one second of the limit', async () => {
+    const clock = manualClock();
+    const start = clock.now();
+    const scheduler = new RateScheduler({ rpm: 600, clock });
+    const times = await grantTimes(scheduler, clock, 100);
+    expect(times).toHaveLength(100);
+    // 10 at once (one second of 600/min), then 90 more at 98% of 10 a second.
+    expect(times.filter((time) => time === start)).toHaveLength(10);
+    const expected = (90 / (10 * FIXED_PACE)) * 1000;
+    expect(clock.now() - start).toBeGreaterThanOrEqual(expected - 1);
+    expect(clock.now() - start).toBeLessThanOrEqual(expected + 100);
+  });
+
+  it('never lets more than --rpm requests through in any 60-second window', async () => {
+    const clock = manualClock();
+    const scheduler = new RateScheduler({ rpm: 60, clock });
+    const times = await grantTimes(scheduler, clock, 200);
+    for (const [index, time] of times.entries()) {
+      expect(times.slice(index).filter((later) => later < time + 60_000).length).toBeLessThanOrEqual(60);
+    }
+  });
+
+  it('limits by tokens with --tpm', async () => {
+    const clock = manualClock();
+    const start = clock.now();
+    const scheduler = new RateScheduler({ tpm: 60_000, clock });
+    // One second of 60,000/min is 1,000 tokens: two 500-token requests at once, the other 4,000 tokens at 980 a second.
+    const times = await grantTimes(scheduler, clock, 10, 500);
+    expect(times.filter((time) => time === start)).toHaveLength(2);
+    const expected = (4000 / (1000 * FIXED_PACE)) * 1000;
+    expect(clock.now() - start).toBeGreaterThanOrEqual(expected - 1);
+    expect(clock.now() - start).toBeLessThanOrEqual(expected + 10);
+  });
+
+  it('lets a request larger than the burst through once the bucket is full, then waits off the debt', async () => {
+    const clock = manualClock();
+    const start = clock.now();
+    const scheduler = new RateScheduler({ tpm: 6_000, clock });
+    const times = await grantTimes(scheduler, clock, 2, 300);
+    // Capacity is 100 tokens; each 300-token request needs a full bucket and leaves 200 owed.
+    expect(times[0]).toBe(start);
+    expect(times[1]! - start).toBeCloseTo((300 / (100 * FIXED_PACE)) * 1000, -1);
+  });
+
+  it('gives back tokens a request did not count when it is settled', async () => {
+    const clock = manualClock();
+    const scheduler = new RateScheduler({ tpm: 60_000, clock });
+    const first = (await scheduler.acquire(1000, 'gpt-4o-mini'))!;
+    let second: Permit | undefined;
+    void scheduler.acquire(600, 'gpt-4o-mini').then((permit) => (second = permit));
+    await clock.advance(0);
+    expect(second).toBeUndefined();
+    scheduler.settle(first, 400);
+    await clock.advance(0);
+    expect(second).toBeDefined();
+  });
+
+  it('counts a request\'s tokens only when a token limit applies', async () => {
+    let counted = 0;
+    const count = () => {
+      counted++;
+      return 100;
+    };
+    const clock = manualClock();
+    expect((await new RateScheduler({ rpm: 600, clock }).acquire(count, 'gpt-4o-mini'))?.tokens).toBe(0);
+    expect(counted).toBe(0);
+    expect((await new RateScheduler({ tpm: 60_000, clock }).acquire(count, 'gpt-4o-mini'))?.tokens).toBe(100);
+    expect(counted).toBe(1);
+  });
+
+  it('charges more when a request counted more than estimated', async () => {
+    const clock = manualClock();
+    const start = clock.now();
+    const scheduler = new RateScheduler({ tpm: 60_000, clock });
+    const first = (await scheduler.acquire(100, 'gpt-4o-mini'))!;
+    scheduler.settle(first, 1000);
+    // 900 tokens were left; the extra 900 charged leave 0, so the next 100 wait for the refill.
+    const next = scheduler.acquire(100, 'gpt-4o-mini');
+    await clock.runUntilIdle();
+    await next;
+    expect(clock.now() - start).toBeCloseTo((100 / (1000 * FIXED_PACE)) * 1000, -1);
+  });
+});
+
+describe('limits learned from x-ratelimit headers', () => {
+  it('sends freely until headers state a limit, then paces below it', async () => {
+    const clock = manualClock();
+    const scheduler = new RateScheduler({ clock });
+    const start = clock.now();
+    expect(await grantTimes(scheduler, clock, 50)).toEqual(Array(50).fill(start));
+
+    const permit = (await scheduler.acquire(0, 'gpt-4o-mini'))!;
+    scheduler.observe(
+      rateLimitHeaders({ 'limit-requests': '600', 'remaining-requests': '599', 'reset-requests': '100ms', 'limit-tokens': '150000' }),
+      permit,
+    );
+    expect(scheduler.limitsFor('gpt-4o-mini')).toEqual({ rpm: { limit: 600, fixed: false }, tpm: { limit: 150_000, fixed: false } });
+    const times = await grantTimes(scheduler, clock, 100);
+    const expected = (90 / (10 * LEARNED_PACE)) * 1000;
+    expect(times.at(-1)! - start).toBeGreaterThanOrEqual(expected - 1);
+    expect(times.at(-1)! - start).toBeLessThanOrEqual(expected + 200);
+  });
+
+  it('keeps each model to its own learned limits', async () => {
+    const clock = manualClock();
+    const scheduler = new RateScheduler({ clock });
+    const permit = (await scheduler.acquire(0, 'gpt-image-1'))!;
+    scheduler.observe(rateLimitHeaders({ 'limit-requests': '5' }), permit);
+    expect(scheduler.limitsFor('gpt-image-1').rpm?.limit).toBe(5);
+    expect(scheduler.limitsFor('gpt-4o-mini')).toEqual({});
+    const start = clock.now();
+    expect(await grantTimes(scheduler, clock, 20, 0, 'gpt-4o-mini')).toEqual(Array(20).fill(start));
+  });
+
+  it('slows down when the server has little left, even under a fixed limit', async () => {
+    const paced = async (remaining: string) => {
+      const clock = manualClock();
+      const scheduler = new RateScheduler({ rpm: 600, clock });
+      const permit = (await scheduler.acquire(0, 'gpt-4o-mini'))!;
+      scheduler.observe(rateLimitHeaders({ 'limit-requests': '600', 'remaining-requests': remaining, 'reset-requests': '59.9s' }), permit);
+      const start = clock.now();
+      const times = await grantTimes(scheduler, clock, 5);
+      return times.at(-1)! - start;
+    };
+    // Plenty left: the rest of the one-second burst goes at once.
+    expect(await paced('590')).toBe(0);
+    // Nothing left: each request waits for the refill.
+    expect(await paced('0')).toBeGreaterThanOrEqual((5 / (10 * FIXED_PACE)) * 1000 - 1);
+  });
+
+  it('counts requests granted after the answered one as unseen by its headers', async () => {
+    const clock = manualClock();
+    const scheduler = new RateScheduler({ clock });
+    const first = (await scheduler.acquire(0, 'gpt-4o-mini'))!;
+    scheduler.observe(rateLimitHeaders({ 'limit-requests': '600', 'remaining-requests': '599' }), first);
+    const answered = (await scheduler.acquire(0, 'gpt-4o-mini'))!;
+    for (let i = 0; i < 4; i++) await scheduler.acquire(0, 'gpt-4o-mini');
+    // The server had 4 left when `answered` arrived, and 4 requests went out since: nothing is left now.
+    scheduler.observe(rateLimitHeaders({ 'limit-requests': '600', 'remaining-requests': '4', 'reset-requests': '59.6s' }), answered);
+    let granted = false;
+    void scheduler.acquire(0, 'gpt-4o-mini').then(() => (granted = true));
+    await clock.advance(0);
+    expect(granted).toBe(false);
+    await clock.advance(120);
+    expect(granted).toBe(true);
+  });
+});
+
+describe('pause and abort', () => {
+  it('holds every waiting request until a 429 pause ends', async () => {
+    const clock = manualClock();
+    const scheduler = new RateScheduler({ clock });
+    scheduler.pause(2000);
+    const granted: string[] = [];
+    const waits = ['gpt-4o-mini', 'gpt-4o-mini', 'gpt-4o'].map((model, index) =>
+      scheduler.acquire(0, model).then(() => granted.push(`${model}#${index}`)),
+    );
+    await clock.advance(1999);
+    expect(granted).toEqual([]);
+    await clock.advance(1);
+    await Promise.all(waits);
+    expect(granted).toHaveLength(3);
+  });
+
+  it('extends a pause, never shortens it', async () => {
+    const clock = manualClock();
+    const scheduler = new RateScheduler({ clock });
+    scheduler.pause(2000);
+    scheduler.pause(500);
+    let granted = false;
+    void scheduler.acquire(0, 'gpt-4o-mini').then(() => (granted = true));
+    await clock.advance(1000);
+    expect(granted).toBe(false);
+    await clock.advance(1000);
+    expect(granted).toBe(true);
+  });
+
+  it('wakes a waiting request at once when its signal aborts, without charging it', async () => {
+    const clock = manualClock();
+    const scheduler = new RateScheduler({ rpm: 60, clock });
+    await scheduler.acquire(0, 'gpt-4o-mini');
+    const controller = new AbortController();
+    const aborted = scheduler.acquire(0, 'gpt-4o-mini', controller.signal);
+    let next: Permit | undefined;
+    void scheduler.acquire(0, 'gpt-4o-mini').then((permit) => (next = permit));
+    controller.abort();
+    expect(await aborted).toBeUndefined();
+    // The aborted request took no slot: the next one gets the slot it would have had.
+    await clock.advance(Math.ceil(1000 / FIXED_PACE));
+    expect(next).toBeDefined();
+  });
+
+  it('answers undefined at once for an already aborted signal', async () => {
+    const scheduler = new RateScheduler({ rpm: 60, clock: manualClock() });
+    expect(await scheduler.acquire(0, 'gpt-4o-mini', AbortSignal.abort())).toBeUndefined();
+  });
+});
+
+describe('parseDuration', () => {
+  it.each([
+    ['20ms', 20],
+    ['1s', 1000],
+    ['8.64s', 8640],
+    ['6m0s', 360_000],
+    ['1m30.5s', 90_500],
+    ['1h2m3s', 3_723_000],
+    ['2', 2000],
+  ])('reads %s as %d ms', (text, ms) => {
+    expect(parseDuration(text)).toBeCloseTo(ms, 6);
+  });
+
+  it.each(['', 'soon', '1x', '-1s', '1s extra'])('rejects %j', (text) => {
+    expect(parseDuration(text)).toBeUndefined();
+  });
+});
+
+describe('request tokens', () => {
+  it('counts the prompt and the output bound, and settles the bound with the real prompt', async () => {
+    const dir = await tempDir();
+    const file = await writeJobs(dir, [
+      { id: 'a', model: 'gpt-4o-mini', prompt: 'Hello there', max_tokens: 100 },
+      { id: 'b', model: 'gpt-4o-mini', prompt: 'Hello there' },
+    ]);
+    const { jobs } = await loadJobs([file]);
+    const [bounded, unbounded] = jobs;
+    // 3 priming, 3 for the message, its role and 2 tokens of text, plus the output bound.
+    expect(requestTokens(bounded!)).toBe(9 + 100);
+    expect(requestTokens(unbounded!)).toBe(9 + DEFAULT_OUTPUT_BOUND);
+    const usage = { ...zeroUsage(), input_tokens: 9, output_tokens: 40, total_tokens: 49 };
+    expect(countedTokens(bounded!, usage)).toBe(9 + 100);
+    expect(countedTokens(unbounded!, { ...usage, output_tokens: 400, total_tokens: 409 })).toBe(9 + 400);
+    expect(countedTokens(bounded!, zeroUsage())).toBeUndefined();
+  });
+});
+
+describe('--rpm against the offline server', () => {
+  let server: OfflineServer | undefined;
+  afterEach(async () => {
+    await server?.close();
+    server = undefined;
+  });
+
+  it('stays under the server limit with --rpm 600: no 429, requests spread over time', async () => {
+    server = await startOfflineServer({ rateLimit: { rpm: 600 } });
+    const dir = await tempDir();
+    const file = await writeJobs(
+      dir,
+      Array.from({ length: 25 }, (_, i) => ({ id: `j${i}`, model: 'gpt-4o-mini', prompt: `Prompt ${i}` })),
+    );
+    const started = Date.now();
+    const { code } = await cli(['run', file, '--out', join(dir, 'out'), '--concurrency', '25', '--rpm', '600', '--quiet'], {
+      env: { OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: server.url },
+    });
+    expect(code).toBe(0);
+    expect(server.stats.byStatus[429]).toBeUndefined();
+    expect(server.stats.byStatus[200]).toBe(25);
+    // 10 at once, then 15 more at 9.8 a second.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+    const times = server.requests.map((request) => request.time);
+    for (const time of times) expect(times.filter((other) => other >= time && other < time + 1000).length).toBeLessThanOrEqual(20);
+  });
+});
