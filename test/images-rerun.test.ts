@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import OpenAI from 'openai';
+import { executeJob, ImageSaveError } from '../src/core/execute.js';
 import { startOfflineServer, type OfflineServer } from '../src/server/server.js';
 import { cli, readCsv, tempDir, writeJobs } from './helpers.js';
 
@@ -179,7 +181,59 @@ describe('image files and links', () => {
     const rows = await readCsv(join(out, 'results.csv'));
     expect(rows.map((row) => row.status)).toEqual(['failed', 'ok']);
     expect(rows[0]!.error).toContain('escape/evil.png');
+    // The refused image was generated all the same: its cost is recorded, not $0.
+    expect(Number(rows[0]!.cost_usd)).toBeGreaterThan(0);
+    expect(rows[0]!.request_id).toMatch(/^req_/);
     expect(server!.countByKey('A cat')).toBe(1);
+  });
+
+  it('keeps the usage and request id of an image whose download fails every try', async () => {
+    await serve();
+    const client = new OpenAI({ apiKey: 'offline', baseURL: server!.url, maxRetries: 0 });
+    let downloads = 0;
+    const failingFetch = (async () => {
+      downloads++;
+      return new Response('gone', { status: 500 });
+    }) as typeof fetch;
+    const job = {
+      id: 'postcard',
+      kind: 'image' as const,
+      model: 'dall-e-2',
+      tags: [],
+      source: { file: 'jobs.jsonl', line: 1 },
+      endpoint: '/v1/images/generations' as const,
+      body: { model: 'dall-e-2', prompt: 'A postcard', size: '256x256', response_format: 'url' },
+    };
+    const error = await executeJob(job, { client, outDir: await tempDir(), timeoutMs: 10_000, fetch: failingFetch }).catch((error: unknown) => error);
+    expect(error).toBeInstanceOf(ImageSaveError);
+    expect(error).toMatchObject({ reason: 'download', usage: { images: 1 }, requestId: expect.stringMatching(/^req_/) });
+    expect(downloads).toBe(3);
+  });
+
+  it('records an image it cannot write as failed with its usage and cost, and stops with exit 4', async () => {
+    const { env } = await serve();
+    const dir = await tempDir();
+    const out = join(dir, 'out');
+    // A folder where the image file should go: the write fails with EISDIR after the image was paid for.
+    await mkdir(join(out, 'images', 'blocked.png'), { recursive: true });
+    const file = await writeJobs(dir, [
+      { id: 'blocked', kind: 'image', prompt: 'A walled garden', size: '1024x1024', quality: 'low' },
+      { id: 'later', kind: 'image', prompt: 'A quiet harbour', size: '1024x1024', quality: 'low' },
+    ]);
+    const { code, stderr } = await cli(['run', file, '--out', out, '--concurrency', '1'], { env });
+    expect(code).toBe(4);
+    expect(stderr).not.toMatch(/\n\s+at /);
+    // No new request once the folder proved unusable.
+    expect(server!.stats.requests).toBe(1);
+    const [blocked, later] = await readCsv(join(out, 'results.csv'));
+    expect(blocked).toMatchObject({ id: 'blocked', status: 'failed', attempts: '1', images: '1' });
+    expect(Number(blocked!.cost_usd)).toBeGreaterThan(0);
+    expect(Number(blocked!.total_tokens)).toBeGreaterThan(0);
+    expect(blocked!.request_id).toMatch(/^req_/);
+    expect(later).toMatchObject({ id: 'later', status: 'pending' });
+    const total = (await readCsv(join(out, 'usage.csv'))).at(-1)!;
+    expect(total).toMatchObject({ failed: '1', input_tokens: blocked!.input_tokens, output_tokens: blocked!.output_tokens, images: '1' });
+    expect(total.cost_usd).toBe(blocked!.cost_usd);
   });
 
   it('replaces a linked image file instead of writing through the link', async () => {

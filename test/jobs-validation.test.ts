@@ -42,6 +42,22 @@ describe('every class of problem is reported with its file, line and field', () 
     ]);
   });
 
+  test('Batch API bodies held to the rules of nightshift jobs: messages, content parts, no streaming, a prompt', async () => {
+    const { jobs, problems } = await loadJobs([invalid('batch-bodies.jsonl')]);
+    expect(jobs.map((job) => job.id)).toEqual(['v1']);
+    expect(where(problems)).toEqual(
+      [
+        [2, 'body.messages.0.content.0', 'v2'],
+        [2, 'body.messages.0.content.1', 'v2'],
+        [3, 'body.messages.0.role', 'v3'],
+        [4, 'body.messages', 'v4'],
+        [5, 'body.stream', 'v5'],
+        [6, 'body.prompt', 'v6'],
+        [7, 'body.prompt', 'v7'],
+      ].map(([line, field, jobId]) => ({ file: invalid('batch-bodies.jsonl'), line, column: undefined, field, jobId })),
+    );
+  });
+
   test('a missing local image, and a folder given as an image', async () => {
     const { problems } = await loadJobs([invalid('missing-image.jsonl')]);
     expect(problems.map((problem) => [problem.line, problem.field, problem.jobId])).toEqual([

@@ -103,8 +103,20 @@ describe('journal', () => {
     await writer.append({ ...record('a'), fingerprint: 'second' });
     const index = await indexJournal(path);
     const failed = { ...record('a', 'failed'), fingerprint: 'first' };
-    index.replace('a', refOf(failed, await writer.append(failed)));
+    index.add('a', refOf(failed, await writer.append(failed)));
     await writer.close();
+    expect(index.current('a', fingerprintKey('first'))?.state).toBe('failed');
+    expect(index.current('a', fingerprintKey('second'))?.state).toBe('done');
+  });
+
+  it('lets a later failure of a request supersede its earlier success when the journal is read back', async () => {
+    const path = await tempJournal();
+    const writer = await JournalWriter.open(path);
+    await writer.append({ ...record('a'), fingerprint: 'first' });
+    await writer.append({ ...record('a'), fingerprint: 'second' });
+    await writer.append({ ...record('a', 'failed'), fingerprint: 'first' });
+    await writer.close();
+    const index = await indexJournal(path);
     expect(index.current('a', fingerprintKey('first'))?.state).toBe('failed');
     expect(index.current('a', fingerprintKey('second'))?.state).toBe('done');
   });

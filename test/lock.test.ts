@@ -26,6 +26,7 @@ describe('output folder lock', () => {
     const dir = await mkdtemp(join(tmpdir(), 'nightshift-lock-'));
     await writeFile(join(dir, LOCK_FILE), '{"pid": 12');
     const release = await acquireLock(dir);
+    expect(JSON.parse(await readFile(join(dir, LOCK_FILE), 'utf8')).pid).toBe(process.pid);
     await release();
   });
 });

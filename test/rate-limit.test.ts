@@ -266,6 +266,29 @@ describe('pause and abort', () => {
     const scheduler = new RateScheduler({ rpm: 60, clock: manualClock() });
     expect(await scheduler.acquire(0, 'gpt-4o-mini', AbortSignal.abort())).toBeUndefined();
   });
+
+  it('rejects a request whose token count throws, and grants the requests behind it', async () => {
+    const clock = manualClock();
+    const scheduler = new RateScheduler({ tpm: 60_000, clock });
+    const broken = (): number => {
+      throw new TypeError('cannot count');
+    };
+    await expect(scheduler.acquire(broken, 'gpt-4o-mini')).rejects.toThrow(TypeError);
+    await scheduler.acquire(1000, 'gpt-4o-mini');
+    const queued = scheduler.acquire(broken, 'gpt-4o-mini');
+    const behind = scheduler.acquire(500, 'gpt-4o-mini');
+    await expect(queued).rejects.toThrow(TypeError);
+    await clock.runUntilIdle();
+    expect((await behind)?.tokens).toBe(500);
+  });
+
+  it('rejects the waiting requests, rather than leaving them hanging, when waiting fails', async () => {
+    const clock: Clock = { now: () => 1_000_000, sleep: () => Promise.reject(new Error('clock broke')) };
+    const scheduler = new RateScheduler({ rpm: 60, clock });
+    await scheduler.acquire(0, 'gpt-4o-mini');
+    const waiting = [scheduler.acquire(0, 'gpt-4o-mini'), scheduler.acquire(0, 'gpt-4o-mini')];
+    for (const request of waiting) await expect(request).rejects.toThrow('clock broke');
+  });
 });
 
 describe('parseDuration', () => {
@@ -303,6 +326,20 @@ describe('request tokens', () => {
     expect(countedTokens(unbounded!, { ...usage, output_tokens: 400, total_tokens: 409 })).toBe(9 + 400);
     expect(countedTokens(bounded!, zeroUsage())).toBeUndefined();
   });
+
+  it('never throws for odd content, estimating what it cannot read from its characters', async () => {
+    const dir = await tempDir();
+    const file = await writeJobs(dir, [{ id: 'a', model: 'gpt-4o-mini', prompt: 'Hello there', max_tokens: 100 }]);
+    const [job] = (await loadJobs([file])).jobs;
+    const withMessages = (messages: unknown): number => requestTokens({ ...job!, body: { ...job!.body, messages } });
+    const plain = withMessages([{ role: 'user', content: 'Hello there' }]);
+    expect(plain).toBe(9 + 100);
+    expect(withMessages([{ role: 'user', content: [null, 5] }])).toBeGreaterThan(100);
+    expect(withMessages([{ role: 'user', content: [{ type: 'text', text: 'Hello there' }, 'x'.repeat(400)] }])).toBeGreaterThanOrEqual(plain + 100);
+    expect(withMessages([{ role: 'user', content: [{ type: 'text', text: 42 }, { image_url: 'x' }, { type: 'image_url', image_url: null }] }])).toBeGreaterThan(100);
+    expect(withMessages([null, 'Hello', [1, 2]])).toBeGreaterThan(100);
+    expect(withMessages('not a list')).toBeGreaterThanOrEqual(100);
+  });
 });
 
 describe('--rpm against the offline server', () => {
@@ -328,7 +365,9 @@ describe('--rpm against the offline server', () => {
     expect(server.stats.byStatus[200]).toBe(25);
     // 10 at once, then 15 more at 9.8 a second.
     expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+    // Any second holds at most the burst (10) and a second of refill (9.8); 2 more for requests that left in order
+    // but arrived bunched up on a busy machine.
     const times = server.requests.map((request) => request.time);
-    for (const time of times) expect(times.filter((other) => other >= time && other < time + 1000).length).toBeLessThanOrEqual(20);
+    for (const time of times) expect(times.filter((other) => other >= time && other < time + 1000).length).toBeLessThanOrEqual(22);
   });
 });

@@ -313,6 +313,25 @@ describe('--fresh and --only-failed', () => {
     expect(server!.stats.requests).toBe(3);
     expect((await readCsv(join(out, 'results.csv'))).every((row) => row.status === 'ok')).toBe(true);
   });
+
+  it('a forced rerun that failed stays failed after reload, and --only-failed sends it again', async () => {
+    const { env } = await serve();
+    const dir = await tempDir();
+    const out = join(dir, 'out');
+    const file = await writeJobs(dir, chatJobs(2));
+    expect((await cli(['run', file, '--out', out], { env })).code).toBe(0);
+
+    server!.setFaults([{ status: 400, times: 1, match: { promptIncludes: 'number 2' } }]);
+    const forced = await cli(['run', file, '--out', out, '--force', '--max-attempts', '1'], { env });
+    expect(forced.code).toBe(1);
+    expect((await readCsv(join(out, 'results.csv'))).map((row) => `${row.id}:${row.status}`)).toEqual(['q1:ok', 'q2:failed']);
+
+    const again = await cli(['run', file, '--out', out, '--only-failed'], { env });
+    expect(again.code).toBe(0);
+    expect(thisRun(again.stdout)).toEqual({ fresh: 0, rerun: 1, skipped: 1 });
+    expect(server!.countByKey('Question number 2')).toBe(3);
+    expect((await readCsv(join(out, 'results.csv'))).map((row) => `${row.id}:${row.status}`)).toEqual(['q1:ok', 'q2:ok']);
+  });
 });
 
 describe('the output folder lock', () => {

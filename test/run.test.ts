@@ -1,4 +1,4 @@
-import { readFile, readdir } from 'node:fs/promises';
+import { appendFile, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startOfflineServer, type OfflineServer, type OfflineServerOptions } from '../src/server/server.js';
@@ -68,6 +68,20 @@ describe('nightshift run', () => {
     }
     expect(Number(total.cost_usd)).toBeCloseTo(sum('cost_usd'), 6);
     expect(total).toMatchObject({ jobs: '4', ok: '4', failed: '0', unpriced_jobs: '0' });
+  });
+
+  it('records an answer without usage as of unknown cost, never as $0', async () => {
+    const { env } = await serve({ omitUsage: true });
+    const dir = await tempDir();
+    const out = join(dir, 'out');
+    const file = await writeJobs(dir, chatJobs(1));
+    const { code, stderr } = await cli(['run', file, '--out', out], { env });
+    expect(code).toBe(0);
+    expect(stderr).toMatch(/warning: .*q1/);
+    const [row] = await readCsv(join(out, 'results.csv'));
+    expect(row).toMatchObject({ id: 'q1', status: 'ok', total_tokens: '0', cost_usd: '' });
+    const journal = (await readFile(join(out, 'journal.jsonl'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(journal.find((record) => record.id === 'q1')).toMatchObject({ state: 'done', costUsd: null });
   });
 
   it('retries a 500 and succeeds', async () => {
@@ -212,5 +226,31 @@ describe('rerun on the same output folder', () => {
     expect(server!.countByKey('An edited question')).toBe(1);
     const rows = await readCsv(join(out, 'results.csv'));
     expect(rows.map((row) => row.id)).toEqual(['q1', 'q2', 'q3', 'q4', 'q5']);
+  });
+});
+
+describe('nightshift run, small promises', () => {
+  it('treats a job file with no jobs as a mistake (exit 2), not an empty success', async () => {
+    const dir = await tempDir();
+    const file = await writeJobs(dir, []);
+    expect((await cli(['run', file, '--offline', '--out', join(dir, 'out')])).code).toBe(2);
+    expect((await cli(['validate', file])).code).toBe(2);
+  });
+
+  it('keeps offline results out of the folder a real run would use', async () => {
+    const { resolveRunFlags } = await import('../src/cli/options.js');
+    const base = { concurrency: 8, 'max-attempts': 5, timeout: 600, 'progress-interval': 30, grace: 30 };
+    expect(resolveRunFlags({ ...base, files: ['jobs/chat.jsonl'] }).outDir).toBe(join('out', 'chat'));
+    expect(resolveRunFlags({ ...base, files: ['jobs/chat.jsonl'], offline: true }).outDir).toBe(join('out', 'chat-offline'));
+  });
+
+  it('prints warnings even with --quiet', async () => {
+    const dir = await tempDir();
+    const out = join(dir, 'out');
+    const file = await writeJobs(dir, chatJobs(2));
+    expect((await cli(['run', file, '--offline', '--out', out])).code).toBe(0);
+    await appendFile(join(out, 'journal.jsonl'), '{"type":"job","id":"q');
+    const { stderr } = await cli(['run', file, '--offline', '--out', out, '--quiet']);
+    expect(stderr).toMatch(/warning: .*journal/);
   });
 });

@@ -440,6 +440,14 @@ describe('concurrency, rate limits and bookkeeping', () => {
     expect(server.stats.requests).toBe(1);
   });
 
+  it('answers chat completions without usage when omitUsage is on', async () => {
+    const { client } = await start({ omitUsage: true });
+    const completion = await ask(client, 'alpha');
+
+    expect(completion.choices[0]!.message.content).not.toBe('');
+    expect(completion.usage).toBeUndefined();
+  });
+
   it('tags every API answer with a request id and processing time', async () => {
     const { client } = await start();
     const { response } = await ask(client, 'hello').withResponse();
@@ -489,6 +497,7 @@ describe('http surface', () => {
     );
     await expect(startOfflineServer({ faults: [{ status: 200 }] })).rejects.toBeInstanceOf(NightshiftError);
     await expect(startOfflineServer({ rateLimit: { rpm: 0 } })).rejects.toMatchObject({ code: 'E_USAGE' });
+    await expect(startOfflineServer({ omitUsage: 'yes' as unknown as boolean })).rejects.toMatchObject({ code: 'E_USAGE' });
   });
 });
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import dotenv from 'dotenv';
+import { createRedactor } from '../core/redact.js';
 import { runMain } from './main.js';
 
 // A .env file in the working directory fills variables the environment does not set.
@@ -9,10 +10,16 @@ dotenv.config({ quiet: true });
 const stop = new AbortController();
 const abort = new AbortController();
 let graceMs = 30_000;
+let runStarted = false;
 let signals = 0;
 
 function onSignal(signal: NodeJS.Signals): void {
   signals++;
+  // Before a run sends anything (validation, estimate, report, serve) there is nothing to wait for.
+  if (!runStarted) {
+    process.stderr.write(`\n${signal}: stopped.\n`);
+    process.exit(130);
+  }
   if (signals === 1) {
     process.stderr.write(`\n${signal}: finishing requests in flight (up to ${Math.round(graceMs / 1000)}s); press Ctrl-C again to abandon them.\n`);
     stop.abort();
@@ -23,6 +30,12 @@ function onSignal(signal: NodeJS.Signals): void {
 }
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
+process.on('unhandledRejection', (reason) => {
+  const text = reason instanceof Error ? (reason.stack ?? reason.message) : String(reason);
+  const redact = createRedactor([process.env.OPENAI_API_KEY]);
+  process.stderr.write(`nightshift: unexpected error; this is a bug, please report it with the text below.\n${redact(text)}\n`);
+  process.exit(70);
+});
 
 const code = await runMain(process.argv.slice(2), {
   env: process.env,
@@ -33,6 +46,7 @@ const code = await runMain(process.argv.slice(2), {
   abortSignal: abort.signal,
   onRunStart: (ms) => {
     graceMs = ms;
+    runStarted = true;
   },
 });
 process.exitCode = code;

@@ -98,14 +98,9 @@ function reportError(error: unknown, io: CliIO): number {
       case 'E_CONFIG':
         if (error.code === 'E_USAGE') io.stderr('Run `nightshift --help` for usage.\n');
         return EXIT.invalid;
-      case 'E_QUOTA':
-      case 'E_BUDGET':
-        return EXIT.stopped;
       case 'E_LOCKED':
       case 'E_OUTPUT':
         return EXIT.outputUnusable;
-      case 'E_INTERRUPTED':
-        return EXIT.interrupted;
     }
   }
   const text = error instanceof Error ? (error.stack ?? error.message) : String(error);

@@ -6,7 +6,7 @@ import { defaultOutDir } from './shared.js';
  * `resolveRunFlags` checks the values, and the README documents the same list.
  */
 export const RUN_FLAGS = {
-  out: { type: 'string', description: 'Output folder (journal, results.csv, usage.csv, images/). Default: out/<first job file name>' },
+  out: { type: 'string', description: 'Output folder (journal, results.csv, usage.csv, images/). Default: out/<first job file name>, with -offline appended for --offline' },
   concurrency: { type: 'number', default: 8, description: 'Requests in flight at most' },
   'max-attempts': { type: 'number', default: 5, description: 'Attempts per job, the first included' },
   timeout: { type: 'number', default: 600, description: 'Seconds to wait for one request' },
@@ -16,7 +16,7 @@ export const RUN_FLAGS = {
   prices: { type: 'string', description: 'JSON file of prices that override or add to the built-in table' },
   budget: { type: 'number', description: 'Spending cap in USD for the output folder, earlier runs included; stops before a job that might pass it' },
   fresh: { type: 'boolean', default: false, description: 'Start over in the output folder (needs --force if it holds results)' },
-  force: { type: 'boolean', default: false, description: 'Send every job again, even those already done; with --fresh, discard results' },
+  force: { type: 'boolean', default: false, description: 'Send every job again, even those already done; with --fresh, start over even if the folder holds results' },
   'only-failed': { type: 'boolean', default: false, description: 'Rerun only the jobs that failed last time' },
   quiet: { type: 'boolean', default: false, description: 'No progress and no summary' },
   'progress-interval': { type: 'number', default: 30, description: 'Seconds between status lines when output is not a terminal' },
@@ -55,7 +55,8 @@ export function resolveRunFlags(argv: Record<string, unknown>): RunFlags {
   if (files.length === 0) throw usage('Expected at least one job file');
   const flags: RunFlags = {
     files,
-    outDir: typeof argv.out === 'string' && argv.out ? argv.out : defaultOutDir(files),
+    // Offline answers are not real ones: by default they never share a folder with a real run's results.
+    outDir: typeof argv.out === 'string' && argv.out ? argv.out : `${defaultOutDir(files)}${argv.offline === true ? '-offline' : ''}`,
     concurrency: integer(argv, 'concurrency', 1, 10_000),
     maxAttempts: integer(argv, 'max-attempts', 1, 100),
     timeoutMs: Math.round(number(argv, 'timeout', 0.001) * 1000),

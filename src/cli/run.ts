@@ -96,7 +96,8 @@ export async function runCommand(flags: RunFlags, io: CliIO): Promise<number> {
   const defaults = { ...(flags.model ? { model: flags.model } : {}), ...(flags.system ? { system: flags.system } : {}) };
   const { jobs, models } = await loadOrExplain(flags.files, defaults, io);
   const prices = await loadPrices(flags.prices);
-  const server = flags.offline ? await startOfflineServer() : undefined;
+  // The run's own server keeps no request log: memory stays flat however many jobs it answers.
+  const server = flags.offline ? await startOfflineServer({ recordRequests: false }) : undefined;
   try {
     const client = apiClient(io.env, flags, server?.url);
     const budget = flags.budgetUsd === undefined ? undefined : budgetFor(models, prices, flags.budgetUsd);
@@ -119,19 +120,24 @@ export async function runCommand(flags: RunFlags, io: CliIO): Promise<number> {
         ...(budget ? { budget } : {}),
         ...(io.stopSignal ? { stopSignal: io.stopSignal } : {}),
         ...(io.abortSignal ? { abortSignal: io.abortSignal } : {}),
-        ...(progress ? { onEvent: (event) => progress.handle(event) } : {}),
+        // Warnings (a torn journal line, say) are printed even with --quiet.
+        onEvent: (event) => {
+          if (progress) progress.handle(event);
+          else if (event.type === 'warning') io.stderr(`warning: ${event.message}\n`);
+        },
       });
     } finally {
       progress?.stop();
     }
-    if (!flags.quiet) {
-      io.stdout(formatSummary(summary));
-      if (summary.unpricedModels.length > 0) {
-        io.stderr(`warning: no price known for ${summary.unpricedModels.join(', ')}; their cost is left empty (add them with --prices FILE)\n`);
-      }
+    if (!flags.quiet) io.stdout(formatSummary(summary));
+    if (summary.unpricedModels.length > 0) {
+      io.stderr(`warning: no price known for ${summary.unpricedModels.join(', ')}; their cost is left empty (add them with --prices FILE)\n`);
     }
     if (summary.stopReason) {
-      io.stderr(`${summary.stopMessage}\n${resumeHint(flags)}\n`);
+      // Progress already showed why the run stopped; without it, say so here.
+      if (!progress) io.stderr(`${summary.stopMessage}\n`);
+      io.stderr(`${resumeHint(flags)}\n`);
+      if (summary.stopReason === 'output') return EXIT.outputUnusable;
       return summary.stopReason === 'quota' || summary.stopReason === 'budget' ? EXIT.stopped : EXIT.interrupted;
     }
     return summary.failed > 0 ? EXIT.jobsFailed : EXIT.ok;

@@ -1,3 +1,4 @@
+import { NightshiftError } from '../core/errors.js';
 import { startOfflineServer } from '../server/server.js';
 import { EXIT, type CliIO } from './io.js';
 
@@ -23,6 +24,9 @@ export async function serveCommand(argv: Record<string, unknown>, io: CliIO): Pr
       ? { rateLimit: { ...(typeof rpm === 'number' ? { rpm } : {}), ...(typeof tpm === 'number' ? { tpm } : {}) } }
       : {}),
     recordRequests: false,
+  }).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'EADDRINUSE') throw new NightshiftError('E_USAGE', `Port ${String(argv.port)} is in use; choose another --port, or 0 for a free one.`);
+    throw error;
   });
   io.stdout(`offline OpenAI-compatible server listening; set OPENAI_BASE_URL=${server.url}\n`);
   await new Promise<void>((resolve) => {

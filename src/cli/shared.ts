@@ -77,6 +77,8 @@ export async function loadOrExplain(files: string[], defaults: { model?: string;
       { problems: problems.length },
     );
   }
+  // An empty file is almost always the wrong file: say so rather than report an empty success.
+  if (found.count === 0) throw new NightshiftError('E_VALIDATION', `No jobs in ${files.join(', ')}; nothing was sent.`);
   return { ...found, jobs: { count: found.count, open: () => streamJobs(files, { defaults }) } };
 }
 

@@ -6,6 +6,8 @@
 export class Budget {
   private spentNano: number;
   private reservedNano = 0;
+  /** Workers waiting for a reservation to be released. */
+  private waiters: (() => void)[] = [];
   private readonly limitNano: number;
 
   /**
@@ -26,10 +28,37 @@ export class Budget {
     return true;
   }
 
+  /**
+   * Reserves `worstCaseUsd`, waiting while jobs in flight hold reservations that may yet settle below their
+   * worst case. Resolves false when it cannot fit even with nothing in flight, or when `signal` aborts.
+   */
+  async reserve(worstCaseUsd: number, signal?: AbortSignal): Promise<boolean> {
+    while (!signal?.aborted) {
+      if (this.tryReserve(worstCaseUsd)) return true;
+      if (this.reservedNano === 0) return false;
+      await new Promise<void>((resolve) => {
+        const wake = (): void => {
+          signal?.removeEventListener('abort', wake);
+          resolve();
+        };
+        this.waiters.push(wake);
+        signal?.addEventListener('abort', wake, { once: true });
+      });
+    }
+    return false;
+  }
+
   /** Releases a reservation and books the actual cost (0 for a failed request, which is not billed). */
   settle(reservedUsd: number, actualUsd: number): void {
     this.reservedNano -= toNano(reservedUsd);
     this.spentNano += toNano(actualUsd);
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  get reservedUsd(): number {
+    return this.reservedNano / 1e9;
   }
 
   get spentUsd(): number {

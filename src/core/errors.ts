@@ -9,16 +9,10 @@ export const ERROR_CODES = [
   'E_USAGE',
   /** Configuration is missing or wrong (no API key, bad base URL). */
   'E_CONFIG',
-  /** The account is out of credit (`insufficient_quota`): the run stopped. */
-  'E_QUOTA',
-  /** The run's budget would be exceeded: the run stopped. */
-  'E_BUDGET',
   /** Another nightshift process holds the output folder. */
   'E_LOCKED',
   /** The output folder cannot be written (permissions, disk full). */
   'E_OUTPUT',
-  /** The run was interrupted by a signal. */
-  'E_INTERRUPTED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -34,5 +28,3 @@ export class NightshiftError extends Error {
     this.context = context;
   }
 }
-
-export const isNightshiftError = (error: unknown): error is NightshiftError => error instanceof NightshiftError;

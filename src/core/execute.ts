@@ -15,8 +15,46 @@ export interface AttemptResult {
   files: ProducedFile[];
   finishReason?: string;
   usage: Usage;
+  /** False when the answer carried no `usage` (some OpenAI-compatible servers omit it): its cost is unknown, not zero. */
+  usageReported: boolean;
   requestId?: string;
   headers?: Headers;
+}
+
+/** What became of an image the API generated (and billed) but nightshift could not store. */
+export type ImageSaveFailure =
+  /** The image's bytes could not be obtained: its URL failed every download, or the answer held no image. */
+  | 'download'
+  /** The image's name leads outside the images folder (a link): this job's output is refused, others are fine. */
+  | 'refused'
+  /** Writing to the output folder failed (disk full, permissions, something in the way): the folder is unusable. */
+  | 'write';
+
+/** What an image answer billed, kept when its images cannot be saved. */
+export interface BilledAnswer {
+  usage: Usage;
+  requestId?: string;
+  headers: Headers;
+}
+
+/**
+ * Thrown when the API answered but its images could not be saved. It carries what the answer billed, so the
+ * job is journaled with its real usage and cost rather than as a free failure.
+ */
+export class ImageSaveError extends Error {
+  override name = 'ImageSaveError';
+  readonly reason: ImageSaveFailure;
+  readonly usage: Usage;
+  readonly requestId: string | undefined;
+  readonly headers: Headers;
+
+  constructor(reason: ImageSaveFailure, answer: BilledAnswer, cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    this.reason = reason;
+    this.usage = answer.usage;
+    this.requestId = answer.requestId;
+    this.headers = answer.headers;
+  }
 }
 
 /** Everything an attempt needs from the outside world. */
@@ -43,17 +81,12 @@ export async function executeJob(job: Job, context: ExecuteContext): Promise<Att
   const { data, response, request_id } = await context.client.images
     .generate(job.body as unknown as ImageGenerateParamsNonStreaming, requestOptions)
     .withResponse();
-  const files = await saveImages(job, data, context);
-  return {
-    output: '',
-    files,
-    usage: imageUsage(data, files.length),
-    ...(request_id ? { requestId: request_id } : {}),
-    headers: response.headers,
-  };
+  const answer: BilledAnswer = { usage: imageUsage(data, data.data?.length ?? 0), ...(request_id ? { requestId: request_id } : {}), headers: response.headers };
+  const files = await saveImages(job, data, context, answer);
+  return { output: '', files, ...answer, usageReported: true };
 }
 
-function chatResult(data: ChatCompletion): Pick<AttemptResult, 'output' | 'files' | 'finishReason' | 'usage'> {
+function chatResult(data: ChatCompletion): Pick<AttemptResult, 'output' | 'files' | 'finishReason' | 'usage' | 'usageReported'> {
   const texts = data.choices.map((choice) => choice.message.content ?? choice.message.refusal ?? '');
   // Several choices (n > 1) are kept apart as a JSON array so they can be split again without guessing.
   const output = texts.length === 1 ? (texts[0] ?? '') : JSON.stringify(texts);
@@ -66,7 +99,7 @@ function chatResult(data: ChatCompletion): Pick<AttemptResult, 'output' | 'files
     usage.reasoning_tokens = data.usage.completion_tokens_details?.reasoning_tokens ?? 0;
     usage.total_tokens = data.usage.total_tokens;
   }
-  return { output, files: [], finishReason, usage };
+  return { output, files: [], finishReason, usage, usageReported: data.usage !== undefined && data.usage !== null };
 }
 
 function imageUsage(data: ImagesResponse, images: number): Usage {
@@ -87,19 +120,25 @@ function imageUsage(data: ImagesResponse, images: number): Usage {
 
 const DOWNLOAD_TRIES = 3;
 
-async function saveImages(job: Job, data: ImagesResponse, context: ExecuteContext): Promise<ProducedFile[]> {
+/** Saves the images of an answer; any failure is an {@link ImageSaveError} carrying what the answer billed. */
+async function saveImages(job: Job, data: ImagesResponse, context: ExecuteContext, answer: BilledAnswer): Promise<ProducedFile[]> {
+  const failed = (reason: ImageSaveFailure) => (error: unknown): never => {
+    throw new ImageSaveError(reason, answer, error);
+  };
+  // A refusal by `safeTarget` is about this job's name; a system error (with a `syscall`) is about the folder.
+  const writeFailure = (error: unknown): never => failed(error instanceof Error && 'syscall' in error ? 'write' : 'refused')(error);
   const imagesDir = join(context.outDir, 'images');
-  await mkdir(imagesDir, { recursive: true });
+  await mkdir(imagesDir, { recursive: true }).catch(failed('write'));
   const files: ProducedFile[] = [];
   const items = data.data ?? [];
   for (const [position, item] of items.entries()) {
     let bytes: Buffer;
     if (item.b64_json) bytes = Buffer.from(item.b64_json, 'base64');
-    else if (item.url) bytes = await download(item.url, context);
-    else throw new Error(`image ${position + 1} of job ${job.id} has neither b64_json nor url`);
+    else if (item.url) bytes = await download(item.url, context).catch(failed('download'));
+    else throw new ImageSaveError('download', answer, new Error(`image ${position + 1} of job ${job.id} has neither b64_json nor url`));
     const name = expandOutput(job.output ?? `{id}-{index}.png`, job.id, position + 1);
-    const target = await safeTarget(imagesDir, name);
-    await writeFileAtomic(target, bytes);
+    const target = await safeTarget(imagesDir, name).catch(writeFailure);
+    await writeFileAtomic(target, bytes).catch(failed('write'));
     files.push({
       path: relative(context.outDir, target).split(sep).join('/'),
       bytes: bytes.length,

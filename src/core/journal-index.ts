@@ -67,7 +67,12 @@ export class JournalIndex {
     return count;
   }
 
-  /** Records `ref` as the latest of job `id`, as reading the journal does. */
+  /**
+   * Records `ref` as the latest of job `id`. A later record of a request supersedes every earlier record of the
+   * same request, success included (a `--force` rerun that failed answers as failed); an earlier success of a
+   * different request stays, for undoing an edit. Reading the journal and journaling an outcome both come here,
+   * so a run and a later reload of its journal agree.
+   */
   add(id: string, ref: RecordRef): void {
     const slot = this.slots.get(id);
     if (slot === undefined) {
@@ -75,20 +80,9 @@ export class JournalIndex {
       return;
     }
     const previous = this.latest(slot);
-    const replaced = ref.state === 'done' && previous.key.equals(ref.key);
-    if (previous.state === 'done' && !replaced) this.keep(slot, previous);
-    if (ref.state === 'done') this.forget(slot, ref.key);
-    this.store(slot, ref);
-  }
-
-  /**
-   * Records the outcome this run just wrote. It answers for its request from now on, even where an earlier
-   * success of the same request exists (`--force`).
-   */
-  replace(id: string, ref: RecordRef): void {
-    this.add(id, ref);
-    const slot = this.slots.get(id)!;
+    if (previous.state === 'done' && !previous.key.equals(ref.key)) this.keep(slot, previous);
     this.forget(slot, ref.key);
+    this.store(slot, ref);
   }
 
   /**

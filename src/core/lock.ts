@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { link, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NightshiftError } from './errors.js';
 
@@ -20,13 +20,19 @@ export async function acquireLock(outDir: string, isAlive: (pid: number) => bool
   const path = join(outDir, LOCK_FILE);
   const mine: LockInfo = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString() };
   for (let tries = 0; tries < 3; tries++) {
+    // Written whole under a private name, then linked into place: the lock appears complete or not at all,
+    // so no other process can read it half-written and take it for a torn lock.
+    const temp = `${path}.${process.pid}.new`;
+    await writeFile(temp, JSON.stringify(mine));
     try {
-      await writeFile(path, JSON.stringify(mine), { flag: 'wx' });
+      await link(temp, path);
       return async () => {
         await rm(path, { force: true });
       };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    } finally {
+      await rm(temp, { force: true });
     }
     const holder = await readLock(path);
     if (holder && holder.host === mine.host && isAlive(holder.pid)) {

@@ -8,7 +8,7 @@
  * the prompt estimate (and an answer longer than the assumed bound, when the job sets none).
  */
 import { imageOutputTokens } from './image-output-tokens.js';
-import type { ChatMessage } from './jobs/body.js';
+import type { ChatMessage, ContentPart } from './jobs/body.js';
 import { countChatTokens, countTextTokens, encodingFor, type EncodingName } from './tokens.js';
 import type { Job, Usage } from './types.js';
 import { imageInputTokens } from './vision-tokens.js';
@@ -23,17 +23,43 @@ export function requestTokens(job: Job): number {
     const prompt = typeof job.body.prompt === 'string' ? job.body.prompt : '';
     return countTextTokens(prompt, encoding) + outputBound(job);
   }
-  const messages = Array.isArray(job.body.messages) ? (job.body.messages as ChatMessage[]) : [];
-  let tokens = countChatTokens(messages, encoding) + definitionTokens(job.body, encoding);
-  for (const message of messages) {
-    if (!Array.isArray(message.content)) continue;
-    for (const part of message.content) {
-      const image = part.type === 'image_url' ? (part.image_url as { url?: unknown; detail?: unknown } | undefined) : undefined;
+  // Validation already vouches for the body; still, a count must never throw (a run would crash mid-flight), so
+  // anything it cannot read is estimated from its characters instead.
+  const messages: ChatMessage[] = [];
+  let tokens = definitionTokens(job.body, encoding);
+  for (const message of Array.isArray(job.body.messages) ? (job.body.messages as unknown[]) : []) {
+    if (!isRecord(message)) {
+      tokens += characterEstimate(message);
+      continue;
+    }
+    if (!Array.isArray(message.content)) {
+      messages.push(message as ChatMessage);
+      continue;
+    }
+    const content: ContentPart[] = [];
+    for (const part of message.content as unknown[]) {
+      if (!isRecord(part) || typeof part.type !== 'string' || (part.type === 'text' && typeof part.text !== 'string')) {
+        tokens += characterEstimate(part);
+        continue;
+      }
+      content.push(part as ContentPart);
+      const image = part.type === 'image_url' && isRecord(part.image_url) ? part.image_url : undefined;
       if (typeof image?.url !== 'string') continue;
       tokens += imageInputTokens(image.url, typeof image.detail === 'string' ? image.detail : undefined, job.model).tokens;
     }
+    messages.push({ ...message, content } as ChatMessage);
   }
-  return tokens + outputBound(job);
+  return tokens + countChatTokens(messages, encoding) + outputBound(job);
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** OpenAI's rule of thumb, about four characters a token, for a value the count cannot read. */
+function characterEstimate(value: unknown): number {
+  const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? '');
+  return Math.ceil(text.length / 4);
 }
 
 /**

@@ -119,6 +119,7 @@ class Bucket {
 interface Waiter {
   tokens: () => number;
   resolve: (permit: Permit | undefined) => void;
+  reject: (error: unknown) => void;
 }
 
 /** One model's learned limits and its queue of requests waiting for a slot. */
@@ -160,8 +161,14 @@ export class RateScheduler {
     const lane = this.#lane(model);
     let counted: number | undefined;
     const cost = typeof tokens === 'number' ? () => tokens : () => (counted ??= tokens());
-    if (lane.queue.length === 0 && this.#waitMs(lane, cost) === 0) return Promise.resolve(this.#grant(lane, cost));
-    return new Promise((resolve) => {
+    if (lane.queue.length === 0) {
+      try {
+        if (this.#waitMs(lane, cost) === 0) return Promise.resolve(this.#grant(lane, cost));
+      } catch (error) {
+        return Promise.reject(error as Error);
+      }
+    }
+    return new Promise((resolve, reject) => {
       const onAbort = (): void => {
         const position = lane.queue.indexOf(waiter);
         if (position < 0) return;
@@ -175,10 +182,17 @@ export class RateScheduler {
           signal?.removeEventListener('abort', onAbort);
           resolve(permit);
         },
+        reject: (error) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(error as Error);
+        },
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       lane.queue.push(waiter);
-      void this.#pump(lane);
+      // Nobody awaits the pump: an error it meets (a failing clock) goes to the requests still waiting on it.
+      this.#pump(lane).catch((error: unknown) => {
+        for (const stranded of lane.queue.splice(0)) stranded.reject(error);
+      });
     });
   }
 
@@ -296,10 +310,20 @@ export class RateScheduler {
     lane.pumping = true;
     try {
       for (let head = lane.queue[0]; head !== undefined; head = lane.queue[0]) {
-        const wait = this.#waitMs(lane, head.tokens);
-        if (wait === 0) {
+        let wait: number;
+        let permit: Permit | undefined;
+        try {
+          wait = this.#waitMs(lane, head.tokens);
+          if (wait === 0) permit = this.#grant(lane, head.tokens);
+        } catch (error) {
+          // Counting this request's tokens failed: it alone fails, the requests behind it go on.
           lane.queue.shift();
-          head.resolve(this.#grant(lane, head.tokens));
+          head.reject(error);
+          continue;
+        }
+        if (permit !== undefined) {
+          lane.queue.shift();
+          head.resolve(permit);
           continue;
         }
         lane.wake = new AbortController();

@@ -7,7 +7,7 @@ import { systemClock, type Clock } from './clock.js';
 import { Budget } from './budget.js';
 import { costOf, type CostOptions } from './cost.js';
 import { NightshiftError } from './errors.js';
-import { executeJob, safeTarget, type AttemptResult } from './execute.js';
+import { executeJob, ImageSaveError, safeTarget, type AttemptResult } from './execute.js';
 import { fingerprint } from './fingerprint.js';
 import { sweepTempFiles, writeFileAtomic } from './fs-atomic.js';
 import { JOURNAL_FILE, JournalWriter, type JobRecord } from './journal.js';
@@ -22,7 +22,7 @@ import { backoffDelay, classifyError, type AttemptError } from './retry.js';
 import { zeroUsage, type Job, type Usage } from './types.js';
 
 /** Why a run ended before every job had an outcome. */
-export type StopReason = 'quota' | 'budget' | 'interrupted' | 'aborted';
+export type StopReason = 'quota' | 'budget' | 'interrupted' | 'aborted' | 'output';
 
 /** Progress and diagnostics, for the CLI's progress display. */
 export type RunEvent =
@@ -59,8 +59,6 @@ export interface RunOptions {
   random?: () => number;
   /** Removes secrets from error text before it is stored. */
   redact?: (text: string) => string;
-  /** Flush the journal to disk after each write (group-committed). @default true */
-  durable?: boolean;
   onEvent?: (event: RunEvent) => void;
   /**
    * A spending cap in dollars for the output folder, earlier runs included. Each job's worst-case cost is
@@ -148,7 +146,7 @@ export async function runJobs(jobs: readonly Job[] | JobSource, options: RunOpti
     const index = await indexJournal(journalPath);
     for (const message of index.warnings) emit({ type: 'warning', message });
 
-    const journal = await writeOutput(journalPath, () => JournalWriter.open(journalPath, { durable: options.durable ?? true }));
+    const journal = await writeOutput(journalPath, () => JournalWriter.open(journalPath));
     const reader = await RecordReader.open(journalPath);
     const resultsPath = join(outDir, 'results.csv');
     try {
@@ -361,7 +359,7 @@ async function applyMoves(planned: readonly PlannedMove[], index: JournalIndex, 
   for (const [move, list] of steps) {
     for (const step of list) await rename(join(outDir, aside.get(step.from) ?? step.from), step.target);
     const moved = movedRecord(move.record, move.moves, move.job, new Date(clock.now()).toISOString());
-    index.replace(move.job.id, refOf(moved, await journal.append(moved)));
+    index.add(move.job.id, refOf(moved, await journal.append(moved)));
   }
 }
 
@@ -444,7 +442,8 @@ class RunLoop {
       if (job === undefined || this.stopped.signal.aborted) return;
       // Planning made sure every job to send has a worst case.
       const reserved = this.budget ? (this.options.budget!.worstCaseUsd(job) ?? 0) : 0;
-      if (this.budget && !this.budget.tryReserve(reserved)) {
+      if (this.budget && !(await this.budget.reserve(reserved, this.stopped.signal))) {
+        if (this.stopped.signal.aborted) return;
         const { spentUsd, limitUsd } = this.budget;
         this.stop(
           'budget',
@@ -453,8 +452,17 @@ class RunLoop {
         );
         return;
       }
-      const actual = await this.runJob(job);
-      this.budget?.settle(reserved, actual ?? 0);
+      let actual: number | undefined;
+      try {
+        actual = await this.runJob(job);
+      } catch (error) {
+        // Whatever went wrong, the other workers' requests are paid for: let them finish and journal.
+        this.failure ??= error;
+        this.stop('interrupted', `Stopping: ${(error as Error).message}`);
+        return;
+      } finally {
+        this.budget?.settle(reserved, actual ?? 0);
+      }
     }
   }
 
@@ -486,6 +494,10 @@ class RunLoop {
         }).finally(() => link?.release());
       } catch (error) {
         if (abortSignal?.aborted) return undefined;
+        if (error instanceof ImageSaveError) {
+          this.rates.observe(error.headers, permit);
+          return await this.failUnsaved(job, fp, error, attempt, startedAt);
+        }
         if (error instanceof APIError) this.rates.observe(error.headers, permit);
         lastError = classifyError(error, this.clock.now());
         lastError.message = this.redact(lastError.message);
@@ -505,9 +517,12 @@ class RunLoop {
         continue;
       }
       this.rates.observe(result.headers, permit);
-      const counted = countedTokens(job, result.usage);
+      // Without reported usage the tokens reserved for the request stay charged: the best bound there is.
+      const counted = result.usageReported ? countedTokens(job, result.usage) : undefined;
       if (counted !== undefined) this.rates.settle(permit, counted);
-      const costUsd = costOf(result.usage, job.model, this.options.prices, costOptions(job)).usd;
+      // An answer without usage is paid for all the same: its cost is unknown (null), never 0.
+      const costUsd = result.usageReported ? costOf(result.usage, job.model, this.options.prices, costOptions(job)).usd : null;
+      if (!result.usageReported) this.emit({ type: 'warning', message: `job ${job.id}: the server reported no token usage; its cost is unknown` });
       await this.finish(job, fp, {
         state: 'done',
         attempts: attempt,
@@ -520,7 +535,8 @@ class RunLoop {
         ...(result.requestId ? { requestId: result.requestId } : {}),
         startedAt,
       });
-      return costUsd ?? undefined;
+      // A budget counts an answer of unknown cost at its worst case.
+      return costUsd ?? this.options.budget?.worstCaseUsd(job) ?? undefined;
     }
     if (!lastError) return undefined;
     await this.finish(job, fp, {
@@ -538,6 +554,31 @@ class RunLoop {
       startedAt,
     });
     return 0;
+  }
+
+  /**
+   * Journals a job whose images were generated, and billed, but not saved: failed, with the usage and cost of
+   * the answer. A write failure means the output folder is unusable: the run stops (requests in flight finish).
+   */
+  private async failUnsaved(job: Job, fp: string, error: ImageSaveError, attempts: number, startedAt: number): Promise<number | undefined> {
+    const costUsd = costOf(error.usage, job.model, this.options.prices, costOptions(job)).usd;
+    const cause = this.redact(error.message);
+    await this.finish(job, fp, {
+      state: 'failed',
+      attempts,
+      output: '',
+      files: [],
+      error: `The image was generated (and billed) but could not be written: ${cause}`,
+      usage: error.usage,
+      costUsd,
+      latencyMs: this.clock.now() - startedAt,
+      ...(error.requestId ? { requestId: error.requestId } : {}),
+      startedAt,
+    });
+    if (error.reason === 'write') {
+      this.stop('output', `Stopping: images cannot be written in ${this.options.outDir} (${cause}). Fix the folder (space, permissions, what is in the way), then run the same command again.`);
+    }
+    return costUsd ?? undefined;
   }
 
   private async finish(
@@ -564,7 +605,7 @@ class RunLoop {
       this.stop('aborted', `Cannot write the journal: ${(error as Error).message}`);
       throw new NightshiftError('E_OUTPUT', `Cannot write the journal in ${this.options.outDir}: ${(error as Error).message}`, { jobId: job.id }, { cause: error });
     }
-    this.index.replace(job.id, refOf(record, location));
+    this.index.add(job.id, refOf(record, location));
     await appendFile(this.resultsPath, resultLine(job, record)).catch(() => {
       // results.csv is a view; the journal already holds the outcome and the final rewrite restores it.
     });

@@ -61,6 +61,12 @@ export interface OfflineServerOptions {
    * @default true
    */
   recordRequests?: boolean;
+  /**
+   * Answer chat completions without `usage`, as some OpenAI-compatible servers do, to see how a client copes
+   * with a cost it cannot know.
+   * @default false
+   */
+  omitUsage?: boolean;
 }
 
 /** Options with defaults applied, checked. */
@@ -72,10 +78,11 @@ export interface ResolvedOptions {
   quota: { afterRequests: number } | undefined;
   rateLimit: RateLimits | undefined;
   recordRequests: boolean;
+  omitUsage: boolean;
 }
 
 export function resolveOptions(options: OfflineServerOptions = {}): ResolvedOptions {
-  const { host = '127.0.0.1', port = 0, latencyMs = 0, faults = [], quota, rateLimit, recordRequests = true } =
+  const { host = '127.0.0.1', port = 0, latencyMs = 0, faults = [], quota, rateLimit, recordRequests = true, omitUsage = false } =
     checkObject('options', options) as OfflineServerOptions;
   if (quota !== undefined) checkInteger('quota.afterRequests', checkObject('quota', quota).afterRequests, 0);
   if (rateLimit !== undefined) {
@@ -91,5 +98,6 @@ export function resolveOptions(options: OfflineServerOptions = {}): ResolvedOpti
     quota,
     rateLimit,
     recordRequests: checkBoolean('recordRequests', recordRequests),
+    omitUsage: checkBoolean('omitUsage', omitUsage),
   };
 }

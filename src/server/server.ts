@@ -122,12 +122,15 @@ class OfflineHttpServer implements OfflineServer {
           const request = parseChatRequest(body);
           return {
             tokens: chatTokenEstimate(request),
-            respond: ({ requestId }) =>
-              buildChatCompletion(request, {
+            respond: ({ requestId }) => {
+              const completion = buildChatCompletion(request, {
                 id: `chatcmpl-${requestId.slice('req_'.length)}`,
                 created: unixSeconds(),
                 cachedTokens: this.#promptCache.use(request.promptText, request.promptTokens),
-              }),
+              });
+              if (this.#options.omitUsage) delete completion.usage;
+              return completion;
+            },
           };
         },
       },

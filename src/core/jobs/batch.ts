@@ -3,7 +3,7 @@ import { hasImagePart } from './kind.js';
 import { checkOutput, defaultOutputPattern } from './output-path.js';
 import { parseFields } from './parse-fields.js';
 import type { ProblemDetail } from './problems.js';
-import { batchRequestFields } from './schema.js';
+import { batchBodyFields, batchRequestFields } from './schema.js';
 
 /** True when a record is written in the OpenAI Batch API input format rather than as a nightshift job. */
 export const isBatchRequest = (record: Readonly<Record<string, unknown>>): boolean =>
@@ -23,13 +23,15 @@ export function batchRequestToJob(record: Readonly<Record<string, unknown>>, sou
   const { custom_id: id, url: endpoint, body } = values;
   if (problems.length > 0 || id === undefined || endpoint === undefined || body === undefined) return { problems };
 
+  // The body goes out unchanged, so what nightshift reads of it is held to the rules of its own jobs.
+  problems.push(...parseFields(body, batchBodyFields[endpoint], { prefix: 'body.' }).problems);
   let kind: JobKind;
   if (endpoint === '/v1/images/generations') {
     kind = 'image';
-    if (typeof body['prompt'] !== 'string') problems.push({ field: 'body.prompt', message: 'required: the text of the image to generate' });
+    if (body['prompt'] === undefined) problems.push({ field: 'body.prompt', message: 'required: the text of the image to generate' });
   } else {
     kind = hasImagePart(body['messages']) ? 'vision' : 'chat';
-    if (!Array.isArray(body['messages'])) problems.push({ field: 'body.messages', message: 'required: an array of messages' });
+    if (body['messages'] === undefined) problems.push({ field: 'body.messages', message: 'required: an array of messages' });
   }
   const job: Job = { id, kind, model: body.model, tags: [], source, endpoint, body };
   if (kind === 'image') {

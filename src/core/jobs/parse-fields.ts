@@ -44,6 +44,10 @@ export function parseFields<T extends FieldSchemas>(
 function describeIssues(issues: readonly z.core.$ZodIssue[], field: string, schema: z.ZodType): ProblemDetail[] {
   return issues.flatMap((issue): ProblemDetail[] => {
     const path = [field, ...issue.path.map(String)];
+    // Inside a field, where no description words the union, a value of the right shape for one branch (an array
+    // of content parts) is faulted where it goes wrong: `messages.0.content.1`, not the whole content.
+    const inner = issue.code === 'invalid_union' && issue.path.length > 0 ? matchedBranch(issue) : undefined;
+    if (inner !== undefined) return describeIssues(inner, path.join('.'), schema);
     if (issue.code === 'unrecognized_keys') {
       return issue.keys.map((key) => ({ field: [...path, key].join('.'), message: 'unknown field' }));
     }
@@ -57,4 +61,10 @@ function describeIssues(issues: readonly z.core.$ZodIssue[], field: string, sche
     const got = issue.code === 'custom' ? '' : `, got ${describeValue(issue.input)}`;
     return [{ field: at, message: `${expected}${got}` }];
   });
+}
+
+/** The issues of the one union branch that got past checking the value's type, if exactly one did. */
+function matchedBranch(issue: z.core.$ZodIssueInvalidUnion): z.core.$ZodIssue[] | undefined {
+  const matched = issue.errors.filter((branch) => branch.some((inner) => inner.path.length > 0 || inner.code !== 'invalid_type'));
+  return matched.length === 1 ? matched[0] : undefined;
 }

@@ -199,3 +199,18 @@ export const batchRequestFields = {
   /** The request body, sent unchanged; its `model` is the job's model. */
   body: z.looseObject({ model: text() }).describe('a request body object with a "model"'),
 };
+
+/**
+ * The fields of a Batch line's `body` that nightshift checks, by endpoint, with the schemas its own jobs use; any
+ * other body field is sent unchanged. Which of them are required is decided in batch.ts.
+ */
+export const batchBodyFields = {
+  '/v1/chat/completions': {
+    messages: chatFields.messages,
+    // The SDK answers a streamed request with a Stream, which nightshift does not read.
+    stream: z.literal(false).describe('false or left out: nightshift does not stream replies'),
+  },
+  '/v1/images/generations': {
+    prompt: imageFields.prompt,
+  },
+} as const satisfies Record<Endpoint, FieldSchemas>;
