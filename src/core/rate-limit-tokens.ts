@@ -9,7 +9,7 @@
  */
 import { imageOutputTokens } from './image-output-tokens.js';
 import type { ChatMessage, ContentPart } from './jobs/body.js';
-import { countChatTokens, countTextTokens, encodingFor, type EncodingName } from './tokens.js';
+import { countChatTokens, countDefinitionTokens, countTextTokens, encodingFor } from './tokens.js';
 import type { Job, Usage } from './types.js';
 import { imageInputTokens } from './vision-tokens.js';
 
@@ -26,7 +26,7 @@ export function requestTokens(job: Job): number {
   // Validation already vouches for the body; still, a count must never throw (a run would crash mid-flight), so
   // anything it cannot read is estimated from its characters instead.
   const messages: ChatMessage[] = [];
-  let tokens = definitionTokens(job.body, encoding);
+  let tokens = countDefinitionTokens(job.body, encoding);
   for (const message of Array.isArray(job.body.messages) ? (job.body.messages as unknown[]) : []) {
     if (!isRecord(message)) {
       tokens += characterEstimate(message);
@@ -83,16 +83,6 @@ function outputBound(job: Job): number {
   }
   const bound = positiveInteger(job.body.max_completion_tokens) ?? positiveInteger(job.body.max_tokens) ?? DEFAULT_OUTPUT_BOUND;
   return n * bound;
-}
-
-/** Tool and function definitions and a JSON schema, which the API adds to the prompt. */
-function definitionTokens(body: Record<string, unknown>, encoding: EncodingName): number {
-  const format = body.response_format as { json_schema?: unknown } | undefined;
-  let tokens = 0;
-  for (const value of [body.tools, body.functions, format?.json_schema]) {
-    if (value !== undefined && value !== null) tokens += countTextTokens(JSON.stringify(value), encoding);
-  }
-  return tokens;
 }
 
 function positiveInteger(value: unknown): number | undefined {
