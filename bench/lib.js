@@ -1,0 +1,98 @@
+// Helpers for bench/run.js: child processes, timing, job files, tables.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import { cp, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import process from 'node:process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath, URL } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/**
+ * A private copy of `dist/`, so that a rebuild while a long benchmark runs cannot change the code under test
+ * half-way. Returns the copy's `dist` folder; `node_modules` is linked, not copied.
+ */
+export async function snapshotDist(source = join(ROOT, 'dist')) {
+  const dir = await mkdtemp(join(tmpdir(), 'nightshift-bench-dist-'));
+  await cp(source, join(dir, 'dist'), { recursive: true });
+  await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
+  await writeFile(join(dir, 'package.json'), '{"type":"module"}\n');
+  return { dist: join(dir, 'dist'), cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** A fresh scratch folder, removed by `cleanup`. */
+export async function scratch() {
+  const dir = await mkdtemp(join(tmpdir(), 'nightshift-bench-'));
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** Starts bench/server.js with `options` from the `dist` folder given; commands are answered one JSON line each. */
+export async function startServer(options, dist = join(ROOT, 'dist')) {
+  const child = spawn(process.execPath, [join(ROOT, 'bench/server.js'), JSON.stringify(options), dist], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const next = async () => JSON.parse((await lines.next()).value);
+  const { url } = await next();
+  const ask = async (command) => {
+    child.stdin.write(`${command}\n`);
+    return next();
+  };
+  return {
+    url,
+    stats: () => ask('stats'),
+    reset: () => ask('reset'),
+    close: async () => {
+      child.stdin.end();
+      await once(child, 'exit');
+    },
+  };
+}
+
+/**
+ * Runs a command to its end and measures its wall time from spawn to exit. With `measureRss`, runs it under
+ * `/usr/bin/time -v` and reads the peak resident set size.
+ */
+export async function timed(command, args, { env = {}, measureRss = false } = {}) {
+  const [file, argv] = measureRss ? ['/usr/bin/time', ['-v', command, ...args]] : [command, args];
+  const started = performance.now();
+  const child = spawn(file, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => (stdout += chunk));
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  const [code] = await once(child, 'exit');
+  const wallMs = performance.now() - started;
+  const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(stderr);
+  return { code, wallMs, stdout, stderr, ...(rss ? { maxRssMb: Number(rss[1]) / 1024 } : {}) };
+}
+
+/** Writes `count` JSONL jobs made by `make(index)` without holding them all in memory. */
+export async function writeJobFile(path, count, make) {
+  const out = createWriteStream(path);
+  for (let index = 0; index < count; index++) {
+    if (!out.write(`${JSON.stringify(make(index))}\n`)) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'finish');
+  return path;
+}
+
+export const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+};
+
+/** A Markdown table from a header row and rows of cells. */
+export function table(header, rows) {
+  const lines = [header, header.map(() => '---'), ...rows];
+  return `${lines.map((cells) => `| ${cells.join(' | ')} |`).join('\n')}\n`;
+}
+
+export const say = (text) => process.stdout.write(`${text}\n`);
+export const fixed = (value, digits = 2) => (value === undefined ? 'n/a' : value.toFixed(digits));

@@ -1,0 +1,272 @@
+// nightshift benchmarks against the offline server. Not part of the test suite; needs `npm run build` first
+// (`npm run bench` does it). Usage: npm run bench -- [--only overhead,latency,rate-limited,memory] [--runs N] [--dist FOLDER]
+// Every scenario prints a Markdown table; BENCHMARKS.md records a full run.
+import { join } from 'node:path';
+import process from 'node:process';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { fixed, median, ROOT, say, scratch, snapshotDist, startServer as startServerFrom, table, timed, writeJobFile } from './lib.js';
+
+const SCENARIOS = ['overhead', 'latency', 'rate-limited', 'memory'];
+const { values } = parseArgs({
+  options: {
+    only: { type: 'string' },
+    runs: { type: 'string', default: '3' },
+    'memory-rows': { type: 'string', default: '100000,1000000' },
+    // Another build, to measure a candidate change against the same baseline.
+    dist: { type: 'string', default: join(ROOT, 'dist') },
+  },
+});
+const only = values.only ? values.only.split(',') : SCENARIOS;
+for (const name of only) if (!SCENARIOS.includes(name)) throw new Error(`Unknown scenario ${name}; expected one of ${SCENARIOS.join(', ')}`);
+const RUNS = Number(values.runs);
+
+// Everything runs from a private copy of the build, which a rebuild during the benchmark cannot touch.
+const snapshot = await snapshotDist(values.dist);
+const CLI = join(snapshot.dist, 'cli/index.js');
+const startServer = (options) => startServerFrom(options, snapshot.dist);
+const { chatTokenEstimate, parseChatRequest } = await import(pathToFileURL(join(snapshot.dist, 'server/chat.js')).href);
+
+const chatJob = (index) => ({ id: `j${index}`, model: 'gpt-4o-mini', prompt: `Write a haiku about item ${index}.` });
+
+/**
+ * Runs the real CLI on `file`; wall time is spawn to exit, startup and the final CSV rewrite included.
+ * A failed run throws, unless `tolerate` (then its exit status and stderr are returned).
+ */
+async function nightshift(file, outDir, url, flags = [], { tolerate = false, ...options } = {}) {
+  const result = await timed(process.execPath, [CLI, 'run', file, '--out', outDir, '--quiet', ...flags], {
+    env: { OPENAI_API_KEY: 'sk-bench', OPENAI_BASE_URL: url },
+    ...options,
+  });
+  if (result.code !== 0 && !tolerate) throw new Error(`nightshift exited ${result.code}: ${result.stderr.slice(-2000)}`);
+  return result;
+}
+
+async function baseline(file, concurrency, url, { tolerate = false, ...options } = {}) {
+  const result = await timed(process.execPath, [join(ROOT, 'bench/baseline.js'), file, String(concurrency)], {
+    env: { OPENAI_BASE_URL: url },
+    ...options,
+  });
+  if (result.code !== 0 && !tolerate) throw new Error(`baseline exited ${result.code}: ${result.stderr.slice(-2000)}`);
+  return result.code === 0 ? { ...result, ...JSON.parse(result.stdout) } : result;
+}
+
+/** Runs `a` and `b` alternately (a b, b a, a b, ...) against a reset server; returns each one's samples. */
+async function alternate(server, runs, a, b) {
+  const samples = { a: [], b: [] };
+  for (let run = 0; run < runs; run++) {
+    const order = run % 2 === 0 ? ['a', 'b'] : ['b', 'a'];
+    for (const which of order) {
+      await server.reset();
+      const result = await (which === 'a' ? a : b)(run);
+      const stats = await server.stats();
+      samples[which].push({ ...result, stats, windowMs: stats.lastDone - stats.firstArrival });
+      say(
+        `  run ${run + 1} ${which === 'a' ? 'baseline ' : 'nightshift'}: wall ${fixed(result.wallMs / 1000)} s, ` +
+          `first request to last answer ${fixed((stats.lastDone - stats.firstArrival) / 1000)} s, statuses ${JSON.stringify(stats.byStatus)}`,
+      );
+    }
+  }
+  return samples;
+}
+
+async function overhead() {
+  const JOBS = 20_000;
+  const CONCURRENCY = 64;
+  say(`\n## Overhead: ${JOBS} chat jobs, no latency, concurrency ${CONCURRENCY}`);
+  const { dir, cleanup } = await scratch();
+  const server = await startServer({ latencyMs: 0 });
+  try {
+    const file = await writeJobFile(join(dir, 'jobs.jsonl'), JOBS, chatJob);
+    const samples = await alternate(
+      server,
+      RUNS,
+      () => baseline(file, CONCURRENCY, server.url, { measureRss: true }),
+      (run) => nightshift(file, join(dir, `out-${run}`), server.url, ['--concurrency', String(CONCURRENCY)], { measureRss: true }),
+    );
+    const wall = { a: median(samples.a.map((s) => s.wallMs)), b: median(samples.b.map((s) => s.wallMs)) };
+    const window = { a: median(samples.a.map((s) => s.windowMs)), b: median(samples.b.map((s) => s.windowMs)) };
+    const rss = { a: median(samples.a.map((s) => s.maxRssMb)), b: median(samples.b.map((s) => s.maxRssMb)) };
+    say(
+      table(
+        [`measure (median of ${RUNS})`, 'baseline (openai + p-limit)', 'nightshift CLI', 'ratio', 'target'],
+        [
+          ['wall time, spawn to exit', `${fixed(wall.a / 1000)} s`, `${fixed(wall.b / 1000)} s`, `${fixed(wall.b / wall.a)}x`, '<= 1.2x'],
+          ['first request to last answer', `${fixed(window.a / 1000)} s`, `${fixed(window.b / 1000)} s`, `${fixed(window.b / window.a)}x`, ''],
+          ['jobs per second (wall)', fixed((JOBS / wall.a) * 1000, 0), fixed((JOBS / wall.b) * 1000, 0), '', ''],
+          ['peak RSS', `${fixed(rss.a, 0)} MB`, `${fixed(rss.b, 0)} MB`, '', ''],
+        ],
+      ),
+    );
+  } finally {
+    await server.close();
+    await cleanup();
+  }
+}
+
+async function latency() {
+  const JOBS = 5_000;
+  const CONCURRENCY = 50;
+  const LATENCY_MS = 200;
+  const ideal = (CONCURRENCY * 1000) / LATENCY_MS;
+  say(`\n## Latency-bound: ${JOBS} jobs, ${LATENCY_MS} ms latency, concurrency ${CONCURRENCY} (ideal ${ideal} jobs/s)`);
+  const { dir, cleanup } = await scratch();
+  const server = await startServer({ latencyMs: LATENCY_MS });
+  try {
+    const file = await writeJobFile(join(dir, 'jobs.jsonl'), JOBS, chatJob);
+    const samples = await alternate(
+      server,
+      RUNS,
+      () => baseline(file, CONCURRENCY, server.url),
+      (run) => nightshift(file, join(dir, `out-${run}`), server.url, ['--concurrency', String(CONCURRENCY)]),
+    );
+    const rate = (s) => (JOBS / s.windowMs) * 1000;
+    const a = median(samples.a.map(rate));
+    const b = median(samples.b.map(rate));
+    say(
+      table(
+        [`measure (median of ${RUNS})`, 'baseline', 'nightshift', 'target'],
+        [
+          ['jobs/s, first request to last answer', fixed(a, 1), fixed(b, 1), `>= ${0.95 * ideal} and >= baseline`],
+          ['share of ideal', `${fixed((a / ideal) * 100, 1)}%`, `${fixed((b / ideal) * 100, 1)}%`, '>= 95%'],
+          ['nightshift / baseline', '', `${fixed(b / a, 3)}x`, '>= 1.0x'],
+        ],
+      ),
+    );
+  } finally {
+    await server.close();
+    await cleanup();
+  }
+}
+
+async function rateLimited() {
+  const RPM = 1_200;
+  const TPM = 200_000;
+  const JOBS = 3_600;
+  const CONCURRENCY = 64;
+  // Prompts of ~10-20 tokens and max_tokens of 50-250 (the server counts prompt + max_tokens): about 170 tokens a
+  // request, so the token limit binds (~1,150 requests/min) a little before the request limit does.
+  const make = (index) => ({
+    id: `j${index}`,
+    model: 'gpt-4o-mini',
+    prompt: `Summarize item ${index} of the catalogue in ${1 + (index % 5)} sentences.`,
+    max_tokens: 50 + (index % 5) * 50,
+  });
+  const serverTokens = (job) =>
+    chatTokenEstimate(
+      parseChatRequest({ model: job.model, messages: [{ role: 'user', content: job.prompt }], max_completion_tokens: job.max_tokens }),
+    );
+  say(`\n## Rate-limited: server enforces ${RPM} requests/min and ${TPM} tokens/min; ${JOBS} jobs, concurrency ${CONCURRENCY}`);
+  const { dir, cleanup } = await scratch();
+  try {
+    const jobs = Array.from({ length: JOBS }, (_, index) => make(index));
+    const totalTokens = jobs.reduce((sum, job) => sum + serverTokens(job), 0);
+    const file = await writeJobFile(join(dir, 'jobs.jsonl'), JOBS, make);
+    const variants = [
+      { name: `--rpm ${RPM} --tpm ${TPM}`, flags: ['--rpm', String(RPM), '--tpm', String(TPM)], target: { use: 0.95, errors: 0.01 } },
+      { name: 'no flags (headers only)', flags: [], target: { use: 0.85, errors: 0.05 } },
+    ];
+    const results = variants.map(() => []);
+    for (let run = 0; run < RUNS; run++) {
+      for (const v of run % 2 === 0 ? [0, 1] : [1, 0]) {
+        const variant = variants[v];
+        // A fresh server each time: its buckets start full, as an account's do after a quiet minute.
+        const server = await startServer({ rateLimit: { rpm: RPM, tpm: TPM } });
+        try {
+          await nightshift(file, join(dir, `out-${run}-${v}`), server.url, ['--concurrency', String(CONCURRENCY), '--max-attempts', '20', ...variant.flags]);
+          const stats = await server.stats();
+          const windowMs = stats.lastDone - stats.firstArrival;
+          const sample = {
+            windowMs,
+            rpm: ((stats.byStatus[200] ?? 0) / windowMs) * 60_000,
+            tpm: (totalTokens / windowMs) * 60_000,
+            errorShare: (stats.byStatus[429] ?? 0) / stats.requests,
+          };
+          results[v].push(sample);
+          say(
+            `  run ${run + 1} ${variant.name}: ${fixed(windowMs / 1000)} s, ${fixed(sample.rpm, 0)} req/min, ` +
+              `${fixed(sample.tpm, 0)} tokens/min, statuses ${JSON.stringify(stats.byStatus)}`,
+          );
+        } finally {
+          await server.close();
+        }
+      }
+    }
+    say(
+      table(
+        [`nightshift (median of ${RUNS})`, 'duration', 'requests/min', 'tokens/min', 'use of binding limit', '429 share', 'target'],
+        variants.map((variant, v) => {
+          const samples = results[v];
+          const rpm = median(samples.map((s) => s.rpm));
+          const tpm = median(samples.map((s) => s.tpm));
+          const use = Math.max(rpm / RPM, tpm / TPM);
+          return [
+            variant.name,
+            `${fixed(median(samples.map((s) => s.windowMs)) / 1000, 0)} s`,
+            `${fixed(rpm, 0)} (${fixed((rpm / RPM) * 100, 1)}%)`,
+            `${fixed(tpm, 0)} (${fixed((tpm / TPM) * 100, 1)}%)`,
+            `${fixed(use * 100, 1)}%`,
+            `${fixed(median(samples.map((s) => s.errorShare)) * 100, 2)}%`,
+            `>= ${variant.target.use * 100}%, <= ${variant.target.errors * 100}% 429s`,
+          ];
+        }),
+      ),
+    );
+  } finally {
+    await cleanup();
+  }
+}
+
+async function memory() {
+  const sizes = values['memory-rows'].split(',').map(Number);
+  say(`\n## Memory: peak RSS of the CLI for ${sizes.join(' and ')} job rows (no latency, concurrency 64)`);
+  const server = await startServer({ latencyMs: 0 });
+  const rows = [];
+  try {
+    for (const size of sizes) {
+      const { dir, cleanup } = await scratch();
+      try {
+        const file = await writeJobFile(join(dir, 'jobs.jsonl'), size, chatJob);
+        await server.reset();
+        const run = await nightshift(file, join(dir, 'out'), server.url, ['--concurrency', '64'], { measureRss: true, tolerate: true });
+        await server.reset();
+        const base = await baseline(file, 64, server.url, { measureRss: true, tolerate: true });
+        say(`  ${size} rows: nightshift ${outcome(run)}; baseline ${outcome(base)}`);
+        rows.push({ size, nightshift: run, baseline: base });
+      } finally {
+        await cleanup();
+      }
+    }
+  } finally {
+    await server.close();
+  }
+  const smallest = rows[0];
+  const failed = (result) => (result.code === 0 ? '' : ` (exit ${result.code})`);
+  say(
+    table(
+      ['job rows', 'nightshift peak RSS', 'vs smallest', 'nightshift wall', 'baseline peak RSS', 'target'],
+      rows.map((row) => [
+        String(row.size),
+        `${fixed(row.nightshift.maxRssMb, 0)} MB${failed(row.nightshift)}`,
+        `${fixed(row.nightshift.maxRssMb / smallest.nightshift.maxRssMb)}x`,
+        `${fixed(row.nightshift.wallMs / 1000, 1)} s`,
+        `${fixed(row.baseline.maxRssMb, 0)} MB${failed(row.baseline)}`,
+        '<= 300 MB; largest <= 1.3x smallest',
+      ]),
+    ),
+  );
+}
+
+/** Peak memory and time of a run, and how it ended when it failed (a heap out of memory, typically). */
+function outcome(result) {
+  const reason = /heap out of memory|Killed|signal \d+/.exec(result.stderr)?.[0] ?? result.stderr.slice(-200);
+  const ended = result.code === 0 ? '' : `, FAILED with exit ${result.code}: ${reason}`;
+  return `${fixed(result.maxRssMb, 0)} MB peak RSS in ${fixed(result.wallMs / 1000, 1)} s${ended}`;
+}
+
+const run = { overhead, latency, 'rate-limited': rateLimited, memory };
+try {
+  for (const name of only) await run[name]();
+} finally {
+  await snapshot.cleanup();
+}
