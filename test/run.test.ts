@@ -2,7 +2,7 @@ import { appendFile, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startOfflineServer, type OfflineServer, type OfflineServerOptions } from '../src/server/server.js';
-import { cli, readCsv, tempDir, writeJobs } from './helpers.js';
+import { cli, readCsv, spawnCli, tempDir, writeJobs } from './helpers.js';
 
 let server: OfflineServer | undefined;
 afterEach(async () => {
@@ -27,6 +27,17 @@ describe('nightshift run', () => {
     expect(code).toBe(0);
     expect(server!.stats.requests).toBe(30);
     expect(server!.stats.maxInFlight).toBe(4);
+  });
+
+  it('prints no Node warning (listener leaks) over hundreds of requests at high concurrency', async () => {
+    const { env } = await serve({ latencyMs: 5 });
+    const dir = await tempDir();
+    const file = await writeJobs(dir, chatJobs(400));
+    const run = spawnCli(['run', file, '--out', join(dir, 'out'), '--concurrency', '64', '--quiet'], { cwd: dir, env });
+    const { code } = await run.exited;
+    expect(run.output().stderr).not.toMatch(/Warning/);
+    expect(code).toBe(0);
+    expect(server!.stats.requests).toBe(400);
   });
 
   it('writes results.csv in input order with the documented columns and usage.csv with matching sums', async () => {

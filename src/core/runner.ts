@@ -1,5 +1,7 @@
 import { setMaxListeners } from 'node:events';
-import { appendFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { finished } from 'node:stream/promises';
 import { join } from 'node:path';
 import { APIError } from 'openai';
 import type OpenAI from 'openai';
@@ -180,8 +182,17 @@ export async function runJobs(jobs: readonly Job[] | JobSource, options: RunOpti
       }
       await writeOutput(resultsPath, () => results.commit());
 
-      const run = new RunLoop(jobsToSend(source, plan), options, clock, redact, emit, journal, index, resultsPath);
-      await run.start();
+      // Rows of jobs finishing now go to the end of results.csv through one open handle; it is a view, so a
+      // failed append is ignored: the rewrite below restores every row from the journal.
+      const live = createWriteStream(resultsPath, { flags: 'a' });
+      live.on('error', () => {});
+      const run = new RunLoop(jobsToSend(source, plan), options, clock, redact, emit, journal, index, live);
+      try {
+        await run.start();
+      } finally {
+        live.end();
+        await finished(live).catch(() => {});
+      }
 
       const usage = new UsageSummary();
       await writeOutput(resultsPath, () => writeResults(resultsPath, source, plan.keys, index, reader, usage));
@@ -215,6 +226,12 @@ export async function runJobs(jobs: readonly Job[] | JobSource, options: RunOpti
 }
 
 const isJobSource = (jobs: readonly Job[] | JobSource): jobs is JobSource => !Array.isArray(jobs);
+
+/** A job to send, with the fingerprint of its request (checked against the plan). */
+interface ToSend {
+  job: Job;
+  fp: string;
+}
 
 const KEY_BYTES = 16;
 
@@ -268,7 +285,7 @@ async function planJobs(
  * The jobs to send, in input order. A job whose request differs from the one planned (its file changed since)
  * stops the run rather than be sent unplanned.
  */
-async function* jobsToSend(source: JobSource, plan: Plan): AsyncGenerator<Job> {
+async function* jobsToSend(source: JobSource, plan: Plan): AsyncGenerator<ToSend> {
   let position = 0;
   for await (const job of source.open()) {
     const action = plan.actions[position];
@@ -276,8 +293,9 @@ async function* jobsToSend(source: JobSource, plan: Plan): AsyncGenerator<Job> {
     position++;
     if (action === undefined) throw changedFiles();
     if (!SEND.has(action)) continue;
-    if (!fingerprintKey(fingerprint(job)).equals(key)) throw changedFiles();
-    yield job;
+    const fp = fingerprint(job);
+    if (!fingerprintKey(fp).equals(key)) throw changedFiles();
+    yield { job, fp };
   }
 }
 
@@ -375,16 +393,17 @@ class RunLoop {
   /** Mirrors the caller's `abortSignal`, so the listeners of every worker hang on a signal the run owns. */
   private readonly aborted = new AbortController();
   private readonly budget: Budget | undefined;
+  private readonly signals = new RequestSignals(this.aborted.signal);
 
   constructor(
-    private readonly queue: AsyncGenerator<Job>,
+    private readonly queue: AsyncGenerator<ToSend>,
     private readonly options: RunOptions,
     private readonly clock: Clock,
     private readonly redact: (text: string) => string,
     private readonly emit: (event: RunEvent) => void,
     private readonly journal: JournalWriter,
     private readonly index: JournalIndex,
-    private readonly resultsPath: string,
+    private readonly results: WriteStream,
   ) {
     this.rates = new RateScheduler({ clock, ...(options.rpm !== undefined ? { rpm: options.rpm } : {}), ...(options.tpm !== undefined ? { tpm: options.tpm } : {}) });
     if (options.budget) this.budget = new Budget(options.budget.limitUsd, index.spentUsd);
@@ -416,7 +435,7 @@ class RunLoop {
   }
 
   /** The next job to send, or undefined when there is none (or the job files can no longer be read). */
-  private async take(): Promise<Job | undefined> {
+  private async take(): Promise<ToSend | undefined> {
     try {
       const next = await this.queue.next();
       return next.done ? undefined : next.value;
@@ -438,8 +457,9 @@ class RunLoop {
 
   private async work(): Promise<void> {
     while (!this.stopped.signal.aborted) {
-      const job = await this.take();
-      if (job === undefined || this.stopped.signal.aborted) return;
+      const next = await this.take();
+      if (next === undefined || this.stopped.signal.aborted) return;
+      const { job } = next;
       // Planning made sure every job to send has a worst case.
       const reserved = this.budget ? (this.options.budget!.worstCaseUsd(job) ?? 0) : 0;
       if (this.budget && !(await this.budget.reserve(reserved, this.stopped.signal))) {
@@ -454,7 +474,7 @@ class RunLoop {
       }
       let actual: number | undefined;
       try {
-        actual = await this.runJob(job);
+        actual = await this.runJob(job, next.fp);
       } catch (error) {
         // Whatever went wrong, the other workers' requests are paid for: let them finish and journal.
         this.failure ??= error;
@@ -467,9 +487,8 @@ class RunLoop {
   }
 
   /** Runs a job to its outcome; returns what it cost, or undefined when it was not settled (stop, abort). */
-  private async runJob(job: Job): Promise<number | undefined> {
+  private async runJob(job: Job, fp: string): Promise<number | undefined> {
     const startedAt = this.clock.now();
-    const fp = fingerprint(job);
     // Counted only when a token limit applies, and once for all attempts.
     let tokens: number | undefined;
     const countTokens = (): number => (tokens ??= requestTokens(job));
@@ -484,14 +503,14 @@ class RunLoop {
       const attemptStart = this.clock.now();
       attempts = attempt;
       let result: AttemptResult;
-      const link = abortSignal ? linkSignal(abortSignal) : undefined;
+      const link = this.signals.take();
       try {
         result = await executeJob(job, {
           client: this.options.client,
           outDir: this.options.outDir,
           timeoutMs: this.options.timeoutMs,
-          ...(link ? { signal: link.signal } : {}),
-        }).finally(() => link?.release());
+          signal: link.signal,
+        }).finally(link.release);
       } catch (error) {
         if (abortSignal?.aborted) return undefined;
         if (error instanceof ImageSaveError) {
@@ -606,9 +625,7 @@ class RunLoop {
       throw new NightshiftError('E_OUTPUT', `Cannot write the journal in ${this.options.outDir}: ${(error as Error).message}`, { jobId: job.id }, { cause: error });
     }
     this.index.add(job.id, refOf(record, location));
-    await appendFile(this.resultsPath, resultLine(job, record)).catch(() => {
-      // results.csv is a view; the journal already holds the outcome and the final rewrite restores it.
-    });
+    this.results.write(resultLine(job, record));
     this.emit({ type: 'finished', job, record });
   }
 }
@@ -619,15 +636,53 @@ function costOptions(job: Job): CostOptions {
   return { ...(size ? { size } : {}), ...(quality ? { quality } : {}) };
 }
 
+/** Requests that share one signal, at most: each leaves a listener on it that the SDK never removes. */
+const REQUESTS_PER_SIGNAL = 32;
+
 /**
- * The SDK adds an abort listener to the signal of every request and never removes it: handing it the run's
- * long-lived signal would keep one closure per request for the whole run. Each attempt gets its own signal,
- * linked to the run's only until `release`.
+ * Signals for requests, aborted together when the run aborts. The SDK adds an abort listener to the signal of
+ * every request and never removes it, so the run's own long-lived signal cannot be handed over (one closure per
+ * request would stay for the whole run); one signal per request costs an AbortController each, which is not free
+ * either. A signal serves {@link REQUESTS_PER_SIGNAL} requests, then a new one takes over and the old one is
+ * dropped once its requests are done.
  */
-function linkSignal(runSignal: AbortSignal): { signal: AbortSignal; release: () => void } {
-  const attempt = new AbortController();
-  if (runSignal.aborted) attempt.abort();
-  const forward = (): void => attempt.abort();
-  runSignal.addEventListener('abort', forward, { once: true });
-  return { signal: attempt.signal, release: () => runSignal.removeEventListener('abort', forward) };
+class RequestSignals {
+  private current = RequestSignals.controller();
+  private uses = 0;
+  /** Signals with requests still in flight, and how many. */
+  private readonly live = new Map<AbortController, number>();
+
+  constructor(private readonly run: AbortSignal) {
+    run.addEventListener('abort', () => {
+      this.current.abort();
+      for (const controller of this.live.keys()) controller.abort();
+    }, { once: true });
+    if (run.aborted) this.current.abort();
+  }
+
+  private static controller(): AbortController {
+    const controller = new AbortController();
+    setMaxListeners(REQUESTS_PER_SIGNAL + 1, controller.signal);
+    return controller;
+  }
+
+  /** A signal for one request; `release` once the request is done. */
+  take(): { signal: AbortSignal; release: () => void } {
+    if (this.uses === REQUESTS_PER_SIGNAL) {
+      this.current = RequestSignals.controller();
+      if (this.run.aborted) this.current.abort();
+      this.uses = 0;
+    }
+    this.uses++;
+    const controller = this.current;
+    this.live.set(controller, (this.live.get(controller) ?? 0) + 1);
+    return {
+      signal: controller.signal,
+      release: () => {
+        const left = this.live.get(controller)! - 1;
+        if (left === 0) this.live.delete(controller);
+        else this.live.set(controller, left);
+      },
+    };
+  }
 }

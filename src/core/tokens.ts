@@ -8,8 +8,8 @@
  * counter (`countChatCompletionTokens`) applies the same constants, but only on its per-model entry points and only
  * to models it lists; counting with the per-encoding entry points here works for any model name, fine-tunes included.
  */
-import { countTokens as countCl100k } from 'gpt-tokenizer/encoding/cl100k_base';
-import { countTokens as countO200k } from 'gpt-tokenizer/encoding/o200k_base';
+import { createRequire } from 'node:module';
+import type { countTokens as CountTokens } from 'gpt-tokenizer/encoding/o200k_base';
 import type { ChatMessage } from './jobs/body.js';
 
 /** The tokenizer encodings OpenAI's chat models use. */
@@ -29,7 +29,12 @@ export const TOKENS_PER_NAME = 1;
 /** Tokens that prime every reply. */
 export const REPLY_PRIMING_TOKENS = 3;
 
-const COUNTERS: Readonly<Record<EncodingName, typeof countO200k>> = { o200k_base: countO200k, cl100k_base: countCl100k };
+// An encoding's tables take a few hundred milliseconds to load: loaded on first use, so that commands and runs that
+// count no tokens (no --tpm, no estimate) start without them.
+const load = createRequire(import.meta.url);
+const counters: Partial<Record<EncodingName, typeof CountTokens>> = {};
+const counter = (encoding: EncodingName): typeof CountTokens =>
+  (counters[encoding] ??= (load(`gpt-tokenizer/encoding/${encoding}`) as { countTokens: typeof CountTokens }).countTokens);
 
 // Special-token strings such as `<|endoftext|>` in user text are ordinary text to the API, not an error.
 const AS_TEXT = { disallowedSpecial: new Set<string>() };
@@ -58,7 +63,7 @@ export function encodingFor(model: string): ModelEncoding {
 
 /** Tokens of `text` in `encoding`. */
 export function countTextTokens(text: string, encoding: EncodingName): number {
-  return text === '' ? 0 : COUNTERS[encoding](text, AS_TEXT);
+  return text === '' ? 0 : counter(encoding)(text, AS_TEXT);
 }
 
 /**
