@@ -6,7 +6,7 @@ import { NightshiftError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/fs-atomic.js';
 import { streamJobs, validateJobFiles, type ValidationResult } from '../core/jobs/load.js';
 import { createPriceBook, parsePriceOverrides, type PriceBook } from '../core/prices.js';
-import type { JobSource } from '../core/runner.js';
+import { jobsInMemory, type JobSource } from '../core/runner.js';
 import type { Problem } from '../core/types.js';
 import type { CliIO } from './io.js';
 
@@ -60,15 +60,21 @@ export function formatProblems(problems: readonly Problem[]): string {
     .join('');
 }
 
-/** Job files found valid: what validation learned, and the jobs to stream. */
-export interface ValidJobs extends Omit<ValidationResult, 'problems'> {
-  /** Reads the files again for each pass; the jobs are never all in memory. */
+/**
+ * Memory for keeping validated jobs between passes. Job files whose jobs fit are read and validated once; larger
+ * ones are read again for each pass (planning, sending, rebuilding results.csv), so memory stays flat.
+ */
+export const KEEP_JOBS_BYTES = 64 * 1024 * 1024;
+
+/** Job files found valid: what validation learned, and the jobs. */
+export interface ValidJobs extends Omit<ValidationResult, 'problems' | 'jobs'> {
+  /** The jobs kept from validation when they fit {@link KEEP_JOBS_BYTES}; otherwise the files, read again for each pass. */
   jobs: JobSource;
 }
 
 /** Validates job files; on any problem prints them all and throws `E_VALIDATION` (exit 2). */
 export async function loadOrExplain(files: string[], defaults: { model?: string; system?: string }, io: CliIO): Promise<ValidJobs> {
-  const { problems, ...found } = await validateJobFiles(files, { defaults });
+  const { problems, jobs, ...found } = await validateJobFiles(files, { defaults, keep: { maxBytes: KEEP_JOBS_BYTES } });
   if (problems.length > 0) {
     io.stderr(formatProblems(problems));
     throw new NightshiftError(
@@ -79,7 +85,7 @@ export async function loadOrExplain(files: string[], defaults: { model?: string;
   }
   // An empty file is almost always the wrong file: say so rather than report an empty success.
   if (found.count === 0) throw new NightshiftError('E_VALIDATION', `No jobs in ${files.join(', ')}; nothing was sent.`);
-  return { ...found, jobs: { count: found.count, open: () => streamJobs(files, { defaults }) } };
+  return { ...found, jobs: jobs ? jobsInMemory(jobs) : { count: found.count, open: () => streamJobs(files, { defaults }) } };
 }
 
 /** The price book, with the `--prices` file's overrides when one is given. */

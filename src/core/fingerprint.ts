@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Job } from './types.js';
 
 /**
@@ -7,20 +7,23 @@ import type { Job } from './types.js';
  * same fingerprint would be billed for the same thing; a job whose fingerprint changed must be sent again.
  */
 export function fingerprint(job: Pick<Job, 'endpoint' | 'body'>): string {
-  const hash = createHash('sha256');
-  hash.update(job.endpoint);
-  hash.update('\n');
-  hash.update(canonicalJson(job.body));
-  return hash.digest('hex');
+  return hash('sha256', `${job.endpoint}\n${canonicalJson(job.body)}`);
 }
 
+/** JSON with object keys sorted (by UTF-16 code units) and undefined properties left out. Runs once or twice per job, so it builds one string and no arrays. */
 function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, item]) => item !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(',')}}`;
+  if (typeof value !== 'object' || value === null) return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let index = 0; index < value.length; index++) out += (index > 0 ? ',' : '') + canonicalJson(value[index]);
+    return `${out}]`;
   }
-  return JSON.stringify(value) ?? 'null';
+  const record = value as Record<string, unknown>;
+  let out = '{';
+  for (const key of Object.keys(record).sort()) {
+    const item = record[key];
+    if (item === undefined) continue;
+    out += `${out.length > 1 ? ',' : ''}${JSON.stringify(key)}:${canonicalJson(item)}`;
+  }
+  return `${out}}`;
 }

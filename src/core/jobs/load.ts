@@ -17,6 +17,15 @@ export interface LoadOptions {
   defaults?: CliDefaults;
 }
 
+/** What {@link validateJobFiles} may keep of the valid jobs. */
+export interface KeepOptions {
+  /**
+   * Keep the jobs when all of them fit in about this many bytes of memory, so that later passes need not read and
+   * validate the files again; beyond it they are dropped as soon as it is passed, and memory stays flat.
+   */
+  maxBytes: number;
+}
+
 /** The valid jobs of all files, in file order, and every problem found. Run the jobs only when there is no problem. */
 export interface LoadResult {
   jobs: Job[];
@@ -32,6 +41,8 @@ export interface ValidationResult {
   kinds: Map<JobKind, number>;
   /** The models of the valid jobs, for checking before anything is sent that each is priced. */
   models: Set<string>;
+  /** Every valid job, in file order, when there is no problem and they fit `keep.maxBytes`. */
+  jobs?: Job[];
 }
 
 /** What checking one record gives: a valid job, or the record's problems (several records may share a file). */
@@ -99,19 +110,38 @@ export async function loadJobs(files: readonly string[], options: LoadOptions = 
  * Validates job files completely, as {@link loadJobs} does, keeping only the problems and what must be known before
  * anything is sent (ids and image files, to find duplicates; counts; models). The jobs themselves are dropped.
  */
-export async function validateJobFiles(files: readonly string[], options: LoadOptions = {}): Promise<ValidationResult> {
+export async function validateJobFiles(files: readonly string[], options: LoadOptions & { keep?: KeepOptions } = {}): Promise<ValidationResult> {
   const result: ValidationResult = { problems: [], count: 0, kinds: new Map(), models: new Set() };
+  let kept: Job[] | undefined = options.keep ? [] : undefined;
+  let bytes = 0;
   for await (const checked of checkJobs(files, options, createUniquenessCheck())) {
     if ('problems' in checked) {
       result.problems.push(...checked.problems);
+      kept = undefined;
       continue;
     }
     const { job } = checked;
+    if (kept) {
+      bytes += approximateBytes(job);
+      if (bytes <= options.keep!.maxBytes) kept.push(job);
+      else kept = undefined;
+    }
     result.count++;
     result.kinds.set(job.kind, (result.kinds.get(job.kind) ?? 0) + 1);
     result.models.add(job.model);
   }
+  if (kept) result.jobs = kept;
   return result;
+}
+
+/** Roughly what a value takes in memory: two bytes a character of its strings, plus a little for each value. */
+function approximateBytes(value: unknown): number {
+  if (typeof value === 'string') return 16 + 2 * value.length;
+  if (typeof value !== 'object' || value === null) return 16;
+  let bytes = 32;
+  if (Array.isArray(value)) for (const item of value) bytes += 8 + approximateBytes(item);
+  else for (const key in value) bytes += 16 + approximateBytes((value as Record<string, unknown>)[key]);
+  return bytes;
 }
 
 /**

@@ -1,0 +1,109 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import OpenAI from 'openai';
+import { afterEach, describe, expect, it } from 'vitest';
+import { NightshiftError } from '../src/core/errors.js';
+import { streamJobs, validateJobFiles } from '../src/core/jobs/load.js';
+import { createPriceBook } from '../src/core/prices.js';
+import { jobsInMemory, runJobs, type JobSource, type RunOptions } from '../src/core/runner.js';
+import type { Job } from '../src/core/types.js';
+import { startOfflineServer, type OfflineServer } from '../src/server/server.js';
+import { tempDir, writeJobs } from './helpers.js';
+
+let server: OfflineServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+const chatJobs = (count: number) => Array.from({ length: count }, (_, i) => ({ id: `s${i + 1}`, model: 'gpt-4o-mini', prompt: `Stream ${i + 1}` }));
+
+async function setup(count: number): Promise<{ file: string; dir: string; options: (out: string) => RunOptions }> {
+  server = await startOfflineServer();
+  const dir = await tempDir();
+  const file = await writeJobs(dir, chatJobs(count));
+  const client = new OpenAI({ apiKey: 'offline', baseURL: server.url, maxRetries: 0 });
+  return {
+    file,
+    dir,
+    options: (out) => ({ outDir: join(dir, out), client, prices: createPriceBook(), concurrency: 8, maxAttempts: 2, timeoutMs: 10_000, files: [file] }),
+  };
+}
+
+/** A source that reads the files again for each pass, as the CLI does for job files too large to keep, counting passes. */
+function fromFiles(files: string[], count: number): JobSource & { passes: number } {
+  const source = { count, passes: 0, open: () => (source.passes++, streamJobs(files)) };
+  return source;
+}
+
+/** The results.csv rows without the columns that differ between two runs of the same jobs. */
+async function stableRows(out: string): Promise<string[]> {
+  const text = await readFile(join(out, 'results.csv'), 'utf8');
+  return text
+    .trim()
+    .split('\n')
+    .map((line) => line.split(',').slice(0, 6).join(','));
+}
+
+describe('jobs read from their files for each pass', () => {
+  it('give the same results as jobs kept in memory, and a rerun sends nothing', async () => {
+    const { file, dir, options } = await setup(40);
+    const source = fromFiles([file], 40);
+    const streamed = await runJobs(source, options('streamed'));
+    expect(streamed.ok).toBe(40);
+    // Planning, sending and rebuilding results.csv each read the file once.
+    expect(source.passes).toBe(3);
+
+    const { jobs } = await validateJobFiles([file], { keep: { maxBytes: 1 << 20 } });
+    const kept = await runJobs(jobsInMemory(jobs!), options('kept'));
+    expect(kept.ok).toBe(40);
+    expect(await stableRows(join(dir, 'streamed'))).toEqual(await stableRows(join(dir, 'kept')));
+    expect(server!.stats.requests).toBe(80);
+
+    const again = await runJobs(fromFiles([file], 40), options('streamed'));
+    expect(again.skipped).toBe(40);
+    expect(server!.stats.requests).toBe(80);
+  });
+
+  it('stop with E_VALIDATION, sending nothing changed, when a request differs from the one planned', async () => {
+    const { file, options } = await setup(6);
+    const { jobs } = await validateJobFiles([file], { keep: { maxBytes: 1 << 20 } });
+    let passes = 0;
+    // The second pass (sending) finds job s4's prompt edited since planning.
+    const source: JobSource = {
+      count: jobs!.length,
+      open: async function* () {
+        passes++;
+        for (const job of jobs!) yield passes > 1 && job.id === 's4' ? edited(job) : job;
+      },
+    };
+    const error = await runJobs(source, { ...options('out'), concurrency: 1 }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(NightshiftError);
+    expect((error as NightshiftError).code).toBe('E_VALIDATION');
+    // Jobs before the edited one went out; the edited one and those after it did not.
+    expect(server!.requests.map((request) => request.key)).toEqual(['Stream 1', 'Stream 2', 'Stream 3']);
+  });
+});
+
+describe('keeping validated jobs in memory', () => {
+  it('keeps them when they fit, and drops them when they do not or when a record is invalid', async () => {
+    const dir = await tempDir();
+    const file = await writeJobs(dir, chatJobs(50));
+    const kept = await validateJobFiles([file], { keep: { maxBytes: 1 << 20 } });
+    expect(kept.jobs?.map((job) => job.id)).toEqual(chatJobs(50).map((job) => job.id));
+
+    const tooSmall = await validateJobFiles([file], { keep: { maxBytes: 2_000 } });
+    expect(tooSmall.jobs).toBeUndefined();
+    expect(tooSmall.count).toBe(50);
+
+    const invalid = await writeJobs(dir, [...chatJobs(3), { id: 'bad', model: 'gpt-4o-mini' }], 'invalid.jsonl');
+    const withProblem = await validateJobFiles([invalid], { keep: { maxBytes: 1 << 20 } });
+    expect(withProblem.problems).toHaveLength(1);
+    expect(withProblem.jobs).toBeUndefined();
+  });
+});
+
+function edited(job: Job): Job {
+  const messages = (job.body.messages as { role: string; content: string }[]).map((message) => ({ ...message, content: `${message.content} (edited)` }));
+  return { ...job, body: { ...job.body, messages } };
+}
