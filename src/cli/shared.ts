@@ -1,5 +1,5 @@
 /** What several commands do alike: load and explain job files, load prices, name the default output folder, print and save a table. */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import { NightshiftError } from '../core/errors.js';
@@ -64,7 +64,7 @@ export function formatProblems(problems: readonly Problem[]): string {
  * Memory for keeping validated jobs between passes. Job files whose jobs fit are read and validated once; larger
  * ones are read again for each pass (planning, sending, rebuilding results.csv), so memory stays flat.
  */
-export const KEEP_JOBS_BYTES = 64 * 1024 * 1024;
+export const KEEP_JOBS_BYTES = 32 * 1024 * 1024;
 
 /** Job files found valid: what validation learned, and the jobs. */
 export interface ValidJobs extends Omit<ValidationResult, 'problems' | 'jobs'> {
@@ -74,7 +74,9 @@ export interface ValidJobs extends Omit<ValidationResult, 'problems' | 'jobs'> {
 
 /** Validates job files; on any problem prints them all and throws `E_VALIDATION` (exit 2). */
 export async function loadOrExplain(files: string[], defaults: { model?: string; system?: string }, io: CliIO): Promise<ValidJobs> {
-  const { problems, jobs, ...found } = await validateJobFiles(files, { defaults, keep: { maxBytes: KEEP_JOBS_BYTES } });
+  // Jobs take several times their size on disk in memory: files that clearly will not fit are streamed from the start.
+  const keep = (await totalSize(files)) * 4 <= KEEP_JOBS_BYTES ? { maxBytes: KEEP_JOBS_BYTES } : undefined;
+  const { problems, jobs, ...found } = await validateJobFiles(files, { defaults, ...(keep ? { keep } : {}) });
   if (problems.length > 0) {
     io.stderr(formatProblems(problems));
     throw new NightshiftError(
@@ -86,6 +88,12 @@ export async function loadOrExplain(files: string[], defaults: { model?: string;
   // An empty file is almost always the wrong file: say so rather than report an empty success.
   if (found.count === 0) throw new NightshiftError('E_VALIDATION', `No jobs in ${files.join(', ')}; nothing was sent.`);
   return { ...found, jobs: jobs ? jobsInMemory(jobs) : { count: found.count, open: () => streamJobs(files, { defaults }) } };
+}
+
+/** The files' total size in bytes; a file that cannot be read counts 0 (validation reports it). */
+async function totalSize(files: readonly string[]): Promise<number> {
+  const sizes = await Promise.all(files.map((file) => stat(file).then((stats) => stats.size, () => 0)));
+  return sizes.reduce((sum, size) => sum + size, 0);
 }
 
 /** The price book, with the `--prices` file's overrides when one is given. */

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
+import { IdTable } from './id-table.js';
 import { parseRecord, type JobRecord, type JobState } from './journal.js';
 
 /** Bytes of a fingerprint the index keeps: 128 bits of sha256 tell requests apart as well as all 256. */
@@ -43,7 +44,8 @@ export class JournalIndex {
   spentUsd = 0;
   readonly warnings: string[] = [];
 
-  private readonly slots = new Map<string, number>();
+  /** Each job's slot in the columns below, by id. */
+  private readonly slots = new IdTable();
   private capacity = 1024;
   private keys = Buffer.alloc(this.capacity * KEY_BYTES);
   private offsets = new Float64Array(this.capacity);
@@ -63,7 +65,7 @@ export class JournalIndex {
   /** Jobs with at least one success, superseded ones included. */
   succeeded(): number {
     let count = 0;
-    for (const slot of this.slots.values()) if ((this.flags[slot]! & DONE) !== 0 || this.earlier.has(slot)) count++;
+    for (let slot = 0; slot < this.slots.size; slot++) if ((this.flags[slot]! & DONE) !== 0 || this.earlier.has(slot)) count++;
     return count;
   }
 
@@ -74,9 +76,11 @@ export class JournalIndex {
    * so a run and a later reload of its journal agree.
    */
   add(id: string, ref: RecordRef): void {
-    const slot = this.slots.get(id);
-    if (slot === undefined) {
-      this.store(this.newSlot(id), ref);
+    const known = this.slots.size;
+    const slot = this.slots.add(id);
+    if (slot === known) {
+      if (slot === this.capacity) this.grow();
+      this.store(slot, ref);
       return;
     }
     const previous = this.latest(slot);
@@ -90,8 +94,8 @@ export class JournalIndex {
    * (undoing an edit must not pay for the same request twice), otherwise its latest record.
    */
   answer(id: string, key: Buffer): RecordRef | undefined {
-    const slot = this.slots.get(id);
-    if (slot === undefined) return undefined;
+    const slot = this.slots.indexOf(id);
+    if (slot < 0) return undefined;
     return this.earlier.get(slot)?.get(key.toString('hex')) ?? this.latest(slot);
   }
 
@@ -124,13 +128,6 @@ export class JournalIndex {
     if (!bySlot) return;
     bySlot.delete(key.toString('hex'));
     if (bySlot.size === 0) this.earlier.delete(slot);
-  }
-
-  private newSlot(id: string): number {
-    const slot = this.slots.size;
-    if (slot === this.capacity) this.grow();
-    this.slots.set(id, slot);
-    return slot;
   }
 
   private store(slot: number, ref: RecordRef): void {

@@ -19,30 +19,48 @@ const BOM = '\uFEFF';
  * a leading UTF-8 BOM is dropped, and a final line without a terminator is still yielded.
  */
 export async function* splitLines(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Line> {
-  let pending: Buffer[] = [];
+  for await (const lines of splitLineBatches(chunks)) yield* lines;
+}
+
+/**
+ * {@link splitLines}, yielding the lines that end in each chunk together: a million-line file takes a few hundred
+ * awaits, not a million. A chunk that is valid UTF-8 throughout is decoded and split as one string.
+ */
+export async function* splitLineBatches(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Line[]> {
+  // The start of a line that the next chunk ends.
+  let pending: Buffer | undefined;
   let number = 0;
 
-  const toLine = (bytes: Buffer): Line => {
+  const line = (text: string, utf8: boolean): Line => {
     number += 1;
-    const end = bytes.at(-1) === 0x0d ? bytes.length - 1 : bytes.length;
-    const content = bytes.subarray(0, end);
-    let text = content.toString('utf8');
+    if (text.endsWith('\r')) text = text.slice(0, -1);
     if (number === 1 && text.startsWith(BOM)) text = text.slice(1);
-    return { number, text, utf8: isUtf8(content) };
+    return { number, text, utf8 };
+  };
+
+  /** The lines of `bytes`, which end with a line (its newline left out). */
+  const linesOf = (bytes: Buffer): Line[] => {
+    if (isUtf8(bytes)) return bytes.toString('utf8').split('\n').map((text) => line(text, true));
+    const lines: Line[] = [];
+    let start = 0;
+    for (let newline = bytes.indexOf(NEWLINE); ; newline = bytes.indexOf(NEWLINE, start)) {
+      const content = bytes.subarray(start, newline === -1 ? bytes.length : newline);
+      lines.push(line(content.toString('utf8'), isUtf8(content.at(-1) === 0x0d ? content.subarray(0, -1) : content)));
+      if (newline === -1) return lines;
+      start = newline + 1;
+    }
   };
 
   for await (const chunk of chunks) {
     const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
-    let start = 0;
-    let newline = buffer.indexOf(NEWLINE, start);
-    while (newline !== -1) {
-      pending.push(buffer.subarray(start, newline));
-      yield toLine(Buffer.concat(pending));
-      pending = [];
-      start = newline + 1;
-      newline = buffer.indexOf(NEWLINE, start);
+    const last = buffer.lastIndexOf(NEWLINE);
+    if (last === -1) {
+      pending = pending ? Buffer.concat([pending, buffer]) : buffer;
+      continue;
     }
-    if (start < buffer.length) pending.push(buffer.subarray(start));
+    const complete = pending ? Buffer.concat([pending, buffer.subarray(0, last)]) : buffer.subarray(0, last);
+    pending = last + 1 < buffer.length ? buffer.subarray(last + 1) : undefined;
+    yield linesOf(complete);
   }
-  if (pending.length > 0) yield toLine(Buffer.concat(pending));
+  if (pending && pending.length > 0) yield linesOf(pending);
 }

@@ -1,23 +1,25 @@
-import { splitLines } from './lines.js';
+import { splitLineBatches } from './lines.js';
 import { problemRecord, type RawRecord } from './records.js';
 
 /** Reads a `.jsonl` file: one JSON job per non-blank line; a bad line is a problem and reading goes on. */
 export async function* readJsonl(chunks: AsyncIterable<Uint8Array>, file: string): AsyncGenerator<RawRecord> {
   let index = 0;
-  for await (const line of splitLines(chunks)) {
-    if (line.text.trim() === '') continue;
-    index += 1;
-    if (!line.utf8) {
-      yield problemRecord(file, line.number, 'line is not valid UTF-8 text');
-      continue;
+  for await (const lines of splitLineBatches(chunks)) {
+    for (const line of lines) {
+      if (line.text.trim() === '') continue;
+      index += 1;
+      if (!line.utf8) {
+        yield problemRecord(file, line.number, 'line is not valid UTF-8 text');
+        continue;
+      }
+      let value: unknown;
+      try {
+        value = JSON.parse(line.text);
+      } catch (error) {
+        yield problemRecord(file, line.number, `not valid JSON: ${(error as SyntaxError).message}`);
+        continue;
+      }
+      yield { type: 'job', source: { file, line: line.number }, index, value };
     }
-    let value: unknown;
-    try {
-      value = JSON.parse(line.text);
-    } catch (error) {
-      yield problemRecord(file, line.number, `not valid JSON: ${(error as SyntaxError).message}`);
-      continue;
-    }
-    yield { type: 'job', source: { file, line: line.number }, index, value };
   }
 }

@@ -1,3 +1,4 @@
+import { IdTable } from '../id-table.js';
 import type { Job, SourceLocation } from '../types.js';
 import { expandOutput } from './output-path.js';
 import type { ProblemDetail } from './problems.js';
@@ -21,24 +22,32 @@ const LINES = 2 ** 32;
  * names are compared ignoring case: on macOS and Windows `Cat.png` and `cat.png` are the same file.
  */
 export function createUniquenessCheck(): UniquenessCheck {
-  // Each id's place is one number (file index and line), not an object: a million ids must fit in memory.
-  const ids = new Map<string, number>();
+  // Ids are kept as hashes, each with its place as one number (file index and line): a million ids must fit in memory.
+  const ids = new IdTable();
+  let places = new Float64Array(1024);
   const fileNames: string[] = [];
-  const fileIndex = new Map<string, number>();
+  const fileNumbers = new Map<string, number>();
   const files = new Map<string, { id: string; source: SourceLocation }>();
   return {
     id(id, source) {
-      const first = ids.get(id);
-      if (first !== undefined) {
+      const known = ids.size;
+      const index = ids.add(id);
+      if (index < known) {
+        const first = places[index]!;
         const place = { file: fileNames[Math.floor(first / LINES)]!, line: first % LINES };
         return [{ field: 'id', message: `duplicate id ${JSON.stringify(id)}: also at ${where(place)}` }];
       }
-      let index = fileIndex.get(source.file);
-      if (index === undefined) {
-        index = fileNames.push(source.file) - 1;
-        fileIndex.set(source.file, index);
+      let fileNumber = fileNumbers.get(source.file);
+      if (fileNumber === undefined) {
+        fileNumber = fileNames.push(source.file) - 1;
+        fileNumbers.set(source.file, fileNumber);
       }
-      ids.set(id, index * LINES + source.line);
+      if (index === places.length) {
+        const grown = new Float64Array(places.length * 2);
+        grown.set(places);
+        places = grown;
+      }
+      places[index] = fileNumber * LINES + source.line;
       return [];
     },
     files(job) {
