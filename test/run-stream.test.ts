@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NightshiftError } from '../src/core/errors.js';
-import { streamJobs, validateJobFiles } from '../src/core/jobs/load.js';
+import { pickJobs, streamJobs, validateJobFiles } from '../src/core/jobs/load.js';
 import { createPriceBook } from '../src/core/prices.js';
 import { jobsInMemory, runJobs, type JobSource, type RunOptions } from '../src/core/runner.js';
 import type { Job } from '../src/core/types.js';
@@ -30,9 +30,21 @@ async function setup(count: number): Promise<{ file: string; dir: string; option
   };
 }
 
-/** A source that reads the files again for each pass, as the CLI does for job files too large to keep, counting passes. */
-function fromFiles(files: string[], count: number): JobSource & { passes: number } {
-  const source = { count, passes: 0, open: () => (source.passes++, streamJobs(files)) };
+/** A source that reads the files again for each pass, as the CLI does for job files too large to keep, counting passes and picked jobs. */
+function fromFiles(files: string[], count: number): JobSource & { passes: number; picked: string[] } {
+  const source = {
+    count,
+    passes: 0,
+    picked: [] as string[],
+    open: () => (source.passes++, streamJobs(files)),
+    pick: async function* (wanted: (position: number) => boolean) {
+      source.passes++;
+      for await (const picked of pickJobs(files, wanted)) {
+        source.picked.push(picked.job.id);
+        yield picked;
+      }
+    },
+  };
   return source;
 }
 
@@ -60,9 +72,22 @@ describe('jobs read from their files for each pass', () => {
     expect(await stableRows(join(dir, 'streamed'))).toEqual(await stableRows(join(dir, 'kept')));
     expect(server!.stats.requests).toBe(80);
 
-    const again = await runJobs(fromFiles([file], 40), options('streamed'));
-    expect(again.skipped).toBe(40);
+    const again = fromFiles([file], 40);
+    expect((await runJobs(again, options('streamed'))).skipped).toBe(40);
     expect(server!.stats.requests).toBe(80);
+    // Nothing to send: the sending pass normalized no job.
+    expect(again.picked).toEqual([]);
+  });
+
+  it('normalize only the jobs to send on a resume', async () => {
+    const { file, dir, options } = await setup(30);
+    await runJobs(fromFiles([file], 30), options('out'));
+    const grown = await writeJobs(dir, chatJobs(33));
+    const resume = fromFiles([grown], 33);
+    const summary = await runJobs(resume, { ...options('out'), files: [grown] });
+    expect(summary).toMatchObject({ skipped: 30, fresh: 3, ok: 33 });
+    expect(resume.picked).toEqual(['s31', 's32', 's33']);
+    expect(server!.stats.requests).toBe(33);
   });
 
   it('stop with E_VALIDATION, sending nothing changed, when a request differs from the one planned', async () => {

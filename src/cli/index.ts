@@ -1,7 +1,13 @@
 #!/usr/bin/env node
+import { setFlagsFromString } from 'node:v8';
 import dotenv from 'dotenv';
 import { createRedactor } from '../core/redact.js';
 import { runMain } from './main.js';
+
+// A long run allocates fast, and V8 then lets the old generation grow to up to four times what is live before
+// collecting it: a 1,000,000-job run peaked at 377 MB with about 40 MB live. Capping growth at twice the live size
+// (a soft limit: the heap still grows as far as the work needs) costs a few percent of CPU and saves about 80 MB.
+setFlagsFromString('--heap-growing-percent=100');
 
 // A .env file in the working directory fills variables the environment does not set.
 dotenv.config({ quiet: true });

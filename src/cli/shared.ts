@@ -4,7 +4,7 @@ import { basename, extname, join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import { NightshiftError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/fs-atomic.js';
-import { streamJobs, validateJobFiles, type ValidationResult } from '../core/jobs/load.js';
+import { pickJobs, streamJobs, validateJobFiles, type ValidationResult } from '../core/jobs/load.js';
 import { createPriceBook, parsePriceOverrides, type PriceBook } from '../core/prices.js';
 import { jobsInMemory, type JobSource } from '../core/runner.js';
 import type { Problem } from '../core/types.js';
@@ -87,7 +87,8 @@ export async function loadOrExplain(files: string[], defaults: { model?: string;
   }
   // An empty file is almost always the wrong file: say so rather than report an empty success.
   if (found.count === 0) throw new NightshiftError('E_VALIDATION', `No jobs in ${files.join(', ')}; nothing was sent.`);
-  return { ...found, jobs: jobs ? jobsInMemory(jobs) : { count: found.count, open: () => streamJobs(files, { defaults }) } };
+  const streamed: JobSource = { count: found.count, open: () => streamJobs(files, { defaults }), pick: (wanted) => pickJobs(files, wanted, { defaults }) };
+  return { ...found, jobs: jobs ? jobsInMemory(jobs) : streamed };
 }
 
 /** The files' total size in bytes; a file that cannot be read counts 0 (validation reports it). */

@@ -98,6 +98,11 @@ export interface JobSource {
   count: number;
   /** A new pass over the jobs, in input order. */
   open(): AsyncIterable<Job>;
+  /**
+   * A pass yielding only the jobs at the positions `wanted` accepts, with their positions, passing over the others
+   * cheaply (a resume that sends a few jobs of a million). Without it, a pass of `open` is filtered.
+   */
+  pick?(wanted: (position: number) => boolean): AsyncIterable<{ position: number; job: Job }>;
 }
 
 /** A {@link JobSource} over jobs already in memory (tests, small callers). */
@@ -286,17 +291,20 @@ async function planJobs(
  * stops the run rather than be sent unplanned.
  */
 async function* jobsToSend(source: JobSource, plan: Plan): AsyncGenerator<ToSend> {
-  let position = 0;
-  for await (const job of source.open()) {
-    const action = plan.actions[position];
+  const wanted = (position: number): boolean => position >= plan.actions.length || SEND.has(plan.actions[position]!);
+  for await (const { position, job } of source.pick ? source.pick(wanted) : positioned(source.open())) {
+    if (position >= plan.actions.length) throw changedFiles();
+    if (!wanted(position)) continue;
     const key = plan.keys.subarray(position * KEY_BYTES, (position + 1) * KEY_BYTES);
-    position++;
-    if (action === undefined) throw changedFiles();
-    if (!SEND.has(action)) continue;
     const fp = fingerprint(job);
     if (!fingerprintKey(fp).equals(key)) throw changedFiles();
     yield { job, fp };
   }
+}
+
+async function* positioned(jobs: AsyncIterable<Job>): AsyncGenerator<{ position: number; job: Job }> {
+  let position = 0;
+  for await (const job of jobs) yield { position: position++, job };
 }
 
 /** Rewrites results.csv with a row for every job, in input order, and counts each job in `usage`. */

@@ -45,16 +45,23 @@ export interface ValidationResult {
   jobs?: Job[];
 }
 
-/** What checking one record gives: a valid job, or the record's problems (several records may share a file). */
-type Checked = { job: Job } | { problems: Problem[] };
+/** What checking one record gives: a valid job, the record's problems (several records may share a file), or a job record passed over unread. */
+type Checked = { job: Job } | { problems: Problem[] } | { skipped: true };
 
 /**
  * Reads, validates and normalizes job files (`.json`, `.jsonl`, `.csv`) record by record, yielding each valid job
  * and each record's problems as they come. With `unique`, ids used twice and image files written twice are problems.
  */
-async function* checkJobs(files: readonly string[], options: LoadOptions, unique?: UniquenessCheck): AsyncGenerator<Checked> {
+async function* checkJobs(
+  files: readonly string[],
+  options: LoadOptions,
+  unique?: UniquenessCheck,
+  wanted?: (position: number) => boolean,
+): AsyncGenerator<Checked> {
   const loadImage = cachedLoader(readLocalImage);
   const cli = options.defaults ?? {};
+  // Job records seen, each a job in files that validate.
+  let position = 0;
 
   for (const file of files) {
     let fileDefaults: FileDefaults = {};
@@ -76,6 +83,10 @@ async function* checkJobs(files: readonly string[], options: LoadOptions, unique
         }
         case 'job':
         case 'row': {
+          if (wanted && !wanted(position++)) {
+            yield { skipped: true };
+            break;
+          }
           const normalized = await toJob(record, { cli, fileDefaults, loadImage });
           const id = 'job' in normalized ? normalized.job.id : normalized.id;
           const taken = id === undefined || !unique ? [] : unique.id(id, record.source);
@@ -101,7 +112,7 @@ export async function loadJobs(files: readonly string[], options: LoadOptions = 
   const result: LoadResult = { jobs: [], problems: [] };
   for await (const checked of checkJobs(files, options, createUniquenessCheck())) {
     if ('job' in checked) result.jobs.push(checked.job);
-    else result.problems.push(...checked.problems);
+    else if ('problems' in checked) result.problems.push(...checked.problems);
   }
   return result;
 }
@@ -120,6 +131,7 @@ export async function validateJobFiles(files: readonly string[], options: LoadOp
       kept = undefined;
       continue;
     }
+    if (!('job' in checked)) continue;
     const { job } = checked;
     if (kept) {
       bytes += approximateBytes(job);
@@ -150,9 +162,26 @@ function approximateBytes(value: unknown): number {
  * unvalidated is ever yielded.
  */
 export async function* streamJobs(files: readonly string[], options: LoadOptions = {}): AsyncGenerator<Job> {
-  for await (const checked of checkJobs(files, options)) {
+  for await (const { job } of pickJobs(files, () => true, options)) yield job;
+}
+
+/**
+ * {@link streamJobs}, yielding only the jobs at the positions (0 for the first job of the first file) that `wanted`
+ * accepts, each with its position. The other records are passed over without being checked or normalized.
+ */
+export async function* pickJobs(
+  files: readonly string[],
+  wanted: (position: number) => boolean,
+  options: LoadOptions = {},
+): AsyncGenerator<{ position: number; job: Job }> {
+  let position = 0;
+  for await (const checked of checkJobs(files, options, undefined, wanted)) {
     if ('job' in checked) {
-      yield checked.job;
+      yield { position: position++, job: checked.job };
+      continue;
+    }
+    if ('skipped' in checked) {
+      position++;
       continue;
     }
     const [problem] = checked.problems;
