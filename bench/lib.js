@@ -55,10 +55,12 @@ export async function startServer(options, dist = join(ROOT, 'dist')) {
 
 /**
  * Runs a command to its end and measures its wall time from spawn to exit. With `measureRss`, runs it under
- * `/usr/bin/time -v` and reads the peak resident set size.
+ * `/usr/bin/time -v` and reads the peak resident set size. `startedAt` is the spawn time (epoch milliseconds),
+ * to compare with the server's timing marks.
  */
 export async function timed(command, args, { env = {}, measureRss = false } = {}) {
   const [file, argv] = measureRss ? ['/usr/bin/time', ['-v', command, ...args]] : [command, args];
+  const startedAt = Date.now();
   const started = performance.now();
   const child = spawn(file, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
@@ -68,7 +70,7 @@ export async function timed(command, args, { env = {}, measureRss = false } = {}
   const [code] = await once(child, 'exit');
   const wallMs = performance.now() - started;
   const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(stderr);
-  return { code, wallMs, stdout, stderr, ...(rss ? { maxRssMb: Number(rss[1]) / 1024 } : {}) };
+  return { code, wallMs, startedAt, stdout, stderr, ...(rss ? { maxRssMb: Number(rss[1]) / 1024 } : {}) };
 }
 
 /** Writes `count` JSONL jobs made by `make(index)` without holding them all in memory. */

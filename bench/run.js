@@ -1,6 +1,7 @@
 // nightshift benchmarks against the offline server. Not part of the test suite; needs `npm run build` first
 // (`npm run bench` does it). Usage: npm run bench -- [--only overhead,latency,rate-limited,memory] [--runs N] [--dist FOLDER]
 // Every scenario prints a Markdown table; BENCHMARKS.md records a full run.
+import { appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import process from 'node:process';
 import { pathToFileURL } from 'node:url';
@@ -8,6 +9,8 @@ import { parseArgs } from 'node:util';
 import { fixed, median, ROOT, say, scratch, snapshotDist, startServer as startServerFrom, table, timed, writeJobFile } from './lib.js';
 
 const SCENARIOS = ['overhead', 'latency', 'rate-limited', 'memory'];
+/** New jobs appended to a finished job file to measure how soon a resume sends them. */
+const RESUME_NEW_JOBS = 1_000;
 const { values } = parseArgs({
   options: {
     only: { type: 'string' },
@@ -232,7 +235,15 @@ async function memory() {
         await server.reset();
         const base = await baseline(file, 64, server.url, { measureRss: true, tolerate: true });
         say(`  ${size} rows: nightshift ${outcome(run)}; baseline ${outcome(base)}`);
-        rows.push({ size, nightshift: run, baseline: base });
+        // The same folder again, with new jobs at the end of the file: how soon is new work sent?
+        const added = Array.from({ length: RESUME_NEW_JOBS }, (_, index) => `${JSON.stringify(chatJob(size + index))}\n`);
+        await appendFile(file, added.join(''));
+        await server.reset();
+        const resumed = await nightshift(file, join(dir, 'out'), server.url, ['--concurrency', '64'], { measureRss: true, tolerate: true });
+        const { firstArrival, requests } = await server.stats();
+        const firstRequestMs = firstArrival - resumed.startedAt;
+        say(`  resume over ${size} finished + ${RESUME_NEW_JOBS} new: first request ${fixed(firstRequestMs / 1000)} s after start, ${requests} requests; ${outcome(resumed)}`);
+        rows.push({ size, nightshift: run, baseline: base, resumed: { ...resumed, firstRequestMs, requests } });
       } finally {
         await cleanup();
       }
@@ -242,6 +253,20 @@ async function memory() {
   }
   const smallest = rows[0];
   const failed = (result) => (result.code === 0 ? '' : ` (exit ${result.code})`);
+  say(
+    table(
+      ['finished job rows', 'new jobs', 'first request after', 'requests sent', 'peak RSS', 'wall', 'target'],
+      rows.map((row) => [
+        String(row.size),
+        String(RESUME_NEW_JOBS),
+        `${fixed(row.resumed.firstRequestMs / 1000)} s${failed(row.resumed)}`,
+        String(row.resumed.requests),
+        `${fixed(row.resumed.maxRssMb, 0)} MB`,
+        `${fixed(row.resumed.wallMs / 1000, 1)} s`,
+        '<= 10 s at 1,000,000',
+      ]),
+    ),
+  );
   say(
     table(
       ['job rows', 'nightshift peak RSS', 'vs smallest', 'nightshift wall', 'baseline peak RSS', 'target'],
