@@ -14,6 +14,13 @@ describe('IdTable', () => {
     for (const [i, id] of ids.entries()) expect(table.indexOf(id)).toBe(i);
   });
 
+  it('grows past the number of ids it was sized for', () => {
+    const table = new IdTable(10);
+    for (let i = 0; i < 5_000; i++) expect(table.add(`id-${i}`)).toBe(i);
+    for (let i = 0; i < 5_000; i++) expect(table.indexOf(`id-${i}`)).toBe(i);
+    expect(table.indexOf('id-5000')).toBe(-1);
+  });
+
   it('tells apart ids that differ only in case, spacing or unicode form', () => {
     const table = new IdTable();
     const ids = ['a', 'A', ' a', 'a ', '', 'é', 'e\u0301', '1', '01'];

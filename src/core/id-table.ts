@@ -12,9 +12,16 @@ export class IdTable {
   /** Ids added. */
   size = 0;
   /** Open addressing: each bucket holds an id's number plus one, or 0 when empty. */
-  private buckets = new Uint32Array(1 << 10);
-  private keys = new Uint32Array((1 << 9) * WORDS);
+  private buckets: Uint32Array;
+  private keys: Uint32Array;
   private readonly word = new Uint32Array(WORDS);
+
+  /** `expected`: how many ids the table will likely hold; it is sized for them, and grows past them if need be. */
+  constructor(expected = 512) {
+    const ids = Math.max(512, expected);
+    this.buckets = new Uint32Array(2 ** Math.ceil(Math.log2(ids * 2 + 1)));
+    this.keys = new Uint32Array(ids * WORDS);
+  }
 
   /** The number of `id`, or -1 when it was never added. */
   indexOf(id: string): number {

@@ -45,17 +45,30 @@ export class JournalIndex {
   readonly warnings: string[] = [];
 
   /** Each job's slot in the columns below, by id. */
-  private readonly slots = new IdTable();
-  private capacity = 1024;
-  private keys = Buffer.alloc(this.capacity * KEY_BYTES);
-  private offsets = new Float64Array(this.capacity);
-  private lengths = new Uint32Array(this.capacity);
-  private flags = new Uint8Array(this.capacity);
+  private readonly slots: IdTable;
+  private capacity: number;
+  private keys: Buffer;
+  private offsets: Float64Array;
+  private lengths: Uint32Array;
+  private flags: Uint8Array;
   /**
    * Successes that are not the latest record of their job, by slot then fingerprint key (hex): a request edited
    * and then restored finds its earlier success instead of being paid for again.
    */
   private readonly earlier = new Map<number, Map<string, RecordRef>>();
+
+  /**
+   * `expected`: how many jobs the index will likely hold (the run's job count). Sized for them from the start, the
+   * columns are not copied as they grow, and a million-job index does not briefly take twice its memory.
+   */
+  constructor(expected = 0) {
+    this.capacity = Math.max(1024, expected);
+    this.slots = new IdTable(this.capacity);
+    this.keys = Buffer.alloc(this.capacity * KEY_BYTES);
+    this.offsets = new Float64Array(this.capacity);
+    this.lengths = new Uint32Array(this.capacity);
+    this.flags = new Uint8Array(this.capacity);
+  }
 
   /** Jobs with a record. */
   get size(): number {
@@ -162,8 +175,8 @@ export function refOf(record: Pick<JobRecord, 'fingerprint' | 'state' | 'files'>
  * Reads a journal into a {@link JournalIndex}, one line at a time. A missing journal is empty. A torn last line,
  * left by a process killed mid-write, is skipped with a warning; so is any line that does not parse as a record.
  */
-export async function indexJournal(path: string): Promise<JournalIndex> {
-  const index = new JournalIndex();
+export async function indexJournal(path: string, { expected = 0 }: { expected?: number } = {}): Promise<JournalIndex> {
+  const index = new JournalIndex(expected);
   try {
     if ((await stat(path)).size === 0) return index;
   } catch (error) {

@@ -150,7 +150,7 @@ export async function runJobs(jobs: readonly Job[] | JobSource, options: RunOpti
   try {
     await sweepTempFiles(outDir);
     const journalPath = join(outDir, JOURNAL_FILE);
-    const index = await indexJournal(journalPath);
+    const index = await indexJournal(journalPath, { expected: source.count });
     for (const message of index.warnings) emit({ type: 'warning', message });
 
     const journal = await writeOutput(journalPath, () => JournalWriter.open(journalPath));
