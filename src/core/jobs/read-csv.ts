@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { CsvError, parse, type Info } from 'csv-parse';
-import { splitLines } from './lines.js';
+import { splitLineBatches } from './lines.js';
 import { problemRecord, type ProblemRecord, type RawRecord } from './records.js';
 
 interface ParsedRow {
@@ -20,13 +20,18 @@ export async function* readCsv(chunks: AsyncIterable<Uint8Array>, file: string):
   const pending: ProblemRecord[] = [];
   let columns: string[] | undefined;
 
+  // The lines of each chunk go to csv-parse as one string.
   async function* text(): AsyncGenerator<string> {
-    for await (const line of splitLines(chunks)) {
-      if (!line.utf8) {
-        badLines.push(line.number);
-        pending.push(problemRecord(file, line.number, 'line is not valid UTF-8 text'));
+    for await (const lines of splitLineBatches(chunks)) {
+      let batch = '';
+      for (const line of lines) {
+        if (!line.utf8) {
+          badLines.push(line.number);
+          pending.push(problemRecord(file, line.number, 'line is not valid UTF-8 text'));
+        }
+        batch += `${line.text}\n`;
       }
-      yield `${line.text}\n`;
+      yield batch;
     }
   }
 
