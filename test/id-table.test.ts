@@ -23,7 +23,7 @@ describe('IdTable', () => {
 
   it('tells apart ids that differ only in case, spacing or unicode form', () => {
     const table = new IdTable();
-    const ids = ['a', 'A', ' a', 'a ', '', 'é', 'e\u0301', '1', '01'];
+    const ids = ['a', 'A', ' a', 'a ', '', 'é', 'e\u0301', '1', '01', 'a\ud800', 'a\udc00', 'a\ufffd', '🌙', 'a\ud83c'];
     for (const id of ids) table.add(id);
     expect(table.size).toBe(ids.length);
     expect(ids.map((id) => table.indexOf(id))).toEqual(ids.map((_, i) => i));

@@ -2,6 +2,8 @@ import { hash } from 'node:crypto';
 
 /** 32-bit words of an id's hash that the table keeps: 128 bits tell a million ids apart as surely as the ids themselves. */
 const WORDS = 4;
+const MALFORMED = Buffer.from([0xff]);
+const SURROGATE = /[\ud800-\udfff]/;
 
 /**
  * Numbers job ids 0, 1, 2, ... in the order they are first added, keeping a 128-bit hash of each id rather than
@@ -49,7 +51,9 @@ export class IdTable {
   }
 
   private hashOf(id: string): Uint32Array {
-    const digest = hash('sha256', id, 'buffer');
+    // UTF-8 would turn every lone surrogate into U+FFFD, making "a\ud800" and "a\udc00" one id: ids with surrogates
+    // are hashed as UTF-16 behind a byte that no UTF-8 text contains.
+    const digest = !SURROGATE.test(id) ? hash('sha256', id, 'buffer') : hash('sha256', Buffer.concat([MALFORMED, Buffer.from(id, 'utf16le')]), 'buffer');
     for (let i = 0; i < WORDS; i++) this.word[i] = digest.readUInt32LE(i * 4);
     return this.word;
   }

@@ -191,8 +191,9 @@ export async function runJobs(jobs: readonly Job[] | JobSource, options: RunOpti
       // failed append is ignored: the rewrite below restores every row from the journal.
       const live = createWriteStream(resultsPath, { flags: 'a' });
       live.on('error', () => {});
-      const run = new RunLoop(jobsToSend(source, plan), options, clock, redact, emit, journal, index, live);
+      let run: RunLoop;
       try {
+        run = new RunLoop(jobsToSend(source, plan), options, clock, redact, emit, journal, index, live);
         await run.start();
       } finally {
         live.end();
@@ -670,7 +671,8 @@ class RequestSignals {
 
   private static controller(): AbortController {
     const controller = new AbortController();
-    setMaxListeners(REQUESTS_PER_SIGNAL + 1, controller.signal);
+    // The SDK adds a listener per attempt (more with its own retries on): bounded by the requests a signal serves.
+    setMaxListeners(0, controller.signal);
     return controller;
   }
 

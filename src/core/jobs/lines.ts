@@ -27,8 +27,8 @@ export async function* splitLines(chunks: AsyncIterable<Uint8Array>): AsyncGener
  * awaits, not a million. A chunk that is valid UTF-8 throughout is decoded and split as one string.
  */
 export async function* splitLineBatches(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Line[]> {
-  // The start of a line that the next chunk ends.
-  let pending: Buffer | undefined;
+  // The start of a line that a later chunk ends, in pieces: joined once, so a long line costs one copy.
+  let pending: Buffer[] = [];
   let number = 0;
 
   const line = (text: string, utf8: boolean): Line => {
@@ -55,12 +55,13 @@ export async function* splitLineBatches(chunks: AsyncIterable<Uint8Array>): Asyn
     const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
     const last = buffer.lastIndexOf(NEWLINE);
     if (last === -1) {
-      pending = pending ? Buffer.concat([pending, buffer]) : buffer;
+      pending.push(buffer);
       continue;
     }
-    const complete = pending ? Buffer.concat([pending, buffer.subarray(0, last)]) : buffer.subarray(0, last);
-    pending = last + 1 < buffer.length ? buffer.subarray(last + 1) : undefined;
+    const complete = pending.length > 0 ? Buffer.concat([...pending, buffer.subarray(0, last)]) : buffer.subarray(0, last);
+    pending = last + 1 < buffer.length ? [buffer.subarray(last + 1)] : [];
     yield linesOf(complete);
   }
-  if (pending && pending.length > 0) yield linesOf(pending);
+  const rest = Buffer.concat(pending);
+  if (rest.length > 0) yield linesOf(rest);
 }
