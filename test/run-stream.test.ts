@@ -8,7 +8,7 @@ import { createPriceBook } from '../src/core/prices.js';
 import { jobsInMemory, runJobs, type JobSource, type RunOptions } from '../src/core/runner.js';
 import type { Job } from '../src/core/types.js';
 import { startOfflineServer, type OfflineServer } from '../src/server/server.js';
-import { tempDir, writeJobs } from './helpers.js';
+import { cli, tempDir, writeJobs } from './helpers.js';
 
 let server: OfflineServer | undefined;
 afterEach(async () => {
@@ -132,3 +132,17 @@ function edited(job: Job): Job {
   const messages = (job.body.messages as { role: string; content: string }[]).map((message) => ({ ...message, content: `${message.content} (edited)` }));
   return { ...job, body: { ...job.body, messages } };
 }
+
+describe('the CLI with job files too large to keep', () => {
+  it('tells the process before reading them (to tune memory), and not for small files', async () => {
+    const dir = await tempDir();
+    const small = await writeJobs(dir, chatJobs(3), 'small.jsonl');
+    const large = await writeJobs(dir, [{ id: 'long', model: 'gpt-4o-mini', prompt: 'word '.repeat(2_000_000) }], 'large.jsonl');
+    const calls: string[] = [];
+    for (const file of [small, large]) {
+      const { code } = await cli(['validate', file], { onLargeJobs: () => calls.push(file) });
+      expect(code).toBe(0);
+    }
+    expect(calls).toEqual([large]);
+  });
+});

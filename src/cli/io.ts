@@ -10,6 +10,11 @@ export interface CliIO {
   abortSignal?: AbortSignal;
   /** Called once a run has started, with the grace period its flags ask for. */
   onRunStart?: (graceMs: number) => void;
+  /**
+   * Called before job files too large to keep in memory are read: the process may trade a little CPU for flat
+   * memory from then on.
+   */
+  onLargeJobs?: () => void;
 }
 
 /** Exit statuses, documented in the README. */

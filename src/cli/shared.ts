@@ -76,6 +76,7 @@ export interface ValidJobs extends Omit<ValidationResult, 'problems' | 'jobs'> {
 export async function loadOrExplain(files: string[], defaults: { model?: string; system?: string }, io: CliIO): Promise<ValidJobs> {
   // Jobs take several times their size on disk in memory: files that clearly will not fit are streamed from the start.
   const keep = (await totalSize(files)) * 4 <= KEEP_JOBS_BYTES ? { maxBytes: KEEP_JOBS_BYTES } : undefined;
+  if (!keep) io.onLargeJobs?.();
   const { problems, jobs, ...found } = await validateJobFiles(files, { defaults, ...(keep ? { keep } : {}) });
   if (problems.length > 0) {
     io.stderr(formatProblems(problems));
