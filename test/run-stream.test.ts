@@ -93,14 +93,12 @@ describe('jobs read from their files for each pass', () => {
   it('stop with E_VALIDATION, sending nothing changed, when a request differs from the one planned', async () => {
     const { file, options } = await setup(6);
     const { jobs } = await validateJobFiles([file], { keep: { maxBytes: 1 << 20 } });
-    let passes = 0;
     // The second pass (sending) finds job s4's prompt edited since planning.
+    const passes = [jobs!, jobs!.map((job) => (job.id === 's4' ? edited(job) : job))];
     const source: JobSource = {
       count: jobs!.length,
-      open: async function* () {
-        passes++;
-        for (const job of jobs!) yield passes > 1 && job.id === 's4' ? edited(job) : job;
-      },
+      open: () => jobsInMemory(passes.shift()!).open(),
+      pick: (wanted) => jobsInMemory(passes.shift()!).pick(wanted),
     };
     const error = await runJobs(source, { ...options('out'), concurrency: 1 }).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(NightshiftError);

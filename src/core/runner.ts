@@ -100,9 +100,9 @@ export interface JobSource {
   open(): AsyncIterable<Job>;
   /**
    * A pass yielding only the jobs at the positions `wanted` accepts, with their positions, passing over the others
-   * cheaply (a resume that sends a few jobs of a million). Without it, a pass of `open` is filtered.
+   * cheaply (a resume that sends a few jobs of a million).
    */
-  pick?(wanted: (position: number) => boolean): AsyncIterable<{ position: number; job: Job }>;
+  pick(wanted: (position: number) => boolean): AsyncIterable<{ position: number; job: Job }>;
 }
 
 /** A {@link JobSource} over jobs already in memory (tests, small callers). */
@@ -111,6 +111,9 @@ export function jobsInMemory(jobs: readonly Job[]): JobSource {
     count: jobs.length,
     open: async function* () {
       yield* jobs;
+    },
+    pick: async function* (wanted) {
+      for (const [position, job] of jobs.entries()) if (wanted(position)) yield { position, job };
     },
   };
 }
@@ -293,19 +296,13 @@ async function planJobs(
  */
 async function* jobsToSend(source: JobSource, plan: Plan): AsyncGenerator<ToSend> {
   const wanted = (position: number): boolean => position >= plan.actions.length || SEND.has(plan.actions[position]!);
-  for await (const { position, job } of source.pick ? source.pick(wanted) : positioned(source.open())) {
+  for await (const { position, job } of source.pick(wanted)) {
     if (position >= plan.actions.length) throw changedFiles();
-    if (!wanted(position)) continue;
     const key = plan.keys.subarray(position * KEY_BYTES, (position + 1) * KEY_BYTES);
     const fp = fingerprint(job);
     if (!fingerprintKey(fp).equals(key)) throw changedFiles();
     yield { job, fp };
   }
-}
-
-async function* positioned(jobs: AsyncIterable<Job>): AsyncGenerator<{ position: number; job: Job }> {
-  let position = 0;
-  for await (const job of jobs) yield { position: position++, job };
 }
 
 /** Rewrites results.csv with a row for every job, in input order, and counts each job in `usage`. */
