@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { IdTable } from '../src/core/id-table.js';
+import { hashId, IdTable } from '../src/core/id-table.js';
 
 describe('IdTable', () => {
   it('numbers ids in the order first added and finds each again, across growth', () => {
@@ -28,5 +28,25 @@ describe('IdTable', () => {
     expect(table.size).toBe(ids.length);
     expect(ids.map((id) => table.indexOf(id))).toEqual(ids.map((_, i) => i));
     expect(table.indexOf('b')).toBe(-1);
+  });
+
+  it('hashes ids as MurmurHash3 x86_128 of their UTF-16 code units (reference values)', () => {
+    const hex = (id: string): string => {
+      const out = new Uint32Array(4);
+      hashId(id, out);
+      return [...out].map((word) => word.toString(16).padStart(8, '0')).join('');
+    };
+    // From the reference implementation over Buffer.from(id, 'utf16le'): the block loop and each tail length.
+    expect(hex('j1')).toBe('f7df54da1968ed691968ed691968ed69');
+    expect(hex('job-000000000123456789')).toBe('60ca73eeb19da709eacbe13dd8d350a2');
+    expect(hex('a\ud800')).toBe('9c9bf76072991f3e72991f3e72991f3e');
+  });
+
+  it('looks up the ids of another table by number, without their text', () => {
+    const validated = new IdTable();
+    const journal = new IdTable();
+    for (const id of ['x', 'y', 'z']) validated.add(id);
+    for (const id of ['z', 'w', 'x']) journal.add(id);
+    expect([0, 1, 2].map((n) => journal.indexOfIn(validated, n))).toEqual([2, -1, 0]);
   });
 });

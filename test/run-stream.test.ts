@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import OpenAI from 'openai';
@@ -31,9 +32,11 @@ async function setup(count: number): Promise<{ file: string; dir: string; option
 }
 
 /** A source that reads the files again for each pass, as the CLI does for job files too large to keep, counting passes and picked jobs. */
-function fromFiles(files: string[], count: number): JobSource & { passes: number; picked: string[] } {
+async function fromFiles(files: string[]): Promise<JobSource & { passes: number; picked: string[] }> {
+  const { count, digests } = await validateJobFiles(files, { digests: true });
   const source = {
     count,
+    digests: digests!,
     passes: 0,
     picked: [] as string[],
     open: () => (source.passes++, streamJobs(files)),
@@ -60,11 +63,11 @@ async function stableRows(out: string): Promise<string[]> {
 describe('jobs read from their files for each pass', () => {
   it('give the same results as jobs kept in memory, and a rerun sends nothing', async () => {
     const { file, dir, options } = await setup(40);
-    const source = fromFiles([file], 40);
+    const source = await fromFiles([file]);
     const streamed = await runJobs(source, options('streamed'));
     expect(streamed.ok).toBe(40);
-    // Planning, sending and rebuilding results.csv each read the file once.
-    expect(source.passes).toBe(3);
+    // Planning works from validation's digests; sending and rebuilding results.csv each read the file once.
+    expect(source.passes).toBe(2);
 
     const { jobs } = await validateJobFiles([file], { keep: { maxBytes: 1 << 20 } });
     const kept = await runJobs(jobsInMemory(jobs!), options('kept'));
@@ -72,7 +75,7 @@ describe('jobs read from their files for each pass', () => {
     expect(await stableRows(join(dir, 'streamed'))).toEqual(await stableRows(join(dir, 'kept')));
     expect(server!.stats.requests).toBe(80);
 
-    const again = fromFiles([file], 40);
+    const again = await fromFiles([file]);
     expect((await runJobs(again, options('streamed'))).skipped).toBe(40);
     expect(server!.stats.requests).toBe(80);
     // Nothing to send: the sending pass normalized no job.
@@ -81,24 +84,50 @@ describe('jobs read from their files for each pass', () => {
 
   it('normalize only the jobs to send on a resume', async () => {
     const { file, dir, options } = await setup(30);
-    await runJobs(fromFiles([file], 30), options('out'));
+    await runJobs(await fromFiles([file]), options('out'));
     const grown = await writeJobs(dir, chatJobs(33));
-    const resume = fromFiles([grown], 33);
+    const resume = await fromFiles([grown]);
     const summary = await runJobs(resume, { ...options('out'), files: [grown] });
     expect(summary).toMatchObject({ skipped: 30, fresh: 3, ok: 33 });
     expect(resume.picked).toEqual(['s31', 's32', 's33']);
     expect(server!.stats.requests).toBe(33);
   });
 
+  it('list the jobs finished earlier in results.csv while new ones are still being answered', async () => {
+    const { file, dir, options } = await setup(5);
+    await runJobs(await fromFiles([file]), options('out'));
+    await server!.close();
+    // Slow answers: the prefill of the five finished rows has long been written when the first new job finishes.
+    server = await startOfflineServer({ latencyMs: 300 });
+    const client = new OpenAI({ apiKey: 'offline', baseURL: server.url, maxRetries: 0 });
+    const grown = await writeJobs(dir, chatJobs(7));
+    let seen: string[] | undefined;
+    const summary = await runJobs(await fromFiles([grown]), {
+      ...options('out'),
+      client,
+      files: [grown],
+      concurrency: 1,
+      onEvent: (event) => {
+        if (event.type === 'finished' && event.job.id === 's6') seen ??= readFileSync(join(dir, 'out', 'results.csv'), 'utf8').trim().split('\n');
+      },
+    });
+    expect(summary).toMatchObject({ skipped: 5, fresh: 2, ok: 7 });
+    // s6's own row may be written by then too; s7 has not been sent.
+    expect(seen?.slice(0, 6).map((line) => line.split(',').slice(0, 4).join(','))).toEqual([
+      'id,kind,model,status',
+      ...['s1', 's2', 's3', 's4', 's5'].map((id) => `${id},chat,gpt-4o-mini,ok`),
+    ]);
+    expect(seen?.join('\n')).not.toContain('s7');
+    expect(await stableRows(join(dir, 'out'))).toHaveLength(8);
+  });
+
   it('stop with E_VALIDATION, sending nothing changed, when a request differs from the one planned', async () => {
     const { file, options } = await setup(6);
     const { jobs } = await validateJobFiles([file], { keep: { maxBytes: 1 << 20 } });
-    // The second pass (sending) finds job s4's prompt edited since planning.
-    const passes = [jobs!, jobs!.map((job) => (job.id === 's4' ? edited(job) : job))];
+    // The sending pass finds job s4's prompt edited since validation.
     const source: JobSource = {
-      count: jobs!.length,
-      open: () => jobsInMemory(passes.shift()!).open(),
-      pick: (wanted) => jobsInMemory(passes.shift()!).pick(wanted),
+      ...jobsInMemory(jobs!),
+      pick: (wanted) => jobsInMemory(jobs!.map((job) => (job.id === 's4' ? edited(job) : job))).pick(wanted),
     };
     const error = await runJobs(source, { ...options('out'), concurrency: 1 }).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(NightshiftError);

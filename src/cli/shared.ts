@@ -77,7 +77,7 @@ export async function loadOrExplain(files: string[], defaults: { model?: string;
   // Jobs take several times their size on disk in memory: files that clearly will not fit are streamed from the start.
   const keep = (await totalSize(files)) * 4 <= KEEP_JOBS_BYTES ? { maxBytes: KEEP_JOBS_BYTES } : undefined;
   if (!keep) io.onLargeJobs?.();
-  const { problems, jobs, ...found } = await validateJobFiles(files, { defaults, ...(keep ? { keep } : {}) });
+  const { problems, jobs, digests, ...found } = await validateJobFiles(files, { defaults, digests: true, ...(keep ? { keep } : {}) });
   if (problems.length > 0) {
     io.stderr(formatProblems(problems));
     throw new NightshiftError(
@@ -88,8 +88,13 @@ export async function loadOrExplain(files: string[], defaults: { model?: string;
   }
   // An empty file is almost always the wrong file: say so rather than report an empty success.
   if (found.count === 0) throw new NightshiftError('E_VALIDATION', `No jobs in ${files.join(', ')}; nothing was sent.`);
-  const streamed: JobSource = { count: found.count, open: () => streamJobs(files, { defaults }), pick: (wanted) => pickJobs(files, wanted, { defaults }) };
-  return { ...found, jobs: jobs ? jobsInMemory(jobs) : streamed };
+  const streamed: JobSource = {
+    count: found.count,
+    digests: digests!,
+    open: () => streamJobs(files, { defaults }),
+    pick: (wanted) => pickJobs(files, wanted, { defaults }),
+  };
+  return { ...found, jobs: jobs ? jobsInMemory(jobs, digests) : streamed };
 }
 
 /** The files' total size in bytes; a file that cannot be read counts 0 (validation reports it). */

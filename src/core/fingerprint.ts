@@ -7,8 +7,15 @@ import type { Job } from './types.js';
  * same fingerprint would be billed for the same thing; a job whose fingerprint changed must be sent again.
  */
 export function fingerprint(job: Pick<Job, 'endpoint' | 'body'>): string {
-  return hash('sha256', `${job.endpoint}\n${canonicalJson(job.body)}`);
+  return hash('sha256', requestText(job));
 }
+
+/** {@link fingerprint} as its 32 bytes rather than hex. */
+export function fingerprintBytes(job: Pick<Job, 'endpoint' | 'body'>): Buffer {
+  return hash('sha256', requestText(job), 'buffer');
+}
+
+const requestText = (job: Pick<Job, 'endpoint' | 'body'>): string => `${job.endpoint}\n${canonicalJson(job.body)}`;
 
 /** JSON with object keys sorted (by UTF-16 code units) and undefined properties left out. Runs once or twice per job, so it builds one string and no arrays. */
 function canonicalJson(value: unknown): string {

@@ -2,10 +2,8 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { IdTable } from './id-table.js';
+import { KEY_BYTES } from './job-digests.js';
 import { parseRecord, type JobRecord, type JobState } from './journal.js';
-
-/** Bytes of a fingerprint the index keeps: 128 bits of sha256 tell requests apart as well as all 256. */
-const KEY_BYTES = 16;
 
 /**
  * The short form of a request fingerprint that the index compares. A sha256 hex fingerprint keeps its first
@@ -107,15 +105,27 @@ export class JournalIndex {
    * (undoing an edit must not pay for the same request twice), otherwise its latest record.
    */
   answer(id: string, key: Buffer): RecordRef | undefined {
-    const slot = this.slots.indexOf(id);
-    if (slot < 0) return undefined;
-    return this.earlier.get(slot)?.get(key.toString('hex')) ?? this.latest(slot);
+    return this.answerAt(this.slots.indexOf(id), key);
+  }
+
+  /** {@link answer} for the job whose id `ids` numbers `number` (a job's position in its digests). */
+  answerOf(ids: IdTable, number: number, key: Buffer): RecordRef | undefined {
+    return this.answerAt(this.slots.indexOfIn(ids, number), key);
   }
 
   /** The record for `id` when it is for request `key`: a finished outcome of the job as it stands. */
   current(id: string, key: Buffer): RecordRef | undefined {
-    const ref = this.answer(id, key);
-    return ref && ref.key.equals(key) ? ref : undefined;
+    return sameKey(this.answer(id, key), key);
+  }
+
+  /** {@link current} for the job whose id `ids` numbers `number`. */
+  currentOf(ids: IdTable, number: number, key: Buffer): RecordRef | undefined {
+    return sameKey(this.answerOf(ids, number, key), key);
+  }
+
+  private answerAt(slot: number, key: Buffer): RecordRef | undefined {
+    if (slot < 0) return undefined;
+    return this.earlier.get(slot)?.get(key.toString('hex')) ?? this.latest(slot);
   }
 
   private latest(slot: number): RecordRef {
@@ -160,6 +170,8 @@ export class JournalIndex {
     this.flags = grown(this.flags, new Uint8Array(this.capacity));
   }
 }
+
+const sameKey = (ref: RecordRef | undefined, key: Buffer): RecordRef | undefined => (ref && ref.key.equals(key) ? ref : undefined);
 
 function grown<T extends Float64Array | Uint32Array | Uint8Array>(from: T, to: T): T {
   to.set(from);

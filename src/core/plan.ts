@@ -31,33 +31,39 @@ export interface KnownOutcome {
   state: JobState;
   /** True when it is the outcome of the request the job sends now. */
   sameRequest: boolean;
-  /** The files it produced. Only a success of the same request is looked at, so only it needs them. */
-  files: readonly ProducedFile[];
+  /** It produced files (images). Only a success of the same request is looked at, so only its files matter. */
+  hasFiles: boolean;
 }
 
 /**
- * Decides, from the journal alone, what a job needs. Pure apart from reading the image files a previous
- * success produced, which is how a deleted or damaged image is noticed.
+ * Decides from the journal alone what a job needs, or answers `files` when that depends on the files a previous
+ * success of the same request produced (see {@link decideByFiles}). Pure: a million jobs are planned without
+ * reading one of them again.
  */
-export async function decide(job: Job, record: KnownOutcome | undefined, outDir: string, mode: PlanMode): Promise<Decision> {
+export function decide(record: KnownOutcome | undefined, mode: PlanMode): Decision | 'files' {
   if (mode.onlyFailed) {
     if (record?.state === 'failed') return { action: 'rerun', reason: 'failed' };
     // What is already done still counts as done (and renamed images cost nothing); only sending is held back.
-    const decision = await decide(job, record, outDir, {});
-    return decision.action === 'skip' || decision.action === 'move' ? decision : { action: 'leave' };
+    const decision = decide(record, {});
+    return decision === 'files' || decision.action === 'skip' ? decision : { action: 'leave' };
   }
   if (!record) return { action: 'new' };
   if (mode.force) return { action: 'rerun', reason: 'forced' };
   if (record.state !== 'done') return { action: 'rerun', reason: 'failed' };
   if (!record.sameRequest) return { action: 'rerun', reason: 'changed' };
-  if (record.files.length === 0) return { action: 'skip' };
-  for (const file of record.files) {
-    if (!(await intact(outDir, file))) return { action: 'rerun', reason: 'damaged' };
+  return record.hasFiles ? 'files' : { action: 'skip' };
+}
+
+/**
+ * Completes {@link decide} for a job whose earlier success produced `files`: reads them back, which is how a
+ * deleted or damaged image is noticed, and names the moves when the job's `output` now names them otherwise.
+ */
+export async function decideByFiles(job: Job, files: readonly ProducedFile[], outDir: string, mode: PlanMode): Promise<Decision> {
+  for (const file of files) {
+    if (!(await intact(outDir, file))) return mode.onlyFailed ? { action: 'leave' } : { action: 'rerun', reason: 'damaged' };
   }
-  const wanted = expectedImagePaths(job, record.files.length);
-  const moves = record.files
-    .map((file, index) => ({ from: file.path, to: wanted[index] ?? file.path }))
-    .filter((move) => move.from !== move.to);
+  const wanted = expectedImagePaths(job, files.length);
+  const moves = files.map((file, index) => ({ from: file.path, to: wanted[index] ?? file.path })).filter((move) => move.from !== move.to);
   return moves.length > 0 ? { action: 'move', moves } : { action: 'skip' };
 }
 

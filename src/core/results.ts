@@ -57,8 +57,25 @@ export function formatUsd(usd: number | null): string {
   return usd.toFixed(9).replace(/\.?0+$/, '') || '0';
 }
 
+/** What a `results.csv` row shows of the job itself. */
+export interface ResultJob {
+  id: string;
+  kind: string;
+  model: string;
+  tags: readonly string[];
+  /** `file:line`. */
+  source: string;
+}
+
 /** One `results.csv` row (as a CSV line) for a job and its current record. */
 export function resultLine(job: Job, record: JobRecord | undefined): string {
+  return resultRow({ id: job.id, kind: job.kind, model: job.model, tags: job.tags, source: `${job.source.file}:${job.source.line}` }, record);
+}
+
+/** The `results.csv` row of a finished job from its journal record alone, which names the job as it was when it ran. */
+export const recordLine = (record: JobRecord): string => resultRow(record, record);
+
+function resultRow(job: ResultJob, record: JobRecord | undefined): string {
   const status: ResultStatus = record ? (record.state === 'done' ? 'ok' : 'failed') : 'pending';
   const usage = record?.usage ?? zeroUsage();
   const row = [
@@ -79,7 +96,7 @@ export function resultLine(job: Job, record: JobRecord | undefined): string {
     record ? formatUsd(record.costUsd) : '',
     record?.latencyMs ?? '',
     record?.requestId ?? '',
-    `${job.source.file}:${job.source.line}`,
+    job.source,
     job.tags.join(';'),
   ];
   return csvLine(row);

@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
 import { join } from 'node:path';
 import { APIError } from 'openai';
@@ -11,15 +11,16 @@ import { costOf, type CostOptions } from './cost.js';
 import { NightshiftError } from './errors.js';
 import { executeJob, ImageSaveError, safeTarget, type AttemptResult } from './execute.js';
 import { fingerprint } from './fingerprint.js';
+import { JobDigests } from './job-digests.js';
 import { sweepTempFiles, writeFileAtomic } from './fs-atomic.js';
 import { JOURNAL_FILE, JournalWriter, type JobRecord } from './journal.js';
-import { fingerprintKey, indexJournal, RecordReader, refOf, type JournalIndex, type RecordLocation } from './journal-index.js';
+import { fingerprintKey, indexJournal, RecordReader, refOf, type JournalIndex, type RecordLocation, type RecordRef } from './journal-index.js';
 import { acquireLock } from './lock.js';
-import { decide, type Decision, type PlanMode } from './plan.js';
+import { decide, decideByFiles, type Decision, type PlanMode } from './plan.js';
 import type { PriceBook } from './prices.js';
 import { RateScheduler } from './rate-limit.js';
 import { countedTokens, requestTokens } from './rate-limit-tokens.js';
-import { AtomicLines, resultLine, resultsHeader, UsageSummary, writeLinesAtomic } from './results.js';
+import { AtomicLines, recordLine, resultLine, resultsHeader, UsageSummary, writeLinesAtomic } from './results.js';
 import { backoffDelay, classifyError, type AttemptError } from './retry.js';
 import { zeroUsage, type Job, type Usage } from './types.js';
 
@@ -103,12 +104,15 @@ export interface JobSource {
    * cheaply (a resume that sends a few jobs of a million).
    */
   pick(wanted: (position: number) => boolean): AsyncIterable<{ position: number; job: Job }>;
+  /** Each job's id and request fingerprint, by position: enough to plan the run without reading the jobs. */
+  digests: JobDigests;
 }
 
-/** A {@link JobSource} over jobs already in memory (tests, small callers). */
-export function jobsInMemory(jobs: readonly Job[]): JobSource {
+/** A {@link JobSource} over jobs already in memory (tests, small callers); `digests` when validation made them. */
+export function jobsInMemory(jobs: readonly Job[], digests = JobDigests.of(jobs)): JobSource {
   return {
     count: jobs.length,
+    digests,
     open: async function* () {
       yield* jobs;
     },
@@ -129,10 +133,9 @@ interface PlannedMove {
   record: JobRecord;
 }
 
-/** What planning found, in a few bytes per job: decisions and fingerprint keys by input position. */
+/** What planning found, in a byte per job: decisions by input position, and the image renames to make. */
 interface Plan {
   actions: Uint8Array;
-  keys: Buffer;
   moves: PlannedMove[];
 }
 
@@ -159,16 +162,11 @@ export async function runJobs(jobs: readonly Job[] | JobSource, options: RunOpti
     const journal = await writeOutput(journalPath, () => JournalWriter.open(journalPath));
     const reader = await RecordReader.open(journalPath);
     const resultsPath = join(outDir, 'results.csv');
+    const usagePath = join(outDir, 'usage.csv');
     try {
-      // Planning also starts results.csv with what is already finished, in input order; rows are appended as jobs finish.
-      const results = new AtomicLines(resultsPath);
-      let plan: Plan;
-      try {
-        plan = await writeOutput(resultsPath, () => planJobs(source, index, reader, results, outDir, options));
-      } catch (error) {
-        await results.discard();
-        throw error;
-      }
+      // The CSVs are rewritten at the end: something in their way is found now, before anything is paid for.
+      for (const path of [resultsPath, usagePath]) await writeOutput(path, () => replaceable(path));
+      const plan = await planJobs(source, index, reader, outDir, options);
       const count = (action: Decision['action']): number => plan.actions.reduce((sum, code) => sum + (ACTIONS[code] === action ? 1 : 0), 0);
       const planned = {
         total: source.count,
@@ -182,30 +180,25 @@ export async function runJobs(jobs: readonly Job[] | JobSource, options: RunOpti
 
       const runRecord = { type: 'run', startedAt: new Date(clock.now()).toISOString(), files: options.files, jobs: source.count } as const;
       await writeOutput(journalPath, () => journal.append(runRecord));
-      try {
-        await writeOutput(join(outDir, 'images'), () => applyMoves(plan.moves, index, journal, outDir, clock));
-      } catch (error) {
-        await results.discard();
-        throw error;
-      }
-      await writeOutput(resultsPath, () => results.commit());
+      await writeOutput(join(outDir, 'images'), () => applyMoves(plan.moves, index, journal, outDir, clock));
 
-      // Rows of jobs finishing now go to the end of results.csv through one open handle; it is a view, so a
-      // failed append is ignored: the rewrite below restores every row from the journal.
-      const live = createWriteStream(resultsPath, { flags: 'a' });
-      live.on('error', () => {});
+      // results.csv starts with the jobs already finished, written while the first requests go out (a resume over a
+      // million finished jobs should not wait for a million rows); rows of jobs finishing now follow them.
+      const live = new LiveResults(resultsPath);
+      const prefill = prefillResults(resultsPath, source.digests, index, reader, live);
       let run: RunLoop;
       try {
         run = new RunLoop(jobsToSend(source, plan), options, clock, redact, emit, journal, index, live);
         await run.start();
       } finally {
-        live.end();
-        await finished(live).catch(() => {});
+        // Rebuilt in full below: a prefill still going is of no more use.
+        live.abandonPrefill();
+        await prefill;
+        await live.close();
       }
 
       const usage = new UsageSummary();
-      await writeOutput(resultsPath, () => writeResults(resultsPath, source, plan.keys, index, reader, usage));
-      const usagePath = join(outDir, 'usage.csv');
+      await writeOutput(resultsPath, () => writeResults(resultsPath, source, index, reader, usage));
       await writeOutput(usagePath, () => writeFileAtomic(usagePath, usage.toCsv()));
 
       const total = usage.total;
@@ -242,52 +235,121 @@ interface ToSend {
   fp: string;
 }
 
-const KEY_BYTES = 16;
-
 /** The error for job files that no longer match what was validated and planned. */
 const changedFiles = (): NightshiftError =>
   new NightshiftError('E_VALIDATION', 'The job files changed during the run; stopped. Run the same command again to validate and continue.');
 
 /**
- * Decides what each job needs, in one pass over the jobs, and writes the results.csv rows of the jobs already
- * finished (as they will read once planned image renames are done).
+ * Decides what each job needs, from its digest and the journal index. The job files are read again only for the
+ * jobs whose decision depends on their image files, and, with a budget, for the jobs to send (each must have a worst case).
  */
 async function planJobs(
   source: JobSource,
   index: JournalIndex,
   reader: RecordReader,
-  results: AtomicLines,
   outDir: string,
   { mode = {}, budget }: Pick<RunOptions, 'mode' | 'budget'>,
 ): Promise<Plan> {
-  const plan: Plan = { actions: new Uint8Array(source.count), keys: Buffer.alloc(source.count * KEY_BYTES), moves: [] };
-  const unpriced = new Set<string>();
-  await results.write(resultsHeader());
-  let position = 0;
-  for await (const job of source.open()) {
-    if (position >= source.count) throw changedFiles();
-    const key = fingerprintKey(fingerprint(job));
-    key.copy(plan.keys, position * KEY_BYTES);
-    const ref = index.answer(job.id, key);
-    const sameRequest = ref !== undefined && ref.key.equals(key);
-    // Only a success of the same request has its files looked at; they are the one thing planning reads back.
-    let record = ref && sameRequest && ref.state === 'done' && ref.hasFiles ? await reader.read(ref) : undefined;
-    const decision = await decide(job, ref && { state: ref.state, sameRequest, files: record?.files ?? [] }, outDir, mode);
-    plan.actions[position] = ACTIONS.indexOf(decision.action);
-    if (budget && SEND.has(plan.actions[position]!) && budget.worstCaseUsd(job) === null) unpriced.add(job.model);
-    if (decision.action === 'move') {
-      plan.moves.push({ job: { id: job.id, source: job.source }, moves: decision.moves, record: record! });
-      record = movedRecord(record!, decision.moves, job, '');
-    }
-    if (ref && sameRequest) await results.write(resultLine(job, record ?? (await reader.read(ref))));
-    position++;
+  const { digests } = source;
+  const plan: Plan = { actions: new Uint8Array(source.count), moves: [] };
+  // Jobs whose earlier success left image files, which decide: looked at with the job in hand.
+  const byFiles = new Map<number, RecordRef>();
+  for (let position = 0; position < source.count; position++) {
+    const key = digests.key(position);
+    const ref = index.answerOf(digests.ids, position, key);
+    const decision = decide(ref && { state: ref.state, sameRequest: ref.key.equals(key), hasFiles: ref.hasFiles }, mode);
+    if (decision === 'files') byFiles.set(position, { ...ref!, key: Buffer.from(ref!.key) });
+    else plan.actions[position] = ACTIONS.indexOf(decision.action);
   }
-  if (position !== source.count) throw changedFiles();
+  if (byFiles.size === 0 && !budget) return plan;
+
+  const unpriced = new Set<string>();
+  const wanted = (position: number): boolean => position >= source.count || byFiles.has(position) || (budget !== undefined && SEND.has(plan.actions[position]!));
+  for await (const { position, job } of source.pick(wanted)) {
+    if (position >= source.count || !fingerprintKey(fingerprint(job)).equals(digests.key(position))) throw changedFiles();
+    const ref = byFiles.get(position);
+    if (ref) {
+      const record = await reader.read(ref);
+      const decision = await decideByFiles(job, record.files, outDir, mode);
+      plan.actions[position] = ACTIONS.indexOf(decision.action);
+      if (decision.action === 'move') plan.moves.push({ job: { id: job.id, source: job.source }, moves: decision.moves, record });
+    }
+    if (budget && SEND.has(plan.actions[position]!) && budget.worstCaseUsd(job) === null) unpriced.add(job.model);
+  }
   if (unpriced.size > 0) {
     const models = [...unpriced];
     throw new NightshiftError('E_USAGE', `A budget needs the worst-case cost of every job to send, and there is none for some jobs of ${models.join(', ')}.`, { models });
   }
   return plan;
+}
+
+/**
+ * results.csv's rows during a run: first those of the jobs already finished (the prefill), then each job as it
+ * finishes. Rows that finish before the prefill is in place wait for it in memory. It is a view: a row that cannot
+ * be written is dropped, since the rewrite at the end of the run restores every row from the journal.
+ */
+class LiveResults {
+  private stream: WriteStream | undefined;
+  private waiting: string[] | undefined = [];
+  private abandoned = false;
+
+  constructor(private readonly path: string) {}
+
+  get prefillAbandoned(): boolean {
+    return this.abandoned;
+  }
+
+  write(line: string): void {
+    if (this.stream) this.stream.write(line);
+    else this.waiting?.push(line);
+  }
+
+  /** The prefill is in place: rows go to the end of the file from now on. */
+  open(): void {
+    this.stream = createWriteStream(this.path, { flags: 'a' });
+    this.stream.on('error', () => {});
+    for (const line of this.waiting ?? []) this.stream.write(line);
+    this.waiting = undefined;
+  }
+
+  /** The run is over: a prefill still going stops, and rows waiting for it are dropped. */
+  abandonPrefill(): void {
+    this.abandoned = true;
+    this.waiting = undefined;
+  }
+
+  async close(): Promise<void> {
+    if (!this.stream) return;
+    this.stream.end();
+    await finished(this.stream).catch(() => {});
+  }
+}
+
+/** Rows the prefill writes between two turns of the event loop, so that requests keep going out meanwhile. */
+const PREFILL_BATCH = 2048;
+
+/**
+ * Writes results.csv with the rows of the jobs already finished, in input order, from their journal records alone,
+ * then hands it to `live`. Never fails: a view that cannot be written now is rewritten at the end of the run.
+ */
+async function prefillResults(path: string, digests: JobDigests, index: JournalIndex, reader: RecordReader, live: LiveResults): Promise<void> {
+  const results = new AtomicLines(path);
+  try {
+    await results.write(resultsHeader());
+    for (let position = 0; position < digests.count; position++) {
+      if (position % PREFILL_BATCH === 0) {
+        await new Promise((resolve) => setImmediate(resolve));
+        if (live.prefillAbandoned) return await results.discard();
+      }
+      const ref = index.currentOf(digests.ids, position, digests.key(position));
+      if (ref) await results.write(recordLine(await reader.read(ref)));
+    }
+    if (live.prefillAbandoned) return await results.discard();
+    await results.commit();
+    live.open();
+  } catch {
+    await results.discard().catch(() => {});
+  }
 }
 
 /**
@@ -298,22 +360,20 @@ async function* jobsToSend(source: JobSource, plan: Plan): AsyncGenerator<ToSend
   const wanted = (position: number): boolean => position >= plan.actions.length || SEND.has(plan.actions[position]!);
   for await (const { position, job } of source.pick(wanted)) {
     if (position >= plan.actions.length) throw changedFiles();
-    const key = plan.keys.subarray(position * KEY_BYTES, (position + 1) * KEY_BYTES);
     const fp = fingerprint(job);
-    if (!fingerprintKey(fp).equals(key)) throw changedFiles();
+    if (!fingerprintKey(fp).equals(source.digests.key(position))) throw changedFiles();
     yield { job, fp };
   }
 }
 
 /** Rewrites results.csv with a row for every job, in input order, and counts each job in `usage`. */
-async function writeResults(path: string, source: JobSource, keys: Buffer, index: JournalIndex, reader: RecordReader, usage: UsageSummary): Promise<void> {
+async function writeResults(path: string, source: JobSource, index: JournalIndex, reader: RecordReader, usage: UsageSummary): Promise<void> {
   async function* lines(): AsyncGenerator<string> {
     yield resultsHeader();
     let position = 0;
     for await (const job of source.open()) {
-      const key = keys.subarray(position * KEY_BYTES, (position + 1) * KEY_BYTES);
+      const ref = position < source.count ? index.currentOf(source.digests.ids, position, source.digests.key(position)) : undefined;
       position++;
-      const ref = key.length === KEY_BYTES ? index.current(job.id, key) : undefined;
       const record = ref && (await reader.read(ref));
       usage.add(job, record);
       yield resultLine(job, record);
@@ -333,6 +393,15 @@ async function writeOutput<T>(path: string, write: () => Promise<T>): Promise<T>
     if (error instanceof NightshiftError) throw error;
     throw new NightshiftError('E_OUTPUT', `Cannot write ${path}: ${(error as Error).message}`, { path }, { cause: error });
   }
+}
+
+/** Throws when `path` is there and is not a file, so that writing a new file over it would fail. */
+async function replaceable(path: string): Promise<void> {
+  const stats = await lstat(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  if (stats && !stats.isFile() && !stats.isSymbolicLink()) throw new Error('something other than a file is in the way');
 }
 
 async function prepareOutDir(outDir: string): Promise<void> {
@@ -409,7 +478,7 @@ class RunLoop {
     private readonly emit: (event: RunEvent) => void,
     private readonly journal: JournalWriter,
     private readonly index: JournalIndex,
-    private readonly results: WriteStream,
+    private readonly results: LiveResults,
   ) {
     this.rates = new RateScheduler({ clock, ...(options.rpm !== undefined ? { rpm: options.rpm } : {}), ...(options.tpm !== undefined ? { tpm: options.tpm } : {}) });
     if (options.budget) this.budget = new Budget(options.budget.limitUsd, index.spentUsd);

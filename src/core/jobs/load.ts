@@ -1,4 +1,5 @@
 import { NightshiftError } from '../errors.js';
+import { JobDigests } from '../job-digests.js';
 import type { Job, JobKind, Problem } from '../types.js';
 import { checkHeader } from './csv-fields.js';
 import { parseFileDefaults, type CliDefaults, type FileDefaults } from './defaults.js';
@@ -43,6 +44,8 @@ export interface ValidationResult {
   models: Set<string>;
   /** Every valid job, in file order, when there is no problem and they fit `keep.maxBytes`. */
   jobs?: Job[];
+  /** Each valid job's id and request fingerprint, when asked for (`digests: true`) and there is no problem. */
+  digests?: JobDigests;
 }
 
 /** What checking one record gives: a valid job, the record's problems (several records may share a file), or a job record passed over unread. */
@@ -121,11 +124,16 @@ export async function loadJobs(files: readonly string[], options: LoadOptions = 
  * Validates job files completely, as {@link loadJobs} does, keeping only the problems and what must be known before
  * anything is sent (ids and image files, to find duplicates; counts; models). The jobs themselves are dropped.
  */
-export async function validateJobFiles(files: readonly string[], options: LoadOptions & { keep?: KeepOptions } = {}): Promise<ValidationResult> {
+export async function validateJobFiles(
+  files: readonly string[],
+  options: LoadOptions & { keep?: KeepOptions; digests?: boolean } = {},
+): Promise<ValidationResult> {
   const result: ValidationResult = { problems: [], count: 0, kinds: new Map(), models: new Set() };
   let kept: Job[] | undefined = options.keep ? [] : undefined;
   let bytes = 0;
-  for await (const checked of checkJobs(files, options, createUniquenessCheck())) {
+  // In files without problems, the uniqueness check numbers ids exactly as the jobs come: digest positions.
+  const digests = options.digests ? new JobDigests() : undefined;
+  for await (const checked of checkJobs(files, options, createUniquenessCheck(digests?.ids))) {
     if ('problems' in checked) {
       result.problems.push(...checked.problems);
       kept = undefined;
@@ -141,8 +149,10 @@ export async function validateJobFiles(files: readonly string[], options: LoadOp
     result.count++;
     result.kinds.set(job.kind, (result.kinds.get(job.kind) ?? 0) + 1);
     result.models.add(job.model);
+    if (digests && result.problems.length === 0) digests.add(job);
   }
   if (kept) result.jobs = kept;
+  if (digests && result.problems.length === 0) result.digests = digests;
   return result;
 }
 

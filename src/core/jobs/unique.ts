@@ -17,13 +17,12 @@ const where = (source: SourceLocation): string => `${source.file}:${source.line}
 const LINES = 2 ** 32;
 
 /**
- * Remembers the ids and image files seen so far across all files. Ids count for invalid records too,
+ * Remembers the ids and image files seen so far across all files; the ids go to `ids`, numbered in order. Ids count for invalid records too,
  * so a duplicate is reported in the same run as the other problems, not after they are fixed. Image file
  * names are compared ignoring case: on macOS and Windows `Cat.png` and `cat.png` are the same file.
  */
-export function createUniquenessCheck(): UniquenessCheck {
+export function createUniquenessCheck(ids = new IdTable()): UniquenessCheck {
   // Ids are kept as hashes, each with its place as one number (file index and line): a million ids must fit in memory.
-  const ids = new IdTable();
   let places = new Float64Array(1024);
   const fileNames: string[] = [];
   const fileNumbers = new Map<string, number>();

@@ -1,0 +1,51 @@
+import { fingerprintBytes } from './fingerprint.js';
+import { IdTable } from './id-table.js';
+import type { Job } from './types.js';
+
+/** Bytes of a request fingerprint a digest keeps: 128 bits of sha256 tell requests apart as well as all 256. */
+export const KEY_BYTES = 16;
+
+/**
+ * What a run must know of each job to plan it without reading the job again: its id (as an {@link IdTable}
+ * hash, numbered by input position) and the fingerprint key of its request. About 40 bytes a job, so a million
+ * jobs can be planned against the journal in memory, and the job files are read again only for the jobs to send.
+ */
+export class JobDigests {
+  /** Jobs digested. */
+  count = 0;
+  private keys: Buffer;
+
+  /** `ids`: the table the jobs' ids go to (validation's own, which also finds duplicates). */
+  constructor(
+    readonly ids: IdTable = new IdTable(),
+    expected = 1024,
+  ) {
+    this.keys = Buffer.alloc(Math.max(1024, expected) * KEY_BYTES);
+  }
+
+  /** The digests of jobs already in memory. Their ids must be unique. */
+  static of(jobs: readonly Job[]): JobDigests {
+    const digests = new JobDigests(new IdTable(jobs.length), jobs.length);
+    for (const job of jobs) {
+      if (digests.ids.add(job.id) !== digests.count) throw new Error(`job id ${JSON.stringify(job.id)} is used twice`);
+      digests.add(job);
+    }
+    return digests;
+  }
+
+  /** Digests the next job; its id must be in `ids` already, numbered `count`. */
+  add(job: Pick<Job, 'endpoint' | 'body'>): void {
+    if ((this.count + 1) * KEY_BYTES > this.keys.length) {
+      const keys = Buffer.alloc(this.keys.length * 2);
+      this.keys.copy(keys);
+      this.keys = keys;
+    }
+    fingerprintBytes(job).copy(this.keys, this.count * KEY_BYTES, 0, KEY_BYTES);
+    this.count++;
+  }
+
+  /** The fingerprint key of the job at `position` (a view: copy it to keep it). */
+  key(position: number): Buffer {
+    return this.keys.subarray(position * KEY_BYTES, (position + 1) * KEY_BYTES);
+  }
+}
