@@ -90,7 +90,8 @@ async function* checkJobs(
             yield { skipped: true };
             break;
           }
-          const normalized = await toJob(record, { cli, fileDefaults, loadImage });
+          let normalized = toJob(record, { cli, fileDefaults, loadImage });
+          if (normalized instanceof Promise) normalized = await normalized;
           const id = 'job' in normalized ? normalized.job.id : normalized.id;
           const taken = id === undefined || !unique ? [] : unique.id(id, record.source);
           // A job with a taken id would also clash on its default file names: one problem is enough.

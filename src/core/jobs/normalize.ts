@@ -50,7 +50,7 @@ interface Draft {
  * defaults (job field > file `defaults` > command line), derives the id, infers the kind, validates
  * every field, inlines local images and builds the request body. Reports all of the record's problems.
  */
-export async function toJob(record: JobRecord | RowRecord, context: NormalizeContext): Promise<NormalizeResult> {
+export function toJob(record: JobRecord | RowRecord, context: NormalizeContext): NormalizeResult | Promise<NormalizeResult> {
   const { file } = record.source;
   const derivedId = `${basename(file, extname(file))}-${record.index}`;
   // The id the record claims, also for its problems; undefined while it has no valid one.
@@ -92,8 +92,10 @@ export async function toJob(record: JobRecord | RowRecord, context: NormalizeCon
     for (const key of parsed.unknown) details.push({ field: key, message: unknownField(key, kind) });
     return parsed.values;
   };
-  const job = kind === 'image' ? toImageJob(parse(imageFields), draft) : await toChatJob(parse(FIELDS_BY_KIND[kind]), kind, draft);
-  return job === undefined ? fail(details) : { job };
+  const job = kind === 'image' ? toImageJob(parse(imageFields), draft) : toChatJob(parse(FIELDS_BY_KIND[kind]), kind, draft);
+  const result = (done: Job | undefined): NormalizeResult => (done === undefined ? fail(details) : { job: done });
+  // Only local images are read from disk; a job without them is normalized without a turn of the event loop.
+  return job instanceof Promise ? job.then(result) : result(job);
 }
 
 /** The job's kind: as stated (by the job or its file's defaults), else inferred; undefined after a problem. */
@@ -122,7 +124,8 @@ function unknownField(field: string, kind: JobKind): string {
   return kind === 'image' ? 'unknown field for image jobs' : 'unknown field: put other Chat Completions parameters in "params"';
 }
 
-async function toChatJob(values: VisionJobFields, kind: 'chat' | 'vision', { id, source, fields, details, context }: Draft): Promise<Job | undefined> {
+function toChatJob(values: VisionJobFields, kind: 'chat' | 'vision', draft: Draft): Job | undefined | Promise<Job | undefined> {
+  const { fields, details, context } = draft;
   const given = (field: string) => Object.hasOwn(fields, field);
   const model = values.model ?? context.cli.model;
   if (model === undefined && !given('model')) {
@@ -141,15 +144,26 @@ async function toChatJob(values: VisionJobFields, kind: 'chat' | 'vision', { id,
   if (kind === 'vision' && !given('images') && !hasImagePart(values.messages)) {
     details.push({ field: 'images', message: 'required for vision jobs' });
   }
-  const imageUrls: string[] = [];
-  for (const [i, entry] of (values.images ?? []).entries()) {
+  const images = values.images ?? [];
+  if (images.length === 0) return chatJob(values, kind, model, [], draft);
+  return resolveImages(images, draft).then((urls) => chatJob(values, kind, model, urls, draft));
+}
+
+/** The URLs to send for a job's `images`, local files read and inlined; each entry that cannot be is a problem. */
+async function resolveImages(images: readonly string[], { source, details, context }: Draft): Promise<string[]> {
+  const urls: string[] = [];
+  for (const [i, entry] of images.entries()) {
     const image = await resolveImage(entry, source.file, context.loadImage);
-    if ('url' in image) imageUrls.push(image.url);
+    if ('url' in image) urls.push(image.url);
     else details.push({ field: `images.${i}`, message: image.error });
   }
-  if (details.length > 0 || model === undefined) return undefined;
+  return urls;
+}
 
-  const system = values.system ?? (given('messages') ? undefined : context.cli.system);
+function chatJob(values: VisionJobFields, kind: 'chat' | 'vision', model: string | undefined, imageUrls: string[], draft: Draft): Job | undefined {
+  const { id, source, fields, details, context } = draft;
+  if (details.length > 0 || model === undefined) return undefined;
+  const system = values.system ?? (Object.hasOwn(fields, 'messages') ? undefined : context.cli.system);
   const messages = buildMessages({ ...values, system }, imageUrls);
   return { id, kind, model, tags: values.tags ?? [], source, endpoint: '/v1/chat/completions', body: buildChatBody(model, messages, values) };
 }

@@ -1,6 +1,6 @@
 import type * as z from 'zod';
 import { describeValue, type ProblemDetail } from './problems.js';
-import type { FieldSchemas, FieldValues } from './schema.js';
+import { QUICK_CHECKS, type FieldSchemas, type FieldValues } from './schema.js';
 
 /** A record's fields checked against a field table. */
 export interface ParsedFields<T extends FieldSchemas> {
@@ -28,6 +28,10 @@ export function parseFields<T extends FieldSchemas>(
     const schema = Object.hasOwn(fields, key) ? fields[key] : undefined;
     if (schema === undefined) {
       parsed.unknown.push(key);
+      continue;
+    }
+    if (QUICK_CHECKS.get(schema)?.(value)) {
+      values[key] = value;
       continue;
     }
     const result = schema.safeParse(value, { reportInput: true });

@@ -174,6 +174,31 @@ export const imageFields = {
   output: z.string().describe('a file name pattern, such as "{id}-{index}.png"'),
 };
 
+/** True for text with something other than white space: what `text()` accepts, and returns unchanged. */
+const isText = (value: unknown): boolean => typeof value === 'string' && /\S/.test(value);
+const isTextList = (value: unknown): boolean => Array.isArray(value) && value.every((item) => typeof item === 'string');
+const inRange =
+  (min: number, max: number, integer = false) =>
+  (value: unknown): boolean =>
+    typeof value === 'number' && Number.isFinite(value) && value >= min && value <= max && (!integer || Number.isSafeInteger(value));
+
+/**
+ * For the fields most jobs have, a test for values their schema accepts and returns unchanged, which spares
+ * a million-row file a million trips through zod. A value the test does not accept goes to the schema, which
+ * decides and words the problem; test/schema-quick.test.ts checks that each test accepts only what its schema does.
+ */
+export const QUICK_CHECKS = new Map<z.ZodType, (value: unknown) => boolean>([
+  [commonFields.id, isText],
+  [commonFields.model, isText],
+  [commonFields.tags, isTextList],
+  [chatFields.prompt, isText],
+  [chatFields.system, isText],
+  [chatFields.temperature, inRange(0, 2)],
+  [chatFields.top_p, inRange(0, 1)],
+  [chatFields.max_completion_tokens, inRange(1, Number.MAX_SAFE_INTEGER, true)],
+  [imageFields.prompt, isText],
+]);
+
 /** The fields each kind accepts, for looking up a field's schema and description. */
 export const FIELDS_BY_KIND = { chat: chatFields, vision: visionFields, image: imageFields } as const;
 
