@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { JournalWriter, type JobRecord } from '../src/core/journal.js';
-import { fingerprintKey, indexJournal, RecordReader, refOf } from '../src/core/journal-index.js';
+import { fingerprintKey, indexJournal, JournalIndex, RecordReader, refOf } from '../src/core/journal-index.js';
+import { createHash } from 'node:crypto';
 import { zeroUsage } from '../src/core/types.js';
 
 const record = (id: string, state: JobRecord['state'] = 'done'): JobRecord => ({
@@ -67,6 +68,57 @@ describe('journal', () => {
     expect(after.size).toBe(2);
     expect(after.current('c', fingerprintKey('fp-c'))).toBeDefined();
     expect(after.warnings).toEqual([]);
+  });
+
+  it('indexes the records it writes without parsing them as it would by parsing them, whatever their text holds', async () => {
+    const path = await tempJournal();
+    const sha = (text: string): string => createHash('sha256').update(text).digest('hex');
+    const tricky = [
+      'plain',
+      'quote " and \\ backslash',
+      'ends with backslash \\',
+      '"state":"failed","files":[{"x":1}],"costUsd":9',
+      'ünïcödé 🌙',
+      'a\ud800',
+    ];
+    const records: JobRecord[] = tricky.flatMap((text, i) => [
+      { ...record(text), fingerprint: sha(`request ${i}`), output: text, tags: [text], source: `${text}:1`, costUsd: 0.001 * (i + 1) },
+      { ...record(`job-${i}`, i % 2 === 0 ? 'failed' : 'done'), fingerprint: sha(`other ${i}`), error: text, costUsd: i === 3 ? null : 0.5 },
+      {
+        ...record(`image-${i}`),
+        fingerprint: sha(`image ${i}`),
+        output: '',
+        files: [{ path: `images/${i}.png`, bytes: 10, sha256: sha(text) }],
+        attempts: i === 2 ? 0 : 1,
+        costUsd: 0.04,
+      },
+    ]);
+    const writer = await JournalWriter.open(path);
+    for (const item of records) await writer.append(item);
+    // A record written by hand, its keys in another order: parsed in full.
+    await writer.close();
+    const handWritten = { ...record('by-hand'), fingerprint: sha('by hand') };
+    await appendFile(path, `${JSON.stringify({ fingerprint: handWritten.fingerprint, ...handWritten })}\n`);
+
+    // The same journal indexed by parsing every line.
+    const expected = new JournalIndex();
+    let offset = 0;
+    for (const line of (await readFile(path)).toString('utf8').split('\n').filter(Boolean)) {
+      const parsed = JSON.parse(line) as JobRecord;
+      expected.add(parsed.id, refOf(parsed, { offset, length: Buffer.byteLength(line) }));
+      if (parsed.costUsd !== null && parsed.attempts > 0) expected.spentUsd += parsed.costUsd;
+      offset += Buffer.byteLength(line) + 1;
+    }
+    const index = await indexJournal(path);
+    expect(index.size).toBe(expected.size);
+    expect(index.spentUsd).toBe(expected.spentUsd);
+    for (const item of [...records, handWritten]) {
+      const key = fingerprintKey(item.fingerprint);
+      expect(index.answer(item.id, key), item.id).toEqual(expected.answer(item.id, key));
+    }
+    const reader = await RecordReader.open(path);
+    expect((await reader.read(index.answer(tricky[1]!, fingerprintKey(records[3]!.fingerprint))!)).output).toBe(tricky[1]);
+    await reader.close();
   });
 
   it('counts what was spent once: a record of renamed images (no attempt) adds nothing', async () => {
