@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { appendFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -127,7 +127,7 @@ describe('jobs read from their files for each pass', () => {
     // The sending pass finds job s4's prompt edited since validation.
     const source: JobSource = {
       ...jobsInMemory(jobs!),
-      pick: (wanted) => jobsInMemory(jobs!.map((job) => (job.id === 's4' ? edited(job) : job))).pick(wanted),
+      pick: (wanted, first) => jobsInMemory(jobs!.map((job) => (job.id === 's4' ? edited(job) : job))).pick(wanted, first),
     };
     const error = await runJobs(source, { ...options('out'), concurrency: 1 }).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(NightshiftError);
@@ -172,4 +172,26 @@ describe('the CLI with job files too large to keep', () => {
     }
     expect(calls).toEqual([large]);
   });
+
+  it('validate a large job file once per output folder: a resume validates and reads only the jobs added', async () => {
+    server = await startOfflineServer();
+    const dir = await tempDir();
+    // Long tags (not sent) make the file too large to keep in memory, as a million short jobs would.
+    const tagged = (from: number, to: number) => chatJobs(to).slice(from).map((job) => ({ ...job, tags: `t${job.id};${'x'.repeat(300_000)}` }));
+    const file = await writeJobs(dir, tagged(0, 30));
+    const out = join(dir, 'out');
+    const env = { OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: server.url };
+    expect((await cli(['run', file, '--out', out, '--quiet'], { env })).code).toBe(0);
+    expect((await readFile(join(out, '.nightshift', 'validated-jobs.bin'))).length).toBeGreaterThan(30 * 32);
+
+    await appendFile(file, tagged(30, 32).map((job) => `${JSON.stringify(job)}\n`).join(''));
+    const { code, stdout } = await cli(['run', file, '--out', out], { env });
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/32 jobs/);
+    expect(server.stats.requests).toBe(32);
+    const rows = await stableRows(out);
+    expect(rows).toHaveLength(33);
+    expect(rows.at(-1)).toMatch(/^s32,chat,gpt-4o-mini,ok,1,/);
+  });
 });
+

@@ -66,6 +66,9 @@ export function formatProblems(problems: readonly Problem[]): string {
  */
 export const KEEP_JOBS_BYTES = 32 * 1024 * 1024;
 
+/** Where in the output folder the validation of large job files is saved for the next run (a cache, safe to delete). */
+export const SAVED_VALIDATION = join('.nightshift', 'validated-jobs.bin');
+
 /** Job files found valid: what validation learned, and the jobs. */
 export interface ValidJobs extends Omit<ValidationResult, 'problems' | 'jobs'> {
   /** The jobs kept from validation when they fit {@link KEEP_JOBS_BYTES}; otherwise the files, read again for each pass. */
@@ -73,11 +76,18 @@ export interface ValidJobs extends Omit<ValidationResult, 'problems' | 'jobs'> {
 }
 
 /** Validates job files; on any problem prints them all and throws `E_VALIDATION` (exit 2). */
-export async function loadOrExplain(files: string[], defaults: { model?: string; system?: string }, io: CliIO): Promise<ValidJobs> {
+export async function loadOrExplain(
+  files: string[],
+  defaults: { model?: string; system?: string },
+  io: CliIO,
+  { outDir }: { outDir?: string } = {},
+): Promise<ValidJobs> {
   // Jobs take several times their size on disk in memory: files that clearly will not fit are streamed from the start.
   const keep = (await totalSize(files)) * 4 <= KEEP_JOBS_BYTES ? { maxBytes: KEEP_JOBS_BYTES } : undefined;
   if (!keep) io.onLargeJobs?.();
-  const { problems, jobs, digests, ...found } = await validateJobFiles(files, { defaults, digests: true, ...(keep ? { keep } : {}) });
+  // Large files are validated once per output folder: a resume validates only what changed since.
+  const saved = !keep && outDir ? { saved: join(outDir, SAVED_VALIDATION) } : {};
+  const { problems, jobs, digests, newJobsFrom, ...found } = await validateJobFiles(files, { defaults, digests: true, ...(keep ? { keep } : {}), ...saved });
   if (problems.length > 0) {
     io.stderr(formatProblems(problems));
     throw new NightshiftError(
@@ -92,7 +102,8 @@ export async function loadOrExplain(files: string[], defaults: { model?: string;
     count: found.count,
     digests: digests!,
     open: () => streamJobs(files, { defaults }),
-    pick: (wanted) => pickJobs(files, wanted, { defaults }),
+    // Jobs validated on their own after a saved validation start where they do: no need to read the files from the top.
+    pick: (wanted, first) => pickJobs(files, wanted, { defaults, ...(newJobsFrom && first >= newJobsFrom.position ? { from: newJobsFrom } : {}) }),
   };
   return { ...found, jobs: jobs ? jobsInMemory(jobs, digests) : streamed };
 }

@@ -25,6 +25,20 @@ export class IdTable {
     this.keys = new Uint32Array(ids * WORDS);
   }
 
+  /** A table holding the ids whose hashes `hashes` lists (four words each, as {@link hashes} gives them), numbered in that order. */
+  static fromHashes(hashes: Uint32Array, count: number, expected = count): IdTable {
+    const table = new IdTable(Math.max(expected, count));
+    table.keys.set(hashes.subarray(0, count * WORDS));
+    table.size = count;
+    table.rehash(table.buckets.length);
+    return table;
+  }
+
+  /** The hashes of the ids added, four 32-bit words each, in number order (a view). */
+  hashes(): Uint32Array {
+    return this.keys.subarray(0, this.size * WORDS);
+  }
+
   /** The number of `id`, or -1 when it was never added. */
   indexOf(id: string): number {
     hashId(id, this.word);

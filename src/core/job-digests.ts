@@ -33,6 +33,19 @@ export class JobDigests {
     return digests;
   }
 
+  /** Digests as {@link keysOf} and `ids` give them back (a saved validation). */
+  static restore(ids: IdTable, keys: Buffer, expected = ids.size): JobDigests {
+    const digests = new JobDigests(ids, Math.max(expected, ids.size));
+    keys.copy(digests.keys, 0, 0, ids.size * KEY_BYTES);
+    digests.count = ids.size;
+    return digests;
+  }
+
+  /** The fingerprint keys of all jobs, in position order (a view). */
+  keysOf(): Buffer {
+    return this.keys.subarray(0, this.count * KEY_BYTES);
+  }
+
   /** Digests the next job; its id must be in `ids` already, numbered `count`. */
   add(job: Pick<Job, 'endpoint' | 'body'>): void {
     if ((this.count + 1) * KEY_BYTES > this.keys.length) {

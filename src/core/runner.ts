@@ -101,9 +101,9 @@ export interface JobSource {
   open(): AsyncIterable<Job>;
   /**
    * A pass yielding only the jobs at the positions `wanted` accepts, with their positions, passing over the others
-   * cheaply (a resume that sends a few jobs of a million).
+   * cheaply (a resume that sends a few jobs of a million). No position before `first` is wanted.
    */
-  pick(wanted: (position: number) => boolean): AsyncIterable<{ position: number; job: Job }>;
+  pick(wanted: (position: number) => boolean, first: number): AsyncIterable<{ position: number; job: Job }>;
   /** Each job's id and request fingerprint, by position: enough to plan the run without reading the jobs. */
   digests: JobDigests;
 }
@@ -116,8 +116,8 @@ export function jobsInMemory(jobs: readonly Job[], digests = JobDigests.of(jobs)
     open: async function* () {
       yield* jobs;
     },
-    pick: async function* (wanted) {
-      for (const [position, job] of jobs.entries()) if (wanted(position)) yield { position, job };
+    pick: async function* (wanted, first) {
+      for (let position = first; position < jobs.length; position++) if (wanted(position)) yield { position, job: jobs[position]! };
     },
   };
 }
@@ -265,7 +265,7 @@ async function planJobs(
 
   const unpriced = new Set<string>();
   const wanted = (position: number): boolean => position >= source.count || byFiles.has(position) || (budget !== undefined && SEND.has(plan.actions[position]!));
-  for await (const { position, job } of source.pick(wanted)) {
+  for await (const { position, job } of source.pick(wanted, firstWanted(wanted))) {
     if (position >= source.count || !fingerprintKey(fingerprint(job)).equals(digests.key(position))) throw changedFiles();
     const ref = byFiles.get(position);
     if (ref) {
@@ -281,6 +281,13 @@ async function planJobs(
     throw new NightshiftError('E_USAGE', `A budget needs the worst-case cost of every job to send, and there is none for some jobs of ${models.join(', ')}.`, { models });
   }
   return plan;
+}
+
+/** The first position `wanted` accepts (one past the jobs planned when it accepts none of them). */
+function firstWanted(wanted: (position: number) => boolean): number {
+  let position = 0;
+  while (!wanted(position)) position++;
+  return position;
 }
 
 /**
@@ -358,7 +365,7 @@ async function prefillResults(path: string, digests: JobDigests, index: JournalI
  */
 async function* jobsToSend(source: JobSource, plan: Plan): AsyncGenerator<ToSend> {
   const wanted = (position: number): boolean => position >= plan.actions.length || SEND.has(plan.actions[position]!);
-  for await (const { position, job } of source.pick(wanted)) {
+  for await (const { position, job } of source.pick(wanted, firstWanted(wanted))) {
     if (position >= plan.actions.length) throw changedFiles();
     const fp = fingerprint(job);
     if (!fingerprintKey(fp).equals(source.digests.key(position))) throw changedFiles();

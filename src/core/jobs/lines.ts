@@ -24,12 +24,13 @@ export async function* splitLines(chunks: AsyncIterable<Uint8Array>): AsyncGener
 
 /**
  * {@link splitLines}, yielding the lines that end in each chunk together: a million-line file takes a few hundred
- * awaits, not a million. A chunk that is valid UTF-8 throughout is decoded and split as one string.
+ * awaits, not a million. A chunk that is valid UTF-8 throughout is decoded and split as one string. `firstLine`
+ * numbers the first line, for bytes that start part-way through a file.
  */
-export async function* splitLineBatches(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Line[]> {
+export async function* splitLineBatches(chunks: AsyncIterable<Uint8Array>, firstLine = 1): AsyncGenerator<Line[]> {
   // The start of a line that a later chunk ends, in pieces: joined once, so a long line costs one copy.
   let pending: Buffer[] = [];
-  let number = 0;
+  let number = firstLine - 1;
 
   const line = (text: string, utf8: boolean): Line => {
     number += 1;

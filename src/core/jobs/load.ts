@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { NightshiftError } from '../errors.js';
 import { JobDigests } from '../job-digests.js';
 import type { Job, JobKind, Problem } from '../types.js';
@@ -6,7 +7,8 @@ import { parseFileDefaults, type CliDefaults, type FileDefaults } from './defaul
 import { cachedLoader, readLocalImage } from './images.js';
 import { toJob } from './normalize.js';
 import { toProblem } from './problems.js';
-import { readRecords } from './read.js';
+import { canReadFrom, readRecords, type ReadFrom } from './read.js';
+import { FileTally, hashPrefix, loadValidation, saveValidation, type SavedFile } from './saved-validation.js';
 import { createUniquenessCheck, type UniquenessCheck } from './unique.js';
 
 /** How to load job files. */
@@ -46,6 +48,24 @@ export interface ValidationResult {
   jobs?: Job[];
   /** Each valid job's id and request fingerprint, when asked for (`digests: true`) and there is no problem. */
   digests?: JobDigests;
+  /**
+   * Where the jobs that a saved validation did not cover begin (jobs added at the end of the last file): reading
+   * the files for those jobs can start there.
+   */
+  newJobsFrom?: ReadPoint;
+}
+
+/** A place in the job files to start reading from: job `position`, the first of file number `file` from `byte` on. */
+export type ReadPoint = ReadFrom & { position: number; file: number };
+
+/** How {@link checkJobs} reads the files. */
+interface Reading {
+  /** Start part-way through. */
+  from?: ReadPoint;
+  /** Sees every byte read, by file number. */
+  onBytes?: (file: number, chunk: Buffer) => void;
+  /** Called each time a job's local image is read (its bytes are part of the request). */
+  onLocalImage?: () => void;
 }
 
 /** What checking one record gives: a valid job, the record's problems (several records may share a file), or a job record passed over unread. */
@@ -60,15 +80,23 @@ async function* checkJobs(
   options: LoadOptions,
   unique?: UniquenessCheck,
   wanted?: (position: number) => boolean,
+  reading: Reading = {},
 ): AsyncGenerator<Checked> {
-  const loadImage = cachedLoader(readLocalImage);
+  const { from } = reading;
+  const loadImage = cachedLoader(async (path: string) => {
+    reading.onLocalImage?.();
+    return readLocalImage(path);
+  });
   const cli = options.defaults ?? {};
   // Job records seen, each a job in files that validate.
-  let position = 0;
+  let position = from?.position ?? 0;
 
-  for (const file of files) {
+  for (const [fileIndex, file] of files.entries()) {
+    if (from && fileIndex < from.file) continue;
     let fileDefaults: FileDefaults = {};
-    for await (const record of readRecords(file)) {
+    const onBytes = reading.onBytes && ((chunk: Buffer) => reading.onBytes!(fileIndex, chunk));
+    const records = readRecords(file, { ...(from && fileIndex === from.file ? { from } : {}), ...(onBytes ? { onBytes } : {}) });
+    for await (const record of records) {
       switch (record.type) {
         case 'problem':
           yield { problems: [record.problem] };
@@ -121,20 +149,38 @@ export async function loadJobs(files: readonly string[], options: LoadOptions = 
   return result;
 }
 
+/** Options of {@link validateJobFiles}. */
+export interface ValidateOptions extends LoadOptions {
+  keep?: KeepOptions;
+  /** Make {@link ValidationResult.digests}. */
+  digests?: boolean;
+  /**
+   * A file to save the validation in (with digests) and to reuse it from: files that still hold the bytes it was
+   * made from are not validated again, and jobs added at the end of the last `.jsonl` file are validated alone.
+   */
+  saved?: string;
+}
+
 /**
  * Validates job files completely, as {@link loadJobs} does, keeping only the problems and what must be known before
  * anything is sent (ids and image files, to find duplicates; counts; models). The jobs themselves are dropped.
  */
-export async function validateJobFiles(
-  files: readonly string[],
-  options: LoadOptions & { keep?: KeepOptions; digests?: boolean } = {},
-): Promise<ValidationResult> {
+export async function validateJobFiles(files: readonly string[], options: ValidateOptions = {}): Promise<ValidationResult> {
+  const reused = options.saved ? await reuseValidation(files, options, options.saved) : undefined;
+  if (reused) return reused;
   const result: ValidationResult = { problems: [], count: 0, kinds: new Map(), models: new Set() };
   let kept: Job[] | undefined = options.keep ? [] : undefined;
   let bytes = 0;
   // In files without problems, the uniqueness check numbers ids exactly as the jobs come: digest positions.
-  const digests = options.digests ? new JobDigests() : undefined;
-  for await (const checked of checkJobs(files, options, createUniquenessCheck(digests?.ids))) {
+  const digests = options.digests || options.saved ? new JobDigests() : undefined;
+  const tallies = options.saved ? files.map(() => new FileTally()) : undefined;
+  const fileNumbers = new Map(files.map((file, index) => [file, index]));
+  let localImages = false;
+  const reading: Reading = {
+    ...(tallies ? { onBytes: (file: number, chunk: Buffer) => tallies[file]!.see(chunk) } : {}),
+    onLocalImage: () => (localImages = true),
+  };
+  for await (const checked of checkJobs(files, options, createUniquenessCheck(digests?.ids), undefined, reading)) {
     if ('problems' in checked) {
       result.problems.push(...checked.problems);
       kept = undefined;
@@ -147,13 +193,75 @@ export async function validateJobFiles(
       if (bytes <= options.keep!.maxBytes) kept.push(job);
       else kept = undefined;
     }
-    result.count++;
-    result.kinds.set(job.kind, (result.kinds.get(job.kind) ?? 0) + 1);
-    result.models.add(job.model);
+    count(result, job);
     if (digests && result.problems.length === 0) digests.add(job);
+    if (tallies) tallies[fileNumbers.get(job.source.file)!]!.records++;
   }
   if (kept) result.jobs = kept;
-  if (digests && result.problems.length === 0) result.digests = digests;
+  if (!digests || result.problems.length > 0) return result;
+  result.digests = digests;
+  // A job's local image is not among the bytes a saved validation names: files with such jobs are validated each time.
+  if (options.saved && !localImages) await save(options.saved, files, options, result, tallies!.map((tally, i) => tally.saved(files[i]!)));
+  return result;
+}
+
+function count(result: ValidationResult, job: Job): void {
+  result.count++;
+  result.kinds.set(job.kind, (result.kinds.get(job.kind) ?? 0) + 1);
+  result.models.add(job.model);
+}
+
+/** Saves a validation; one that cannot be saved is only not reused, which is no reason to stop. */
+async function save(path: string, files: readonly string[], options: LoadOptions, result: ValidationResult, saved: SavedFile[]): Promise<void> {
+  const { count: jobs, kinds, models, digests } = result;
+  await saveValidation(path, { defaults: options.defaults ?? {}, files: saved, count: jobs, kinds: [...kinds], models: [...models], digests: digests! }).catch(
+    () => {},
+  );
+}
+
+/**
+ * The validation saved at `path`, when every file still holds the bytes it was made from, or holds them followed by
+ * new lines (the last file, `.jsonl`, with no image jobs anywhere: their file names are not saved): then only the new
+ * lines are validated, and the saved validation is brought up to date. Undefined when it cannot be reused, and when the
+ * new lines have any problem: a full validation then reports every problem, where it is, as always.
+ */
+async function reuseValidation(files: readonly string[], options: LoadOptions, path: string): Promise<ValidationResult | undefined> {
+  const saved = await loadValidation(path, files, options.defaults ?? {});
+  if (!saved) return undefined;
+  let grown: { file: number; tally: FileTally } | undefined;
+  for (const [index, file] of files.entries()) {
+    const entry = saved.files[index]!;
+    const size = await stat(file).then((stats) => stats.size, () => -1);
+    if (size === entry.bytes) {
+      if ((await hashPrefix(file, size)).digest('hex') !== entry.sha256) return undefined;
+      continue;
+    }
+    const appendable = index === files.length - 1 && size > entry.bytes && entry.endsWithNewline && canReadFrom(file);
+    if (!appendable || saved.kinds.some(([kind]) => kind === 'image')) return undefined;
+    const hash = await hashPrefix(file, entry.bytes);
+    if (hash.copy().digest('hex') !== entry.sha256) return undefined;
+    grown = { file: index, tally: new FileTally(hash, entry.bytes, entry.lines) };
+  }
+  const { digests } = saved;
+  const result: ValidationResult = { problems: [], count: saved.count, kinds: new Map(saved.kinds), models: new Set(saved.models), digests };
+  if (!grown) return result;
+
+  const entry = saved.files[grown.file]!;
+  const from: ReadPoint = { position: saved.count, file: grown.file, byte: entry.bytes, line: entry.lines + 1, index: entry.records + 1 };
+  let localImages = false;
+  const reading: Reading = { from, onBytes: (_file, chunk) => grown.tally.see(chunk), onLocalImage: () => (localImages = true) };
+  for await (const checked of checkJobs(files, options, createUniquenessCheck(digests.ids), undefined, reading)) {
+    if ('problems' in checked) return undefined;
+    if (!('job' in checked)) continue;
+    count(result, checked.job);
+    digests.add(checked.job);
+    grown.tally.records++;
+  }
+  result.newJobsFrom = from;
+  if (!localImages) {
+    const updated = saved.files.map((file, index) => (index === grown.file ? grown.tally.saved(files[index]!, entry.records + grown.tally.records) : file));
+    await save(path, files, options, result, updated);
+  }
   return result;
 }
 
@@ -178,15 +286,16 @@ export async function* streamJobs(files: readonly string[], options: LoadOptions
 
 /**
  * {@link streamJobs}, yielding only the jobs at the positions (0 for the first job of the first file) that `wanted`
- * accepts, each with its position. The other records are passed over without being checked or normalized.
+ * accepts, each with its position. The other records are passed over without being checked or normalized; with
+ * `from`, the files are read from there on (no job before it is wanted).
  */
 export async function* pickJobs(
   files: readonly string[],
   wanted: (position: number) => boolean,
-  options: LoadOptions = {},
+  options: LoadOptions & { from?: ReadPoint } = {},
 ): AsyncGenerator<{ position: number; job: Job }> {
-  let position = 0;
-  for await (const checked of checkJobs(files, options, undefined, wanted)) {
+  let position = options.from?.position ?? 0;
+  for await (const checked of checkJobs(files, options, undefined, wanted, options.from ? { from: options.from } : {})) {
     if ('job' in checked) {
       yield { position: position++, job: checked.job };
       continue;

@@ -1,10 +1,13 @@
 import { splitLineBatches } from './lines.js';
 import { problemRecord, type RawRecord } from './records.js';
 
-/** Reads a `.jsonl` file: one JSON job per non-blank line; a bad line is a problem and reading goes on. */
-export async function* readJsonl(chunks: AsyncIterable<Uint8Array>, file: string): AsyncGenerator<RawRecord> {
-  let index = 0;
-  for await (const lines of splitLineBatches(chunks)) {
+/**
+ * Reads a `.jsonl` file: one JSON job per non-blank line; a bad line is a problem and reading goes on. `from` gives
+ * the line and record numbers of the first line when `chunks` start part-way through the file.
+ */
+export async function* readJsonl(chunks: AsyncIterable<Uint8Array>, file: string, from = { line: 1, index: 1 }): AsyncGenerator<RawRecord> {
+  let index = from.index - 1;
+  for await (const lines of splitLineBatches(chunks, from.line)) {
     for (const line of lines) {
       if (line.text.trim() === '') continue;
       index += 1;

@@ -13,21 +13,49 @@ const FORMATS = {
   '.csv': readCsv,
 } as const;
 
+/** Where to start reading a file part-way through: at a line's first byte, with its line and record numbers. */
+export interface ReadFrom {
+  byte: number;
+  line: number;
+  index: number;
+}
+
+/** Options of {@link readRecords}. */
+export interface ReadOptions {
+  /** Start part-way through the file (`.jsonl` only: a line is a record, so any line start is a record start). */
+  from?: ReadFrom;
+  /** Sees every byte read, in order (to hash the file as it is read). */
+  onBytes?: (chunk: Buffer) => void;
+}
+
+/** True when {@link readRecords} can start part-way through files of this name. */
+export const canReadFrom = (file: string): boolean => extname(file).toLowerCase() === '.jsonl';
+
 /**
  * Reads one job file as a stream of raw records, chosen by extension (`.json`, `.jsonl`, `.csv`).
  * Never throws for a bad file: an unknown extension or an unreadable file is yielded as a `problem` record.
  */
-export async function* readRecords(file: string): AsyncGenerator<RawRecord> {
+export async function* readRecords(file: string, { from, onBytes }: ReadOptions = {}): AsyncGenerator<RawRecord> {
   const extension = extname(file).toLowerCase();
   if (!Object.hasOwn(FORMATS, extension)) {
     yield problemRecord(file, 0, `unsupported file type ${JSON.stringify(extension || file)}: use .json, .jsonl or .csv`);
     return;
   }
-  const reader = FORMATS[extension as keyof typeof FORMATS];
+  if (from && !canReadFrom(file)) throw new Error(`cannot start reading ${file} part-way through`);
   try {
-    yield* reader(createReadStream(file), file);
+    const stream = createReadStream(file, from ? { start: from.byte } : {});
+    const chunks = onBytes ? tap(stream, onBytes) : stream;
+    if (from) yield* readJsonl(chunks, file, from);
+    else yield* FORMATS[extension as keyof typeof FORMATS](chunks, file);
   } catch (error) {
     if (!isFileSystemError(error)) throw error;
     yield problemRecord(file, 0, `cannot read the file: ${describeFileSystemError(error)}`);
+  }
+}
+
+async function* tap(chunks: AsyncIterable<Buffer>, see: (chunk: Buffer) => void): AsyncGenerator<Buffer> {
+  for await (const chunk of chunks) {
+    see(chunk);
+    yield chunk;
   }
 }

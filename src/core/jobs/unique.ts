@@ -41,8 +41,8 @@ export function createUniquenessCheck(ids = new IdTable()): UniquenessCheck {
         fileNumber = fileNames.push(source.file) - 1;
         fileNumbers.set(source.file, fileNumber);
       }
-      if (index === places.length) {
-        const grown = new Float64Array(places.length * 2);
+      if (index >= places.length) {
+        const grown = new Float64Array(Math.max(places.length * 2, index + 1));
         grown.set(places);
         places = grown;
       }

@@ -1,0 +1,122 @@
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, resolve } from 'node:path';
+import { writeFileAtomic } from '../fs-atomic.js';
+import { IdTable } from '../id-table.js';
+import { JobDigests, KEY_BYTES } from '../job-digests.js';
+import type { JobKind } from '../types.js';
+import type { CliDefaults } from './defaults.js';
+
+/*
+ * A validation saved beside a run's outputs, so that a resume over a million jobs does not validate and
+ * fingerprint them all again. It is a cache: it names the exact bytes it was made from (sha256 of each file) and
+ * the nightshift version and command-line defaults it was made with, and is used only when all of them match.
+ */
+
+/** Layout of the saved file; a file of another layout is ignored. */
+const FORMAT = 1;
+const VERSION = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
+const HASH_BYTES = 16;
+
+/** What a saved validation knows of one job file. */
+export interface SavedFile {
+  /** Absolute path. */
+  path: string;
+  /** Bytes validated: the file's size then. */
+  bytes: number;
+  /** sha256 (hex) of those bytes. */
+  sha256: string;
+  /** Line breaks in them: the next line's number, less one. */
+  lines: number;
+  /** Job records in them: the next record's number, less one. */
+  records: number;
+  /** They end with a line break, so lines added after them are new lines, not the end of the last one. */
+  endsWithNewline: boolean;
+}
+
+/** What validating the job files found, all of it valid. */
+export interface SavedValidation {
+  defaults: CliDefaults;
+  files: SavedFile[];
+  count: number;
+  kinds: [JobKind, number][];
+  models: string[];
+  digests: JobDigests;
+}
+
+interface Header extends Omit<SavedValidation, 'digests'> {
+  format: number;
+  version: string;
+}
+
+/** Tallies a job file's bytes as validation reads them: size, hash, line breaks, and its records. */
+export class FileTally {
+  records = 0;
+  private lastByte = -1;
+
+  constructor(
+    readonly hash: Hash = createHash('sha256'),
+    public bytes = 0,
+    public lines = 0,
+  ) {}
+
+  see(chunk: Buffer): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    for (let at = chunk.indexOf(0x0a); at >= 0; at = chunk.indexOf(0x0a, at + 1)) this.lines++;
+    if (chunk.length > 0) this.lastByte = chunk[chunk.length - 1]!;
+  }
+
+  /** The tally of a file, for saving; the hash is finished, so this is the last call. */
+  saved(path: string, records = this.records): SavedFile {
+    return { path: resolve(path), bytes: this.bytes, sha256: this.hash.digest('hex'), lines: this.lines, records, endsWithNewline: this.lastByte === 0x0a };
+  }
+}
+
+/** The sha256 state after the first `bytes` of `file`, to finish or to go on with. */
+export async function hashPrefix(file: string, bytes: number): Promise<Hash> {
+  const hash = createHash('sha256');
+  if (bytes === 0) return hash;
+  for await (const chunk of createReadStream(file, { start: 0, end: bytes - 1, highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) hash.update(chunk);
+  return hash;
+}
+
+/**
+ * The validation saved at `path` for these files and defaults by this version of nightshift, or undefined when
+ * there is none (or it is unreadable, or made otherwise). Whether the files still hold the same bytes is the
+ * caller's to check.
+ */
+export async function loadValidation(path: string, files: readonly string[], defaults: CliDefaults): Promise<SavedValidation | undefined> {
+  let data: Buffer;
+  try {
+    data = await readFile(path);
+    const length = data.readUInt32LE(0);
+    const header = JSON.parse(data.toString('utf8', 4, 4 + length)) as Header;
+    if (header.format !== FORMAT || header.version !== VERSION) return undefined;
+    if (JSON.stringify(header.defaults) !== JSON.stringify(defaults)) return undefined;
+    if (header.files.length !== files.length || header.files.some((file, i) => file.path !== resolve(files[i]!))) return undefined;
+    const start = 4 + length;
+    const ids = start + header.count * HASH_BYTES;
+    if (data.length !== ids + header.count * KEY_BYTES) return undefined;
+    const hashes = new Uint32Array(header.count * (HASH_BYTES / 4));
+    Buffer.from(hashes.buffer).set(data.subarray(start, ids));
+    const digests = JobDigests.restore(IdTable.fromHashes(hashes, header.count), data.subarray(ids));
+    const { format: _format, version: _version, ...rest } = header;
+    return { ...rest, digests };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Saves a validation for {@link loadValidation}; written whole or not at all. */
+export async function saveValidation(path: string, saved: SavedValidation): Promise<void> {
+  const { digests, ...rest } = saved;
+  const header = Buffer.from(JSON.stringify({ format: FORMAT, version: VERSION, ...rest } satisfies Header));
+  const length = Buffer.alloc(4);
+  length.writeUInt32LE(header.length);
+  const hashes = digests.ids.hashes();
+  await mkdir(dirname(path), { recursive: true });
+  await writeFileAtomic(path, [length, header, Buffer.from(hashes.buffer, hashes.byteOffset, hashes.byteLength), digests.keysOf()]);
+}
