@@ -6,6 +6,7 @@ import { JournalWriter, type JobRecord } from '../src/core/journal.js';
 import { fingerprintKey, indexJournal, JournalIndex, RecordReader, refOf } from '../src/core/journal-index.js';
 import { createHash } from 'node:crypto';
 import { zeroUsage } from '../src/core/types.js';
+import { IdTable } from '../src/core/id-table.js';
 
 const record = (id: string, state: JobRecord['state'] = 'done'): JobRecord => ({
   type: 'job',
@@ -120,6 +121,26 @@ describe('journal', () => {
     const reader = await RecordReader.open(path);
     expect((await reader.read(index.answer(tricky[1]!, fingerprintKey(records[3]!.fingerprint))!)).output).toBe(tricky[1]);
     await reader.close();
+  });
+
+  it('numbers jobs as the id table of the run does, keeping no record of ids outside it but counting their spending', async () => {
+    const path = await tempJournal();
+    const writer = await JournalWriter.open(path);
+    await writer.append({ ...record('gone'), costUsd: 0.5 });
+    await writer.append({ ...record('b'), costUsd: 0.25 });
+    await writer.close();
+    const ids = new IdTable();
+    for (const id of ['a', 'b']) ids.add(id);
+    const index = await indexJournal(path, { ids });
+    expect(index.size).toBe(1);
+    expect(index.answer('gone', fingerprintKey('fp-gone'))).toBeUndefined();
+    expect(index.answerOf(ids, 0, fingerprintKey('fp-a'))).toBeUndefined();
+    expect(index.answerOf(ids, 1, fingerprintKey('fp-b'))?.state).toBe('done');
+    expect(index.spentUsd).toBe(0.75);
+    // What the run journals for its jobs is kept; ids stay as validation numbered them.
+    index.add('a', refOf(record('a', 'failed'), { offset: 0, length: 1 }));
+    expect(index.answerOf(ids, 0, fingerprintKey('fp-a'))?.state).toBe('failed');
+    expect(ids.size).toBe(2);
   });
 
   it('counts what was spent once: a record of renamed images (no attempt) adds nothing', async () => {

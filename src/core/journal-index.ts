@@ -30,6 +30,7 @@ export interface RecordRef extends RecordLocation {
 
 const DONE = 1;
 const HAS_FILES = 2;
+const PRESENT = 4;
 
 /**
  * What the journal says, in a few dozen bytes per job: for each id, the fingerprint, state and location of its
@@ -44,6 +45,8 @@ export class JournalIndex {
 
   /** Each job's slot in the columns below, by id. */
   private readonly slots: IdTable;
+  /** The index numbers jobs as `slots` does, and keeps no record of other ids (see the constructor). */
+  private readonly fixed: boolean;
   private capacity: number;
   private keys: Buffer;
   private offsets: Float64Array;
@@ -56,12 +59,15 @@ export class JournalIndex {
   private readonly earlier = new Map<number, Map<string, RecordRef>>();
 
   /**
-   * `expected`: how many jobs the index will likely hold (the run's job count). Sized for them from the start, the
-   * columns are not copied as they grow, and a million-job index does not briefly take twice its memory.
+   * `expected`: how many jobs the index will likely hold. Sized for them from the start, the columns are not copied
+   * as they grow, and a million-job index does not briefly take twice its memory. With `ids` (the run's jobs, as
+   * validation numbered them), the index uses their numbers as its slots and keeps records of those jobs only
+   * (spending still counts every record): no second table of a million ids.
    */
-  constructor(expected = 0) {
-    this.capacity = Math.max(1024, expected);
-    this.slots = new IdTable(this.capacity);
+  constructor(expected = 0, ids?: IdTable) {
+    this.fixed = ids !== undefined;
+    this.capacity = ids ? Math.max(1, ids.size) : Math.max(1024, expected);
+    this.slots = ids ?? new IdTable(this.capacity);
     this.keys = Buffer.alloc(this.capacity * KEY_BYTES);
     this.offsets = new Float64Array(this.capacity);
     this.lengths = new Uint32Array(this.capacity);
@@ -70,7 +76,9 @@ export class JournalIndex {
 
   /** Jobs with a record. */
   get size(): number {
-    return this.slots.size;
+    let count = 0;
+    for (let slot = 0; slot < this.slots.size; slot++) if ((this.flags[slot]! & PRESENT) !== 0) count++;
+    return count;
   }
 
   /** Jobs with at least one success, superseded ones included. */
@@ -87,10 +95,10 @@ export class JournalIndex {
    * so a run and a later reload of its journal agree.
    */
   add(id: string, ref: RecordRef): void {
-    const known = this.slots.size;
-    const slot = this.slots.add(id);
-    if (slot === known) {
-      if (slot === this.capacity) this.grow();
+    const slot = this.fixed ? this.slots.indexOf(id) : this.slots.add(id);
+    if (slot < 0) return;
+    if (slot >= this.capacity) this.grow();
+    if ((this.flags[slot]! & PRESENT) === 0) {
       this.store(slot, ref);
       return;
     }
@@ -110,7 +118,7 @@ export class JournalIndex {
 
   /** {@link answer} for the job whose id `ids` numbers `number` (a job's position in its digests). */
   answerOf(ids: IdTable, number: number, key: Buffer): RecordRef | undefined {
-    return this.answerAt(this.slots.indexOfIn(ids, number), key);
+    return this.answerAt(ids === this.slots ? number : this.slots.indexOfIn(ids, number), key);
   }
 
   /** The record for `id` when it is for request `key`: a finished outcome of the job as it stands. */
@@ -124,7 +132,7 @@ export class JournalIndex {
   }
 
   private answerAt(slot: number, key: Buffer): RecordRef | undefined {
-    if (slot < 0) return undefined;
+    if (slot < 0 || slot >= this.capacity || (this.flags[slot]! & PRESENT) === 0) return undefined;
     return this.earlier.get(slot)?.get(key.toString('hex')) ?? this.latest(slot);
   }
 
@@ -157,11 +165,11 @@ export class JournalIndex {
     ref.key.copy(this.keys, slot * KEY_BYTES, 0, KEY_BYTES);
     this.offsets[slot] = ref.offset;
     this.lengths[slot] = ref.length;
-    this.flags[slot] = (ref.state === 'done' ? DONE : 0) | (ref.hasFiles ? HAS_FILES : 0);
+    this.flags[slot] = PRESENT | (ref.state === 'done' ? DONE : 0) | (ref.hasFiles ? HAS_FILES : 0);
   }
 
   private grow(): void {
-    this.capacity *= 2;
+    this.capacity = Math.max(this.capacity * 2, this.slots.size);
     const keys = Buffer.alloc(this.capacity * KEY_BYTES);
     this.keys.copy(keys);
     this.keys = keys;
@@ -187,8 +195,8 @@ export function refOf(record: Pick<JobRecord, 'fingerprint' | 'state' | 'files'>
  * Reads a journal into a {@link JournalIndex}, one line at a time. A missing journal is empty. A torn last line,
  * left by a process killed mid-write, is skipped with a warning; so is any line that does not parse as a record.
  */
-export async function indexJournal(path: string, { expected = 0 }: { expected?: number } = {}): Promise<JournalIndex> {
-  const index = new JournalIndex(expected);
+export async function indexJournal(path: string, { expected = 0, ids }: { expected?: number; ids?: IdTable } = {}): Promise<JournalIndex> {
+  const index = new JournalIndex(expected, ids);
   try {
     if ((await stat(path)).size === 0) return index;
   } catch (error) {

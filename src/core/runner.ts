@@ -156,7 +156,8 @@ export async function runJobs(jobs: readonly Job[] | JobSource, options: RunOpti
   try {
     await sweepTempFiles(outDir);
     const journalPath = join(outDir, JOURNAL_FILE);
-    const index = await indexJournal(journalPath, { expected: source.count });
+    // Numbered as validation numbered the jobs: records of ids no longer in the job files only count as spending.
+    const index = await indexJournal(journalPath, { ids: source.digests.ids });
     for (const message of index.warnings) emit({ type: 'warning', message });
 
     const journal = await writeOutput(journalPath, () => JournalWriter.open(journalPath));
