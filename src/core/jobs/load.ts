@@ -95,9 +95,17 @@ async function* checkJobs(
     if (from && fileIndex < from.file) continue;
     let fileDefaults: FileDefaults = {};
     const onBytes = reading.onBytes && ((chunk: Buffer) => reading.onBytes!(fileIndex, chunk));
-    const records = readRecords(file, { ...(from && fileIndex === from.file ? { from } : {}), ...(onBytes ? { onBytes } : {}) });
+    const start = from && fileIndex === from.file ? from : undefined;
+    // The position of the file's record number `index` (in a file whose records are all jobs, as when picking).
+    const base = position - (start?.index ?? 1);
+    const skip = wanted && ((index: number) => !wanted(base + index));
+    const records = readRecords(file, { ...(start ? { from: start } : {}), ...(onBytes ? { onBytes } : {}), ...(skip ? { skip } : {}) });
     for await (const record of records) {
       switch (record.type) {
+        case 'skipped':
+          position++;
+          yield { skipped: true };
+          break;
         case 'problem':
           yield { problems: [record.problem] };
           break;

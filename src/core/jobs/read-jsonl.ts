@@ -1,16 +1,28 @@
 import { splitLineBatches } from './lines.js';
-import { problemRecord, type RawRecord } from './records.js';
+import { problemRecord, type RawRecord, type SkippedRecord } from './records.js';
+
+const SKIPPED: SkippedRecord = { type: 'skipped' };
 
 /**
  * Reads a `.jsonl` file: one JSON job per non-blank line; a bad line is a problem and reading goes on. `from` gives
- * the line and record numbers of the first line when `chunks` start part-way through the file.
+ * the line and record numbers of the first line when `chunks` start part-way through the file. Records that `skip`
+ * names (by record number) are passed over without being parsed.
  */
-export async function* readJsonl(chunks: AsyncIterable<Uint8Array>, file: string, from = { line: 1, index: 1 }): AsyncGenerator<RawRecord> {
+export async function* readJsonl(
+  chunks: AsyncIterable<Uint8Array>,
+  file: string,
+  from = { line: 1, index: 1 },
+  skip?: (index: number) => boolean,
+): AsyncGenerator<RawRecord> {
   let index = from.index - 1;
   for await (const lines of splitLineBatches(chunks, from.line)) {
     for (const line of lines) {
       if (line.text.trim() === '') continue;
       index += 1;
+      if (skip?.(index)) {
+        yield SKIPPED;
+        continue;
+      }
       if (!line.utf8) {
         yield problemRecord(file, line.number, 'line is not valid UTF-8 text');
         continue;

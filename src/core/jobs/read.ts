@@ -26,6 +26,8 @@ export interface ReadOptions {
   from?: ReadFrom;
   /** Sees every byte read, in order (to hash the file as it is read). */
   onBytes?: (chunk: Buffer) => void;
+  /** Job records (by record number in the file) that no one wants: a `.jsonl` reader passes them over unparsed. */
+  skip?: (index: number) => boolean;
 }
 
 /** True when {@link readRecords} can start part-way through files of this name. */
@@ -35,7 +37,7 @@ export const canReadFrom = (file: string): boolean => extname(file).toLowerCase(
  * Reads one job file as a stream of raw records, chosen by extension (`.json`, `.jsonl`, `.csv`).
  * Never throws for a bad file: an unknown extension or an unreadable file is yielded as a `problem` record.
  */
-export async function* readRecords(file: string, { from, onBytes }: ReadOptions = {}): AsyncGenerator<RawRecord> {
+export async function* readRecords(file: string, { from, onBytes, skip }: ReadOptions = {}): AsyncGenerator<RawRecord> {
   const extension = extname(file).toLowerCase();
   if (!Object.hasOwn(FORMATS, extension)) {
     yield problemRecord(file, 0, `unsupported file type ${JSON.stringify(extension || file)}: use .json, .jsonl or .csv`);
@@ -45,7 +47,7 @@ export async function* readRecords(file: string, { from, onBytes }: ReadOptions 
   try {
     const stream = createReadStream(file, from ? { start: from.byte } : {});
     const chunks = onBytes ? tap(stream, onBytes) : stream;
-    if (from) yield* readJsonl(chunks, file, from);
+    if (extension === '.jsonl') yield* readJsonl(chunks, file, from, skip);
     else yield* FORMATS[extension as keyof typeof FORMATS](chunks, file);
   } catch (error) {
     if (!isFileSystemError(error)) throw error;

@@ -32,6 +32,11 @@ export interface HeaderRecord {
   columns: string[];
 }
 
+/** A job record passed over unread, because the reader was told no one wants it. */
+export interface SkippedRecord {
+  type: 'skipped';
+}
+
 /** Something that could not be read as a record at all (syntax error, not UTF-8, unreadable file). */
 export interface ProblemRecord {
   type: 'problem';
@@ -42,7 +47,7 @@ export interface ProblemRecord {
  * What the format readers yield, in file order. Readers only parse; validation and
  * normalization happen record by record afterwards, so a file can be streamed.
  */
-export type RawRecord = JobRecord | RowRecord | DefaultsRecord | HeaderRecord | ProblemRecord;
+export type RawRecord = JobRecord | RowRecord | DefaultsRecord | HeaderRecord | ProblemRecord | SkippedRecord;
 
 /** A `problem` record for `line` of `file` (0 for the whole file). */
 export const problemRecord = (file: string, line: number, message: string): ProblemRecord => ({
