@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { constants, createReadStream } from 'node:fs';
 import { appendFile, open, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { RecordLocation } from './journal-index.js';
@@ -114,20 +114,21 @@ export class JournalWriter {
 
   private constructor(
     private readonly handle: FileHandle,
-    private readonly durable: boolean,
     /** The journal's size: where the next record starts. */
     private size: number,
   ) {}
 
   /**
    * Opens (creating) the journal for appending. A torn last line is cut off first so that new records
-   * never follow a half-written one.
+   * never follow a half-written one. Durable (the default): opened with `O_DSYNC`, so each write returns once its
+   * data is on the disk, as `write` then `fdatasync` would, in one system call instead of two.
    */
   static async open(path: string, options: { durable?: boolean } = {}): Promise<JournalWriter> {
     await cutTornTail(path);
-    const handle = await open(path, 'a');
+    const { O_WRONLY, O_APPEND, O_CREAT, O_DSYNC } = constants;
+    const handle = await open(path, O_WRONLY | O_APPEND | O_CREAT | ((options.durable ?? true) ? O_DSYNC : 0));
     const { size } = await handle.stat();
-    return new JournalWriter(handle, options.durable ?? true, size);
+    return new JournalWriter(handle, size);
   }
 
   /** Resolves with where the record lies once it is written (and, when durable, flushed to disk). */
@@ -145,15 +146,14 @@ export class JournalWriter {
       const batch = this.queue;
       this.queue = [];
       try {
-        const text = batch.map((entry) => entry.line).join('');
-        await this.handle.appendFile(text);
-        if (this.durable) await this.handle.datasync();
+        const bytes = Buffer.from(batch.map((entry) => entry.line).join(''));
+        for (let written = 0; written < bytes.length; ) written += (await this.handle.write(bytes, written)).bytesWritten;
         let offset = this.size;
-        this.size += Buffer.byteLength(text);
+        this.size += bytes.length;
         for (const entry of batch) {
-          const bytes = Buffer.byteLength(entry.line);
-          entry.resolve({ offset, length: bytes - 1 });
-          offset += bytes;
+          const length = Buffer.byteLength(entry.line);
+          entry.resolve({ offset, length: length - 1 });
+          offset += length;
         }
       } catch (error) {
         this.failure = error;
