@@ -94,6 +94,8 @@ describe('journal', () => {
         costUsd: 0.04,
       },
     ]);
+    // A reply longer than a read of the journal (1 MB): its line spans two reads.
+    records.splice(4, 0, { ...record('long reply'), fingerprint: sha('long'), output: `${'x'.repeat(1_500_000)}"\\` });
     const writer = await JournalWriter.open(path);
     for (const item of records) await writer.append(item);
     // A record written by hand, its keys in another order: parsed in full.

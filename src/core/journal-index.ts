@@ -204,40 +204,44 @@ export async function indexJournal(path: string, { expected = 0, ids }: { expect
     throw error;
   }
   let lineNumber = 0;
-  const take = (line: Buffer, offset: number): void => {
+  const key = Buffer.alloc(KEY_BYTES);
+  /** Indexes the line at `start`..`end` of `bytes` (`text` is `bytes` as latin1: the same offsets), which lies at `offset` in the file. */
+  const take = (bytes: Buffer, text: string, start: number, end: number, offset: number): void => {
     lineNumber++;
-    const quick = scanJobRecord(line);
+    const quick = scanJobRecord(bytes, text, start, end, key);
     if (quick) {
-      index.add(quick.id, { key: quick.key, state: quick.state, hasFiles: quick.hasFiles, offset, length: line.length });
+      index.add(quick.id, { key, state: quick.state, hasFiles: quick.hasFiles, offset, length: end - start });
       if (quick.costUsd !== null && quick.attempts > 0) index.spentUsd += quick.costUsd;
       return;
     }
-    const text = line.toString('utf8');
-    if (text.trim() === '') return;
-    const record = parseRecord(text);
+    const line = bytes.toString('utf8', start, end);
+    if (line.trim() === '') return;
+    const record = parseRecord(line);
     if (!record) {
       index.warnings.push(`${path}:${lineNumber}: skipped an incomplete journal line (a process was probably killed while writing it)`);
       return;
     }
     if (record.type === 'run') index.runs++;
     else if (record.type === 'job') {
-      index.add(record.id, refOf(record, { offset, length: line.length }));
+      index.add(record.id, refOf(record, { offset, length: end - start }));
       // A record with no attempt (images renamed) sent nothing: its cost is already counted once.
       if (record.costUsd !== null && record.attempts > 0) index.spentUsd += record.costUsd;
     }
   };
+  const takeWhole = (line: Buffer, offset: number): void => take(line, line.toString('latin1'), 0, line.length, offset);
 
   let position = 0;
   let pending: Buffer[] = [];
   let pendingStart = 0;
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+    // One latin1 string a chunk: a character per byte, so lines are found and scanned at the bytes' own offsets.
+    const text = chunk.toString('latin1');
     let start = 0;
-    for (let newline = chunk.indexOf(0x0a); newline !== -1; newline = chunk.indexOf(0x0a, start)) {
-      const piece = chunk.subarray(start, newline);
+    for (let newline = text.indexOf('\n'); newline !== -1; newline = text.indexOf('\n', start)) {
       if (pending.length > 0) {
-        take(Buffer.concat([...pending, piece]), pendingStart);
+        takeWhole(Buffer.concat([...pending, chunk.subarray(start, newline)]), pendingStart);
         pending = [];
-      } else take(piece, position + start);
+      } else take(chunk, text, start, newline, position + start);
       start = newline + 1;
     }
     if (start < chunk.length) {
@@ -246,87 +250,92 @@ export async function indexJournal(path: string, { expected = 0, ids }: { expect
     }
     position += chunk.length;
   }
-  if (pending.length > 0) take(Buffer.concat(pending), pendingStart);
+  if (pending.length > 0) takeWhole(Buffer.concat(pending), pendingStart);
   return index;
 }
 
-/** What indexing takes from a job record. */
+/** What indexing takes from a job record (its fingerprint key goes to a buffer of the caller's). */
 interface ScannedJob {
   id: string;
-  key: Buffer;
   state: JobState;
   hasFiles: boolean;
   costUsd: number | null;
   attempts: number;
 }
 
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const JOB_START = Buffer.from('{"type":"job","id":"');
+const JOB_START = '{"type":"job","id":"';
 const FIELD = {
-  fingerprint: Buffer.from('","fingerprint":"'),
-  state: Buffer.from(',"state":"'),
-  attempts: Buffer.from(',"attempts":'),
-  files: Buffer.from(',"files":['),
-  costUsd: Buffer.from(',"costUsd":'),
+  fingerprint: '","fingerprint":"',
+  state: ',"state":"',
+  attempts: ',"attempts":',
+  files: ',"files":[',
+  costUsd: ',"costUsd":',
 };
 
 /**
  * The fields an index needs of a job record as nightshift writes it, found without parsing the line (its reply
  * text is most of it): a million-record journal is indexed several times faster. Any line not laid out exactly so
- * (written by hand, torn, another record type) gives undefined and is parsed in full instead.
- * In JSON text a quote inside a string is always escaped, so a key pattern can only match the key itself.
+ * (written by hand, torn, another record type) gives undefined and is parsed in full instead. In JSON text a quote
+ * inside a string is always escaped, so a key pattern can only match the key itself. `text` is `bytes` decoded as
+ * latin1; the line is `start`..`end` of both. The fingerprint's first 16 bytes are written to `key`.
  */
-function scanJobRecord(line: Buffer): ScannedJob | undefined {
-  if (line.length < JOB_START.length || line.compare(JOB_START, 0, JOB_START.length, 0, JOB_START.length) !== 0) return undefined;
-  if (line[line.length - 1] !== 0x7d) return undefined;
-  const idEnd = stringEnd(line, JOB_START.length);
-  if (idEnd < 0) return undefined;
-  const raw = line.subarray(JOB_START.length, idEnd);
-  const id = raw.includes(BACKSLASH) ? (JSON.parse(line.toString('utf8', JOB_START.length - 1, idEnd + 1)) as string) : raw.toString('utf8');
-  if (line.compare(FIELD.fingerprint, 0, FIELD.fingerprint.length, idEnd, idEnd + FIELD.fingerprint.length) !== 0) return undefined;
+function scanJobRecord(bytes: Buffer, text: string, start: number, end: number, key: Buffer): ScannedJob | undefined {
+  if (!text.startsWith(JOB_START, start) || text.charCodeAt(end - 1) !== 0x7d) return undefined;
+  const idStart = start + JOB_START.length;
+  const idEnd = stringEnd(text, idStart, end);
+  if (idEnd < 0 || !text.startsWith(FIELD.fingerprint, idEnd)) return undefined;
+  const raw = text.slice(idStart, idEnd);
+  // Plain ASCII reads the same in latin1; anything else is decoded from the bytes (and unescaped, if need be).
+  const id = raw.includes('\\') ? (JSON.parse(bytes.toString('utf8', idStart - 1, idEnd + 1)) as string) : ASCII.test(raw) ? raw : bytes.toString('utf8', idStart, idEnd);
   const fpStart = idEnd + FIELD.fingerprint.length;
-  if (line[fpStart + 64] !== QUOTE) return undefined;
-  const fingerprint = line.toString('latin1', fpStart, fpStart + 64);
-  if (!HEX64.test(fingerprint)) return undefined;
+  if (text.charCodeAt(fpStart + 64) !== 0x22 || !hexToKey(text, fpStart, key)) return undefined;
 
-  const stateAt = line.indexOf(FIELD.state, fpStart);
-  if (stateAt < 0) return undefined;
+  const stateAt = text.indexOf(FIELD.state, fpStart);
+  if (stateAt < 0 || stateAt > end) return undefined;
   const stateStart = stateAt + FIELD.state.length;
-  const state = line.toString('latin1', stateStart, line.indexOf(QUOTE, stateStart));
+  const state = text.slice(stateStart, text.indexOf('"', stateStart));
   if (state !== 'done' && state !== 'failed') return undefined;
-  const attempts = numberAfter(line, FIELD.attempts, stateStart);
-  const filesAt = line.indexOf(FIELD.files, stateStart);
-  const costUsd = numberAfter(line, FIELD.costUsd, filesAt);
-  if (attempts === undefined || attempts === null || filesAt < 0 || costUsd === undefined) return undefined;
-  const hasFiles = line[filesAt + FIELD.files.length] !== 0x5d;
-  return { id, key: Buffer.from(fingerprint.slice(0, KEY_BYTES * 2), 'hex'), state, hasFiles, costUsd, attempts };
+  const attempts = numberAfter(text, FIELD.attempts, stateStart, end);
+  const filesAt = text.indexOf(FIELD.files, stateStart);
+  if (attempts === undefined || attempts === null || filesAt < 0 || filesAt > end) return undefined;
+  const costUsd = numberAfter(text, FIELD.costUsd, filesAt, end);
+  if (costUsd === undefined) return undefined;
+  const hasFiles = text.charCodeAt(filesAt + FIELD.files.length) !== 0x5d;
+  return { id, state, hasFiles, costUsd, attempts };
 }
 
-const HEX64 = /^[0-9a-f]{64}$/;
+const ASCII = /^[\x20-\x7e]*$/;
 const NUMBER = /^-?\d+(\.\d+)?([eE][+-]?\d+)?$/;
 
-/** Where the JSON string whose text starts at `start` ends (its closing quote), or -1. */
-function stringEnd(line: Buffer, start: number): number {
-  for (let quote = line.indexOf(QUOTE, start); quote >= 0; quote = line.indexOf(QUOTE, quote + 1)) {
+/** Writes the first 16 bytes of the 64 lowercase hex digits at `at` to `key`; false when they are not such digits. */
+function hexToKey(text: string, at: number, key: Buffer): boolean {
+  for (let i = 0; i < 64; i++) if (hexValue(text.charCodeAt(at + i)) < 0) return false;
+  for (let i = 0; i < KEY_BYTES; i++) key[i] = (hexValue(text.charCodeAt(at + 2 * i)) << 4) | hexValue(text.charCodeAt(at + 2 * i + 1));
+  return true;
+}
+
+const hexValue = (code: number): number => (code >= 0x30 && code <= 0x39 ? code - 0x30 : code >= 0x61 && code <= 0x66 ? code - 0x57 : -1);
+
+/** Where the JSON string whose text starts at `from` ends (its closing quote) before `end`, or -1. */
+function stringEnd(text: string, from: number, end: number): number {
+  for (let quote = text.indexOf('"', from); quote >= 0 && quote < end; quote = text.indexOf('"', quote + 1)) {
     let backslashes = 0;
-    while (line[quote - 1 - backslashes] === BACKSLASH) backslashes++;
+    while (text.charCodeAt(quote - 1 - backslashes) === 0x5c) backslashes++;
     if (backslashes % 2 === 0) return quote;
   }
   return -1;
 }
 
-/** The number (or null) that follows `key` in `line`, searching from `from`; undefined when there is none. */
-function numberAfter(line: Buffer, key: Buffer, from: number): number | null | undefined {
-  if (from < 0) return undefined;
-  const at = line.indexOf(key, from);
-  if (at < 0) return undefined;
-  const start = at + key.length;
-  let end = start;
-  while (end < line.length && line[end] !== 0x2c && line[end] !== 0x7d) end++;
-  const text = line.toString('latin1', start, end);
-  if (text === 'null') return null;
-  return NUMBER.test(text) ? Number(text) : undefined;
+/** The number (or null) that follows `field` in the line, searching from `from`; undefined when there is none. */
+function numberAfter(text: string, field: string, from: number, end: number): number | null | undefined {
+  const at = text.indexOf(field, from);
+  if (at < 0 || at > end) return undefined;
+  const start = at + field.length;
+  let stop = start;
+  while (stop < end && text.charCodeAt(stop) !== 0x2c && text.charCodeAt(stop) !== 0x7d) stop++;
+  const value = text.slice(start, stop);
+  if (value === 'null') return null;
+  return NUMBER.test(value) ? Number(value) : undefined;
 }
 
 /**
