@@ -25,12 +25,15 @@ export class IdTable {
     this.keys = new Uint32Array(ids * WORDS);
   }
 
-  /** A table holding the ids whose hashes `hashes` lists (four words each, as {@link hashes} gives them), numbered in that order. */
-  static fromHashes(hashes: Uint32Array, count: number, expected = count): IdTable {
-    const table = new IdTable(Math.max(expected, count));
-    table.keys.set(hashes.subarray(0, count * WORDS));
+  /**
+   * A table holding the ids whose hashes `hashes` lists (four words each, as {@link hashes} gives them), numbered in
+   * that order. The table takes `hashes` as its own (no copy), and grows past it if ids are added.
+   */
+  static fromHashes(hashes: Uint32Array, count: number): IdTable {
+    const table = new IdTable(0);
+    table.keys = hashes.length >= WORDS ? hashes : new Uint32Array(WORDS);
     table.size = count;
-    table.rehash(table.buckets.length);
+    table.rehash(2 ** Math.ceil(Math.log2(Math.max(512, count) * 2 + 1)));
     return table;
   }
 

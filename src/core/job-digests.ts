@@ -33,10 +33,10 @@ export class JobDigests {
     return digests;
   }
 
-  /** Digests as {@link keysOf} and `ids` give them back (a saved validation). */
-  static restore(ids: IdTable, keys: Buffer, expected = ids.size): JobDigests {
-    const digests = new JobDigests(ids, Math.max(expected, ids.size));
-    keys.copy(digests.keys, 0, 0, ids.size * KEY_BYTES);
+  /** Digests as {@link keysOf} and `ids` give them back (a saved validation); `keys` is taken as it is, not copied. */
+  static adopt(ids: IdTable, keys: Buffer): JobDigests {
+    const digests = new JobDigests(ids, 0);
+    digests.keys = keys.length >= KEY_BYTES ? keys : Buffer.alloc(KEY_BYTES);
     digests.count = ids.size;
     return digests;
   }

@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import { writeFileAtomic } from '../fs-atomic.js';
@@ -89,25 +89,39 @@ export async function hashPrefix(file: string, bytes: number): Promise<Hash> {
  * caller's to check.
  */
 export async function loadValidation(path: string, files: readonly string[], defaults: CliDefaults): Promise<SavedValidation | undefined> {
-  let data: Buffer;
+  let handle: FileHandle | undefined;
   try {
-    data = await readFile(path);
-    const length = data.readUInt32LE(0);
-    const header = JSON.parse(data.toString('utf8', 4, 4 + length)) as Header;
+    handle = await open(path, 'r');
+    const { size } = await handle.stat();
+    const length = (await readExactly(handle, Buffer.alloc(4), 0)).readUInt32LE(0);
+    const header = JSON.parse((await readExactly(handle, Buffer.alloc(length), 4)).toString('utf8')) as Header;
     if (header.format !== FORMAT || header.version !== VERSION) return undefined;
     if (JSON.stringify(header.defaults) !== JSON.stringify(defaults)) return undefined;
     if (header.files.length !== files.length || header.files.some((file, i) => file.path !== resolve(files[i]!))) return undefined;
     const start = 4 + length;
-    const ids = start + header.count * HASH_BYTES;
-    if (data.length !== ids + header.count * KEY_BYTES) return undefined;
+    if (size !== start + header.count * (HASH_BYTES + KEY_BYTES)) return undefined;
+    // Read straight into the arrays the id table and the digests keep: a million jobs' digests are not copied.
     const hashes = new Uint32Array(header.count * (HASH_BYTES / 4));
-    Buffer.from(hashes.buffer).set(data.subarray(start, ids));
-    const digests = JobDigests.restore(IdTable.fromHashes(hashes, header.count), data.subarray(ids));
+    await readExactly(handle, Buffer.from(hashes.buffer), start);
+    const keys = await readExactly(handle, Buffer.alloc(header.count * KEY_BYTES), start + hashes.byteLength);
+    const digests = JobDigests.adopt(IdTable.fromHashes(hashes, header.count), keys);
     const { format: _format, version: _version, ...rest } = header;
     return { ...rest, digests };
   } catch {
     return undefined;
+  } finally {
+    await handle?.close().catch(() => {});
   }
+}
+
+/** Fills `buffer` from `position` of the file; fails when the file ends first. */
+async function readExactly(handle: FileHandle, buffer: Buffer, position: number): Promise<Buffer> {
+  for (let done = 0; done < buffer.length; ) {
+    const { bytesRead } = await handle.read(buffer, done, buffer.length - done, position + done);
+    if (bytesRead === 0) throw new Error('the saved validation is cut short');
+    done += bytesRead;
+  }
+  return buffer;
 }
 
 /** Saves a validation for {@link loadValidation}; written whole or not at all. */
