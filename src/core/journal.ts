@@ -114,21 +114,31 @@ export class JournalWriter {
 
   private constructor(
     private readonly handle: FileHandle,
+    /** Each write must be followed by `datasync` (where the system has no `O_DSYNC`). */
+    private readonly syncAfterWrite: boolean,
     /** The journal's size: where the next record starts. */
     private size: number,
   ) {}
 
+  /** The journal's size in bytes, records being written excluded: where the next record will start. */
+  get bytes(): number {
+    return this.size;
+  }
+
   /**
    * Opens (creating) the journal for appending. A torn last line is cut off first so that new records
    * never follow a half-written one. Durable (the default): opened with `O_DSYNC`, so each write returns once its
-   * data is on the disk, as `write` then `fdatasync` would, in one system call instead of two.
+   * data is on the disk, as `write` then `fdatasync` would, in one system call instead of two (where there is no
+   * `O_DSYNC`, each write is followed by `fdatasync`).
    */
   static async open(path: string, options: { durable?: boolean } = {}): Promise<JournalWriter> {
     await cutTornTail(path);
     const { O_WRONLY, O_APPEND, O_CREAT, O_DSYNC } = constants;
-    const handle = await open(path, O_WRONLY | O_APPEND | O_CREAT | ((options.durable ?? true) ? O_DSYNC : 0));
+    const durable = options.durable ?? true;
+    // Windows has no O_DSYNC: there each write is followed by fdatasync.
+    const handle = await open(path, O_WRONLY | O_APPEND | O_CREAT | (durable && O_DSYNC !== undefined ? O_DSYNC : 0));
     const { size } = await handle.stat();
-    return new JournalWriter(handle, size);
+    return new JournalWriter(handle, durable && O_DSYNC === undefined, size);
   }
 
   /** Resolves with where the record lies once it is written (and, when durable, flushed to disk). */
@@ -148,6 +158,7 @@ export class JournalWriter {
       try {
         const bytes = Buffer.from(batch.map((entry) => entry.line).join(''));
         for (let written = 0; written < bytes.length; ) written += (await this.handle.write(bytes, written)).bytesWritten;
+        if (this.syncAfterWrite) await this.handle.datasync();
         let offset = this.size;
         this.size += bytes.length;
         for (const entry of batch) {

@@ -186,7 +186,8 @@ export async function runJobs(jobs: readonly Job[] | JobSource, options: RunOpti
       // results.csv starts with the jobs already finished, written while the first requests go out (a resume over a
       // million finished jobs should not wait for a million rows); rows of jobs finishing now follow them.
       const live = new LiveResults(resultsPath);
-      const prefill = prefillResults(resultsPath, source.digests, index, reader, live);
+      // Records from here on are of jobs finishing now: their rows come as they finish, not in the prefill.
+      const prefill = prefillResults(resultsPath, source.digests, index, reader, live, journal.bytes);
       let run: RunLoop;
       try {
         run = new RunLoop(jobsToSend(source, plan), options, clock, redact, emit, journal, index, live);
@@ -337,10 +338,18 @@ class LiveResults {
 const PREFILL_BATCH = 2048;
 
 /**
- * Writes results.csv with the rows of the jobs already finished, in input order, from their journal records alone,
- * then hands it to `live`. Never fails: a view that cannot be written now is rewritten at the end of the run.
+ * Writes results.csv with the rows of the jobs finished before the run (records before `journalBytes`), in input
+ * order, from their journal records alone, then hands it to `live`. Never fails: a view that cannot be written now
+ * is rewritten at the end of the run.
  */
-async function prefillResults(path: string, digests: JobDigests, index: JournalIndex, reader: RecordReader, live: LiveResults): Promise<void> {
+async function prefillResults(
+  path: string,
+  digests: JobDigests,
+  index: JournalIndex,
+  reader: RecordReader,
+  live: LiveResults,
+  journalBytes: number,
+): Promise<void> {
   const results = new AtomicLines(path);
   try {
     await results.write(resultsHeader());
@@ -350,12 +359,14 @@ async function prefillResults(path: string, digests: JobDigests, index: JournalI
         if (live.prefillAbandoned) return await results.discard();
       }
       const ref = index.currentOf(digests.ids, position, digests.key(position));
-      if (ref) await results.write(recordLine(await reader.read(ref)));
+      if (ref && ref.offset < journalBytes) await results.write(recordLine(await reader.read(ref)));
     }
     if (live.prefillAbandoned) return await results.discard();
     await results.commit();
     live.open();
   } catch {
+    // The rows waiting for it are dropped too (the rewrite at the end restores them): they must not pile up.
+    live.abandonPrefill();
     await results.discard().catch(() => {});
   }
 }

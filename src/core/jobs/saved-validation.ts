@@ -1,8 +1,9 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, type FileHandle } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../fs-atomic.js';
 import { IdTable } from '../id-table.js';
 import { JobDigests, KEY_BYTES } from '../job-digests.js';
@@ -11,14 +12,31 @@ import type { CliDefaults } from './defaults.js';
 
 /*
  * A validation saved beside a run's outputs, so that a resume over a million jobs does not validate and
- * fingerprint them all again. It is a cache: it names the exact bytes it was made from (sha256 of each file) and
- * the nightshift version and command-line defaults it was made with, and is used only when all of them match.
+ * fingerprint them all again. It is a cache: it names the exact bytes it was made from (sha256 of each file), the
+ * code that made it and the command-line defaults it was made with, and is used only when all of them match.
  */
 
 /** Layout of the saved file; a file of another layout is ignored. */
 const FORMAT = 1;
-const VERSION = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
 const HASH_BYTES = 16;
+
+let version: Promise<string> | undefined;
+
+/**
+ * What made the saved validation: the package version and a hash of nightshift's core code (validation, request
+ * fingerprints, id hashes), so that a build that validates or hashes otherwise never reuses another's digests.
+ */
+function codeVersion(): Promise<string> {
+  version ??= (async () => {
+    const { version: release } = createRequire(import.meta.url)('../../../package.json') as { version: string };
+    const core = fileURLToPath(new URL('..', import.meta.url));
+    const hash = createHash('sha256').update(release);
+    const names = (await readdir(core, { recursive: true })).filter((name) => /\.(js|ts)$/.test(name)).sort();
+    for (const name of names) hash.update(name).update(await readFile(join(core, name)));
+    return `${release}+${hash.digest('hex').slice(0, 16)}`;
+  })();
+  return version;
+}
 
 /** What a saved validation knows of one job file. */
 export interface SavedFile {
@@ -95,7 +113,7 @@ export async function loadValidation(path: string, files: readonly string[], def
     const { size } = await handle.stat();
     const length = (await readExactly(handle, Buffer.alloc(4), 0)).readUInt32LE(0);
     const header = JSON.parse((await readExactly(handle, Buffer.alloc(length), 4)).toString('utf8')) as Header;
-    if (header.format !== FORMAT || header.version !== VERSION) return undefined;
+    if (header.format !== FORMAT || header.version !== (await codeVersion())) return undefined;
     if (JSON.stringify(header.defaults) !== JSON.stringify(defaults)) return undefined;
     if (header.files.length !== files.length || header.files.some((file, i) => file.path !== resolve(files[i]!))) return undefined;
     const start = 4 + length;
@@ -127,7 +145,7 @@ async function readExactly(handle: FileHandle, buffer: Buffer, position: number)
 /** Saves a validation for {@link loadValidation}; written whole or not at all. */
 export async function saveValidation(path: string, saved: SavedValidation): Promise<void> {
   const { digests, ...rest } = saved;
-  const header = Buffer.from(JSON.stringify({ format: FORMAT, version: VERSION, ...rest } satisfies Header));
+  const header = Buffer.from(JSON.stringify({ format: FORMAT, version: await codeVersion(), ...rest } satisfies Header));
   const length = Buffer.alloc(4);
   length.writeUInt32LE(header.length);
   const hashes = digests.ids.hashes();
