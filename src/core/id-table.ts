@@ -108,6 +108,9 @@ const C4 = 0xa1e38b93;
 
 const rotl = (x: number, r: number): number => (x << r) | (x >>> (32 - r));
 
+/** MurmurHash3's mixing of one 32-bit word of input: multiply, rotate, multiply. */
+const mix = (k: number, first: number, rotation: number, second: number): number => Math.imul(rotl(Math.imul(k, first), rotation), second);
+
 function fmix(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
@@ -133,30 +136,22 @@ export function hashId(text: string, out: Uint32Array): void {
   let h4 = 0;
   for (let block = 0; block < blocks; block++) {
     const at = block << 3;
-    let k1 = text.charCodeAt(at) | (text.charCodeAt(at + 1) << 16);
-    let k2 = text.charCodeAt(at + 2) | (text.charCodeAt(at + 3) << 16);
-    let k3 = text.charCodeAt(at + 4) | (text.charCodeAt(at + 5) << 16);
-    let k4 = text.charCodeAt(at + 6) | (text.charCodeAt(at + 7) << 16);
-    k1 = Math.imul(rotl(Math.imul(k1, C1), 15), C2);
-    h1 ^= k1;
-    h1 = (Math.imul(rotl(h1, 19) + h2, 5) + 0x561ccd1b) | 0;
-    k2 = Math.imul(rotl(Math.imul(k2, C2), 16), C3);
-    h2 ^= k2;
-    h2 = (Math.imul(rotl(h2, 17) + h3, 5) + 0x0bcaa747) | 0;
-    k3 = Math.imul(rotl(Math.imul(k3, C3), 17), C4);
-    h3 ^= k3;
-    h3 = (Math.imul(rotl(h3, 15) + h4, 5) + 0x96cd1c35) | 0;
-    k4 = Math.imul(rotl(Math.imul(k4, C4), 18), C1);
-    h4 ^= k4;
-    h4 = (Math.imul(rotl(h4, 13) + h1, 5) + 0x32ac3b17) | 0;
+    const k1 = text.charCodeAt(at) | (text.charCodeAt(at + 1) << 16);
+    const k2 = text.charCodeAt(at + 2) | (text.charCodeAt(at + 3) << 16);
+    const k3 = text.charCodeAt(at + 4) | (text.charCodeAt(at + 5) << 16);
+    const k4 = text.charCodeAt(at + 6) | (text.charCodeAt(at + 7) << 16);
+    h1 = (Math.imul(rotl(h1 ^ mix(k1, C1, 15, C2), 19) + h2, 5) + 0x561ccd1b) | 0;
+    h2 = (Math.imul(rotl(h2 ^ mix(k2, C2, 16, C3), 17) + h3, 5) + 0x0bcaa747) | 0;
+    h3 = (Math.imul(rotl(h3 ^ mix(k3, C3, 17, C4), 15) + h4, 5) + 0x96cd1c35) | 0;
+    h4 = (Math.imul(rotl(h4 ^ mix(k4, C4, 18, C1), 13) + h1, 5) + 0x32ac3b17) | 0;
   }
   // The tail: up to seven code units (14 bytes), zero-padded, each word mixed only if it holds any of them.
   const tail = blocks << 3;
   const left = units - tail;
-  if (left > 6) h4 ^= Math.imul(rotl(Math.imul(pair(text, tail + 6, units), C4), 18), C1);
-  if (left > 4) h3 ^= Math.imul(rotl(Math.imul(pair(text, tail + 4, units), C3), 17), C4);
-  if (left > 2) h2 ^= Math.imul(rotl(Math.imul(pair(text, tail + 2, units), C2), 16), C3);
-  if (left > 0) h1 ^= Math.imul(rotl(Math.imul(pair(text, tail, units), C1), 15), C2);
+  if (left > 6) h4 ^= mix(pair(text, tail + 6, units), C4, 18, C1);
+  if (left > 4) h3 ^= mix(pair(text, tail + 4, units), C3, 17, C4);
+  if (left > 2) h2 ^= mix(pair(text, tail + 2, units), C2, 16, C3);
+  if (left > 0) h1 ^= mix(pair(text, tail, units), C1, 15, C2);
   const bytes = units * 2;
   h1 ^= bytes;
   h2 ^= bytes;

@@ -59,14 +59,13 @@ export class JournalIndex {
   private readonly earlier = new Map<number, Map<string, RecordRef>>();
 
   /**
-   * `expected`: how many jobs the index will likely hold. Sized for them from the start, the columns are not copied
-   * as they grow, and a million-job index does not briefly take twice its memory. With `ids` (the run's jobs, as
-   * validation numbered them), the index uses their numbers as its slots and keeps records of those jobs only
-   * (spending still counts every record): no second table of a million ids.
+   * With `ids` (the run's jobs, as validation numbered them), the index uses their numbers as its slots, sized for
+   * all of them from the start, and keeps records of those jobs only (spending still counts every record): no second
+   * table of a million ids. Without, it numbers the ids it meets itself and grows as they come.
    */
-  constructor(expected = 0, ids?: IdTable) {
+  constructor(ids?: IdTable) {
     this.fixed = ids !== undefined;
-    this.capacity = ids ? Math.max(1, ids.size) : Math.max(1024, expected);
+    this.capacity = ids ? Math.max(1, ids.size) : 1024;
     this.slots = ids ?? new IdTable(this.capacity);
     this.keys = Buffer.alloc(this.capacity * KEY_BYTES);
     this.offsets = new Float64Array(this.capacity);
@@ -169,7 +168,7 @@ export class JournalIndex {
   }
 
   private grow(): void {
-    this.capacity = Math.max(this.capacity * 2, this.slots.size);
+    this.capacity *= 2;
     const keys = Buffer.alloc(this.capacity * KEY_BYTES);
     this.keys.copy(keys);
     this.keys = keys;
@@ -195,8 +194,8 @@ export function refOf(record: Pick<JobRecord, 'fingerprint' | 'state' | 'files'>
  * Reads a journal into a {@link JournalIndex}, one line at a time. A missing journal is empty. A torn last line,
  * left by a process killed mid-write, is skipped with a warning; so is any line that does not parse as a record.
  */
-export async function indexJournal(path: string, { expected = 0, ids }: { expected?: number; ids?: IdTable } = {}): Promise<JournalIndex> {
-  const index = new JournalIndex(expected, ids);
+export async function indexJournal(path: string, { ids }: { ids?: IdTable } = {}): Promise<JournalIndex> {
+  const index = new JournalIndex(ids);
   try {
     if ((await stat(path)).size === 0) return index;
   } catch (error) {
