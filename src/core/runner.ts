@@ -550,9 +550,13 @@ class RunLoop {
   }
 
   private async work(): Promise<void> {
+    let following = this.take();
     while (!this.stopped.signal.aborted) {
-      const next = await this.take();
+      const next = await following;
       if (next === undefined || this.stopped.signal.aborted) return;
+      // The worker's next job is read (and its request checked against the plan) while this one runs, so that an
+      // answer is followed by the next request at once. A job taken but not sent when the run stops stays pending.
+      following = this.take();
       const { job } = next;
       // Planning made sure every job to send has a worst case.
       const reserved = this.budget ? (this.options.budget!.worstCaseUsd(job) ?? 0) : 0;
