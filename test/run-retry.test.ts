@@ -6,7 +6,7 @@ import { loadJobs } from '../src/core/jobs/load.js';
 import { createPriceBook } from '../src/core/prices.js';
 import { runJobs, type RunEvent } from '../src/core/runner.js';
 import { startOfflineServer, type OfflineServer } from '../src/server/server.js';
-import { tempDir, writeJobs } from './helpers.js';
+import { tempDir, waitFor, writeJobs } from './helpers.js';
 
 let server: OfflineServer | undefined;
 afterEach(async () => {
@@ -75,5 +75,32 @@ describe('retry timing', () => {
     expect(summary.failed).toBe(1);
     expect(server.stats.requests).toBe(4);
     expect(clock.sleeps).toEqual([500, 1000, 2000]);
+  });
+});
+
+describe('a job waiting to retry', () => {
+  it('holds no other job back: free workers take the jobs after it', async () => {
+    server = await startOfflineServer({ faults: [{ status: 503, times: 1, retryAfterMs: 60_000, match: { promptIncludes: 'Prompt 1' } }] });
+    const { dir, jobs, client, file } = await setup(6);
+    // Retry waits end only when the test says so.
+    let endWait: (() => void) | undefined;
+    const clock: Clock = {
+      now: () => Date.now(),
+      sleep: (ms, signal) => new Promise((resolve) => {
+        endWait = () => resolve();
+        signal?.addEventListener('abort', () => resolve(), { once: true });
+      }),
+    };
+    const finished: string[] = [];
+    const run = runJobs(jobs, {
+      outDir: join(dir, 'out'), client, prices: createPriceBook(), concurrency: 3, maxAttempts: 2, timeoutMs: 10_000,
+      files: [file], clock, onEvent: (event) => event.type === 'finished' && finished.push(event.job.id),
+    });
+    await waitFor(() => finished.length === 5, 10_000, 'the five other jobs to finish while j1 waits');
+    expect(finished.sort()).toEqual(['j2', 'j3', 'j4', 'j5', 'j6']);
+    endWait!();
+    const summary = await run;
+    expect(summary.ok).toBe(6);
+    expect(finished.at(-1)).toBe('j1');
   });
 });

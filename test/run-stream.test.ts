@@ -121,19 +121,25 @@ describe('jobs read from their files for each pass', () => {
     expect(await stableRows(join(dir, 'out'))).toHaveLength(8);
   });
 
-  it('stop with E_VALIDATION, sending nothing changed, when a request differs from the one planned', async () => {
-    const { file, options } = await setup(6);
+  it.each([1, 3])('stop with E_VALIDATION, sending nothing changed, when a request differs from the one planned (concurrency %i)', async (concurrency) => {
+    const { file, options } = await setup(10);
     const { jobs } = await validateJobFiles([file], { keep: { maxBytes: 1 << 20 } });
-    // The sending pass finds job s4's prompt edited since validation.
+    // The sending pass finds job s6's prompt edited since validation.
     const source: JobSource = {
       ...jobsInMemory(jobs!),
-      pick: (wanted, first) => jobsInMemory(jobs!.map((job) => (job.id === 's4' ? edited(job) : job))).pick(wanted, first),
+      pick: (wanted, first) => jobsInMemory(jobs!.map((job) => (job.id === 's6' ? edited(job) : job))).pick(wanted, first),
     };
-    const error = await runJobs(source, { ...options('out'), concurrency: 1 }).catch((caught: unknown) => caught);
+    const error = await runJobs(source, { ...options('out'), concurrency }).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(NightshiftError);
     expect((error as NightshiftError).code).toBe('E_VALIDATION');
-    // Jobs before the edited one went out; the edited one and those after it did not.
-    expect(server!.requests.map((request) => request.key)).toEqual(['Stream 1', 'Stream 2', 'Stream 3']);
+    // Only jobs before the edited one went out: the first of them at once, the rest unless the stop came first.
+    const sent = server!.requests.map((request) => request.key);
+    expect(sent.slice(0, concurrency).sort()).toEqual(['Stream 1', 'Stream 2', 'Stream 3'].slice(0, concurrency));
+    for (const key of sent) expect(['Stream 1', 'Stream 2', 'Stream 3', 'Stream 4', 'Stream 5']).toContain(key);
+    // Nothing is lost: the run again, with the file as validated, sends each job not yet sent, once.
+    const summary = await runJobs(jobsInMemory(jobs!), { ...options('out'), concurrency });
+    expect(summary.ok).toBe(10);
+    expect(server!.requests.map((request) => request.key).sort()).toEqual(chatJobs(10).map((job) => job.prompt).sort());
   });
 });
 

@@ -19,6 +19,7 @@ import { acquireLock } from './lock.js';
 import { decide, decideByFiles, type Decision, type PlanMode } from './plan.js';
 import type { PriceBook } from './prices.js';
 import { RateScheduler } from './rate-limit.js';
+import { ReadAhead } from './read-ahead.js';
 import { countedTokens, requestTokens } from './rate-limit-tokens.js';
 import { AtomicLines, recordLine, resultLine, resultsHeader, UsageSummary, writeLinesAtomic } from './results.js';
 import { backoffDelay, classifyError, type AttemptError } from './retry.js';
@@ -488,6 +489,11 @@ class RunLoop {
   private readonly aborted = new AbortController();
   private readonly budget: Budget | undefined;
   private readonly signals = new RequestSignals(this.aborted.signal);
+  /**
+   * The jobs to send, up to one per worker read (and checked against the plan) ahead, so that an answer is followed
+   * by the next request at once. A job read ahead but not sent when the run stops stays pending.
+   */
+  private readonly jobs: ReadAhead<ToSend>;
 
   constructor(
     private readonly queue: AsyncGenerator<ToSend>,
@@ -501,6 +507,7 @@ class RunLoop {
   ) {
     this.rates = new RateScheduler({ clock, ...(options.rpm !== undefined ? { rpm: options.rpm } : {}), ...(options.tpm !== undefined ? { tpm: options.tpm } : {}) });
     if (options.budget) this.budget = new Budget(options.budget.limitUsd, index.spentUsd);
+    this.jobs = new ReadAhead(queue, Math.max(1, options.concurrency), this.stopped.signal);
   }
 
   async start(): Promise<void> {
@@ -517,7 +524,7 @@ class RunLoop {
     if (stopSignal?.aborted) onStop();
     if (abortSignal?.aborted) onAbort();
     try {
-      // Workers pull from one generator: concurrent `next()` calls queue, so each job goes to exactly one worker.
+      // Whichever worker is free takes the next job: each job goes to exactly one worker, in input order.
       await Promise.all(Array.from({ length: Math.max(1, this.options.concurrency) }, () => this.work()));
     } finally {
       stopSignal?.removeEventListener('abort', onStop);
@@ -528,12 +535,13 @@ class RunLoop {
     if (this.failure !== undefined) throw this.failure;
   }
 
-  /** The next job to send, or undefined when there is none (or the job files can no longer be read). */
+  /** The next job to send, or undefined when there is none, the run stopped, or the job files can no longer be read. */
   private async take(): Promise<ToSend | undefined> {
     try {
-      const next = await this.queue.next();
-      return next.done ? undefined : next.value;
+      return await this.jobs.take();
     } catch (error) {
+      // A run already stopping for another reason keeps that reason.
+      if (this.stopped.signal.aborted) return undefined;
       this.failure ??= error;
       this.stop('interrupted', `Stopping: ${(error as Error).message}`);
       return undefined;
@@ -550,13 +558,9 @@ class RunLoop {
   }
 
   private async work(): Promise<void> {
-    let following = this.take();
     while (!this.stopped.signal.aborted) {
-      const next = await following;
+      const next = await this.take();
       if (next === undefined || this.stopped.signal.aborted) return;
-      // The worker's next job is read (and its request checked against the plan) while this one runs, so that an
-      // answer is followed by the next request at once. A job taken but not sent when the run stops stays pending.
-      following = this.take();
       const { job } = next;
       // Planning made sure every job to send has a worst case.
       const reserved = this.budget ? (this.options.budget!.worstCaseUsd(job) ?? 0) : 0;
