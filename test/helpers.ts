@@ -53,10 +53,15 @@ export interface SpawnedCli {
 
 /**
  * Runs `node dist/cli/index.js ...args` in `cwd` (a temp folder, so no stray `.env` is read) with only the
- * given variables and PATH in its environment.
+ * given variables and PATH in its environment. `maxFileBlocks` caps the size of any file it writes (`ulimit -f`,
+ * 512-byte blocks): a write beyond it fails with EFBIG, as on a full disk.
  */
-export function spawnCli(args: string[], options: { cwd: string; env: Record<string, string> }): SpawnedCli {
-  const child = spawn(process.execPath, [CLI_PATH, ...args], {
+export function spawnCli(args: string[], options: { cwd: string; env: Record<string, string>; maxFileBlocks?: number }): SpawnedCli {
+  const [command, argv] =
+    options.maxFileBlocks === undefined
+      ? [process.execPath, [CLI_PATH, ...args]]
+      : ['sh', ['-c', `ulimit -f ${options.maxFileBlocks} && exec "$0" "$@"`, process.execPath, CLI_PATH, ...args]];
+  const child = spawn(command, argv, {
     cwd: options.cwd,
     env: { PATH: process.env.PATH ?? '', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startOfflineServer, type OfflineServer, type OfflineServerOptions } from '../src/server/server.js';
-import { cli, journalLines, readCsv, tempDir, waitFor, writeJobs } from './helpers.js';
+import { cli, journalLines, readCsv, spawnCli, succeededIds, tempDir, waitFor, writeJobs } from './helpers.js';
 
 let server: OfflineServer | undefined;
 afterEach(async () => {
@@ -429,6 +429,38 @@ describe('an output folder that cannot be written', () => {
     expect(stderr).not.toMatch(noStack);
     expect(server!.stats.requests).toBe(0);
     expect(await exists(lockPath(out))).toBe(false);
+  });
+
+  it.skipIf(process.platform === 'win32')('stops at once when the disk fills up mid-run, and the rerun finishes without resending what was journaled', async () => {
+    server = await startOfflineServer({ recordRequests: true });
+    const env = { OPENAI_API_KEY: 'sk-test-resume-key-1234567890', OPENAI_BASE_URL: server.url };
+    const dir = await tempDir();
+    const jobs = chatJobs(40);
+    const file = await writeJobs(dir, jobs);
+    const out = join(dir, 'out');
+    const args = ['run', file, '--out', out, '--concurrency', '4'];
+    // 8 KB a file: the journal fills up after a dozen records, in the middle of a write.
+    const full = spawnCli(args, { cwd: dir, env, maxFileBlocks: 16 });
+    const { code } = await full.exited;
+    const { stderr } = full.output();
+    expect(code).toBe(4);
+    expect(stderr).toContain('Cannot write the journal');
+    expect(stderr).not.toMatch(noStack);
+    const journaled = await succeededIds(out);
+    expect(journaled.size).toBeGreaterThan(0);
+    expect(journaled.size).toBeLessThan(jobs.length);
+    // Lost to the full disk: the requests in flight and at most one answer per worker on its way to the journal.
+    const sent = server.stats.requests;
+    expect(sent - journaled.size).toBeLessThanOrEqual(2 * 4);
+    const sentBefore = new Map(jobs.map((job) => [String(job.id), server!.countByKey(String(job.prompt))]));
+
+    const rerun = spawnCli(args, { cwd: dir, env });
+    expect((await rerun.exited).code, rerun.output().stderr).toBe(0);
+    const rows = await readCsv(join(out, 'results.csv'));
+    expect(rows.map((row) => row.id)).toEqual(jobs.map((job) => job.id));
+    expect(rows.every((row) => row.status === 'ok')).toBe(true);
+    for (const id of journaled) expect(server.countByKey(String(jobs.find((job) => job.id === id)!.prompt)), id).toBe(sentBefore.get(id));
+    expect(server.stats.requests - sent).toBe(jobs.length - journaled.size);
   });
 
   it('exits 4 without a stack trace when results.csv cannot be replaced, before sending anything', async () => {

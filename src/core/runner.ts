@@ -558,6 +558,16 @@ class RunLoop {
   }
 
   private async work(): Promise<void> {
+    const lane: Lane = { recorded: Promise.resolve() };
+    try {
+      await this.workIn(lane);
+    } finally {
+      // The run ends (and its outputs are written) only once the worker's last record is on the disk.
+      await lane.recorded;
+    }
+  }
+
+  private async workIn(lane: Lane): Promise<void> {
     while (!this.stopped.signal.aborted) {
       const next = await this.take();
       if (next === undefined || this.stopped.signal.aborted) return;
@@ -576,7 +586,7 @@ class RunLoop {
       }
       let actual: number | undefined;
       try {
-        actual = await this.runJob(job, next.fp);
+        actual = await this.runJob(job, next.fp, lane);
       } catch (error) {
         // Whatever went wrong, the other workers' requests are paid for: let them finish and journal.
         this.failure ??= error;
@@ -589,7 +599,7 @@ class RunLoop {
   }
 
   /** Runs a job to its outcome; returns what it cost, or undefined when it was not settled (stop, abort). */
-  private async runJob(job: Job, fp: string): Promise<number | undefined> {
+  private async runJob(job: Job, fp: string, lane: Lane): Promise<number | undefined> {
     const startedAt = this.clock.now();
     // Counted only when a token limit applies, and once for all attempts.
     let tokens: number | undefined;
@@ -617,7 +627,7 @@ class RunLoop {
         if (abortSignal?.aborted) return undefined;
         if (error instanceof ImageSaveError) {
           this.rates.observe(error.headers, permit);
-          return await this.failUnsaved(job, fp, error, attempt, startedAt);
+          return await this.failUnsaved(job, fp, lane, error, attempt, startedAt);
         }
         if (error instanceof APIError) this.rates.observe(error.headers, permit);
         lastError = classifyError(error, this.clock.now());
@@ -644,7 +654,7 @@ class RunLoop {
       // An answer without usage is paid for all the same: its cost is unknown (null), never 0.
       const costUsd = result.usageReported ? costOf(result.usage, job.model, this.options.prices, costOptions(job)).usd : null;
       if (!result.usageReported) this.emit({ type: 'warning', message: `job ${job.id}: the server reported no token usage; its cost is unknown` });
-      await this.finish(job, fp, {
+      await this.finish(job, fp, lane, {
         state: 'done',
         attempts: attempt,
         output: result.output,
@@ -660,7 +670,7 @@ class RunLoop {
       return costUsd ?? this.options.budget?.worstCaseUsd(job) ?? undefined;
     }
     if (!lastError) return undefined;
-    await this.finish(job, fp, {
+    await this.finish(job, fp, lane, {
       state: 'failed',
       attempts,
       output: '',
@@ -681,10 +691,10 @@ class RunLoop {
    * Journals a job whose images were generated, and billed, but not saved: failed, with the usage and cost of
    * the answer. A write failure means the output folder is unusable: the run stops (requests in flight finish).
    */
-  private async failUnsaved(job: Job, fp: string, error: ImageSaveError, attempts: number, startedAt: number): Promise<number | undefined> {
+  private async failUnsaved(job: Job, fp: string, lane: Lane, error: ImageSaveError, attempts: number, startedAt: number): Promise<number | undefined> {
     const costUsd = costOf(error.usage, job.model, this.options.prices, costOptions(job)).usd;
     const cause = this.redact(error.message);
-    await this.finish(job, fp, {
+    await this.finish(job, fp, lane, {
       state: 'failed',
       attempts,
       output: '',
@@ -702,9 +712,17 @@ class RunLoop {
     return costUsd ?? undefined;
   }
 
+  /**
+   * Hands a job's record to the journal and returns without waiting for the disk, so that the worker sends its next
+   * request at once: a slow disk holds back no request. The job counts as finished (index, results, progress) once
+   * its record is on the disk. A worker has at most one record on its way: it waits for the previous one (written
+   * long before, normally) before handing over the next, so a crash loses at most one answer per worker beside the
+   * requests in flight.
+   */
   private async finish(
     job: Job,
     fp: string,
+    lane: Lane,
     outcome: Omit<JobRecord, 'type' | 'id' | 'fingerprint' | 'kind' | 'model' | 'tags' | 'source' | 'startedAt' | 'finishedAt'> & { startedAt: number },
   ): Promise<void> {
     const record: JobRecord = {
@@ -719,17 +737,25 @@ class RunLoop {
       startedAt: new Date(outcome.startedAt).toISOString(),
       finishedAt: new Date(this.clock.now()).toISOString(),
     };
-    let location: RecordLocation;
-    try {
-      location = await this.journal.append(record);
-    } catch (error) {
-      this.stop('aborted', `Cannot write the journal: ${(error as Error).message}`);
-      throw new NightshiftError('E_OUTPUT', `Cannot write the journal in ${this.options.outDir}: ${(error as Error).message}`, { jobId: job.id }, { cause: error });
-    }
-    this.index.add(job.id, refOf(record, location));
-    this.results.write(resultLine(job, record));
-    this.emit({ type: 'finished', job, record });
+    await lane.recorded;
+    lane.recorded = this.journal.append(record).then(
+      (location: RecordLocation) => {
+        this.index.add(job.id, refOf(record, location));
+        this.results.write(resultLine(job, record));
+        this.emit({ type: 'finished', job, record });
+      },
+      (error: unknown) => {
+        // The output folder is unusable: nothing more is sent, and the run fails once requests in flight are done.
+        this.stop('aborted', `Cannot write the journal: ${(error as Error).message}`);
+        this.failure ??= new NightshiftError('E_OUTPUT', `Cannot write the journal in ${this.options.outDir}: ${(error as Error).message}`, { jobId: job.id }, { cause: error });
+      },
+    );
   }
+}
+
+/** A worker's last job record on its way to the journal. */
+interface Lane {
+  recorded: Promise<void>;
 }
 
 function costOptions(job: Job): CostOptions {
