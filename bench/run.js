@@ -6,11 +6,15 @@ import { join } from 'node:path';
 import process from 'node:process';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { fixed, median, ROOT, say, scratch, snapshotDist, startServer as startServerFrom, table, timed, writeJobFile } from './lib.js';
+import { fixed, meanInterval, median, ROOT, say, scratch, snapshotDist, startServer as startServerFrom, table, timed, writeJobFile } from './lib.js';
 
 const SCENARIOS = ['overhead', 'latency', 'rate-limited', 'memory'];
 /** New jobs appended to a finished job file to measure how soon a resume sends them. */
 const RESUME_NEW_JOBS = 1_000;
+/** Rounds of the latency-bound scenario at least, whatever --runs says. */
+const LATENCY_MIN_ROUNDS = 6;
+/** A verdict on "not below the baseline" needs the interval of the ratio narrower than this on either side. */
+const LATENCY_MAX_HALF_WIDTH = 0.01;
 const { values } = parseArgs({
   options: {
     only: { type: 'string' },
@@ -54,18 +58,23 @@ async function baseline(file, concurrency, url, { tolerate = false, ...options }
   return result.code === 0 ? { ...result, ...JSON.parse(result.stdout) } : result;
 }
 
-/** Runs `a` and `b` alternately (a b, b a, a b, ...) against a reset server; returns each one's samples. */
-async function alternate(server, runs, a, b) {
-  const samples = { a: [], b: [] };
+/**
+ * Runs each arm once a round against a reset server, the order rotating from round to round (a b c, b c a, c a b;
+ * with two arms: a b, b a), so that a machine getting slower or faster weighs on every arm alike. Returns each
+ * arm's samples, one a round.
+ */
+async function rotate(server, runs, arms) {
+  const names = Object.keys(arms);
+  const samples = Object.fromEntries(names.map((name) => [name, []]));
   for (let run = 0; run < runs; run++) {
-    const order = run % 2 === 0 ? ['a', 'b'] : ['b', 'a'];
-    for (const which of order) {
+    for (let i = 0; i < names.length; i++) {
+      const name = names[(run + i) % names.length];
       await server.reset();
-      const result = await (which === 'a' ? a : b)(run);
+      const result = await arms[name](run);
       const stats = await server.stats();
-      samples[which].push({ ...result, stats, windowMs: stats.lastDone - stats.firstArrival });
+      samples[name].push({ ...result, stats, windowMs: stats.lastDone - stats.firstArrival });
       say(
-        `  run ${run + 1} ${which === 'a' ? 'baseline ' : 'nightshift'}: wall ${fixed(result.wallMs / 1000)} s, ` +
+        `  run ${run + 1} ${name.padEnd(12)}: wall ${fixed(result.wallMs / 1000)} s, ` +
           `first request to last answer ${fixed((stats.lastDone - stats.firstArrival) / 1000)} s, statuses ${JSON.stringify(stats.byStatus)}`,
       );
     }
@@ -81,12 +90,11 @@ async function overhead() {
   const server = await startServer({ latencyMs: 0 });
   try {
     const file = await writeJobFile(join(dir, 'jobs.jsonl'), JOBS, chatJob);
-    const samples = await alternate(
-      server,
-      RUNS,
-      () => baseline(file, CONCURRENCY, server.url, { measureRss: true }),
-      (run) => nightshift(file, join(dir, `out-${run}`), server.url, ['--concurrency', String(CONCURRENCY)], { measureRss: true }),
-    );
+    const { baseline: a, nightshift: b } = await rotate(server, RUNS, {
+      baseline: () => baseline(file, CONCURRENCY, server.url, { measureRss: true }),
+      nightshift: (run) => nightshift(file, join(dir, `out-${run}`), server.url, ['--concurrency', String(CONCURRENCY)], { measureRss: true }),
+    });
+    const samples = { a, b };
     const wall = { a: median(samples.a.map((s) => s.wallMs)), b: median(samples.b.map((s) => s.wallMs)) };
     const window = { a: median(samples.a.map((s) => s.windowMs)), b: median(samples.b.map((s) => s.windowMs)) };
     const rss = { a: median(samples.a.map((s) => s.maxRssMb)), b: median(samples.b.map((s) => s.maxRssMb)) };
@@ -112,29 +120,50 @@ async function latency() {
   const CONCURRENCY = 50;
   const LATENCY_MS = 200;
   const ideal = (CONCURRENCY * 1000) / LATENCY_MS;
-  say(`\n## Latency-bound: ${JOBS} jobs, ${LATENCY_MS} ms latency, concurrency ${CONCURRENCY} (ideal ${ideal} jobs/s)`);
+  // A difference of 1% has to show through a spread of about as much between runs: a few more rounds than elsewhere.
+  const rounds = Math.max(RUNS, LATENCY_MIN_ROUNDS);
+  say(`\n## Latency-bound: ${JOBS} jobs, ${LATENCY_MS} ms latency, concurrency ${CONCURRENCY} (ideal ${ideal} jobs/s), ${rounds} rounds`);
   const { dir, cleanup } = await scratch();
   const server = await startServer({ latencyMs: LATENCY_MS });
   try {
     const file = await writeJobFile(join(dir, 'jobs.jsonl'), JOBS, chatJob);
-    const samples = await alternate(
-      server,
-      RUNS,
-      () => baseline(file, CONCURRENCY, server.url),
-      (run) => nightshift(file, join(dir, `out-${run}`), server.url, ['--concurrency', String(CONCURRENCY)]),
-    );
+    // The baseline runs twice a round: how far it lands from itself is the yardstick for "below the baseline".
+    const samples = await rotate(server, rounds, {
+      baseline: () => baseline(file, CONCURRENCY, server.url),
+      nightshift: (run) => nightshift(file, join(dir, `out-${run}`), server.url, ['--concurrency', String(CONCURRENCY)]),
+      'baseline again': () => baseline(file, CONCURRENCY, server.url),
+    });
     const rate = (s) => (JOBS / s.windowMs) * 1000;
-    const a = median(samples.a.map(rate));
-    const b = median(samples.b.map(rate));
+    const rates = Object.fromEntries(Object.entries(samples).map(([name, list]) => [name, list.map(rate)]));
+    const against = (name) => {
+      const ratios = rates[name].map((value, round) => value / rates.baseline[round]);
+      const { mean, low, high } = meanInterval(ratios);
+      return { ratios, median: median(ratios), mean, low, high };
+    };
+    const ns = against('nightshift');
+    const self = against('baseline again');
+    const share = (name) => `${fixed((median(rates[name]) / ideal) * 100, 1)}%`;
+    const interval = (r) => `${fixed(r.mean, 3)}x (${fixed(r.low, 3)} to ${fixed(r.high, 3)})`;
     say(
       table(
-        [`measure (median of ${RUNS})`, 'baseline', 'nightshift', 'target'],
+        [`measure (${rounds} rounds)`, 'baseline', 'nightshift', 'baseline again', 'target'],
         [
-          ['jobs/s, first request to last answer', fixed(a, 1), fixed(b, 1), `>= ${0.95 * ideal} and >= baseline`],
-          ['share of ideal', `${fixed((a / ideal) * 100, 1)}%`, `${fixed((b / ideal) * 100, 1)}%`, '>= 95%'],
-          ['nightshift / baseline', '', `${fixed(b / a, 3)}x`, '>= 1.0x'],
+          ['jobs/s, first request to last answer (median)', ...['baseline', 'nightshift', 'baseline again'].map((name) => fixed(median(rates[name]), 1)), `>= ${0.95 * ideal}`],
+          ['share of ideal', share('baseline'), share('nightshift'), share('baseline again'), '>= 95%'],
+          ['against the baseline of the same round, median', '', `${fixed(ns.median, 3)}x`, `${fixed(self.median, 3)}x`, ''],
+          ['against the baseline of the same round, mean (95% interval)', '', interval(ns), interval(self), 'not below: interval reaches 1.0x'],
         ],
       ),
+    );
+    say(`  nightshift against the baseline, round by round: ${ns.ratios.map((r) => fixed(r, 3)).join(', ')}`);
+    say(`  the baseline against itself, round by round: ${self.ratios.map((r) => fixed(r, 3)).join(', ')}`);
+    const halfWidth = (ns.high - ns.low) / 2;
+    say(
+      halfWidth > LATENCY_MAX_HALF_WIDTH
+        ? `  inconclusive: the interval is ±${fixed(halfWidth * 100, 1)}%, wider than ±${LATENCY_MAX_HALF_WIDTH * 100}%; run more rounds (--runs).`
+        : ns.high < 1
+        ? `  nightshift is below the baseline: all of the interval is under 1.0x (by ${fixed((1 - ns.high) * 100, 1)}% to ${fixed((1 - ns.low) * 100, 1)}%).`
+        : `  nightshift is not measurably below the baseline (the interval reaches 1.0x).`,
     );
   } finally {
     await server.close();
