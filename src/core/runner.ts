@@ -749,7 +749,11 @@ class RunLoop {
         this.stop('aborted', `Cannot write the journal: ${(error as Error).message}`);
         this.failure ??= new NightshiftError('E_OUTPUT', `Cannot write the journal in ${this.options.outDir}: ${(error as Error).message}`, { jobId: job.id }, { cause: error });
       },
-    );
+    ).catch((error: unknown) => {
+      // Whatever else went wrong once the record was written: the run stops; requests in flight finish and journal.
+      this.failure ??= error;
+      this.stop('interrupted', `Stopping: ${(error as Error).message}`);
+    });
   }
 }
 
