@@ -89,7 +89,7 @@ describe('SIGKILL at any moment', () => {
 
     console.info(
       `crash test (seed ${seed}): ${landed.join('; ')}; ${server.stats.requests} requests for ${JOBS} jobs, ` +
-        `${resent} resent (in flight at a kill), max ${Math.max(...counts)} per job`,
+        `${resent} resent (under way at a kill), max ${Math.max(...counts)} per job`,
     );
   });
 });

@@ -431,8 +431,9 @@ describe('an output folder that cannot be written', () => {
     expect(await exists(lockPath(out))).toBe(false);
   });
 
-  it.skipIf(process.platform === 'win32')('stops at once when the disk fills up mid-run, and the rerun finishes without resending what was journaled', async () => {
-    server = await startOfflineServer({ recordRequests: true });
+  it.skipIf(process.platform === 'win32')('stops at once when the disk fills up mid-run, abandoning requests in flight, and the rerun finishes without resending what was journaled', async () => {
+    // q3 takes a minute to answer: the run must abandon it when the disk is full, not wait for it.
+    server = await startOfflineServer({ recordRequests: true, faults: [{ status: 500, delayMs: 60_000, match: { promptIncludes: 'number 3' } }] });
     const env = { OPENAI_API_KEY: 'sk-test-resume-key-1234567890', OPENAI_BASE_URL: server.url };
     const dir = await tempDir();
     const jobs = chatJobs(40);
@@ -452,7 +453,11 @@ describe('an output folder that cannot be written', () => {
     // Lost to the full disk: the requests in flight and at most one answer per worker on its way to the journal.
     const sent = server.stats.requests;
     expect(sent - journaled.size).toBeLessThanOrEqual(2 * 4);
+    expect(await exists(lockPath(out))).toBe(false);
     const sentBefore = new Map(jobs.map((job) => [String(job.id), server!.countByKey(String(job.prompt))]));
+
+    expect(journaled.has('q3')).toBe(false);
+    server.setFaults([]);
 
     const rerun = spawnCli(args, { cwd: dir, env });
     expect((await rerun.exited).code, rerun.output().stderr).toBe(0);

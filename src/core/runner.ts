@@ -745,17 +745,25 @@ class RunLoop {
         this.emit({ type: 'finished', job, record });
       },
       (error: unknown) => {
-        // The output folder is unusable: nothing more is sent, and the run fails once requests in flight are done.
-        this.stop('aborted', `Cannot write the journal: ${(error as Error).message}`);
-        this.failure ??= new NightshiftError('E_OUTPUT', `Cannot write the journal in ${this.options.outDir}: ${(error as Error).message}`, { jobId: job.id }, { cause: error });
+        // The output folder is unusable: nothing more is sent, and the requests in flight are abandoned at once, since
+        // no answer could be recorded any more (the journal's failure is sticky). The run then fails with E_OUTPUT.
+        this.failure ??= new NightshiftError('E_OUTPUT', `Cannot write the journal in ${this.options.outDir}: ${messageOf(error)}`, { jobId: job.id }, { cause: error });
+        this.stop('aborted', `Cannot write the journal: ${messageOf(error)}`);
+        this.aborted.abort();
       },
     ).catch((error: unknown) => {
       // Whatever else went wrong once the record was written: the run stops; requests in flight finish and journal.
       this.failure ??= error;
-      this.stop('interrupted', `Stopping: ${(error as Error).message}`);
+      try {
+        this.stop('interrupted', `Stopping: ${messageOf(error)}`);
+      } catch {
+        // The failure is on record: the run ends with it once the workers are done.
+      }
     });
   }
 }
+
+const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 /** A worker's last job record on its way to the journal. */
 interface Lane {
