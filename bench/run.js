@@ -94,10 +94,10 @@ async function overhead() {
       baseline: () => baseline(file, CONCURRENCY, server.url, { measureRss: true }),
       nightshift: (run) => nightshift(file, join(dir, `out-${run}`), server.url, ['--concurrency', String(CONCURRENCY)], { measureRss: true }),
     });
-    const samples = { a, b };
-    const wall = { a: median(samples.a.map((s) => s.wallMs)), b: median(samples.b.map((s) => s.wallMs)) };
-    const window = { a: median(samples.a.map((s) => s.windowMs)), b: median(samples.b.map((s) => s.windowMs)) };
-    const rss = { a: median(samples.a.map((s) => s.maxRssMb)), b: median(samples.b.map((s) => s.maxRssMb)) };
+    const medians = (key) => ({ a: median(a.map((s) => s[key])), b: median(b.map((s) => s[key])) });
+    const wall = medians('wallMs');
+    const window = medians('windowMs');
+    const rss = medians('maxRssMb');
     say(
       table(
         [`measure (median of ${RUNS})`, 'baseline (openai + p-limit)', 'nightshift CLI', 'ratio', 'target'],

@@ -411,7 +411,7 @@ async function writeOutput<T>(path: string, write: () => Promise<T>): Promise<T>
     return await write();
   } catch (error) {
     if (error instanceof NightshiftError) throw error;
-    throw new NightshiftError('E_OUTPUT', `Cannot write ${path}: ${(error as Error).message}`, { path }, { cause: error });
+    throw new NightshiftError('E_OUTPUT', `Cannot write ${path}: ${messageOf(error)}`, { path }, { cause: error });
   }
 }
 
@@ -432,7 +432,7 @@ async function prepareOutDir(outDir: string): Promise<void> {
     await writeFile(probe, '');
     await rm(probe, { force: true });
   } catch (error) {
-    throw new NightshiftError('E_OUTPUT', `Cannot write to the output folder ${outDir}: ${(error as Error).message}`, { outDir }, { cause: error });
+    throw new NightshiftError('E_OUTPUT', `Cannot write to the output folder ${outDir}: ${messageOf(error)}`, { outDir }, { cause: error });
   }
 }
 
@@ -543,7 +543,7 @@ class RunLoop {
       // A run already stopping for another reason keeps that reason.
       if (this.stopped.signal.aborted) return undefined;
       this.failure ??= error;
-      this.stop('interrupted', `Stopping: ${(error as Error).message}`);
+      this.stop('interrupted', `Stopping: ${messageOf(error)}`);
       return undefined;
     }
   }
@@ -590,7 +590,7 @@ class RunLoop {
       } catch (error) {
         // Whatever went wrong, the other workers' requests are paid for: let them finish and journal.
         this.failure ??= error;
-        this.stop('interrupted', `Stopping: ${(error as Error).message}`);
+        this.stop('interrupted', `Stopping: ${messageOf(error)}`);
         return;
       } finally {
         this.budget?.settle(reserved, actual ?? 0);
