@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
-import { cp, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -20,7 +20,8 @@ export async function snapshotDist(source = join(ROOT, 'dist')) {
   const dir = await mkdtemp(join(tmpdir(), 'nightshift-bench-dist-'));
   await cp(source, join(dir, 'dist'), { recursive: true });
   await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
-  await writeFile(join(dir, 'package.json'), '{"type":"module"}\n');
+  // The real package.json: nightshift reads its version (the saved validation of large job files is keyed by it).
+  await cp(join(ROOT, 'package.json'), join(dir, 'package.json'));
   return { dist: join(dir, 'dist'), cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
@@ -66,11 +67,20 @@ export async function timed(command, args, { env = {}, measureRss = false } = {}
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk) => (stdout += chunk));
-  child.stderr.on('data', (chunk) => (stderr += chunk));
+  // When each line of stderr came, in ms after the start: what the CLI says it is doing, and when.
+  const stderrLines = [];
+  let partial = '';
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk;
+    const ms = performance.now() - started;
+    const lines = (partial + chunk).split('\n');
+    partial = lines.pop();
+    for (const text of lines) stderrLines.push({ ms, text });
+  });
   const [code] = await once(child, 'exit');
   const wallMs = performance.now() - started;
   const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(stderr);
-  return { code, wallMs, startedAt, stdout, stderr, ...(rss ? { maxRssMb: Number(rss[1]) / 1024 } : {}) };
+  return { code, wallMs, startedAt, stdout, stderr, stderrLines, ...(rss ? { maxRssMb: Number(rss[1]) / 1024 } : {}) };
 }
 
 /** Writes `count` JSONL jobs made by `make(index)` without holding them all in memory. */

@@ -40,8 +40,8 @@ const chatJob = (index) => ({ id: `j${index}`, model: 'gpt-4o-mini', prompt: `Wr
  * Runs the real CLI on `file`; wall time is spawn to exit, startup and the final CSV rewrite included.
  * A failed run throws, unless `tolerate` (then its exit status and stderr are returned).
  */
-async function nightshift(file, outDir, url, flags = [], { tolerate = false, ...options } = {}) {
-  const result = await timed(process.execPath, [CLI, 'run', file, '--out', outDir, '--quiet', ...flags], {
+async function nightshift(file, outDir, url, flags = [], { tolerate = false, quiet = true, ...options } = {}) {
+  const result = await timed(process.execPath, [CLI, 'run', file, '--out', outDir, ...(quiet ? ['--quiet'] : []), ...flags], {
     env: { OPENAI_API_KEY: 'sk-bench', OPENAI_BASE_URL: url },
     ...options,
   });
@@ -268,10 +268,12 @@ async function memory() {
         const added = Array.from({ length: RESUME_NEW_JOBS }, (_, index) => `${JSON.stringify(chatJob(size + index))}\n`);
         await appendFile(file, added.join(''));
         await server.reset();
-        const resumed = await nightshift(file, join(dir, 'out'), server.url, ['--concurrency', '64'], { measureRss: true, tolerate: true });
+        // Not quiet: what the CLI says before the first request, and when, tells where a slow start went.
+        const resumed = await nightshift(file, join(dir, 'out'), server.url, ['--concurrency', '64'], { measureRss: true, tolerate: true, quiet: false });
         const { firstArrival, requests } = await server.stats();
         const firstRequestMs = firstArrival - resumed.startedAt;
         say(`  resume over ${size} finished + ${RESUME_NEW_JOBS} new: first request ${fixed(firstRequestMs / 1000)} s after start, ${requests} requests; ${outcome(resumed)}`);
+        for (const line of resumed.stderrLines.filter((line) => line.ms <= firstRequestMs + 1000)) say(`    ${fixed(line.ms / 1000)} s: ${line.text}`);
         rows.push({ size, nightshift: run, baseline: base, resumed: { ...resumed, firstRequestMs, requests } });
       } finally {
         await cleanup();

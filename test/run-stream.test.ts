@@ -191,13 +191,19 @@ describe('the CLI with job files too large to keep', () => {
     expect((await readFile(join(out, '.nightshift', 'validated-jobs.bin'))).length).toBeGreaterThan(30 * 32);
 
     await appendFile(file, tagged(30, 32).map((job) => `${JSON.stringify(job)}\n`).join(''));
-    const { code, stdout } = await cli(['run', file, '--out', out], { env });
+    const { code, stdout, stderr } = await cli(['run', file, '--out', out], { env });
     expect(code).toBe(0);
     expect(stdout).toMatch(/32 jobs/);
+    // The user is told what is going on while a large file is checked, and that most of it was checked before.
+    expect(stderr).toMatch(/^checking .*jobs\.jsonl \(\d+\.\d MB\)\n32 jobs valid \(30 checked by an earlier run, 2 new\) in \d+\.\d s\n/);
     expect(server.stats.requests).toBe(32);
     const rows = await stableRows(out);
     expect(rows).toHaveLength(33);
     expect(rows.at(-1)).toMatch(/^s32,chat,gpt-4o-mini,ok,1,/);
+
+    const again = await cli(['run', file, '--out', out], { env });
+    expect(again.stderr).toMatch(/\n32 jobs valid \(checked by an earlier run\) in /);
+    expect(server.stats.requests).toBe(32);
   });
 });
 

@@ -94,7 +94,8 @@ async function startFresh(outDir: string, force: boolean): Promise<void> {
 /** `nightshift run`: validates everything, then runs the jobs and writes the outputs. */
 export async function runCommand(flags: RunFlags, io: CliIO): Promise<number> {
   const defaults = { ...(flags.model ? { model: flags.model } : {}), ...(flags.system ? { system: flags.system } : {}) };
-  const { jobs, models } = await loadOrExplain(flags.files, defaults, io, { outDir: flags.outDir });
+  const say = flags.quiet ? undefined : (line: string) => io.stderr(`${line}\n`);
+  const { jobs, models } = await loadOrExplain(flags.files, defaults, io, { outDir: flags.outDir, say });
   const prices = await loadPrices(flags.prices);
   // The run's own server keeps no request log: memory stays flat however many jobs it answers.
   const server = flags.offline ? await startOfflineServer({ recordRequests: false }) : undefined;

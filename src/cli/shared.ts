@@ -80,14 +80,28 @@ export async function loadOrExplain(
   files: string[],
   defaults: { model?: string; system?: string },
   io: CliIO,
-  { outDir }: { outDir?: string } = {},
+  { outDir, say }: { outDir?: string; say?: (line: string) => void } = {},
 ): Promise<ValidJobs> {
   // Jobs take several times their size on disk in memory: files that clearly will not fit are streamed from the start.
-  const keep = (await totalSize(files)) * 4 <= KEEP_JOBS_BYTES ? { maxBytes: KEEP_JOBS_BYTES } : undefined;
+  const size = await totalSize(files);
+  const keep = size * 4 <= KEEP_JOBS_BYTES ? { maxBytes: KEEP_JOBS_BYTES } : undefined;
   if (!keep) io.onLargeJobs?.();
+  // Checking a large file takes seconds: say what is going on rather than sit silent.
+  const started = Date.now();
+  if (!keep) say?.(`checking ${files.join(', ')} (${(size / 1e6).toFixed(1)} MB)`);
   // Large files are validated once per output folder: a resume validates only what changed since.
   const saved = !keep && outDir ? { saved: join(outDir, SAVED_VALIDATION) } : {};
-  const { problems, jobs, digests, newJobsFrom, ...found } = await validateJobFiles(files, { defaults, digests: true, ...(keep ? { keep } : {}), ...saved });
+  const { problems, jobs, digests, newJobsFrom, reused, ...found } = await validateJobFiles(files, {
+    defaults,
+    digests: true,
+    ...(keep ? { keep } : {}),
+    ...saved,
+  });
+  if (!keep && problems.length === 0) {
+    const before =
+      reused === undefined ? '' : reused === found.count ? ' (checked by an earlier run)' : ` (${reused} checked by an earlier run, ${found.count - reused} new)`;
+    say?.(`${found.count} jobs valid${before} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  }
   if (problems.length > 0) {
     io.stderr(formatProblems(problems));
     throw new NightshiftError(

@@ -53,6 +53,8 @@ export interface ValidationResult {
    * the files for those jobs can start there.
    */
   newJobsFrom?: ReadPoint;
+  /** Jobs a saved validation vouched for, not checked again (the rest, if any, were added since). */
+  reused?: number;
 }
 
 /** A place in the job files to start reading from: job `position`, the first of file number `file` from `byte` on. */
@@ -251,7 +253,14 @@ async function reuseValidation(files: readonly string[], options: LoadOptions, p
     grown = { file: index, tally: new FileTally(hash, entry.bytes, entry.lines) };
   }
   const { digests } = saved;
-  const result: ValidationResult = { problems: [], count: saved.count, kinds: new Map(saved.kinds), models: new Set(saved.models), digests };
+  const result: ValidationResult = {
+    problems: [],
+    count: saved.count,
+    kinds: new Map(saved.kinds),
+    models: new Set(saved.models),
+    digests,
+    reused: saved.count,
+  };
   if (!grown) return result;
 
   const entry = saved.files[grown.file]!;

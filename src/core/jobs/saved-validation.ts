@@ -28,7 +28,8 @@ let version: Promise<string> | undefined;
  */
 function codeVersion(): Promise<string> {
   version ??= (async () => {
-    const { version: release } = createRequire(import.meta.url)('../../../package.json') as { version: string };
+    // A package.json without a version (a copied build) must not stop validations from being saved: the code decides.
+    const release = (createRequire(import.meta.url)('../../../package.json') as { version?: string }).version ?? '';
     const core = fileURLToPath(new URL('..', import.meta.url));
     const hash = createHash('sha256').update(release);
     const names = (await readdir(core, { recursive: true })).filter((name) => /\.(js|ts)$/.test(name)).sort();
