@@ -94,6 +94,21 @@ export async function writeJobFile(path, count, make) {
   return path;
 }
 
+/** Writes `count` jobs made by `make(index)` as CSV rows, columns named by the first job's fields. */
+export async function writeCsvJobFile(path, count, make) {
+  const columns = Object.keys(make(0));
+  const cell = (value) => (/[",\n\r]/.test(String(value)) ? `"${String(value).replaceAll('"', '""')}"` : String(value));
+  const out = createWriteStream(path);
+  out.write(`${columns.join(',')}\n`);
+  for (let index = 0; index < count; index++) {
+    const job = make(index);
+    if (!out.write(`${columns.map((column) => cell(job[column])).join(',')}\n`)) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'finish');
+  return path;
+}
+
 export const median = (values) => {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
