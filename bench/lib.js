@@ -83,30 +83,27 @@ export async function timed(command, args, { env = {}, measureRss = false } = {}
   return { code, wallMs, startedAt, stdout, stderr, stderrLines, ...(rss ? { maxRssMb: Number(rss[1]) / 1024 } : {}) };
 }
 
-/** Writes `count` JSONL jobs made by `make(index)` without holding them all in memory. */
-export async function writeJobFile(path, count, make) {
+/** Writes the lines `line(index)` for indexes 0 to `count - 1` (after `header`, if any) without holding them in memory. */
+async function writeLines(path, count, line, header) {
   const out = createWriteStream(path);
+  if (header !== undefined) out.write(header);
   for (let index = 0; index < count; index++) {
-    if (!out.write(`${JSON.stringify(make(index))}\n`)) await once(out, 'drain');
+    if (!out.write(line(index))) await once(out, 'drain');
   }
   out.end();
   await once(out, 'finish');
   return path;
 }
 
+/** Writes `count` JSONL jobs made by `make(index)` without holding them all in memory. */
+export const writeJobFile = (path, count, make) => writeLines(path, count, (index) => `${JSON.stringify(make(index))}\n`);
+
 /** Writes `count` jobs made by `make(index)` as CSV rows, columns named by the first job's fields. */
-export async function writeCsvJobFile(path, count, make) {
+export function writeCsvJobFile(path, count, make) {
   const columns = Object.keys(make(0));
   const cell = (value) => (/[",\n\r]/.test(String(value)) ? `"${String(value).replaceAll('"', '""')}"` : String(value));
-  const out = createWriteStream(path);
-  out.write(`${columns.join(',')}\n`);
-  for (let index = 0; index < count; index++) {
-    const job = make(index);
-    if (!out.write(`${columns.map((column) => cell(job[column])).join(',')}\n`)) await once(out, 'drain');
-  }
-  out.end();
-  await once(out, 'finish');
-  return path;
+  const row = (index) => `${columns.map((column) => cell(make(index)[column])).join(',')}\n`;
+  return writeLines(path, count, row, `${columns.join(',')}\n`);
 }
 
 export const median = (values) => {

@@ -28,3 +28,6 @@ export class NightshiftError extends Error {
     this.context = context;
   }
 }
+
+/** The message of anything thrown: an Error's message, or the value itself as text. */
+export const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));

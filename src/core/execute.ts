@@ -4,6 +4,7 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import type OpenAI from 'openai';
 import type { ChatCompletion, ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
 import type { ImageGenerateParamsNonStreaming, ImagesResponse } from 'openai/resources/images';
+import { messageOf } from './errors.js';
 import { writeFileAtomic } from './fs-atomic.js';
 import type { ProducedFile } from './journal.js';
 import { expandOutput } from './jobs/output-path.js';
@@ -49,7 +50,7 @@ export class ImageSaveError extends Error {
   readonly headers: Headers;
 
   constructor(reason: ImageSaveFailure, answer: BilledAnswer, cause: unknown) {
-    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    super(messageOf(cause), { cause });
     this.reason = reason;
     this.usage = answer.usage;
     this.requestId = answer.requestId;

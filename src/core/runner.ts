@@ -8,7 +8,7 @@ import type OpenAI from 'openai';
 import { systemClock, type Clock } from './clock.js';
 import { Budget } from './budget.js';
 import { costOf, type CostOptions } from './cost.js';
-import { NightshiftError } from './errors.js';
+import { messageOf, NightshiftError } from './errors.js';
 import { executeJob, ImageSaveError, safeTarget, type AttemptResult } from './execute.js';
 import { fingerprint } from './fingerprint.js';
 import { JobDigests } from './job-digests.js';
@@ -762,8 +762,6 @@ class RunLoop {
     });
   }
 }
-
-const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 /** A worker's last job record on its way to the journal. */
 interface Lane {
