@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Budget } from '../src/core/budget.js';
+import { Budget } from '../src/cost/budget.js';
 import { startOfflineServer, type OfflineServer } from '../src/server/server.js';
 import { cli, readCsv, tempDir, writeJobs } from './helpers.js';
 

@@ -1,7 +1,7 @@
 import { stringify } from 'csv-stringify/sync';
 import { parse } from 'csv-parse/sync';
 import { describe, expect, it } from 'vitest';
-import { csvLine } from '../src/core/results.js';
+import { csvLine } from '../src/output/results.js';
 
 describe('results.csv lines', () => {
   const cells = [

@@ -3,12 +3,12 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { resolveEstimateFlags } from '../src/cli/estimate.js';
 import { resolveRunFlags } from '../src/cli/options.js';
-import { costOf } from '../src/core/cost.js';
-import { estimateJob, OUTPUT_DEFAULTS, worstCaseCost } from '../src/core/estimate.js';
-import { ESTIMATE_COLUMNS, EstimateSummary } from '../src/core/estimate-summary.js';
-import { loadJobs } from '../src/core/jobs/load.js';
-import { createPriceBook } from '../src/core/prices.js';
-import { zeroUsage, type Job } from '../src/core/types.js';
+import { costOf } from '../src/cost/cost.js';
+import { estimateJob, OUTPUT_DEFAULTS, worstCaseCost } from '../src/cost/estimate.js';
+import { ESTIMATE_COLUMNS, EstimateSummary } from '../src/cost/estimate-summary.js';
+import { loadJobs } from '../src/jobs/load.js';
+import { createPriceBook } from '../src/cost/prices.js';
+import { zeroUsage, type Job } from '../src/common/types.js';
 import { cli, readCsv, tempDir, writeJobs } from './helpers.js';
 
 /** Rates pinned so that the expectations below do not move with the price table (USD per million tokens). */

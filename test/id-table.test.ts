@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hashId, IdTable } from '../src/core/id-table.js';
+import { hashId, IdTable } from '../src/common/id-table.js';
 
 describe('IdTable', () => {
   it('numbers ids in the order first added and finds each again, across growth', () => {

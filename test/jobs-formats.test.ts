@@ -2,10 +2,10 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { loadJobs } from '../src/core/jobs/load.js';
-import { readRecords } from '../src/core/jobs/read.js';
-import type { RawRecord } from '../src/core/jobs/records.js';
-import type { Job } from '../src/core/types.js';
+import { loadJobs } from '../src/jobs/load.js';
+import { readRecords } from '../src/jobs/read.js';
+import type { RawRecord } from '../src/jobs/records.js';
+import type { Job } from '../src/common/types.js';
 
 /** Writes `files` into a fresh temporary folder and returns their paths by name. */
 async function tempFiles(files: Record<string, string | Uint8Array>): Promise<Record<string, string>> {

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { cachedLoader, MAX_IMAGE_BYTES, readLocalImage, resolveImage, sniffImageMime, type ImageLoader } from '../src/core/jobs/images.js';
+import { cachedLoader, MAX_IMAGE_BYTES, readLocalImage, resolveImage, sniffImageMime, type ImageLoader } from '../src/jobs/images.js';
 
 const scratch = () => mkdtemp(join(tmpdir(), 'nightshift-images-'));
 

@@ -1,9 +1,9 @@
 import { describe, expect, test } from 'vitest';
-import { parseFileDefaults } from '../src/core/jobs/defaults.js';
-import type { ImageLoader } from '../src/core/jobs/images.js';
-import { toJob, type NormalizeContext, type NormalizeResult } from '../src/core/jobs/normalize.js';
-import type { JobRecord, RowRecord } from '../src/core/jobs/records.js';
-import type { Job, Problem } from '../src/core/types.js';
+import { parseFileDefaults } from '../src/jobs/defaults.js';
+import type { ImageLoader } from '../src/jobs/images.js';
+import { toJob, type NormalizeContext, type NormalizeResult } from '../src/jobs/normalize.js';
+import type { JobRecord, RowRecord } from '../src/jobs/records.js';
+import type { Job, Problem } from '../src/common/types.js';
 
 const PNG_URL = 'data:image/png;base64,AAAA';
 const loadImage: ImageLoader = async (path) => (path.endsWith('.png') ? { url: PNG_URL } : { error: `cannot read ${path}` });

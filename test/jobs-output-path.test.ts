@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { checkOutput, defaultOutputPattern, expandOutput } from '../src/core/jobs/output-path.js';
+import { checkOutput, defaultOutputPattern, expandOutput } from '../src/jobs/output-path.js';
 
 describe('expandOutput', () => {
   test('replaces every {id} and {index}', () => {

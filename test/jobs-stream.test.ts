@@ -2,9 +2,9 @@ import { appendFile, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { NightshiftError } from '../src/core/errors.js';
-import { loadJobs, streamJobs, validateJobFiles } from '../src/core/jobs/load.js';
-import type { Job } from '../src/core/types.js';
+import { NightshiftError } from '../src/common/errors.js';
+import { loadJobs, streamJobs, validateJobFiles } from '../src/jobs/load.js';
+import type { Job } from '../src/common/types.js';
 
 async function jobFile(lines: object[]): Promise<string> {
   const file = join(await mkdtemp(join(tmpdir(), 'nightshift-stream-')), 'jobs.jsonl');

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { loadJobs } from '../src/core/jobs/load.js';
-import type { Problem } from '../src/core/types.js';
+import { loadJobs } from '../src/jobs/load.js';
+import type { Problem } from '../src/common/types.js';
 
 const invalid = (name: string) => `fixtures/invalid/${name}`;
 const where = (problems: Problem[]) => problems.map(({ file, line, column, field, jobId }) => ({ file, line, column, field, jobId }));

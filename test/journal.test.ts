@@ -2,11 +2,11 @@ import { mkdtemp, readFile, writeFile, appendFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { JournalWriter, type JobRecord } from '../src/core/journal.js';
-import { fingerprintKey, indexJournal, JournalIndex, RecordReader, refOf } from '../src/core/journal-index.js';
+import { JournalWriter, type JobRecord } from '../src/output/journal.js';
+import { fingerprintKey, indexJournal, JournalIndex, RecordReader, refOf } from '../src/output/journal-index.js';
 import { createHash } from 'node:crypto';
-import { zeroUsage } from '../src/core/types.js';
-import { IdTable } from '../src/core/id-table.js';
+import { zeroUsage } from '../src/common/types.js';
+import { IdTable } from '../src/common/id-table.js';
 
 const record = (id: string, state: JobRecord['state'] = 'done'): JobRecord => ({
   type: 'job',

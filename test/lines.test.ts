@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { splitLines, type Line } from '../src/core/jobs/lines.js';
+import { splitLines, type Line } from '../src/jobs/lines.js';
 
 async function* chunked(bytes: Buffer, size: number): AsyncGenerator<Buffer> {
   for (let start = 0; start < bytes.length; start += size) yield bytes.subarray(start, start + size);

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { acquireLock, LOCK_FILE } from '../src/core/lock.js';
+import { acquireLock, LOCK_FILE } from '../src/output/lock.js';
 
 describe('output folder lock', () => {
   it('refuses a second holder while the first is alive, and frees the folder on release', async () => {

@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Progress } from '../src/cli/progress.js';
 import { startOfflineServer, type OfflineServer } from '../src/server/server.js';
-import { zeroUsage, type Job } from '../src/core/types.js';
-import type { JobRecord } from '../src/core/journal.js';
+import { zeroUsage, type Job } from '../src/common/types.js';
+import type { JobRecord } from '../src/output/journal.js';
 import { cli, readCsv, tempDir, writeJobs } from './helpers.js';
 
 let server: OfflineServer | undefined;

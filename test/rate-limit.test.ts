@@ -1,10 +1,10 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Clock } from '../src/core/clock.js';
-import { loadJobs } from '../src/core/jobs/load.js';
-import { countedTokens, DEFAULT_OUTPUT_BOUND, requestTokens } from '../src/core/rate-limit-tokens.js';
-import { FIXED_PACE, LEARNED_PACE, parseDuration, RateScheduler, type Permit } from '../src/core/rate-limit.js';
-import { zeroUsage } from '../src/core/types.js';
+import type { Clock } from '../src/common/clock.js';
+import { loadJobs } from '../src/jobs/load.js';
+import { countedTokens, DEFAULT_OUTPUT_BOUND, requestTokens } from '../src/run/rate-limit-tokens.js';
+import { FIXED_PACE, LEARNED_PACE, parseDuration, RateScheduler, type Permit } from '../src/run/rate-limit.js';
+import { zeroUsage } from '../src/common/types.js';
 import { startOfflineServer, type OfflineServer } from '../src/server/server.js';
 import { cli, tempDir, writeJobs } from './helpers.js';
 

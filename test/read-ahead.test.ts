@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ReadAhead } from '../src/core/read-ahead.js';
+import { ReadAhead } from '../src/run/read-ahead.js';
 
 /** A source of `count` numbers that counts how many were read, and can fail at one of them. */
 function numbers(count: number, failAt?: number) {

@@ -1,9 +1,9 @@
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readJournalRecords, type JobRecord, type JournalRecord } from '../src/core/journal.js';
-import { addToReport, createReport, UNTAGGED, type ReportKey } from '../src/core/report.js';
-import { zeroUsage } from '../src/core/types.js';
+import { readJournalRecords, type JobRecord, type JournalRecord } from '../src/output/journal.js';
+import { addToReport, createReport, UNTAGGED, type ReportKey } from '../src/cost/report.js';
+import { zeroUsage } from '../src/common/types.js';
 import { cli, readCsv, tempDir, writeJobs } from './helpers.js';
 
 function record(fields: Partial<JobRecord> = {}): JobRecord {

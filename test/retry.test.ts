@@ -1,6 +1,6 @@
 import { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, classifyError, parseRetryAfter } from '../src/core/retry.js';
+import { backoffDelay, classifyError, parseRetryAfter } from '../src/run/retry.js';
 
 const NOW = Date.parse('2026-11-28T00:00:00Z');
 

@@ -1,10 +1,10 @@
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Clock } from '../src/core/clock.js';
-import { loadJobs } from '../src/core/jobs/load.js';
-import { createPriceBook } from '../src/core/prices.js';
-import { runJobs, type RunEvent } from '../src/core/runner.js';
+import type { Clock } from '../src/common/clock.js';
+import { loadJobs } from '../src/jobs/load.js';
+import { createPriceBook } from '../src/cost/prices.js';
+import { runJobs, type RunEvent } from '../src/run/run.js';
 import { startOfflineServer, type OfflineServer } from '../src/server/server.js';
 import { tempDir, waitFor, writeJobs } from './helpers.js';
 

@@ -3,11 +3,11 @@ import { appendFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
-import { NightshiftError } from '../src/core/errors.js';
-import { pickJobs, streamJobs, validateJobFiles } from '../src/core/jobs/load.js';
-import { createPriceBook } from '../src/core/prices.js';
-import { jobsInMemory, runJobs, type JobSource, type RunOptions } from '../src/core/runner.js';
-import type { Job } from '../src/core/types.js';
+import { NightshiftError } from '../src/common/errors.js';
+import { pickJobs, streamJobs, validateJobFiles } from '../src/jobs/load.js';
+import { createPriceBook } from '../src/cost/prices.js';
+import { jobsInMemory, runJobs, type JobSource, type RunOptions } from '../src/run/run.js';
+import type { Job } from '../src/common/types.js';
 import { startOfflineServer, type OfflineServer } from '../src/server/server.js';
 import { cli, tempDir, writeJobs } from './helpers.js';
 

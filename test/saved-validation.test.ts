@@ -1,8 +1,8 @@
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { validateJobFiles, type ValidationResult } from '../src/core/jobs/load.js';
-import { KEY_BYTES } from '../src/core/job-digests.js';
+import { validateJobFiles, type ValidationResult } from '../src/jobs/load.js';
+import { KEY_BYTES } from '../src/jobs/digests.js';
 import { tempDir, writeJobs } from './helpers.js';
 
 const jobs = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => ({ id: `v${from + i}`, model: 'gpt-4o-mini', prompt: `Prompt ${from + i}` }));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { QUICK_CHECKS } from '../src/core/jobs/schema.js';
+import { QUICK_CHECKS } from '../src/jobs/schema.js';
 
 /** Values of every JSON shape and the edges the schemas draw: empty and blank text, ranges, integers. */
 const SAMPLES: unknown[] = [

@@ -1,7 +1,7 @@
 import { crc32, inflateSync } from 'node:zlib';
 import OpenAI, { APIConnectionError, BadRequestError, InternalServerError, RateLimitError } from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
-import { NightshiftError } from '../src/core/errors.js';
+import { NightshiftError } from '../src/common/errors.js';
 import { encodePng } from '../src/server/png.js';
 import { formatDuration, RateLimiter } from '../src/server/rate-limit.js';
 import { startOfflineServer, type OfflineServer, type OfflineServerOptions } from '../src/server/server.js';

@@ -1,8 +1,8 @@
 import { countTokens as o200kTokens } from 'gpt-tokenizer/encoding/o200k_base';
 import { countChatCompletionTokens } from 'gpt-tokenizer/model/gpt-4o';
 import { describe, expect, it } from 'vitest';
-import { countChatTokens, countDefinitionTokens, countTextTokens, encodingFor } from '../src/core/tokens.js';
-import { imageInputTokens, imageSizeFromUrl, imageTokens, visionRuleFor } from '../src/core/vision-tokens.js';
+import { countChatTokens, countDefinitionTokens, countTextTokens, encodingFor } from '../src/cost/tokens.js';
+import { imageInputTokens, imageSizeFromUrl, imageTokens, visionRuleFor } from '../src/cost/vision-tokens.js';
 
 /** A data URL holding just a PNG header (signature and IHDR) for an image of the given size: all the estimate reads. */
 function pngUrl(width: number, height: number): string {

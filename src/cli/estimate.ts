@@ -1,9 +1,9 @@
 import { join } from 'node:path';
-import { estimateJob, OUTPUT_DEFAULTS, type EstimateNote, type EstimateOptions } from '../core/estimate.js';
-import { EstimateSummary } from '../core/estimate-summary.js';
-import { fingerprint } from '../core/fingerprint.js';
-import { JOURNAL_FILE } from '../core/journal.js';
-import { fingerprintKey, indexJournal } from '../core/journal-index.js';
+import { estimateJob, OUTPUT_DEFAULTS, type EstimateNote, type EstimateOptions } from '../cost/estimate.js';
+import { EstimateSummary } from '../cost/estimate-summary.js';
+import { fingerprint } from '../jobs/fingerprint.js';
+import { JOURNAL_FILE } from '../output/journal.js';
+import { fingerprintKey, indexJournal } from '../output/journal-index.js';
 import { EXIT, type CliIO } from './io.js';
 import { RUN_FLAGS, usage } from './options.js';
 import { defaultOutDir, formatTable, loadOrExplain, loadPrices, writeCsvFile } from './shared.js';

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { setFlagsFromString } from 'node:v8';
 import dotenv from 'dotenv';
-import { createRedactor } from '../core/redact.js';
+import { createRedactor } from '../common/redact.js';
 import { runMain } from './main.js';
 
 // A .env file in the working directory fills variables the environment does not set.

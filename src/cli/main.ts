@@ -1,6 +1,6 @@
 import yargs from 'yargs';
-import { NightshiftError } from '../core/errors.js';
-import { createRedactor } from '../core/redact.js';
+import { NightshiftError } from '../common/errors.js';
+import { createRedactor } from '../common/redact.js';
 import { ESTIMATE_FLAGS, estimateCommand } from './estimate.js';
 import { EXIT, type CliIO } from './io.js';
 import { RUN_FLAGS, resolveRunFlags, usage } from './options.js';

@@ -1,4 +1,4 @@
-import { NightshiftError } from '../core/errors.js';
+import { NightshiftError } from '../common/errors.js';
 import { defaultOutDir } from './shared.js';
 
 /**

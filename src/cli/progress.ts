@@ -1,5 +1,5 @@
-import type { RunEvent, RunSummary } from '../core/runner.js';
-import { formatUsd } from '../core/results.js';
+import type { RunEvent, RunSummary } from '../run/run.js';
+import { formatUsd } from '../output/results.js';
 
 /** Where and how progress is shown. */
 export interface ProgressOptions {

@@ -1,8 +1,8 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { NightshiftError } from '../core/errors.js';
-import { readJournalRecords } from '../core/journal.js';
-import { addToReport, createReport, REPORT_KEYS, type ReportKey } from '../core/report.js';
+import { NightshiftError } from '../common/errors.js';
+import { readJournalRecords } from '../output/journal.js';
+import { addToReport, createReport, REPORT_KEYS, type ReportKey } from '../cost/report.js';
 import { EXIT, type CliIO } from './io.js';
 import { usage } from './options.js';
 import { formatTable, writeCsvFile } from './shared.js';

@@ -1,4 +1,4 @@
-import { NightshiftError } from '../core/errors.js';
+import { NightshiftError } from '../common/errors.js';
 import { startOfflineServer } from '../server/server.js';
 import { EXIT, type CliIO } from './io.js';
 

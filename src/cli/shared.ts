@@ -2,12 +2,12 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
-import { NightshiftError } from '../core/errors.js';
-import { writeFileAtomic } from '../core/fs-atomic.js';
-import { pickJobs, streamJobs, validateJobFiles, type ValidationResult } from '../core/jobs/load.js';
-import { createPriceBook, parsePriceOverrides, type PriceBook } from '../core/prices.js';
-import { jobsInMemory, type JobSource } from '../core/runner.js';
-import type { Problem } from '../core/types.js';
+import { NightshiftError } from '../common/errors.js';
+import { writeFileAtomic } from '../output/atomic.js';
+import { pickJobs, streamJobs, validateJobFiles, type ValidationResult } from '../jobs/load.js';
+import { createPriceBook, parsePriceOverrides, type PriceBook } from '../cost/prices.js';
+import { jobsInMemory, type JobSource } from '../run/run.js';
+import type { Problem } from '../common/types.js';
 import type { CliIO } from './io.js';
 
 /** `run`'s default output folder for `files`: `out/<first file name without extension>`. */

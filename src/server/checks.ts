@@ -1,4 +1,4 @@
-import { NightshiftError } from '../core/errors.js';
+import { NightshiftError } from '../common/errors.js';
 
 // Option checks shared by the server options and fault rules. They throw `E_USAGE` because the values
 // usually come from `nightshift serve` flags, and name the option the way the caller wrote it.

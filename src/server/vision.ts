@@ -1,5 +1,5 @@
 import { invalidRequest } from './api-error.js';
-import { readImageInfo } from '../core/image-info.js';
+import { readImageInfo } from '../cost/image-info.js';
 
 /** Image input costs, as OpenAI documents them for the GPT-4o family. */
 const BASE_TOKENS = 85;

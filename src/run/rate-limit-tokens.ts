@@ -7,11 +7,11 @@
  * times `max_tokens`. Unused output is not given back, so {@link countedTokens} keeps the bound and only corrects
  * the prompt estimate (and an answer longer than the assumed bound, when the job sets none).
  */
-import { imageOutputTokens } from './image-output-tokens.js';
-import type { ChatMessage, ContentPart } from './jobs/body.js';
-import { countChatTokens, countDefinitionTokens, countTextTokens, encodingFor } from './tokens.js';
-import type { Job, Usage } from './types.js';
-import { imageInputTokens } from './vision-tokens.js';
+import { imageOutputTokens } from '../cost/image-output-tokens.js';
+import type { ChatMessage, ContentPart } from '../jobs/body.js';
+import { countChatTokens, countDefinitionTokens, countTextTokens, encodingFor } from '../cost/tokens.js';
+import type { Job, Usage } from '../common/types.js';
+import { imageInputTokens } from '../cost/vision-tokens.js';
 
 /** Output assumed per choice when a chat job sets no `max_completion_tokens`; the offline server assumes the same. */
 export const DEFAULT_OUTPUT_BOUND = 256;

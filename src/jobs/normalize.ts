@@ -1,5 +1,5 @@
 import { basename, extname } from 'node:path';
-import type { Job, JobKind, Problem } from '../types.js';
+import type { Job, JobKind, Problem } from '../common/types.js';
 import { batchRequestToJob, isBatchRequest } from './batch.js';
 import { buildChatBody, buildImageBody, buildMessages, CHAT_BODY_FIELDS } from './body.js';
 import { decodeRow } from './csv-fields.js';

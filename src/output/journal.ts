@@ -2,7 +2,7 @@ import { constants, createReadStream } from 'node:fs';
 import { appendFile, open, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { RecordLocation } from './journal-index.js';
-import type { JobKind, Usage } from './types.js';
+import type { JobKind, Usage } from '../common/types.js';
 
 /** The journal's file name inside an output folder. */
 export const JOURNAL_FILE = 'journal.jsonl';

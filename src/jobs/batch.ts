@@ -1,4 +1,4 @@
-import type { Job, JobKind, SourceLocation } from '../types.js';
+import type { Job, JobKind, SourceLocation } from '../common/types.js';
 import { hasImagePart } from './kind.js';
 import { checkOutput, defaultOutputPattern } from './output-path.js';
 import { parseFields } from './parse-fields.js';

@@ -3,7 +3,7 @@ import { rename, rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import { stringify } from 'csv-stringify/sync';
 import type { JobRecord } from './journal.js';
-import { zeroUsage, type Job, type Usage } from './types.js';
+import { zeroUsage, type Job, type Usage } from '../common/types.js';
 
 /** Columns of `results.csv`, one row per job in input order. */
 export const RESULT_COLUMNS = [

@@ -1,5 +1,5 @@
-import { IdTable } from '../id-table.js';
-import type { Job, SourceLocation } from '../types.js';
+import { IdTable } from '../common/id-table.js';
+import type { Job, SourceLocation } from '../common/types.js';
 import { expandOutput } from './output-path.js';
 import type { ProblemDetail } from './problems.js';
 

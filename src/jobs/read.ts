@@ -3,7 +3,7 @@ import { extname } from 'node:path';
 import { readCsv } from './read-csv.js';
 import { readJson } from './read-json.js';
 import { readJsonl } from './read-jsonl.js';
-import { describeFileSystemError, isFileSystemError } from './fs-errors.js';
+import { describeFileSystemError, isFileSystemError } from '../common/fs-errors.js';
 import { problemRecord, type RawRecord } from './records.js';
 
 /** Job file formats, by file extension. */

@@ -10,7 +10,7 @@
  * rate, with the Batch discount, is several nano-dollars per token).
  */
 import type { ModelPrice, PriceBook, TokenRates } from './prices.js';
-import type { Usage } from './types.js';
+import type { Usage } from '../common/types.js';
 
 /** The cost of one job. */
 export interface Cost {

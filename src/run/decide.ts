@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { JobState, ProducedFile } from './journal.js';
-import { expandOutput } from './jobs/output-path.js';
-import type { Job } from './types.js';
+import type { JobState, ProducedFile } from '../output/journal.js';
+import { expandOutput } from '../jobs/output-path.js';
+import type { Job } from '../common/types.js';
 
 /** How a rerun treats the jobs already in the journal. */
 export interface PlanMode {

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { link, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { NightshiftError } from './errors.js';
+import { NightshiftError } from '../common/errors.js';
 
 export const LOCK_FILE = 'nightshift.lock';
 

@@ -1,4 +1,4 @@
-import type { Clock } from './clock.js';
+import type { Clock } from '../common/clock.js';
 
 /**
  * Client-side pacing under OpenAI's per-minute limits, shared by every worker of a run.

@@ -1,7 +1,8 @@
 import { stat } from 'node:fs/promises';
-import { NightshiftError } from '../errors.js';
-import { JobDigests } from '../job-digests.js';
-import type { Job, JobKind, Problem } from '../types.js';
+import { NightshiftError } from '../common/errors.js';
+import { isFileSystemError } from '../common/fs-errors.js';
+import { JobDigests } from './digests.js';
+import type { Job, JobKind, Problem } from '../common/types.js';
 import { checkHeader } from './csv-fields.js';
 import { parseFileDefaults, type CliDefaults, type FileDefaults } from './defaults.js';
 import { cachedLoader, readLocalImage } from './images.js';
@@ -225,7 +226,10 @@ function count(result: ValidationResult, job: Job): void {
 async function save(path: string, files: readonly string[], options: LoadOptions, result: ValidationResult, saved: SavedFile[]): Promise<void> {
   const { count: jobs, kinds, models, digests } = result;
   await saveValidation(path, { defaults: options.defaults ?? {}, files: saved, count: jobs, kinds: [...kinds], models: [...models], digests: digests! }).catch(
-    () => {},
+    (error: unknown) => {
+      // A disk that refuses the cache costs the next run a full validation, nothing more; any other error is a bug.
+      if (!isFileSystemError(error)) throw error;
+    },
   );
 }
 

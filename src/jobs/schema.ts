@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import type { Endpoint, JobKind } from '../types.js';
+import type { Endpoint, JobKind } from '../common/types.js';
 
 /*
  * Every job field, with what it means (TSDoc, the source of the README's field reference) and what it

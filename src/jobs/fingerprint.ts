@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import type { Job } from './types.js';
+import type { Job } from '../common/types.js';
 
 /**
  * Identifies the exact request a job sends: endpoint plus body with keys in a canonical order.

@@ -10,7 +10,7 @@
  */
 import { createRequire } from 'node:module';
 import type { countTokens as CountTokens } from 'gpt-tokenizer/encoding/o200k_base';
-import type { ChatMessage } from './jobs/body.js';
+import type { ChatMessage } from '../jobs/body.js';
 
 /** The tokenizer encodings OpenAI's chat models use. */
 export type EncodingName = 'o200k_base' | 'cl100k_base';

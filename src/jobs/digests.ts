@@ -1,6 +1,6 @@
 import { fingerprintBytes } from './fingerprint.js';
-import { IdTable } from './id-table.js';
-import type { Job } from './types.js';
+import { IdTable } from '../common/id-table.js';
+import type { Job } from '../common/types.js';
 
 /** Bytes of a request fingerprint a digest keeps: 128 bits of sha256 tell requests apart as well as all 256. */
 export const KEY_BYTES = 16;

@@ -4,11 +4,11 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import type OpenAI from 'openai';
 import type { ChatCompletion, ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
 import type { ImageGenerateParamsNonStreaming, ImagesResponse } from 'openai/resources/images';
-import { messageOf } from './errors.js';
-import { writeFileAtomic } from './fs-atomic.js';
-import type { ProducedFile } from './journal.js';
-import { expandOutput } from './jobs/output-path.js';
-import { zeroUsage, type Job, type Usage } from './types.js';
+import { messageOf } from '../common/errors.js';
+import { writeFileAtomic } from '../output/atomic.js';
+import type { ProducedFile } from '../output/journal.js';
+import { expandOutput } from '../jobs/output-path.js';
+import { zeroUsage, type Job, type Usage } from '../common/types.js';
 
 /** What one successful attempt produced. */
 export interface AttemptResult {

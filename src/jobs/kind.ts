@@ -1,4 +1,4 @@
-import type { JobKind } from '../types.js';
+import type { JobKind } from '../common/types.js';
 import { isJsonObject } from './records.js';
 import { imageFields, isImageModel, visionFields } from './schema.js';
 

@@ -4,8 +4,8 @@
  */
 import { addCost, createCostTotals, totalUsd, type CostTotals } from './cost.js';
 import type { EstimateNote, JobEstimate } from './estimate.js';
-import { formatUsd } from './results.js';
-import type { JobKind } from './types.js';
+import { formatUsd } from '../output/results.js';
+import type { JobKind } from '../common/types.js';
 
 /** Columns of the estimate table and of `estimate --csv`. */
 export const ESTIMATE_COLUMNS = [

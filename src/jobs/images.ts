@@ -1,6 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
-import { describeFileSystemError, isFileSystemError } from './fs-errors.js';
+import { describeFileSystemError, isFileSystemError } from '../common/fs-errors.js';
 
 /** Largest local image nightshift inlines, in bytes (the API's per-image limit). */
 export const MAX_IMAGE_BYTES = 20 * 1024 * 1024;

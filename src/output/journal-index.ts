@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
-import { IdTable } from './id-table.js';
-import { KEY_BYTES } from './job-digests.js';
+import { IdTable } from '../common/id-table.js';
+import { KEY_BYTES } from '../jobs/digests.js';
 import { parseRecord, type JobRecord, type JobState } from './journal.js';
 
 /**

@@ -6,8 +6,8 @@
  * rerun counts once per outcome, and journals set aside by `--fresh` still count: they were billed. Records with
  * `attempts: 0` are the exception: they mark image files renamed on a resume, which sent nothing.
  */
-import type { JournalRecord, JobRecord } from './journal.js';
-import { UsageTable, type UsageGrouping } from './results.js';
+import type { JournalRecord, JobRecord } from '../output/journal.js';
+import { UsageTable, type UsageGrouping } from '../output/results.js';
 
 /** What `nightshift report --by` groups by. */
 export const REPORT_KEYS = ['model', 'kind', 'tag', 'day', 'file'] as const;

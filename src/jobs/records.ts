@@ -1,4 +1,4 @@
-import type { Problem, SourceLocation } from '../types.js';
+import type { Problem, SourceLocation } from '../common/types.js';
 
 /** A job as written in a `.json` or `.jsonl` file: any JSON value, validated later. */
 export interface JobRecord {

@@ -4,10 +4,10 @@ import { mkdir, open, readdir, readFile, type FileHandle } from 'node:fs/promise
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeFileAtomic } from '../fs-atomic.js';
-import { IdTable } from '../id-table.js';
-import { JobDigests, KEY_BYTES } from '../job-digests.js';
-import type { JobKind } from '../types.js';
+import { writeFileAtomic } from '../output/atomic.js';
+import { IdTable } from '../common/id-table.js';
+import { JobDigests, KEY_BYTES } from './digests.js';
+import type { JobKind } from '../common/types.js';
 import type { CliDefaults } from './defaults.js';
 
 /*
@@ -29,11 +29,14 @@ let version: Promise<string> | undefined;
 function codeVersion(): Promise<string> {
   version ??= (async () => {
     // A package.json without a version (a copied build) must not stop validations from being saved: the code decides.
-    const release = (createRequire(import.meta.url)('../../../package.json') as { version?: string }).version ?? '';
-    const core = fileURLToPath(new URL('..', import.meta.url));
+    const release = (createRequire(import.meta.url)('../../package.json') as { version?: string }).version ?? '';
     const hash = createHash('sha256').update(release);
-    const names = (await readdir(core, { recursive: true })).filter((name) => /\.(js|ts)$/.test(name)).sort();
-    for (const name of names) hash.update(name).update(await readFile(join(core, name)));
+    // Validation and fingerprints live in jobs/; the id hashes in common/.
+    for (const folder of ['../jobs/', '../common/']) {
+      const dir = fileURLToPath(new URL(folder, import.meta.url));
+      const names = (await readdir(dir, { recursive: true })).filter((name) => /\.(js|ts)$/.test(name)).sort();
+      for (const name of names) hash.update(folder).update(name).update(await readFile(join(dir, name)));
+    }
     return `${release}+${hash.digest('hex').slice(0, 16)}`;
   })();
   return version;
@@ -108,13 +111,15 @@ export async function hashPrefix(file: string, bytes: number): Promise<Hash> {
  * caller's to check.
  */
 export async function loadValidation(path: string, files: readonly string[], defaults: CliDefaults): Promise<SavedValidation | undefined> {
+  // Outside the try: failing to work out the code's version is a bug, not a missing cache.
+  const version = await codeVersion();
   let handle: FileHandle | undefined;
   try {
     handle = await open(path, 'r');
     const { size } = await handle.stat();
     const length = (await readExactly(handle, Buffer.alloc(4), 0)).readUInt32LE(0);
     const header = JSON.parse((await readExactly(handle, Buffer.alloc(length), 4)).toString('utf8')) as Header;
-    if (header.format !== FORMAT || header.version !== (await codeVersion())) return undefined;
+    if (header.format !== FORMAT || header.version !== version) return undefined;
     if (JSON.stringify(header.defaults) !== JSON.stringify(defaults)) return undefined;
     if (header.files.length !== files.length || header.files.some((file, i) => file.path !== resolve(files[i]!))) return undefined;
     const start = 4 + length;
@@ -127,6 +132,7 @@ export async function loadValidation(path: string, files: readonly string[], def
     const { format: _format, version: _version, ...rest } = header;
     return { ...rest, digests };
   } catch {
+    // None saved (ENOENT), or one cut short, damaged or unreadable: it is only a cache, so the files are validated again.
     return undefined;
   } finally {
     await handle?.close().catch(() => {});

@@ -1,4 +1,4 @@
-import type { Problem, SourceLocation } from '../types.js';
+import type { Problem, SourceLocation } from '../common/types.js';
 
 /** A problem within one record: the field concerned (dotted path) and what is wrong with it. */
 export interface ProblemDetail {

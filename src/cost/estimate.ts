@@ -16,10 +16,10 @@
  */
 import { costOf, type CostOptions } from './cost.js';
 import { STANDARD_IMAGE_SIZES, imageOutputTokens } from './image-output-tokens.js';
-import type { ChatMessage } from './jobs/body.js';
+import type { ChatMessage } from '../jobs/body.js';
 import type { PriceBook } from './prices.js';
 import { baseModelName, countChatTokens, countDefinitionTokens, countTextTokens, encodingFor } from './tokens.js';
-import { zeroUsage, type Job, type JobKind, type Usage } from './types.js';
+import { zeroUsage, type Job, type JobKind, type Usage } from '../common/types.js';
 import { imageInputTokens } from './vision-tokens.js';
 
 /**
