@@ -4,7 +4,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Clock } from '../src/common/clock.js';
 import { loadJobs } from '../src/jobs/load.js';
 import { createPriceBook } from '../src/cost/prices.js';
-import { runJobs, type RunEvent } from '../src/run/run.js';
+import type { RunEvent } from '../src/run/options.js';
+import { runJobs } from '../src/run/run.js';
 import { startOfflineServer, type OfflineServer } from '../src/server/server.js';
 import { tempDir, waitFor, writeJobs } from './helpers.js';
 

@@ -1,4 +1,4 @@
-import type { RunEvent, RunSummary } from '../run/run.js';
+import type { RunEvent, RunSummary } from '../run/options.js';
 import { formatUsd } from '../output/results.js';
 
 /** Where and how progress is shown. */

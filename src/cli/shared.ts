@@ -4,9 +4,9 @@ import { basename, extname, join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import { NightshiftError } from '../common/errors.js';
 import { writeFileAtomic } from '../output/atomic.js';
-import { pickJobs, streamJobs, validateJobFiles, type ValidationResult } from '../jobs/load.js';
+import { validateJobFiles, type ValidationResult } from '../jobs/load.js';
 import { createPriceBook, parsePriceOverrides, type PriceBook } from '../cost/prices.js';
-import { jobsInMemory, type JobSource } from '../run/run.js';
+import { jobsInFiles, jobsInMemory, type JobSource } from '../jobs/source.js';
 import type { Problem } from '../common/types.js';
 import type { CliIO } from './io.js';
 
@@ -112,14 +112,7 @@ export async function loadOrExplain(
   }
   // An empty file is almost always the wrong file: say so rather than report an empty success.
   if (found.count === 0) throw new NightshiftError('E_VALIDATION', `No jobs in ${files.join(', ')}; nothing was sent.`);
-  const streamed: JobSource = {
-    count: found.count,
-    digests: digests!,
-    open: () => streamJobs(files, { defaults }),
-    // Jobs validated on their own after a saved validation start where they do: no need to read the files from the top.
-    pick: (wanted, first) => pickJobs(files, wanted, { defaults, ...(newJobsFrom && first >= newJobsFrom.position ? { from: newJobsFrom } : {}) }),
-  };
-  return { ...found, jobs: jobs ? jobsInMemory(jobs, digests) : streamed };
+  return { ...found, jobs: jobs ? jobsInMemory(jobs, digests) : jobsInFiles(files, { count: found.count, digests: digests!, defaults, newJobsFrom }) };
 }
 
 /** The files' total size in bytes; a file that cannot be read counts 0 (validation reports it). */

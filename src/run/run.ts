@@ -16,112 +16,16 @@ import { sweepTempFiles, writeFileAtomic } from '../output/atomic.js';
 import { JOURNAL_FILE, JournalWriter, type JobRecord } from '../output/journal.js';
 import { fingerprintKey, indexJournal, RecordReader, refOf, type JournalIndex, type RecordLocation, type RecordRef } from '../output/journal-index.js';
 import { acquireLock } from '../output/lock.js';
-import { decide, decideByFiles, type Decision, type PlanMode } from './decide.js';
+import { decide, decideByFiles, type Decision } from './decide.js';
 import type { PriceBook } from '../cost/prices.js';
 import { RateScheduler } from './rate-limit.js';
 import { ReadAhead } from './read-ahead.js';
 import { countedTokens, requestTokens } from './rate-limit-tokens.js';
 import { AtomicLines, recordLine, resultLine, resultsHeader, UsageSummary, writeLinesAtomic } from '../output/results.js';
 import { backoffDelay, classifyError, type AttemptError } from './retry.js';
-import { zeroUsage, type Job, type Usage } from '../common/types.js';
-
-/** Why a run ended before every job had an outcome. */
-export type StopReason = 'quota' | 'budget' | 'interrupted' | 'aborted' | 'output';
-
-/** Progress and diagnostics, for the CLI's progress display. */
-export type RunEvent =
-  | { type: 'planned'; total: number; skipped: number; moved: number; rerun: number; fresh: number; left: number }
-  | { type: 'warning'; message: string }
-  | { type: 'retry'; job: Job; attempt: number; delayMs: number; error: AttemptError }
-  | { type: 'finished'; job: Job; record: JobRecord }
-  | { type: 'stopping'; reason: StopReason; message: string };
-
-/** Everything `runJobs` needs; the CLI builds it from flags and the environment. */
-export interface RunOptions {
-  /** The output folder: journal, CSVs, images. */
-  outDir: string;
-  client: OpenAI;
-  prices: PriceBook;
-  /** Requests in flight at most. */
-  concurrency: number;
-  /** Requests per minute to stay under, for the whole run. Unset: learned for each model from `x-ratelimit-*` headers. */
-  rpm?: number;
-  /** Tokens per minute (prompt plus output bound) to stay under, for the whole run. Unset: learned like `rpm`. */
-  tpm?: number;
-  /** Attempts per job, the first included. */
-  maxAttempts: number;
-  /** Per-request timeout, in milliseconds. */
-  timeoutMs: number;
-  /** The job files, recorded in the journal. */
-  files: string[];
-  mode?: PlanMode;
-  /** When aborted: dispatch nothing new, let requests in flight finish. */
-  stopSignal?: AbortSignal;
-  /** When aborted: abandon requests in flight too. */
-  abortSignal?: AbortSignal;
-  clock?: Clock;
-  random?: () => number;
-  /** Removes secrets from error text before it is stored. */
-  redact?: (text: string) => string;
-  onEvent?: (event: RunEvent) => void;
-  /**
-   * A spending cap in dollars for the output folder, earlier runs included. Each job's worst-case cost is
-   * reserved before it is sent; when the next job does not fit, dispatching stops. A job to send whose worst case
-   * is unknown (`null`) fails the run with `E_USAGE` before anything is sent.
-   */
-  budget?: { limitUsd: number; worstCaseUsd: (job: Job) => number | null };
-}
-
-/** The outcome of a run, for the final summary and the exit status. */
-export interface RunSummary {
-  total: number;
-  skipped: number;
-  moved: number;
-  rerun: number;
-  fresh: number;
-  ok: number;
-  failed: number;
-  pending: number;
-  retries: number;
-  usage: Usage;
-  costUsd: number;
-  unpricedModels: string[];
-  stopReason?: StopReason;
-  stopMessage?: string;
-  outDir: string;
-}
-
-/**
- * The jobs of a run, read as often as the run needs (planning, sending, rebuilding results.csv) and never all
- * held at once.
- */
-export interface JobSource {
-  /** How many jobs each pass yields. */
-  count: number;
-  /** A new pass over the jobs, in input order. */
-  open(): AsyncIterable<Job>;
-  /**
-   * A pass yielding only the jobs at the positions `wanted` accepts, with their positions, passing over the others
-   * cheaply (a resume that sends a few jobs of a million). No position before `first` is wanted.
-   */
-  pick(wanted: (position: number) => boolean, first: number): AsyncIterable<{ position: number; job: Job }>;
-  /** Each job's id and request fingerprint, by position: enough to plan the run without reading the jobs. */
-  digests: JobDigests;
-}
-
-/** A {@link JobSource} over jobs already in memory (tests, small callers); `digests` when validation made them. */
-export function jobsInMemory(jobs: readonly Job[], digests = JobDigests.of(jobs)): JobSource {
-  return {
-    count: jobs.length,
-    digests,
-    open: async function* () {
-      yield* jobs;
-    },
-    pick: async function* (wanted, first) {
-      for (let position = first; position < jobs.length; position++) if (wanted(position)) yield { position, job: jobs[position]! };
-    },
-  };
-}
+import { zeroUsage, type Job } from '../common/types.js';
+import { jobsInMemory, type JobSource } from '../jobs/source.js';
+import type { RunEvent, RunOptions, RunSummary, StopReason } from './options.js';
 
 /** Each job's decision, one byte per job. */
 const ACTIONS = ['skip', 'move', 'new', 'rerun', 'leave'] as const satisfies readonly Decision['action'][];

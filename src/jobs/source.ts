@@ -1,0 +1,53 @@
+import type { Job } from '../common/types.js';
+import type { CliDefaults } from './defaults.js';
+import { JobDigests } from './digests.js';
+import { pickJobs, streamJobs, type ReadPoint } from './load.js';
+
+/**
+ * The jobs of a run, read as often as the run needs (planning, sending, rebuilding results.csv) and never all
+ * held at once.
+ */
+export interface JobSource {
+  /** How many jobs each pass yields. */
+  count: number;
+  /** A new pass over the jobs, in input order. */
+  open(): AsyncIterable<Job>;
+  /**
+   * A pass yielding only the jobs at the positions `wanted` accepts, with their positions, passing over the others
+   * cheaply (a resume that sends a few jobs of a million). No position before `first` is wanted.
+   */
+  pick(wanted: (position: number) => boolean, first: number): AsyncIterable<{ position: number; job: Job }>;
+  /** Each job's id and request fingerprint, by position: enough to plan the run without reading the jobs. */
+  digests: JobDigests;
+}
+
+/** A {@link JobSource} over jobs already in memory (small job files, tests); `digests` when validation made them. */
+export function jobsInMemory(jobs: readonly Job[], digests = JobDigests.of(jobs)): JobSource {
+  return {
+    count: jobs.length,
+    digests,
+    open: async function* () {
+      yield* jobs;
+    },
+    pick: async function* (wanted, first) {
+      for (let position = first; position < jobs.length; position++) if (wanted(position)) yield { position, job: jobs[position]! };
+    },
+  };
+}
+
+/**
+ * A {@link JobSource} over job files that validation found valid, read again for each pass: memory stays flat
+ * however many jobs they hold. `newJobsFrom` is where the jobs a saved validation did not cover start: a pass that
+ * wants none before them starts reading there.
+ */
+export function jobsInFiles(
+  files: readonly string[],
+  { count, digests, defaults, newJobsFrom }: { count: number; digests: JobDigests; defaults: CliDefaults; newJobsFrom?: ReadPoint | undefined },
+): JobSource {
+  return {
+    count,
+    digests,
+    open: () => streamJobs(files, { defaults }),
+    pick: (wanted, first) => pickJobs(files, wanted, { defaults, ...(newJobsFrom && first >= newJobsFrom.position ? { from: newJobsFrom } : {}) }),
+  };
+}

@@ -1,0 +1,73 @@
+import type OpenAI from 'openai';
+import type { Clock } from '../common/clock.js';
+import type { Job, Usage } from '../common/types.js';
+import type { PriceBook } from '../cost/prices.js';
+import type { JobRecord } from '../output/journal.js';
+import type { PlanMode } from './decide.js';
+import type { AttemptError } from './retry.js';
+
+/** Why a run ended before every job had an outcome. */
+export type StopReason = 'quota' | 'budget' | 'interrupted' | 'aborted' | 'output';
+
+/** Progress and diagnostics, for the CLI's progress display. */
+export type RunEvent =
+  | { type: 'planned'; total: number; skipped: number; moved: number; rerun: number; fresh: number; left: number }
+  | { type: 'warning'; message: string }
+  | { type: 'retry'; job: Job; attempt: number; delayMs: number; error: AttemptError }
+  | { type: 'finished'; job: Job; record: JobRecord }
+  | { type: 'stopping'; reason: StopReason; message: string };
+
+/** Everything `runJobs` needs; the CLI builds it from flags and the environment. */
+export interface RunOptions {
+  /** The output folder: journal, CSVs, images. */
+  outDir: string;
+  client: OpenAI;
+  prices: PriceBook;
+  /** Requests in flight at most. */
+  concurrency: number;
+  /** Requests per minute to stay under, for the whole run. Unset: learned for each model from `x-ratelimit-*` headers. */
+  rpm?: number;
+  /** Tokens per minute (prompt plus output bound) to stay under, for the whole run. Unset: learned like `rpm`. */
+  tpm?: number;
+  /** Attempts per job, the first included. */
+  maxAttempts: number;
+  /** Per-request timeout, in milliseconds. */
+  timeoutMs: number;
+  /** The job files, recorded in the journal. */
+  files: string[];
+  mode?: PlanMode;
+  /** When aborted: dispatch nothing new, let requests in flight finish. */
+  stopSignal?: AbortSignal;
+  /** When aborted: abandon requests in flight too. */
+  abortSignal?: AbortSignal;
+  clock?: Clock;
+  random?: () => number;
+  /** Removes secrets from error text before it is stored. */
+  redact?: (text: string) => string;
+  onEvent?: (event: RunEvent) => void;
+  /**
+   * A spending cap in dollars for the output folder, earlier runs included. Each job's worst-case cost is
+   * reserved before it is sent; when the next job does not fit, dispatching stops. A job to send whose worst case
+   * is unknown (`null`) fails the run with `E_USAGE` before anything is sent.
+   */
+  budget?: { limitUsd: number; worstCaseUsd: (job: Job) => number | null };
+}
+
+/** The outcome of a run, for the final summary and the exit status. */
+export interface RunSummary {
+  total: number;
+  skipped: number;
+  moved: number;
+  rerun: number;
+  fresh: number;
+  ok: number;
+  failed: number;
+  pending: number;
+  retries: number;
+  usage: Usage;
+  costUsd: number;
+  unpricedModels: string[];
+  stopReason?: StopReason;
+  stopMessage?: string;
+  outDir: string;
+}
