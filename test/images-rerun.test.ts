@@ -3,7 +3,8 @@ import { mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promis
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
-import { executeJob, ImageSaveError } from '../src/run/execute.js';
+import { executeJob } from '../src/run/execute.js';
+import { ImageSaveError } from '../src/output/images.js';
 import { startOfflineServer, type OfflineServer } from '../src/server/server.js';
 import { cli, readCsv, tempDir, writeJobs } from './helpers.js';
 

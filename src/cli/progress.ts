@@ -1,5 +1,5 @@
 import type { RunEvent, RunSummary } from '../run/options.js';
-import { formatUsd } from '../output/results.js';
+import { formatUsd } from '../output/usage-table.js';
 
 /** Where and how progress is shown. */
 export interface ProgressOptions {

@@ -3,7 +3,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import { NightshiftError } from '../common/errors.js';
-import { writeFileAtomic } from '../output/atomic.js';
+import { writeFileAtomic } from '../common/atomic-file.js';
 import { validateJobFiles, type ValidationResult } from '../jobs/load.js';
 import { createPriceBook, parsePriceOverrides, type PriceBook } from '../cost/prices.js';
 import { jobsInFiles, jobsInMemory, type JobSource } from '../jobs/source.js';

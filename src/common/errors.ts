@@ -13,6 +13,11 @@ export const ERROR_CODES = [
   'E_LOCKED',
   /** The output folder cannot be written (permissions, disk full). */
   'E_OUTPUT',
+  /**
+   * An image was generated, and billed, but could not be saved. It never reaches the CLI: the job is journaled as
+   * failed with what it cost (see `ImageSaveError`).
+   */
+  'E_IMAGE_UNSAVED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -4,7 +4,7 @@
  */
 import { addCost, createCostTotals, totalUsd, type CostTotals } from './cost.js';
 import type { EstimateNote, JobEstimate } from './estimate.js';
-import { formatUsd } from '../output/results.js';
+import { formatUsd } from '../output/usage-table.js';
 import type { JobKind } from '../common/types.js';
 
 /** Columns of the estimate table and of `estimate --csv`. */

@@ -7,7 +7,7 @@
  * `attempts: 0` are the exception: they mark image files renamed on a resume, which sent nothing.
  */
 import type { JournalRecord, JobRecord } from '../output/journal.js';
-import { UsageTable, type UsageGrouping } from '../output/results.js';
+import { UsageTable, type UsageGrouping } from '../output/usage-table.js';
 
 /** What `nightshift report --by` groups by. */
 export const REPORT_KEYS = ['model', 'kind', 'tag', 'day', 'file'] as const;

@@ -4,7 +4,7 @@ import { mkdir, open, readdir, readFile, type FileHandle } from 'node:fs/promise
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeFileAtomic } from '../output/atomic.js';
+import { writeFileAtomic } from '../common/atomic-file.js';
 import { IdTable } from '../common/id-table.js';
 import { JobDigests, KEY_BYTES } from './digests.js';
 import type { JobKind } from '../common/types.js';

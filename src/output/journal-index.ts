@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { IdTable } from '../common/id-table.js';
 import { KEY_BYTES } from '../jobs/digests.js';
-import { parseRecord, type JobRecord, type JobState } from './journal.js';
+import { parseRecord, type JobRecord, type JobState, type RecordLocation } from './journal.js';
 
 /**
  * The short form of a request fingerprint that the index compares. A sha256 hex fingerprint keeps its first
@@ -12,12 +12,6 @@ import { parseRecord, type JobRecord, type JobState } from './journal.js';
 export function fingerprintKey(fingerprint: string): Buffer {
   if (/^[0-9a-f]{64}$/.test(fingerprint)) return Buffer.from(fingerprint.slice(0, KEY_BYTES * 2), 'hex');
   return createHash('sha256').update(fingerprint).digest().subarray(0, KEY_BYTES);
-}
-
-/** Where a record's line lies in journal.jsonl (newline excluded). */
-export interface RecordLocation {
-  offset: number;
-  length: number;
 }
 
 /** What the index knows about one record without reading it back: enough to plan, not enough to show. */

@@ -1,0 +1,212 @@
+import { lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isTempFile, writeFileAtomic } from '../common/atomic-file.js';
+import { messageOf, NightshiftError } from '../common/errors.js';
+import type { IdTable } from '../common/id-table.js';
+import type { Job } from '../common/types.js';
+import type { JobDigests } from '../jobs/digests.js';
+import type { JobSource } from '../jobs/source.js';
+import { JOURNAL_FILE, type JobRecord, type RunRecord } from './journal.js';
+import { indexJournal, RecordReader, refOf, type JournalIndex, type RecordRef } from './journal-index.js';
+import { JournalWriter } from './journal-writer.js';
+import { acquireLock } from './lock.js';
+import { applyMoves, type PlannedMove } from './moves.js';
+import { resultLine, resultsHeader } from './results.js';
+import { ResultsView } from './results-view.js';
+import { UsageSummary } from './usage-table.js';
+
+/** The view of every job's latest outcome, one row per job in input order. */
+export const RESULTS_FILE = 'results.csv';
+/** The view of tokens and dollars by model and kind. */
+export const USAGE_FILE = 'usage.csv';
+
+/**
+ * An output folder, held by one process at a time: its journal (the truth), the views rebuilt from it
+ * (results.csv, usage.csv) and the images. Whatever engine sends the jobs records their outcomes here.
+ */
+export interface OutputFolder {
+  readonly dir: string;
+  /** What the journal holds, in a few bytes per job: enough to plan a run. */
+  readonly index: JournalIndex;
+  /** A full record (reply text included) read back from the journal. */
+  readRecord(ref: RecordRef): Promise<JobRecord>;
+  /** Marks the start of a run in the journal. */
+  startRun(run: Omit<RunRecord, 'type'>): Promise<void>;
+  /** Renames the images of jobs whose output names changed (nothing is sent), journaling each job's new record. */
+  moveImages(moves: readonly PlannedMove[], now: () => string): Promise<void>;
+  /** Starts results.csv for the run: the jobs of `digests` finished before it, then each job as it is recorded. */
+  startResults(digests: JobDigests): void;
+  /**
+   * Journals a job's outcome. Resolves once the record is on the disk and the job counted (index, results.csv);
+   * rejects with `E_OUTPUT` when the journal cannot be written, and from then on every record does.
+   */
+  record(job: Job, record: JobRecord): Promise<void>;
+  /** Rewrites results.csv and usage.csv from the journal, a row for every job of `source`; returns the totals. */
+  writeResults(source: JobSource): Promise<UsageSummary>;
+  /** Closes the journal and releases the folder. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens an output folder for a run: creates it, proves it writable, takes its lock, removes the temporary files a
+ * killed process left, and reads the journal into an index. With `ids` (the run's jobs, as validation numbered them),
+ * the index keeps records of those jobs only; the others still count as spending.
+ */
+export async function openOutputFolder(dir: string, { ids }: { ids?: IdTable } = {}): Promise<OutputFolder> {
+  await prepare(dir);
+  const release = await acquireLock(dir);
+  const opened: { close(): Promise<void> }[] = [];
+  try {
+    await writeOutput(dir, () => sweepTempFiles(dir));
+    const journalPath = join(dir, JOURNAL_FILE);
+    const index = await indexJournal(journalPath, ids ? { ids } : {});
+    const journal = await writeOutput(journalPath, () => JournalWriter.open(journalPath));
+    opened.push(journal);
+    const reader = await RecordReader.open(journalPath);
+    opened.push(reader);
+    // The views are rewritten at the end: something in their way is found now, before anything is paid for.
+    for (const name of [RESULTS_FILE, USAGE_FILE]) await writeOutput(join(dir, name), () => replaceable(join(dir, name)));
+    return new Folder(dir, index, journal, reader, release);
+  } catch (error) {
+    for (const handle of opened.reverse()) await handle.close();
+    await release();
+    throw error;
+  }
+}
+
+class Folder implements OutputFolder {
+  private results: ResultsView | undefined;
+
+  constructor(
+    readonly dir: string,
+    readonly index: JournalIndex,
+    private readonly journal: JournalWriter,
+    private readonly reader: RecordReader,
+    private readonly release: () => Promise<void>,
+  ) {}
+
+  readRecord(ref: RecordRef): Promise<JobRecord> {
+    return this.reader.read(ref);
+  }
+
+  async startRun(run: Omit<RunRecord, 'type'>): Promise<void> {
+    await writeOutput(join(this.dir, JOURNAL_FILE), () => this.journal.append({ type: 'run', ...run }));
+  }
+
+  async moveImages(moves: readonly PlannedMove[], now: () => string): Promise<void> {
+    await writeOutput(join(this.dir, 'images'), () => applyMoves(moves, { outDir: this.dir, index: this.index, journal: this.journal, now }));
+  }
+
+  startResults(digests: JobDigests): void {
+    // Records from here on are of jobs finishing now: their rows come as they finish, not in the prefill.
+    this.results = new ResultsView(join(this.dir, RESULTS_FILE), digests, this.index, this.reader, this.journal.bytes);
+  }
+
+  record(job: Job, record: JobRecord): Promise<void> {
+    return this.journal.append(record).then(
+      (location) => {
+        this.index.add(job.id, refOf(record, location));
+        this.results?.write(resultLine(job, record));
+      },
+      (error: unknown) => {
+        throw new NightshiftError('E_OUTPUT', `Cannot write the journal in ${this.dir}: ${messageOf(error)}`, { jobId: job.id }, { cause: error });
+      },
+    );
+  }
+
+  async writeResults(source: JobSource): Promise<UsageSummary> {
+    await this.stopResults();
+    const usage = new UsageSummary();
+    const { index, reader } = this;
+    async function* lines(): AsyncGenerator<string> {
+      yield resultsHeader();
+      let position = 0;
+      for await (const job of source.open()) {
+        const ref = position < source.count ? index.currentOf(source.digests.ids, position, source.digests.key(position)) : undefined;
+        position++;
+        const record = ref && (await reader.read(ref));
+        usage.add(job, record);
+        yield resultLine(job, record);
+      }
+    }
+    const resultsPath = join(this.dir, RESULTS_FILE);
+    await writeOutput(resultsPath, () => writeFileAtomic(resultsPath, lines(), { durable: false }));
+    const usagePath = join(this.dir, USAGE_FILE);
+    await writeOutput(usagePath, () => writeFileAtomic(usagePath, usage.toCsv()));
+    return usage;
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.stopResults();
+      await this.reader.close();
+      await this.journal.close();
+    } finally {
+      await this.release();
+    }
+  }
+
+  private async stopResults(): Promise<void> {
+    const results = this.results;
+    this.results = undefined;
+    await results?.stop();
+  }
+}
+
+/**
+ * Runs one write to the output folder. Its failure (disk full, permissions, something in the way) is the
+ * folder's problem, reported as `E_OUTPUT` (exit 4, no stack), not a bug; what the journal holds stays safe.
+ */
+async function writeOutput<T>(path: string, write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    if (error instanceof NightshiftError) throw error;
+    throw new NightshiftError('E_OUTPUT', `Cannot write ${path}: ${messageOf(error)}`, { path }, { cause: error });
+  }
+}
+
+/** Throws when `path` is there and is not a file, so that writing a new file over it would fail. */
+async function replaceable(path: string): Promise<void> {
+  const stats = await lstat(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  if (stats && !stats.isFile() && !stats.isSymbolicLink()) throw new Error('something other than a file is in the way');
+}
+
+async function prepare(dir: string): Promise<void> {
+  try {
+    await mkdir(join(dir, 'images'), { recursive: true });
+    // Prove the folder is writable now rather than after the first paid request.
+    const probe = join(dir, `.write-test-${process.pid}`);
+    await writeFile(probe, '');
+    await rm(probe, { force: true });
+  } catch (error) {
+    throw new NightshiftError('E_OUTPUT', `Cannot write to the output folder ${dir}: ${messageOf(error)}`, { outDir: dir }, { cause: error });
+  }
+}
+
+/**
+ * Removes temporary files a killed process left in the output folder, its `.nightshift/` and `images/`. Called only
+ * while holding the folder's lock, so no live writer owns them. Returns how many were removed.
+ */
+export async function sweepTempFiles(dir: string): Promise<number> {
+  let removed = 0;
+  for (const [folder, recursive] of [[dir, false], [join(dir, '.nightshift'), false], [join(dir, 'images'), true]] as const) {
+    let names: string[];
+    try {
+      names = await readdir(folder, { recursive });
+    } catch (error) {
+      // A folder not made yet (or a file in its place) holds nothing to sweep.
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') continue;
+      throw error;
+    }
+    for (const name of names.filter(isTempFile)) {
+      await rm(join(folder, name), { force: true });
+      removed++;
+    }
+  }
+  return removed;
+}

@@ -1,0 +1,158 @@
+import { APIError } from 'openai';
+import type { Clock } from '../common/clock.js';
+import { zeroUsage, type Job } from '../common/types.js';
+import { costOf, type CostOptions } from '../cost/cost.js';
+import { ImageSaveError } from '../output/images.js';
+import type { JobRecord } from '../output/journal.js';
+import { executeJob, type AttemptResult } from './execute.js';
+import type { RunEvent, RunOptions, StopReason } from './options.js';
+import type { RateScheduler } from './rate-limit.js';
+import { countedTokens, requestTokens } from './rate-limit-tokens.js';
+import type { RequestSignals } from './request-signals.js';
+import { backoffDelay, classifyError, type AttemptError } from './retry.js';
+
+/** What one job's attempts need of the run that sends them. */
+export interface AttemptContext {
+  readonly options: RunOptions;
+  readonly clock: Clock;
+  /** Shared by every worker: the limits, and the pause after a 429. */
+  readonly rates: RateScheduler;
+  readonly requests: RequestSignals;
+  /** Aborted when the run stops: no new attempt, no retry. */
+  readonly stopped: AbortSignal;
+  /** Aborted when the run abandons the requests in flight. */
+  readonly aborted: AbortSignal;
+  redact(text: string): string;
+  emit(event: RunEvent): void;
+  stop(reason: StopReason, message: string): void;
+}
+
+/** A job's outcome as the journal records it, less what every record of the job shares (see {@link jobRecord}). */
+type Outcome = Pick<JobRecord, 'state' | 'usage' | 'costUsd'> & Partial<Pick<JobRecord, 'output' | 'files' | 'finishReason' | 'error' | 'status' | 'requestId'>>;
+
+/** When the job started and how many attempts it took; latency counts from `latencyFrom`. */
+interface Timing {
+  attempts: number;
+  startedAt: number;
+  latencyFrom: number;
+}
+
+/**
+ * Sends a job until it has an outcome (or the run stops) and hands its record to `record`. Returns what the job
+ * cost, or undefined when it has no outcome (stop, abort, quota): it stays pending for the next run.
+ */
+export async function attemptJob(job: Job, fp: string, run: AttemptContext, record: (record: JobRecord) => Promise<void>): Promise<number | undefined> {
+  const { options, clock, rates } = run;
+  const startedAt = clock.now();
+  const finish = (timing: Omit<Timing, 'startedAt'>, outcome: Outcome): Promise<void> => record(jobRecord(job, fp, { ...timing, startedAt }, outcome, clock));
+  // Counted only when a token limit applies, and once for all attempts.
+  let tokens: number | undefined;
+  const countTokens = (): number => (tokens ??= requestTokens(job));
+  let lastError: AttemptError | undefined;
+  let attempts = 0;
+  for (let attempt = 1; attempt <= options.maxAttempts; attempt++) {
+    // A graceful stop lets a job in flight finish, but starts nothing new: no retry, and no job still waiting
+    // for a rate-limit slot (it stays pending). An abort also stops `stopped`.
+    const permit = await rates.acquire(countTokens, job.model, run.stopped);
+    if (!permit || run.aborted.aborted) return undefined;
+    const attemptStart = clock.now();
+    attempts = attempt;
+    let result: AttemptResult;
+    const link = run.requests.take();
+    try {
+      result = await executeJob(job, { client: options.client, outDir: options.outDir, timeoutMs: options.timeoutMs, signal: link.signal }).finally(link.release);
+    } catch (error) {
+      if (run.aborted.aborted) return undefined;
+      if (error instanceof ImageSaveError) {
+        rates.observe(error.headers, permit);
+        return await failUnsaved(job, run, error, (outcome) => finish({ attempts: attempt, latencyFrom: startedAt }, outcome));
+      }
+      if (error instanceof APIError) rates.observe(error.headers, permit);
+      lastError = classifyError(error, clock.now());
+      lastError.message = run.redact(lastError.message);
+      if (lastError.verdict === 'stop-run') {
+        // The job itself is fine; it stays pending so a rerun with credit sends it.
+        run.stop('quota', `The account is out of credit (${lastError.message}). Add credit, then run the same command again to continue.`);
+        return undefined;
+      }
+      if (lastError.verdict === 'fail' || attempt === options.maxAttempts) break;
+      const delayMs = lastError.retryAfterMs ?? backoffDelay(attempt, options.random ? { random: options.random } : {});
+      // A rate limit concerns the whole account: every worker waits, not just this one.
+      if (lastError.status === 429) rates.pause(delayMs);
+      run.emit({ type: 'retry', job, attempt, delayMs, error: lastError });
+      // A stop ends the wait at once: no retry would follow it, and the job stays pending for the next run.
+      await clock.sleep(delayMs, run.stopped);
+      continue;
+    }
+    rates.observe(result.headers, permit);
+    // Without reported usage the tokens reserved for the request stay charged: the best bound there is.
+    const counted = result.usageReported ? countedTokens(job, result.usage) : undefined;
+    if (counted !== undefined) rates.settle(permit, counted);
+    // An answer without usage is paid for all the same: its cost is unknown (null), never 0.
+    const costUsd = result.usageReported ? costOf(result.usage, job.model, options.prices, costOptions(job)).usd : null;
+    if (!result.usageReported) run.emit({ type: 'warning', message: `job ${job.id}: the server reported no token usage; its cost is unknown` });
+    const { output, files, finishReason, usage, requestId } = result;
+    await finish({ attempts: attempt, latencyFrom: attemptStart }, { state: 'done', output, files, finishReason, usage, costUsd, requestId });
+    // A budget counts an answer of unknown cost at its worst case.
+    return costUsd ?? options.budget?.worstCaseUsd(job) ?? undefined;
+  }
+  if (!lastError) return undefined;
+  const { message: error, status, requestId } = lastError;
+  // A failed request is not billed.
+  await finish({ attempts, latencyFrom: startedAt }, { state: 'failed', error, status, usage: zeroUsage(), costUsd: 0, requestId });
+  return 0;
+}
+
+/**
+ * Journals a job whose images were generated, and billed, but not saved: failed, with the usage and cost of
+ * the answer. A write failure means the output folder is unusable: the run stops (requests in flight finish).
+ */
+async function failUnsaved(job: Job, run: AttemptContext, error: ImageSaveError, finish: (outcome: Outcome) => Promise<void>): Promise<number | undefined> {
+  const costUsd = costOf(error.usage, job.model, run.options.prices, costOptions(job)).usd;
+  const cause = run.redact(error.message);
+  await finish({
+    state: 'failed',
+    error: `The image was generated (and billed) but could not be written: ${cause}`,
+    usage: error.usage,
+    costUsd,
+    requestId: error.requestId,
+  });
+  if (error.reason === 'write') {
+    run.stop('output', `Stopping: images cannot be written in ${run.options.outDir} (${cause}). Fix the folder (space, permissions, what is in the way), then run the same command again.`);
+  }
+  return costUsd ?? undefined;
+}
+
+/** The one place a job's journal record is built: what every record of the job shares, then its outcome. */
+function jobRecord(job: Job, fp: string, timing: Timing, outcome: Outcome, clock: Clock): JobRecord {
+  const { finishReason, error, status, requestId } = outcome;
+  return {
+    type: 'job',
+    id: job.id,
+    fingerprint: fp,
+    kind: job.kind,
+    model: job.model,
+    tags: job.tags,
+    source: `${job.source.file}:${job.source.line}`,
+    state: outcome.state,
+    attempts: timing.attempts,
+    output: outcome.output ?? '',
+    files: outcome.files ?? [],
+    // Absent rather than undefined: the journal's lines stay as they were.
+    ...(finishReason ? { finishReason } : {}),
+    ...(error !== undefined ? { error } : {}),
+    ...(status !== undefined ? { status } : {}),
+    usage: outcome.usage,
+    costUsd: outcome.costUsd,
+    latencyMs: clock.now() - timing.latencyFrom,
+    ...(requestId ? { requestId } : {}),
+    startedAt: new Date(timing.startedAt).toISOString(),
+    finishedAt: new Date(clock.now()).toISOString(),
+  };
+}
+
+function costOptions(job: Job): CostOptions {
+  const size = typeof job.body.size === 'string' ? job.body.size : undefined;
+  const quality = typeof job.body.quality === 'string' ? job.body.quality : undefined;
+  return { ...(size ? { size } : {}), ...(quality ? { quality } : {}) };
+}

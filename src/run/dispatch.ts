@@ -1,0 +1,193 @@
+import { setMaxListeners } from 'node:events';
+import type { Clock } from '../common/clock.js';
+import { messageOf, NightshiftError } from '../common/errors.js';
+import type { Job } from '../common/types.js';
+import { Budget } from '../cost/budget.js';
+import type { OutputFolder } from '../output/folder.js';
+import type { JobRecord } from '../output/journal.js';
+import { attemptJob, type AttemptContext } from './attempt.js';
+import type { RunEvent, RunOptions, StopReason } from './options.js';
+import type { ToSend } from './plan.js';
+import { RateScheduler } from './rate-limit.js';
+import { ReadAhead } from './read-ahead.js';
+import { RequestSignals } from './request-signals.js';
+
+/** A worker's last job record on its way to the journal. */
+interface Outbox {
+  recorded: Promise<void>;
+}
+
+/**
+ * The live engine's dispatch loop: a fixed set of workers pulling from one queue of jobs to send, sharing one rate
+ * scheduler (limits, and the pause after a 429) and one budget, each recording its jobs' outcomes in the folder.
+ */
+export class Dispatch implements AttemptContext {
+  retries = 0;
+  stopReason: StopReason | undefined;
+  stopMessage: string | undefined;
+  readonly rates: RateScheduler;
+  readonly requests: RequestSignals;
+  /** What ended the run other than a stop: the job files changed under it. Thrown once requests in flight are done. */
+  private failure: unknown;
+  private readonly stopping = new AbortController();
+  /** Mirrors the caller's `abortSignal`, so the listeners of every worker hang on a signal the run owns. */
+  private readonly aborting = new AbortController();
+  private readonly budget: Budget | undefined;
+  /**
+   * The jobs to send, up to one per worker read (and checked against the plan) ahead, so that an answer is followed
+   * by the next request at once. A job read ahead but not sent when the run stops stays pending.
+   */
+  private readonly jobs: ReadAhead<ToSend>;
+
+  constructor(
+    private readonly queue: AsyncGenerator<ToSend>,
+    private readonly folder: OutputFolder,
+    readonly options: RunOptions,
+    readonly clock: Clock,
+    readonly redact: (text: string) => string,
+    private readonly onEvent: (event: RunEvent) => void,
+  ) {
+    this.rates = new RateScheduler({ clock, ...(options.rpm !== undefined ? { rpm: options.rpm } : {}), ...(options.tpm !== undefined ? { tpm: options.tpm } : {}) });
+    this.requests = new RequestSignals(this.aborting.signal);
+    if (options.budget) this.budget = new Budget(options.budget.limitUsd, folder.index.spentUsd);
+    this.jobs = new ReadAhead(queue, Math.max(1, options.concurrency), this.stopping.signal);
+  }
+
+  get stopped(): AbortSignal {
+    return this.stopping.signal;
+  }
+
+  get aborted(): AbortSignal {
+    return this.aborting.signal;
+  }
+
+  emit(event: RunEvent): void {
+    if (event.type === 'retry') this.retries++;
+    this.onEvent(event);
+  }
+
+  /** Sends every job of the queue, or until the run stops; resolves once each worker's last record is on the disk. */
+  async start(): Promise<void> {
+    const { stopSignal, abortSignal, concurrency } = this.options;
+    const onStop = (): void => this.stop('interrupted', 'Stopping: no new requests; waiting for those in flight.');
+    const onAbort = (): void => {
+      this.aborting.abort();
+      this.stop('aborted', 'Abandoning requests in flight.');
+    };
+    // Each worker listens to these at most twice at a time (a rate-limit wait, a request): not a leak.
+    setMaxListeners(2 * concurrency + 10, this.stopping.signal, this.aborting.signal);
+    stopSignal?.addEventListener('abort', onStop, { once: true });
+    abortSignal?.addEventListener('abort', onAbort, { once: true });
+    if (stopSignal?.aborted) onStop();
+    if (abortSignal?.aborted) onAbort();
+    try {
+      // Whichever worker is free takes the next job: each job goes to exactly one worker, in input order.
+      await Promise.all(Array.from({ length: Math.max(1, concurrency) }, () => this.work()));
+    } finally {
+      stopSignal?.removeEventListener('abort', onStop);
+      abortSignal?.removeEventListener('abort', onAbort);
+      // Closes the job files when the run stopped before reading them to the end; a failure to close them changes
+      // nothing of what was sent and recorded.
+      await this.queue.return(undefined).catch(() => {});
+    }
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  stop(reason: StopReason, message: string): void {
+    // An abort outranks a graceful stop; the first reason of equal rank is kept.
+    if (this.stopReason && !(reason === 'aborted' && this.stopReason !== 'aborted')) return;
+    this.stopReason = reason;
+    this.stopMessage = message;
+    this.stopping.abort();
+    this.emit({ type: 'stopping', reason, message });
+  }
+
+  /** Ends the run on an error it cannot go on after: requests in flight finish and journal, then it is thrown. */
+  private fail(error: unknown): void {
+    this.failure ??= error;
+    this.stop('interrupted', `Stopping: ${messageOf(error)}`);
+  }
+
+  /** The next job to send, or undefined when there is none, the run stopped, or the job files can no longer be read. */
+  private async take(): Promise<ToSend | undefined> {
+    try {
+      return await this.jobs.take();
+    } catch (error) {
+      // A run already stopping for another reason keeps that reason.
+      if (!this.stopped.aborted) this.fail(error);
+      return undefined;
+    }
+  }
+
+  private async work(): Promise<void> {
+    const outbox: Outbox = { recorded: Promise.resolve() };
+    try {
+      await this.workIn(outbox);
+    } finally {
+      // The run ends (and its outputs are written) only once the worker's last record is on the disk.
+      await outbox.recorded;
+    }
+  }
+
+  private async workIn(outbox: Outbox): Promise<void> {
+    while (!this.stopped.aborted) {
+      const next = await this.take();
+      if (next === undefined || this.stopped.aborted) return;
+      const { job, fp } = next;
+      // Planning made sure every job to send has a worst case.
+      const reserved = this.budget ? (this.options.budget!.worstCaseUsd(job) ?? 0) : 0;
+      if (this.budget && !(await this.budget.reserve(reserved, this.stopped))) {
+        if (this.stopped.aborted) return;
+        const { spentUsd, limitUsd } = this.budget;
+        this.stop(
+          'budget',
+          `Budget reached: $${spentUsd.toFixed(4)} of $${limitUsd} spent in this folder, and job ${job.id} could cost up to $${reserved.toFixed(4)}. ` +
+            'Run again with a larger --budget to continue.',
+        );
+        return;
+      }
+      let actual: number | undefined;
+      try {
+        actual = await attemptJob(job, fp, this, (record) => this.record(outbox, job, record));
+      } catch (error) {
+        // Whatever went wrong, the other workers' requests are paid for: let them finish and journal.
+        this.fail(error);
+        return;
+      } finally {
+        this.budget?.settle(reserved, actual ?? 0);
+      }
+    }
+  }
+
+  /**
+   * Hands a job's record to the folder and returns without waiting for the disk, so that the worker sends its next
+   * request at once: a slow disk holds back no request. The job counts as finished (index, results, progress) once
+   * its record is on the disk. A worker has at most one record on its way: it waits for the previous one (written
+   * long before, normally) before handing over the next, so a crash loses at most one answer per worker beside the
+   * requests in flight.
+   */
+  private async record(outbox: Outbox, job: Job, record: JobRecord): Promise<void> {
+    await outbox.recorded;
+    outbox.recorded = this.folder
+      .record(job, record)
+      .then(
+        () => this.emit({ type: 'finished', job, record }),
+        (error: unknown) => {
+          if (!(error instanceof NightshiftError && error.code === 'E_OUTPUT')) throw error;
+          // The output folder is unusable: nothing more is sent, and the requests in flight are abandoned at once, since
+          // no answer could be recorded any more (the journal's failure is sticky). The run then fails with E_OUTPUT.
+          this.failure ??= error;
+          this.stop('aborted', `Cannot write the journal: ${messageOf(error.cause)}`);
+          this.aborting.abort();
+        },
+      )
+      .catch((error: unknown) => {
+        // Whatever else went wrong once the record was written: the run stops; requests in flight finish and journal.
+        try {
+          this.fail(error);
+        } catch {
+          // `fail` throws only when an event handler does; the failure is on record and ends the run.
+        }
+      });
+  }
+}
