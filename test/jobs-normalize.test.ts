@@ -2,14 +2,14 @@ import { describe, expect, test } from 'vitest';
 import { parseFileDefaults } from '../src/jobs/defaults.js';
 import type { ImageLoader } from '../src/jobs/images.js';
 import { toJob, type NormalizeContext, type NormalizeResult } from '../src/jobs/normalize.js';
-import type { JobRecord, RowRecord } from '../src/jobs/records.js';
+import type { JsonJobRecord, RowRecord } from '../src/jobs/records.js';
 import type { Job, Problem } from '../src/common/types.js';
 
 const PNG_URL = 'data:image/png;base64,AAAA';
 const loadImage: ImageLoader = async (path) => (path.endsWith('.png') ? { url: PNG_URL } : { error: `cannot read ${path}` });
 
 const context = (overrides: Partial<NormalizeContext> = {}): NormalizeContext => ({ cli: {}, fileDefaults: {}, loadImage, ...overrides });
-const jobRecord = (value: unknown, index = 1, file = 'dir/prompts.jsonl'): JobRecord => ({ type: 'job', source: { file, line: index }, index, value });
+const jobRecord = (value: unknown, index = 1, file = 'dir/prompts.jsonl'): JsonJobRecord => ({ type: 'job', source: { file, line: index }, index, value });
 const rowRecord = (cells: Record<string, string>, line = 2): RowRecord => ({ type: 'row', source: { file: 'dir/table.csv', line }, index: line - 1, cells });
 
 function jobOf(result: NormalizeResult): Job {

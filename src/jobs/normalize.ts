@@ -9,7 +9,7 @@ import { hasImagePart, inferKind } from './kind.js';
 import { checkOutput, defaultOutputPattern } from './output-path.js';
 import { parseFields } from './parse-fields.js';
 import { describeValue, toProblem, type ProblemDetail, type ProblemScope } from './problems.js';
-import { isJsonObject, type JobRecord, type RowRecord } from './records.js';
+import { isJsonObject, type JsonJobRecord, type RowRecord } from './records.js';
 import { closest } from './suggest.js';
 import {
   commonFields,
@@ -50,7 +50,7 @@ interface Draft {
  * defaults (job field > file `defaults` > command line), derives the id, infers the kind, validates
  * every field, inlines local images and builds the request body. Reports all of the record's problems.
  */
-export function toJob(record: JobRecord | RowRecord, context: NormalizeContext): NormalizeResult | Promise<NormalizeResult> {
+export function toJob(record: JsonJobRecord | RowRecord, context: NormalizeContext): NormalizeResult | Promise<NormalizeResult> {
   const { file } = record.source;
   const derivedId = `${basename(file, extname(file))}-${record.index}`;
   // The id the record claims, also for its problems; undefined while it has no valid one.

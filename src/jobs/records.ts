@@ -1,7 +1,7 @@
 import type { Problem, SourceLocation } from '../common/types.js';
 
-/** A job as written in a `.json` or `.jsonl` file: any JSON value, validated later. */
-export interface JobRecord {
+/** A job as written in a `.json` or `.jsonl` file: any JSON value, validated later (not the journal's `JobRecord`, a job's outcome). */
+export interface JsonJobRecord {
   type: 'job';
   source: SourceLocation;
   /** 1-based position among the file's records, used to derive an id when the job has none. */
@@ -47,7 +47,7 @@ export interface ProblemRecord {
  * What the format readers yield, in file order. Readers only parse; validation and
  * normalization happen record by record afterwards, so a file can be streamed.
  */
-export type RawRecord = JobRecord | RowRecord | DefaultsRecord | HeaderRecord | ProblemRecord | SkippedRecord;
+export type RawRecord = JsonJobRecord | RowRecord | DefaultsRecord | HeaderRecord | ProblemRecord | SkippedRecord;
 
 /** A `problem` record for `line` of `file` (0 for the whole file). */
 export const problemRecord = (file: string, line: number, message: string): ProblemRecord => ({

@@ -135,6 +135,7 @@ export async function loadValidation(path: string, files: readonly string[], def
     // None saved (ENOENT), or one cut short, damaged or unreadable: it is only a cache, so the files are validated again.
     return undefined;
   } finally {
+    // Everything needed was read: a handle that fails to close loses nothing.
     await handle?.close().catch(() => {});
   }
 }

@@ -108,6 +108,7 @@ async function cutTornTail(path: string): Promise<void> {
     }
     await endTail(handle, path, 0, size);
   } finally {
+    // `endTail` closes the handle itself before cutting the file; closing it again fails harmlessly.
     await handle.close().catch(() => {});
   }
 }

@@ -102,8 +102,10 @@ export function parseRecord(line: string): JournalRecord | undefined {
   let record: unknown;
   try {
     record = JSON.parse(line);
-  } catch {
-    return undefined;
+  } catch (error) {
+    // A torn or foreign line; anything but a syntax error would be a bug.
+    if (error instanceof SyntaxError) return undefined;
+    throw error;
   }
   return typeof record === 'object' && record !== null && 'type' in record ? (record as JournalRecord) : undefined;
 }

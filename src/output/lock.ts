@@ -63,8 +63,11 @@ async function readLock(path: string): Promise<LockInfo | undefined> {
     if (typeof info.pid === 'number' && typeof info.host === 'string') {
       return { pid: info.pid, host: info.host, startedAt: String(info.startedAt) };
     }
-  } catch {
-    // Missing or torn lock file: treated as no holder.
+  } catch (error) {
+    // Missing (released meanwhile) or torn lock file: treated as no holder. A lock that cannot be read is no one's to take.
+    if (!(error instanceof SyntaxError || (error as NodeJS.ErrnoException).code === 'ENOENT')) {
+      throw new NightshiftError('E_OUTPUT', `Cannot read the lock ${path}: ${(error as Error).message}`, { path }, { cause: error });
+    }
   }
   return undefined;
 }

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { JobState, ProducedFile } from '../output/journal.js';
 import { expandOutput } from '../jobs/output-path.js';
+import { isFileSystemError } from '../common/fs-errors.js';
 import type { Job } from '../common/types.js';
 
 /** How a rerun treats the jobs already in the journal. */
@@ -76,7 +77,10 @@ async function intact(outDir: string, file: ProducedFile): Promise<boolean> {
   try {
     const bytes = await readFile(join(outDir, file.path));
     return bytes.length === file.bytes && createHash('sha256').update(bytes).digest('hex') === file.sha256;
-  } catch {
-    return false;
+  } catch (error) {
+    // Missing, or something other than a readable file in its place: the image is to be made again. Not a
+    // file-system error: a bug, never a reason to pay for the image twice.
+    if (isFileSystemError(error)) return false;
+    throw error;
   }
 }
