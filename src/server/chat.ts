@@ -1,6 +1,7 @@
 import type OpenAI from 'openai';
 import { invalidRequest } from './api-error.js';
 import { fnv1a } from './hash.js';
+import { isReasoningModel } from '../cost/reasoning.js';
 import { asRecord, missing, optionalEnum, optionalInteger, requireString } from './request-fields.js';
 import { countTextTokens, truncateToTokens } from './tokens.js';
 import { imageInputTokens } from './vision.js';
@@ -51,10 +52,6 @@ const SENTENCES = [
   'The details would matter in a real answer.',
   'Short prompts get short answers here.',
 ];
-
-/** Reasoning models spend hidden reasoning tokens: o1, o3, o4-mini, gpt-5 (but not gpt-5-chat). */
-const isReasoningModel = (model: string): boolean =>
-  /^o\d/.test(model) || (model.startsWith('gpt-5') && !model.includes('-chat'));
 
 /** The model and key of a chat body, read leniently (before validation) for fault matching and the log. */
 export function describeChat(body: unknown): { model?: string; key: string } {
