@@ -63,9 +63,14 @@ const pngDataUrl = (width: number, height: number): string => {
   return `data:image/png;base64,${encodePng({ width, height, channels: 3, row: () => row }).toString('base64')}`;
 };
 
-const look = (client: OpenAI, text: string, images: OpenAI.ChatCompletionContentPartImage.ImageURL[]) =>
+const look = (
+  client: OpenAI,
+  text: string,
+  images: OpenAI.ChatCompletionContentPartImage.ImageURL[],
+  model = 'gpt-4o-mini',
+) =>
   client.chat.completions.create({
-    model: 'gpt-4o-mini',
+    model,
     messages: [
       {
         role: 'user',
@@ -196,10 +201,10 @@ describe('vision', () => {
     expect(completion.choices[0]?.message.content).toContain('I see 2 images');
   });
 
-  it('adds image tokens by detail and size: 85 for low, 85 + 170 per 512px tile otherwise', async () => {
+  it("adds GPT-4o's image tokens by detail and size: 85 for low, 85 + 170 per 512px tile otherwise", async () => {
     const { client } = await start();
     const prompt = async (images: OpenAI.ChatCompletionContentPartImage.ImageURL[]) =>
-      (await look(client, 'Describe.', images)).usage?.prompt_tokens ?? 0;
+      (await look(client, 'Describe.', images, 'gpt-4o')).usage?.prompt_tokens ?? 0;
     const textOnly = await prompt([]);
 
     expect((await prompt([{ url: pngDataUrl(1024, 1024), detail: 'low' }])) - textOnly).toBe(85);
@@ -211,9 +216,9 @@ describe('vision', () => {
   it('reads the size of JPEG, GIF and WebP images from their headers', async () => {
     const { client } = await start();
     const prompt = async (mime: string, bytes: Buffer) =>
-      (await look(client, 'Describe.', [{ url: `data:${mime};base64,${bytes.toString('base64')}` }])).usage
+      (await look(client, 'Describe.', [{ url: `data:${mime};base64,${bytes.toString('base64')}` }], 'gpt-4o')).usage
         ?.prompt_tokens ?? 0;
-    const textOnly = (await look(client, 'Describe.', [])).usage?.prompt_tokens ?? 0;
+    const textOnly = (await look(client, 'Describe.', [], 'gpt-4o')).usage?.prompt_tokens ?? 0;
     const u16be = (value: number) => Buffer.from([value >> 8, value & 255]);
     const u16le = (value: number) => Buffer.from([value & 255, value >> 8]);
     const u24le = (value: number) => Buffer.from([value & 255, (value >> 8) & 255, value >> 16]);

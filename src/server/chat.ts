@@ -118,7 +118,7 @@ export function parseChatRequest(body: unknown): ChatRequest {
         'invalid_value',
       );
     }
-    const content = readContent(message, param);
+    const content = readContent(message, param, model);
     promptTokens += TOKENS_PER_MESSAGE + countTextTokens(content.text) + content.imageTokens;
     if (typeof message.name === 'string') promptTokens += TOKENS_PER_NAME;
     images += content.images;
@@ -229,6 +229,7 @@ function plannedReasoningTokens(request: ChatRequest, seed: number): number {
 function readContent(
   message: Record<string, unknown>,
   param: string,
+  model: string,
 ): { text: string; images: number; imageTokens: number } {
   const { content } = message;
   if (typeof content === 'string') return { text: content, images: 0, imageTokens: 0 };
@@ -255,7 +256,7 @@ function readContent(
       texts.push(part.refusal);
     } else if (part.type === 'image_url') {
       const image = asRecord(part.image_url);
-      imageTokens += imageInputTokens(image.url, image.detail, `${at}.image_url`);
+      imageTokens += imageInputTokens(image.url, image.detail, `${at}.image_url`, model);
       images += 1;
     } else {
       throw invalidRequest(
