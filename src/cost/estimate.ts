@@ -107,7 +107,7 @@ function estimateChatJob(job: Job, book: PriceBook, options: EstimateOptions): J
   let inputTokens = countChatTokens(messages, encoding.name) + countDefinitionTokens(job.body, encoding.name);
   let worstInputTokens = inputTokens;
   for (const part of contentParts(messages)) {
-    if (part.type === 'text') continue;
+    if (part.type === 'text' || part.type === 'refusal') continue;
     const image = part.type === 'image_url' ? (part.image_url as { url?: unknown; detail?: unknown } | undefined) : undefined;
     if (typeof image?.url !== 'string') {
       notes.add('content-not-counted');
