@@ -3,7 +3,7 @@ import { invalidRequest } from './api-error.js';
 import { imageOutputTokens, STANDARD_IMAGE_SIZES } from '../cost/image-output-tokens.js';
 import { renderPng } from './render.js';
 import { asRecord, optionalEnum, optionalInteger, requireString } from './request-fields.js';
-import { countTextTokens } from './tokens.js';
+import { countTextTokens, encodingFor } from '../cost/tokens.js';
 
 /** The model used when the body names none (the real API would pick `dall-e-2`; nightshift always names one). */
 const DEFAULT_IMAGE_MODEL = 'gpt-image-1.5';
@@ -101,7 +101,7 @@ export function parseImageRequest(body: unknown): ImageRequest {
     background: background === 'transparent' ? 'transparent' : 'opaque',
     outputFormat,
     responseFormat: family === 'gpt-image' ? 'b64_json' : (responseFormat as ImageRequest['responseFormat']),
-    promptTokens: countTextTokens(prompt),
+    promptTokens: countTextTokens(prompt, encodingFor(model).name),
   };
 }
 
