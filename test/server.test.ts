@@ -1,6 +1,7 @@
+import { connect } from 'node:net';
 import { crc32, inflateSync } from 'node:zlib';
 import OpenAI, { APIConnectionError, BadRequestError, InternalServerError, RateLimitError } from 'openai';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { NightshiftError } from '../src/common/errors.js';
 import { encodePng } from '../src/server/png.js';
 import { formatDuration, RateLimiter } from '../src/server/rate-limit.js';
@@ -494,6 +495,22 @@ describe('http surface', () => {
     expect(Date.now() - started).toBeLessThan(1000);
     expect(await pending).toBeInstanceOf(APIConnectionError);
     expect(server.stats).toMatchObject({ inFlight: 0, byStatus: { 0: 1 } });
+  });
+
+  it('counts a client that hangs up mid-upload as dropped, without reporting a server bug', async () => {
+    const { server } = await start();
+    const bugs = vi.spyOn(console, 'error').mockImplementation(() => {});
+    const { hostname, port } = new URL(server.url);
+    const socket = connect(Number(port), hostname);
+    socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: ${hostname}\r\nContent-Length: 1000\r\n\r\n{"model":`);
+    while (server.stats.inFlight === 0) await new Promise((resolve) => setImmediate(resolve));
+    socket.destroy();
+    while (server.stats.inFlight > 0) await new Promise((resolve) => setImmediate(resolve));
+    const reported = [...bugs.mock.calls];
+    bugs.mockRestore();
+
+    expect(server.stats.byStatus).toEqual({ 0: 1 });
+    expect(reported).toEqual([]);
   });
 
   it('rejects invalid options before listening, naming the value', async () => {
