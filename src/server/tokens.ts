@@ -2,9 +2,9 @@ import { createRequire } from 'node:module';
 import type { decode as Decode, encode as Encode } from 'gpt-tokenizer/encoding/o200k_base';
 import type { EncodingName } from '../cost/tokens.js';
 
-// Counting belongs to the estimator (cost/tokens.ts), so that both count alike; cutting a reply short is the
-// server's alone. The encoding is the one the estimator loads, so its tables are shared rather than loaded twice,
-// and only when a reply first needs cutting.
+// Counting is the estimator's (cost/tokens.ts), so that the server reports what `nightshift estimate` predicts;
+// cutting a reply short is the server's alone. It requires the module the estimator's counter requires, so each
+// encoding's tables are loaded once, on first use.
 const load = createRequire(import.meta.url);
 const codecs: Partial<Record<EncodingName, { encode: typeof Encode; decode: typeof Decode }>> = {};
 const codec = (encoding: EncodingName) =>
