@@ -1,6 +1,7 @@
+import { connect } from 'node:net';
 import { crc32, inflateSync } from 'node:zlib';
 import OpenAI, { APIConnectionError, BadRequestError, InternalServerError, RateLimitError } from 'openai';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { NightshiftError } from '../src/common/errors.js';
 import { encodePng } from '../src/server/png.js';
 import { formatDuration, RateLimiter } from '../src/server/rate-limit.js';
@@ -63,9 +64,14 @@ const pngDataUrl = (width: number, height: number): string => {
   return `data:image/png;base64,${encodePng({ width, height, channels: 3, row: () => row }).toString('base64')}`;
 };
 
-const look = (client: OpenAI, text: string, images: OpenAI.ChatCompletionContentPartImage.ImageURL[]) =>
+const look = (
+  client: OpenAI,
+  text: string,
+  images: OpenAI.ChatCompletionContentPartImage.ImageURL[],
+  model = 'gpt-4o-mini',
+) =>
   client.chat.completions.create({
-    model: 'gpt-4o-mini',
+    model,
     messages: [
       {
         role: 'user',
@@ -196,10 +202,10 @@ describe('vision', () => {
     expect(completion.choices[0]?.message.content).toContain('I see 2 images');
   });
 
-  it('adds image tokens by detail and size: 85 for low, 85 + 170 per 512px tile otherwise', async () => {
+  it("adds GPT-4o's image tokens by detail and size: 85 for low, 85 + 170 per 512px tile otherwise", async () => {
     const { client } = await start();
     const prompt = async (images: OpenAI.ChatCompletionContentPartImage.ImageURL[]) =>
-      (await look(client, 'Describe.', images)).usage?.prompt_tokens ?? 0;
+      (await look(client, 'Describe.', images, 'gpt-4o')).usage?.prompt_tokens ?? 0;
     const textOnly = await prompt([]);
 
     expect((await prompt([{ url: pngDataUrl(1024, 1024), detail: 'low' }])) - textOnly).toBe(85);
@@ -211,9 +217,9 @@ describe('vision', () => {
   it('reads the size of JPEG, GIF and WebP images from their headers', async () => {
     const { client } = await start();
     const prompt = async (mime: string, bytes: Buffer) =>
-      (await look(client, 'Describe.', [{ url: `data:${mime};base64,${bytes.toString('base64')}` }])).usage
+      (await look(client, 'Describe.', [{ url: `data:${mime};base64,${bytes.toString('base64')}` }], 'gpt-4o')).usage
         ?.prompt_tokens ?? 0;
-    const textOnly = (await look(client, 'Describe.', [])).usage?.prompt_tokens ?? 0;
+    const textOnly = (await look(client, 'Describe.', [], 'gpt-4o')).usage?.prompt_tokens ?? 0;
     const u16be = (value: number) => Buffer.from([value >> 8, value & 255]);
     const u16le = (value: number) => Buffer.from([value & 255, value >> 8]);
     const u24le = (value: number) => Buffer.from([value & 255, (value >> 8) & 255, value >> 16]);
@@ -489,6 +495,22 @@ describe('http surface', () => {
     expect(Date.now() - started).toBeLessThan(1000);
     expect(await pending).toBeInstanceOf(APIConnectionError);
     expect(server.stats).toMatchObject({ inFlight: 0, byStatus: { 0: 1 } });
+  });
+
+  it('counts a client that hangs up mid-upload as dropped, without reporting a server bug', async () => {
+    const { server } = await start();
+    const bugs = vi.spyOn(console, 'error').mockImplementation(() => {});
+    const { hostname, port } = new URL(server.url);
+    const socket = connect(Number(port), hostname);
+    socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: ${hostname}\r\nContent-Length: 1000\r\n\r\n{"model":`);
+    while (server.stats.inFlight === 0) await new Promise((resolve) => setImmediate(resolve));
+    socket.destroy();
+    while (server.stats.inFlight > 0) await new Promise((resolve) => setImmediate(resolve));
+    const reported = [...bugs.mock.calls];
+    bugs.mockRestore();
+
+    expect(server.stats.byStatus).toEqual({ 0: 1 });
+    expect(reported).toEqual([]);
   });
 
   it('rejects invalid options before listening, naming the value', async () => {

@@ -42,6 +42,12 @@ describe('chat input tokens', () => {
     expect(countChatTokens(parts, 'o200k_base')).toBe(9);
   });
 
+  it("counts an earlier assistant turn's refusal part as text", () => {
+    const refused = [{ role: 'assistant', content: [{ type: 'refusal', refusal: 'Hello world' }] }];
+    // 3 + (3 + "assistant" 1 + "Hello world" 2) = 9.
+    expect(countChatTokens(refused, 'o200k_base')).toBe(9);
+  });
+
   it('counts tool definitions and a JSON schema response format as their JSON text', () => {
     const tools = [{ type: 'function', function: { name: 'lookup', parameters: { type: 'object', properties: {} } } }];
     const schema = { name: 'contact', schema: { type: 'object' } };

@@ -18,7 +18,8 @@ import { costOf, type CostOptions } from './cost.js';
 import { STANDARD_IMAGE_SIZES, imageOutputTokens } from './image-output-tokens.js';
 import type { ChatMessage } from '../jobs/body.js';
 import type { PriceBook } from './prices.js';
-import { baseModelName, countChatTokens, countDefinitionTokens, countTextTokens, encodingFor } from './tokens.js';
+import { isReasoningModel } from './reasoning.js';
+import { countChatTokens, countDefinitionTokens, countTextTokens, encodingFor } from './tokens.js';
 import { zeroUsage, type Job, type JobKind, type Usage } from '../common/types.js';
 import { imageInputTokens } from './vision-tokens.js';
 
@@ -106,7 +107,7 @@ function estimateChatJob(job: Job, book: PriceBook, options: EstimateOptions): J
   let inputTokens = countChatTokens(messages, encoding.name) + countDefinitionTokens(job.body, encoding.name);
   let worstInputTokens = inputTokens;
   for (const part of contentParts(messages)) {
-    if (part.type === 'text') continue;
+    if (part.type === 'text' || part.type === 'refusal') continue;
     const image = part.type === 'image_url' ? (part.image_url as { url?: unknown; detail?: unknown } | undefined) : undefined;
     if (typeof image?.url !== 'string') {
       notes.add('content-not-counted');
@@ -212,10 +213,9 @@ function* contentParts(messages: readonly ChatMessage[]): Generator<{ type: stri
   }
 }
 
-/** Reasoning models bill hidden reasoning as output; GPT-5's chat variants do not reason. */
+/** Reasoning models bill hidden reasoning as output, unless the job turns reasoning off. */
 function isReasoning(job: Job): boolean {
-  const name = baseModelName(job.model);
-  return /^(o1|o3|o4|gpt-5)/.test(name) && !/chat/.test(name) && job.body.reasoning_effort !== 'none';
+  return isReasoningModel(job.model) && job.body.reasoning_effort !== 'none';
 }
 
 function positiveInteger(value: unknown): number | undefined {

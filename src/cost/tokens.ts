@@ -102,8 +102,10 @@ export function countDefinitionTokens(body: Readonly<Record<string, unknown>>, e
   return tokens;
 }
 
+/** A content part's text: a `text` part's, or the `refusal` an earlier assistant turn gave, which the model reads too. */
 function countTextPart(part: unknown, encoding: EncodingName): number {
   if (typeof part !== 'object' || part === null) return 0;
-  const { type, text } = part as { type?: unknown; text?: unknown };
-  return type === 'text' && typeof text === 'string' ? countTextTokens(text, encoding) : 0;
+  const { type, text, refusal } = part as { type?: unknown; text?: unknown; refusal?: unknown };
+  if (type === 'text' && typeof text === 'string') return countTextTokens(text, encoding);
+  return type === 'refusal' && typeof refusal === 'string' ? countTextTokens(refusal, encoding) : 0;
 }

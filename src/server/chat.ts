@@ -1,13 +1,17 @@
 import type OpenAI from 'openai';
 import { invalidRequest } from './api-error.js';
 import { fnv1a } from './hash.js';
+import { isReasoningModel } from '../cost/reasoning.js';
 import { asRecord, missing, optionalEnum, optionalInteger, requireString } from './request-fields.js';
-import { countTextTokens, truncateToTokens } from './tokens.js';
+import { countChatTokens, countDefinitionTokens, countTextTokens, encodingFor, type EncodingName } from '../cost/tokens.js';
+import { truncateToTokens } from './tokens.js';
 import { imageInputTokens } from './vision.js';
 
 /** A validated `POST /v1/chat/completions` request, reduced to what the reply and its usage depend on. */
 export interface ChatRequest {
   model: string;
+  /** The model's tokenizer, for the prompt and the reply alike. */
+  encoding: EncodingName;
   n: number;
   /** `max_completion_tokens`, or the deprecated `max_tokens`. */
   maxCompletionTokens: number | undefined;
@@ -31,10 +35,6 @@ const DEFAULT_COMPLETION_ESTIMATE = 256;
 
 const ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
 const EFFORTS: Record<string, number> = { none: 0, minimal: 0, low: 0.5, medium: 1, high: 2, xhigh: 3 };
-// Chat formatting adds a few tokens around every message, and primes the reply with a few more.
-const TOKENS_PER_MESSAGE = 3;
-const TOKENS_PER_NAME = 1;
-const REPLY_PRIMING_TOKENS = 3;
 const EXCERPT_CHARS = 60;
 
 const SENTENCES = [
@@ -51,10 +51,6 @@ const SENTENCES = [
   'The details would matter in a real answer.',
   'Short prompts get short answers here.',
 ];
-
-/** Reasoning models spend hidden reasoning tokens: o1, o3, o4-mini, gpt-5 (but not gpt-5-chat). */
-const isReasoningModel = (model: string): boolean =>
-  /^o\d/.test(model) || (model.startsWith('gpt-5') && !model.includes('-chat'));
 
 /** The model and key of a chat body, read leniently (before validation) for fault matching and the log. */
 export function describeChat(body: unknown): { model?: string; key: string } {
@@ -103,7 +99,7 @@ export function parseChatRequest(body: unknown): ChatRequest {
     );
   }
 
-  let promptTokens = REPLY_PRIMING_TOKENS;
+  let imageTokens = 0;
   let images = 0;
   let key = '';
   const texts: string[] = [];
@@ -121,17 +117,13 @@ export function parseChatRequest(body: unknown): ChatRequest {
         'invalid_value',
       );
     }
-    const content = readContent(message, param);
-    promptTokens += TOKENS_PER_MESSAGE + countTextTokens(content.text) + content.imageTokens;
-    if (typeof message.name === 'string') promptTokens += TOKENS_PER_NAME;
+    const content = readContent(message, param, model);
+    imageTokens += content.imageTokens;
     images += content.images;
     texts.push(content.text);
     if (message.role === 'user') key = content.text;
   });
   const promptText = texts.join('\n');
-  // Tool definitions and JSON schemas are part of the prompt the model reads.
-  if (Array.isArray(fields.tools)) promptTokens += countTextTokens(JSON.stringify(fields.tools));
-
   const json = readJsonFormat(fields.response_format);
   if (json.type === 'json_object' && !/json/i.test(promptText)) {
     throw invalidRequest(
@@ -139,10 +131,15 @@ export function parseChatRequest(body: unknown): ChatRequest {
       'messages',
     );
   }
-  if (json.schema !== undefined) promptTokens += countTextTokens(JSON.stringify(json.schema));
+  // Counted as the estimator counts, so that a rehearsal reports what `nightshift estimate` predicts: the messages
+  // with OpenAI's per-message overhead, then tool definitions and JSON schemas, which are part of the prompt too.
+  const encoding = encodingFor(model).name;
+  const messages = fields.messages as Parameters<typeof countChatTokens>[0];
+  const promptTokens = countChatTokens(messages, encoding) + countDefinitionTokens(fields, encoding) + imageTokens;
 
   return {
     model,
+    encoding,
     n: optionalInteger(fields, 'n', 1, 128) ?? 1,
     maxCompletionTokens:
       optionalInteger(fields, 'max_completion_tokens', 1) ?? optionalInteger(fields, 'max_tokens', 1),
@@ -173,10 +170,10 @@ export function buildChatCompletion(
     const reasoning = Math.min(plannedReasoningTokens(request, seed + index), budget);
     const room = budget - reasoning;
     let content = replyText(request, seed + index);
-    let contentTokens = countTextTokens(content);
+    let contentTokens = countTextTokens(content, request.encoding);
     const truncated = contentTokens > room;
     if (truncated) {
-      content = truncateToTokens(content, room);
+      content = truncateToTokens(content, room, request.encoding);
       contentTokens = room;
     }
     completionTokens += reasoning + contentTokens;
@@ -232,6 +229,7 @@ function plannedReasoningTokens(request: ChatRequest, seed: number): number {
 function readContent(
   message: Record<string, unknown>,
   param: string,
+  model: string,
 ): { text: string; images: number; imageTokens: number } {
   const { content } = message;
   if (typeof content === 'string') return { text: content, images: 0, imageTokens: 0 };
@@ -258,7 +256,7 @@ function readContent(
       texts.push(part.refusal);
     } else if (part.type === 'image_url') {
       const image = asRecord(part.image_url);
-      imageTokens += imageInputTokens(image.url, image.detail, `${at}.image_url`);
+      imageTokens += imageInputTokens(image.url, image.detail, `${at}.image_url`, model);
       images += 1;
     } else {
       throw invalidRequest(
@@ -271,11 +269,10 @@ function readContent(
   return { text: texts.join('\n'), images, imageTokens };
 }
 
-function readJsonFormat(format: unknown): { type: 'text' | 'json_object' | 'json_schema'; schema?: unknown } {
+function readJsonFormat(format: unknown): { type: 'text' | 'json_object' | 'json_schema' } {
   if (format === undefined || format === null) return { type: 'text' };
-  const { type, json_schema } = asRecord(format);
-  if (type === 'text' || type === 'json_object') return { type };
-  if (type === 'json_schema') return { type, schema: json_schema };
+  const { type } = asRecord(format);
+  if (type === 'text' || type === 'json_object' || type === 'json_schema') return { type };
   throw invalidRequest(
     `Invalid value: '${String(type)}'. Supported values are: 'text', 'json_object' and 'json_schema'.`,
     'response_format.type',

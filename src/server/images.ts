@@ -1,8 +1,9 @@
 import type OpenAI from 'openai';
 import { invalidRequest } from './api-error.js';
+import { imageOutputTokens, STANDARD_IMAGE_SIZES } from '../cost/image-output-tokens.js';
 import { renderPng } from './render.js';
 import { asRecord, optionalEnum, optionalInteger, requireString } from './request-fields.js';
-import { countTextTokens } from './tokens.js';
+import { countTextTokens, encodingFor } from '../cost/tokens.js';
 
 /** The model used when the body names none (the real API would pick `dall-e-2`; nightshift always names one). */
 const DEFAULT_IMAGE_MODEL = 'gpt-image-1.5';
@@ -29,7 +30,7 @@ export interface ImageRequest {
 }
 
 const SIZES: Record<Family, string[]> = {
-  'gpt-image': ['1024x1024', '1536x1024', '1024x1536', 'auto'],
+  'gpt-image': [...STANDARD_IMAGE_SIZES, 'auto'],
   'dall-e-2': ['256x256', '512x512', '1024x1024'],
   'dall-e-3': ['1024x1024', '1792x1024', '1024x1792'],
 };
@@ -42,13 +43,6 @@ const QUALITIES: Record<Family, Quality[]> = {
 const AUTO_QUALITY: Record<Family, Quality> = { 'gpt-image': 'high', 'dall-e-2': 'standard', 'dall-e-3': 'standard' };
 const MAX_PROMPT_CHARS: Record<Family, number> = { 'gpt-image': 32_000, 'dall-e-2': 1000, 'dall-e-3': 4000 };
 
-/** Output image tokens of GPT image models by quality and size, from OpenAI's pricing table. */
-const OUTPUT_TOKENS: Record<string, Record<string, number>> = {
-  low: { '1024x1024': 272, '1024x1536': 408, '1536x1024': 400 },
-  medium: { '1024x1024': 1056, '1024x1536': 1584, '1536x1024': 1568 },
-  high: { '1024x1024': 4160, '1024x1536': 6240, '1536x1024': 6208 },
-};
-const MEGAPIXEL = 1024 * 1024;
 
 /** The model and key (the prompt) of an images body, read leniently for fault matching and the log. */
 export function describeImages(body: unknown): { model?: string; key: string } {
@@ -107,7 +101,7 @@ export function parseImageRequest(body: unknown): ImageRequest {
     background: background === 'transparent' ? 'transparent' : 'opaque',
     outputFormat,
     responseFormat: family === 'gpt-image' ? 'b64_json' : (responseFormat as ImageRequest['responseFormat']),
-    promptTokens: countTextTokens(prompt),
+    promptTokens: countTextTokens(prompt, encodingFor(model).name),
   };
 }
 
@@ -160,11 +154,16 @@ export function buildImagesResponse(
 const familyOf = (model: string): Family =>
   model.startsWith('dall-e-3') ? 'dall-e-3' : model.startsWith('dall-e') ? 'dall-e-2' : 'gpt-image';
 
-/** Output tokens of one image: the pricing table for standard sizes, scaled by pixel count for custom ones. */
-function outputImageTokens({ family, quality, width, height }: ImageRequest): number {
+/**
+ * Output tokens of one image, by the estimator's table so that a rehearsal reports what `nightshift estimate` predicts.
+ * A GPT image model the table does not know is answered like its nearest known kind: `gpt-image-2` for the models that
+ * take custom sizes, the default model for the rest.
+ */
+function outputImageTokens({ model, family, quality, width, height }: ImageRequest): number {
   if (family !== 'gpt-image') return 0;
-  const table = OUTPUT_TOKENS[quality] ?? {};
-  return table[`${width}x${height}`] ?? Math.round(((table['1024x1024'] ?? 0) * width * height) / MEGAPIXEL);
+  const size = `${width}x${height}`;
+  const standIn = takesCustomSizes(model) ? 'gpt-image-2' : DEFAULT_IMAGE_MODEL;
+  return imageOutputTokens(model, size, quality) ?? imageOutputTokens(standIn, size, quality) ?? 0;
 }
 
 function readSize(value: unknown, model: string, family: Family): { width: number; height: number } {
@@ -175,11 +174,13 @@ function readSize(value: unknown, model: string, family: Family): { width: numbe
   const width = Number(match?.[1]);
   const height = Number(match?.[2]);
   const standard = typeof value === 'string' && SIZES[family].includes(value);
-  if (match === null || !(standard || (model.startsWith('gpt-image-2') && isCustomSize(width, height)))) {
+  if (match === null || !(standard || (takesCustomSizes(model) && isCustomSize(width, height)))) {
     throw badSize(value, family);
   }
   return { width, height };
 }
+
+const takesCustomSizes = (model: string): boolean => model.startsWith('gpt-image-2');
 
 /** `gpt-image-2` takes any size with edges divisible by 16, an aspect ratio within 3:1, up to 3840x2160 pixels. */
 const isCustomSize = (width: number, height: number): boolean =>

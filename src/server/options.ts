@@ -8,9 +8,10 @@ import type { RateLimits } from './rate-limit.js';
  *
  * What the server answers, for any model name:
  * - `POST /v1/chat/completions`: a reply derived from a hash of the prompt (same input, same reply) quoting the
- *   last user message; a JSON object for `response_format` JSON modes; `n` choices. `usage` counts o200k tokens,
- *   `image_url` parts (85 + 170 per 512px tile, sizes read from `data:` URLs), reasoning tokens for o-series and
- *   gpt-5 models, and cached tokens for repeated prompts of 1,024+ tokens. `max_completion_tokens` (or
+ *   last user message; a JSON object for `response_format` JSON modes; `n` choices. `usage` counts the prompt as
+ *   `nightshift estimate` does (the model's tokenizer, OpenAI's per-message overhead, `image_url` parts by the
+ *   model's vision rule with sizes read from `data:` URLs), reasoning tokens for o-series and gpt-5 models, and
+ *   cached tokens for repeated prompts of 1,024+ tokens. `max_completion_tokens` (or
  *   `max_tokens`) truncates with `finish_reason: 'length'`. Common mistakes get the real API's 400s.
  * - `POST /v1/images/generations`: real PNGs of the requested size drawn from the prompt. GPT image models
  *   answer `b64_json` with token `usage`; `dall-e-*` answer a `url` served at `GET /files/<id>.png` (the newest

@@ -245,8 +245,10 @@ class OfflineHttpServer implements OfflineServer {
     if (request.method === 'POST') {
       try {
         body = await readBody(request);
-      } catch {
-        return; // The client went away mid-upload; 'close' has counted it.
+      } catch (error) {
+        // The client went away mid-upload; 'close' has counted it.
+        if (isClientGone(error)) return;
+        throw error;
       }
     }
     const { host } = request.headers;
@@ -336,6 +338,10 @@ const errorOutcome = (error: ApiError, delayMs: number): Outcome => ({
   headers: { ...error.headers },
 });
 
+/** How reading a request fails when its client disconnects: `aborted` mid-body, or the stream closed early. */
+const isClientGone = (error: unknown): boolean =>
+  ['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE'].includes((error as NodeJS.ErrnoException | undefined)?.code ?? '');
+
 async function readBody(request: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of request) chunks.push(chunk as Buffer);
@@ -345,7 +351,8 @@ async function readBody(request: IncomingMessage): Promise<Buffer> {
 function parseJson(body: Buffer): unknown {
   try {
     return JSON.parse(body.toString('utf8'));
-  } catch {
+  } catch (error) {
+    if (!(error instanceof SyntaxError)) throw error;
     throw new ApiError(
       400,
       'We could not parse the JSON body of your request. ' +

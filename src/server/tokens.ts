@@ -1,20 +1,20 @@
 import { createRequire } from 'node:module';
-import type * as Tokenizer from 'gpt-tokenizer';
+import type { decode as Decode, encode as Encode } from 'gpt-tokenizer/encoding/o200k_base';
+import type { EncodingName } from '../cost/tokens.js';
 
-// o200k_base (gpt-tokenizer's default) is the encoding of every current OpenAI model. Counting costs a few
-// microseconds for a typical prompt, cheap enough for tens of thousands of requests a second. Its tables take a
-// few hundred milliseconds to load, so they are loaded with the first request rather than with the CLI.
+// Counting is the estimator's (cost/tokens.ts), so that the server reports what `nightshift estimate` predicts;
+// cutting a reply short is the server's alone. It requires the module the estimator's counter requires, so each
+// encoding's tables are loaded once, on first use.
 const load = createRequire(import.meta.url);
-let tokenizer: typeof Tokenizer | undefined;
-const encoding = (): typeof Tokenizer => (tokenizer ??= load('gpt-tokenizer') as typeof Tokenizer);
+const codecs: Partial<Record<EncodingName, { encode: typeof Encode; decode: typeof Decode }>> = {};
+const codec = (encoding: EncodingName) =>
+  (codecs[encoding] ??= load(`gpt-tokenizer/encoding/${encoding}`) as { encode: typeof Encode; decode: typeof Decode });
 
 // Special-token strings such as `<|endoftext|>` in user text are ordinary text to the API, not an error.
 const AS_TEXT = { disallowedSpecial: new Set<string>() };
 
-export const countTextTokens = (text: string): number => (text === '' ? 0 : encoding().countTokens(text, AS_TEXT));
-
-/** The longest prefix of `text` that fits in `limit` tokens. */
-export const truncateToTokens = (text: string, limit: number): string => {
-  const { decode, encode } = encoding();
+/** The longest prefix of `text` that fits in `limit` tokens of `encoding`. */
+export function truncateToTokens(text: string, limit: number, encoding: EncodingName): string {
+  const { decode, encode } = codec(encoding);
   return decode(encode(text, AS_TEXT).slice(0, limit));
-};
+}
