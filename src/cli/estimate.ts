@@ -5,8 +5,10 @@ import { fingerprint } from '../jobs/fingerprint.js';
 import { JOURNAL_FILE } from '../output/journal.js';
 import { fingerprintKey, indexJournal } from '../output/journal-index.js';
 import { EXIT, type CliIO } from './io.js';
-import { RUN_FLAGS, usage } from './options.js';
-import { defaultOutDir, formatTable, loadOrExplain, loadPrices, writeCsvFile } from './shared.js';
+import { loadOrExplain } from './load-jobs.js';
+import { loadPrices } from './load-prices.js';
+import { defaultOutDir, RUN_FLAGS, usage } from './options.js';
+import { formatTable, writeCsvFile } from './table.js';
 
 /** The flags of `nightshift estimate`: `run`'s that shape the requests, and the estimate's own. */
 export const ESTIMATE_FLAGS = {

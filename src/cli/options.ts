@@ -1,5 +1,5 @@
+import { basename, extname, join } from 'node:path';
 import { NightshiftError } from '../common/errors.js';
-import { defaultOutDir } from './shared.js';
 
 /**
  * The flags of `nightshift run`, declared once: yargs reads this for parsing and `--help`,
@@ -95,3 +95,9 @@ function integer(argv: Record<string, unknown>, name: string, min: number, max: 
 }
 
 export const usage = (message: string): NightshiftError => new NightshiftError('E_USAGE', message);
+
+/** `run`'s default output folder for `files`: `out/<first file name without extension>`. */
+export function defaultOutDir(files: readonly string[]): string {
+  const first = files[0] ?? '';
+  return join('out', basename(first, extname(first)));
+}

@@ -5,7 +5,7 @@ import { readJournalRecords } from '../output/journal.js';
 import { addToReport, createReport, REPORT_KEYS, type ReportKey } from '../cost/report.js';
 import { EXIT, type CliIO } from './io.js';
 import { usage } from './options.js';
-import { formatTable, writeCsvFile } from './shared.js';
+import { formatTable, writeCsvFile } from './table.js';
 
 /** The flags of `nightshift report`. */
 export const REPORT_FLAGS = {

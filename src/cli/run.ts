@@ -14,7 +14,8 @@ import { startOfflineServer } from '../server/server.js';
 import { EXIT, type CliIO } from './io.js';
 import type { RunFlags } from './options.js';
 import { formatSummary, Progress } from './progress.js';
-import { loadOrExplain, loadPrices } from './shared.js';
+import { loadOrExplain } from './load-jobs.js';
+import { loadPrices } from './load-prices.js';
 
 /** Builds the API client from the environment, following the SDK's variable names. */
 function apiClient(env: CliIO['env'], flags: RunFlags, offlineUrl?: string): OpenAI {

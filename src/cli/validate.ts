@@ -1,5 +1,5 @@
 import { EXIT, type CliIO } from './io.js';
-import { loadOrExplain } from './shared.js';
+import { loadOrExplain } from './load-jobs.js';
 
 /** `nightshift validate`: checks job files as `run` would, and sends nothing. */
 export async function validateCommand(files: string[], argv: Record<string, unknown>, io: CliIO): Promise<number> {
