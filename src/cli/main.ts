@@ -2,14 +2,16 @@ import yargs from 'yargs';
 import { NightshiftError } from '../common/errors.js';
 import { createRedactor } from '../common/redact.js';
 import { ESTIMATE_FLAGS, estimateCommand } from './estimate.js';
-import { EXIT, type CliIO } from './io.js';
+import { bugReport, EXIT, exitStatusOfError } from './exit.js';
+import type { CliIO } from './io.js';
 import { RUN_FLAGS, resolveRunFlags, usage } from './options.js';
 import { REPORT_FLAGS, reportCommand } from './report.js';
 import { runCommand } from './run.js';
 import { SERVE_FLAGS, serveCommand } from './serve.js';
 import { validateCommand } from './validate.js';
 
-export { EXIT, type CliIO } from './io.js';
+export { EXIT } from './exit.js';
+export type { CliIO } from './io.js';
 
 /**
  * Runs the CLI on `args` (without `node` and the script) and returns the exit status.
@@ -88,23 +90,15 @@ export async function runMain(args: string[], io: CliIO): Promise<number> {
   }
 }
 
+/** Prints what ended a command (a `NightshiftError`'s message, or a bug's stack) and returns its exit status. */
 function reportError(error: unknown, io: CliIO): number {
   const redact = createRedactor([io.env.OPENAI_API_KEY]);
+  const status = exitStatusOfError(error);
   if (error instanceof NightshiftError) {
     io.stderr(`nightshift: ${redact(error.message)}\n`);
-    switch (error.code) {
-      case 'E_VALIDATION':
-      case 'E_USAGE':
-      case 'E_CONFIG':
-        if (error.code === 'E_USAGE') io.stderr('Run `nightshift --help` for usage.\n');
-        return EXIT.invalid;
-      case 'E_LOCKED':
-      case 'E_OUTPUT':
-        return EXIT.outputUnusable;
-    }
+    if (error.code === 'E_USAGE') io.stderr('Run `nightshift --help` for usage.\n');
   }
-  const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
-  io.stderr(`nightshift: unexpected error; this is a bug, please report it with the text below.\n${redact(text)}\n`);
-  return EXIT.bug;
+  if (status === EXIT.bug) io.stderr(bugReport(error, redact));
+  return status;
 }
 

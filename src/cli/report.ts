@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { NightshiftError } from '../common/errors.js';
 import { readJournalRecords } from '../output/journal.js';
 import { addToReport, createReport, REPORT_KEYS, type ReportKey } from '../cost/report.js';
-import { EXIT, type CliIO } from './io.js';
+import { EXIT } from './exit.js';
+import type { CliIO } from './io.js';
 import { usage } from './options.js';
 import { formatTable, writeCsvFile } from './table.js';
 

@@ -11,7 +11,8 @@ import { createRedactor } from '../common/redact.js';
 import type { RunOptions } from '../run/options.js';
 import { runJobs } from '../run/run.js';
 import { startOfflineServer } from '../server/server.js';
-import { EXIT, type CliIO } from './io.js';
+import { exitStatusOfRun } from './exit.js';
+import type { CliIO } from './io.js';
 import type { RunFlags } from './options.js';
 import { formatSummary, Progress } from './progress.js';
 import { loadOrExplain } from './load-jobs.js';
@@ -140,10 +141,8 @@ export async function runCommand(flags: RunFlags, io: CliIO): Promise<number> {
       // Progress already showed why the run stopped; without it, say so here.
       if (!progress) io.stderr(`${summary.stopMessage}\n`);
       io.stderr(`${resumeHint(flags)}\n`);
-      if (summary.stopReason === 'output') return EXIT.outputUnusable;
-      return summary.stopReason === 'quota' || summary.stopReason === 'budget' ? EXIT.stopped : EXIT.interrupted;
     }
-    return summary.failed > 0 ? EXIT.jobsFailed : EXIT.ok;
+    return exitStatusOfRun(summary);
   } finally {
     await server?.close();
   }

@@ -1,6 +1,7 @@
 import { NightshiftError } from '../common/errors.js';
 import { startOfflineServer } from '../server/server.js';
-import { EXIT, type CliIO } from './io.js';
+import { EXIT } from './exit.js';
+import type { CliIO } from './io.js';
 
 /** The flags of `nightshift serve`. */
 export const SERVE_FLAGS = {

@@ -1,4 +1,5 @@
-import { EXIT, type CliIO } from './io.js';
+import { EXIT } from './exit.js';
+import type { CliIO } from './io.js';
 import { loadOrExplain } from './load-jobs.js';
 
 /** `nightshift validate`: checks job files as `run` would, and sends nothing. */
