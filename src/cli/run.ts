@@ -1,43 +1,18 @@
-import { rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import OpenAI from 'openai';
 import { NightshiftError } from '../common/errors.js';
 import { worstCaseCost } from '../cost/estimate.js';
-import { JOURNAL_FILE } from '../output/journal.js';
-import { indexJournal } from '../output/journal-index.js';
-import { acquireLock } from '../output/lock.js';
 import type { PriceBook } from '../cost/prices.js';
 import { createRedactor } from '../common/redact.js';
 import type { RunOptions } from '../run/options.js';
 import { runJobs } from '../run/run.js';
 import { startOfflineServer } from '../server/server.js';
+import { apiClient } from './client.js';
 import { exitStatusOfRun } from './exit.js';
+import { startFresh } from './fresh.js';
 import type { CliIO } from './io.js';
 import type { RunFlags } from './options.js';
 import { formatSummary, Progress } from './progress.js';
 import { loadOrExplain } from './load-jobs.js';
 import { loadPrices } from './load-prices.js';
-
-/** Builds the API client from the environment, following the SDK's variable names. */
-function apiClient(env: CliIO['env'], flags: RunFlags, offlineUrl?: string): OpenAI {
-  const common = { maxRetries: 0, timeout: flags.timeoutMs };
-  if (offlineUrl) return new OpenAI({ ...common, apiKey: 'offline', baseURL: offlineUrl, organization: null, project: null });
-  const apiKey = env.OPENAI_API_KEY;
-  if (!apiKey) {
-    throw new NightshiftError(
-      'E_CONFIG',
-      'OPENAI_API_KEY is not set. Put it in the environment or in a .env file (see .env.example), or use --offline to try nightshift without a key.',
-    );
-  }
-  return new OpenAI({
-    ...common,
-    apiKey,
-    // Passed explicitly so the SDK never falls back to variables the CLI was not given.
-    baseURL: env.OPENAI_BASE_URL || 'https://api.openai.com/v1',
-    organization: env.OPENAI_ORG_ID || null,
-    project: env.OPENAI_PROJECT_ID || null,
-  });
-}
 
 /**
  * A budget can only be kept for jobs whose worst case is known: refuse, before anything is sent, when a
@@ -62,38 +37,6 @@ function resumeHint(flags: RunFlags): string {
   return `Outputs are written. To continue, run ${command}: finished jobs are not sent twice.`;
 }
 
-/** Applies --fresh: the old journal is kept beside the new one (for audit) and the CSV views are rebuilt. */
-async function startFresh(outDir: string, force: boolean): Promise<void> {
-  const path = join(outDir, JOURNAL_FILE);
-  const exists = await stat(path).then(
-    () => true,
-    () => false,
-  );
-  if (!exists) return;
-  // Under the folder's lock: moving the journal of a run in progress would make it send everything again.
-  const release = await acquireLock(outDir);
-  try {
-    // Any success counts, including one a later edit superseded: a plain rerun could still reuse it.
-    const finished = (await indexJournal(path)).succeeded();
-    if (finished > 0 && !force) {
-      throw new NightshiftError(
-        'E_USAGE',
-        `${outDir} holds ${finished} finished job${finished === 1 ? '' : 's'}; --fresh would send them again. Add --force to do so, or choose another --out.`,
-      );
-    }
-    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    try {
-      await rename(path, join(outDir, `journal-${stamp}.jsonl`));
-      // The views of the old journal go too, so they are never taken for this run's results.
-      await Promise.all(['results.csv', 'usage.csv'].map((name) => rm(join(outDir, name), { force: true })));
-    } catch (error) {
-      throw new NightshiftError('E_OUTPUT', `Cannot start afresh in ${outDir}: ${(error as Error).message}`, { outDir }, { cause: error });
-    }
-  } finally {
-    await release();
-  }
-}
-
 /** `nightshift run`: validates everything, then runs the jobs and writes the outputs. */
 export async function runCommand(flags: RunFlags, io: CliIO): Promise<number> {
   const defaults = { ...(flags.model ? { model: flags.model } : {}), ...(flags.system ? { system: flags.system } : {}) };
@@ -103,7 +46,7 @@ export async function runCommand(flags: RunFlags, io: CliIO): Promise<number> {
   // The run's own server keeps no request log: memory stays flat however many jobs it answers.
   const server = flags.offline ? await startOfflineServer({ recordRequests: false }) : undefined;
   try {
-    const client = apiClient(io.env, flags, server?.url);
+    const client = apiClient(io.env, flags.timeoutMs, server?.url);
     const budget = flags.budgetUsd === undefined ? undefined : budgetFor(models, prices, flags.budgetUsd);
     if (flags.fresh) await startFresh(flags.outDir, flags.force);
     const progress = flags.quiet ? undefined : new Progress({ write: io.stderr, isTTY: io.isTTY, intervalSeconds: flags.progressIntervalSeconds });
