@@ -21,6 +21,11 @@ export interface ValidJobs extends Omit<ValidationResult, 'problems' | 'jobs'> {
   jobs: JobSource;
 }
 
+/** File defaults from `--model` and `--system`, as `run`, `validate` and `estimate` apply them. */
+export function jobDefaults(flags: { model: string | undefined; system: string | undefined }): { model?: string; system?: string } {
+  return { ...(flags.model ? { model: flags.model } : {}), ...(flags.system ? { system: flags.system } : {}) };
+}
+
 /** Validates job files; on any problem prints them all and throws `E_VALIDATION` (exit 2). */
 export async function loadOrExplain(
   files: string[],

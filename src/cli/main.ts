@@ -1,17 +1,20 @@
 import yargs from 'yargs';
 import { NightshiftError } from '../common/errors.js';
 import { createRedactor } from '../common/redact.js';
-import { ESTIMATE_FLAGS, estimateCommand } from './estimate.js';
+import { declareCommand, usage, type Command } from './command.js';
+import { estimateCommand } from './estimate.js';
 import { bugReport, EXIT, exitStatusOfError } from './exit.js';
 import type { CliIO } from './io.js';
-import { RUN_FLAGS, resolveRunFlags, usage } from './options.js';
-import { REPORT_FLAGS, reportCommand } from './report.js';
+import { reportCommand } from './report.js';
 import { runCommand } from './run.js';
-import { SERVE_FLAGS, serveCommand } from './serve.js';
+import { serveCommand } from './serve.js';
 import { validateCommand } from './validate.js';
 
 export { EXIT } from './exit.js';
 export type { CliIO } from './io.js';
+
+/** The commands, in `--help` order. */
+const COMMANDS: readonly Command[] = [runCommand, validateCommand, estimateCommand, reportCommand, serveCommand];
 
 /**
  * Runs the CLI on `args` (without `node` and the script) and returns the exit status.
@@ -19,52 +22,18 @@ export type { CliIO } from './io.js';
  */
 export async function runMain(args: string[], io: CliIO): Promise<number> {
   let command: Promise<number> | undefined;
-  const parser = yargs(args)
-    .scriptName('nightshift')
-    .usage('$0 <command> [options]')
-    .command(
-      'run <files..>',
-      'Run job files against the OpenAI API (or --offline) and write results.csv, usage.csv and images/',
-      (y) => y.positional('files', { type: 'string', array: true, description: 'Job files (.json, .jsonl, .csv)' }).options(RUN_FLAGS),
+  let parser = yargs(args).scriptName('nightshift').usage('$0 <command> [options]');
+  for (const spec of COMMANDS) {
+    parser = parser.command(
+      spec.usage,
+      spec.description,
+      (y) => declareCommand(y, spec),
       (argv) => {
-        command = runCommand(resolveRunFlags(argv as Record<string, unknown>), io);
+        command = spec.run(argv as Record<string, unknown>, io);
       },
-    )
-    .command(
-      'validate <files..>',
-      'Check job files and report every problem; sends nothing',
-      (y) =>
-        y
-          .positional('files', { type: 'string', array: true })
-          .options({ model: RUN_FLAGS.model, system: RUN_FLAGS.system }),
-      (argv) => {
-        command = validateCommand(argv.files as string[], argv as Record<string, unknown>, io);
-      },
-    )
-    .command(
-      'estimate <files..>',
-      'Estimate tokens and cost of job files, leaving out jobs already done in the output folder; sends nothing',
-      (y) => y.positional('files', { type: 'string', array: true, description: 'Job files (.json, .jsonl, .csv)' }).options(ESTIMATE_FLAGS),
-      (argv) => {
-        command = estimateCommand(argv as Record<string, unknown>, io);
-      },
-    )
-    .command(
-      'report <folders..>',
-      'Summarize usage and cost from the journals of output folders; sends nothing',
-      (y) => y.positional('folders', { type: 'string', array: true, description: 'Output folders of runs' }).options(REPORT_FLAGS),
-      (argv) => {
-        command = reportCommand(argv as Record<string, unknown>, io);
-      },
-    )
-    .command(
-      'serve',
-      'Start the offline OpenAI-compatible server and print its base URL',
-      (y) => y.options(SERVE_FLAGS),
-      (argv) => {
-        command = serveCommand(argv as Record<string, unknown>, io);
-      },
-    )
+    );
+  }
+  parser = parser
     .demandCommand(1, 'Name a command: run, validate, estimate, report or serve')
     .strict()
     .exitProcess(false)
@@ -101,4 +70,3 @@ function reportError(error: unknown, io: CliIO): number {
   if (status === EXIT.bug) io.stderr(bugReport(error, redact));
   return status;
 }
-

@@ -1,18 +1,124 @@
+import type OpenAI from 'openai';
 import { NightshiftError } from '../common/errors.js';
+import { createRedactor } from '../common/redact.js';
 import { worstCaseCost } from '../cost/estimate.js';
 import type { PriceBook } from '../cost/prices.js';
-import { createRedactor } from '../common/redact.js';
-import type { RunOptions } from '../run/options.js';
+import type { RunEvent, RunOptions } from '../run/options.js';
 import { runJobs } from '../run/run.js';
 import { startOfflineServer } from '../server/server.js';
 import { apiClient } from './client.js';
+import { resolveCommand, usage, type Command, type CommandSpec } from './command.js';
 import { exitStatusOfRun } from './exit.js';
+import { defaultOutDir } from './flags.js';
 import { startFresh } from './fresh.js';
 import type { CliIO } from './io.js';
-import type { RunFlags } from './options.js';
-import { formatSummary, Progress } from './progress.js';
-import { loadOrExplain } from './load-jobs.js';
+import { jobDefaults, loadOrExplain } from './load-jobs.js';
 import { loadPrices } from './load-prices.js';
+import { formatSummary, Progress } from './progress.js';
+
+const SPEC = {
+  usage: 'run <files..>',
+  description: 'Run job files against the OpenAI API (or --offline) and write results.csv, usage.csv and images/',
+  positional: { name: 'files', description: 'Job files (.json, .jsonl, .csv)', missing: 'Expected at least one job file' },
+  flags: [
+    'out',
+    'concurrency',
+    'max-attempts',
+    'timeout',
+    'model',
+    'system',
+    'offline',
+    'prices',
+    'budget',
+    'fresh',
+    'force',
+    'only-failed',
+    'quiet',
+    'progress-interval',
+    'grace',
+    'rpm',
+    'tpm',
+  ],
+} as const satisfies CommandSpec;
+
+/** The engine's options that `run`'s flags set as they are; the rest of {@link RunOptions} is built in `engineOptions`. */
+type EngineFlags = Pick<RunOptions, 'outDir' | 'files' | 'concurrency' | 'maxAttempts' | 'timeoutMs' | 'rpm' | 'tpm'>;
+
+/** `nightshift run` flags after checking: the engine options they set, and what the CLI itself needs. */
+export interface RunFlags extends EngineFlags {
+  /** `--model` and `--system`, for jobs that leave them out. */
+  defaults: { model?: string; system?: string };
+  offline: boolean;
+  /** The `--prices` file. */
+  prices?: string;
+  budgetUsd?: number;
+  fresh: boolean;
+  force: boolean;
+  onlyFailed: boolean;
+  quiet: boolean;
+  progressIntervalSeconds: number;
+  graceMs: number;
+}
+
+/** Checks `run`'s flags eagerly, naming the bad value, before any file is read. */
+export function resolveRunFlags(argv: Record<string, unknown>): RunFlags {
+  const { args: files, flags } = resolveCommand(SPEC, argv);
+  if (flags['only-failed'] && flags.fresh) throw usage('--only-failed and --fresh contradict each other: a fresh run has no failures to rerun');
+  return {
+    files,
+    // Offline answers are not real ones: by default they never share a folder with a real run's results.
+    outDir: flags.out ?? `${defaultOutDir(files)}${flags.offline ? '-offline' : ''}`,
+    concurrency: flags.concurrency,
+    maxAttempts: flags['max-attempts'],
+    timeoutMs: Math.round(flags.timeout * 1000),
+    ...(flags.rpm !== undefined ? { rpm: flags.rpm } : {}),
+    ...(flags.tpm !== undefined ? { tpm: flags.tpm } : {}),
+    defaults: jobDefaults(flags),
+    offline: flags.offline,
+    ...(flags.prices !== undefined ? { prices: flags.prices } : {}),
+    ...(flags.budget !== undefined ? { budgetUsd: flags.budget } : {}),
+    fresh: flags.fresh,
+    force: flags.force,
+    onlyFailed: flags['only-failed'],
+    quiet: flags.quiet,
+    progressIntervalSeconds: flags['progress-interval'],
+    graceMs: Math.round(flags.grace * 1000),
+  };
+}
+
+/** `nightshift run`: see {@link runFromFlags}. */
+export const runCommand: Command = { ...SPEC, run: (argv, io) => runFromFlags(resolveRunFlags(argv), io) };
+
+/** What the CLI makes for the engine: the client, the prices, the budget and the display of events. */
+interface EngineParts {
+  client: OpenAI;
+  prices: PriceBook;
+  budget: RunOptions['budget'];
+  onEvent: (event: RunEvent) => void;
+}
+
+/** The one place `run`'s flags, the process's signals and what the CLI made become the engine's {@link RunOptions}. */
+function engineOptions(flags: RunFlags, { client, prices, budget, onEvent }: EngineParts, io: CliIO): RunOptions {
+  const { outDir, files, concurrency, maxAttempts, timeoutMs, rpm, tpm } = flags;
+  return {
+    outDir,
+    client,
+    prices,
+    concurrency,
+    ...(rpm !== undefined ? { rpm } : {}),
+    ...(tpm !== undefined ? { tpm } : {}),
+    maxAttempts,
+    timeoutMs,
+    files,
+    // With --fresh the journal starts empty, so there is nothing done to send again.
+    mode: { force: flags.force && !flags.fresh, onlyFailed: flags.onlyFailed },
+    redact: createRedactor([io.env.OPENAI_API_KEY]),
+    ...(budget ? { budget } : {}),
+    ...(io.stopSignal ? { stopSignal: io.stopSignal } : {}),
+    ...(io.abortSignal ? { abortSignal: io.abortSignal } : {}),
+    onEvent,
+  };
+}
 
 /**
  * A budget can only be kept for jobs whose worst case is known: refuse, before anything is sent, when a
@@ -38,10 +144,9 @@ function resumeHint(flags: RunFlags): string {
 }
 
 /** `nightshift run`: validates everything, then runs the jobs and writes the outputs. */
-export async function runCommand(flags: RunFlags, io: CliIO): Promise<number> {
-  const defaults = { ...(flags.model ? { model: flags.model } : {}), ...(flags.system ? { system: flags.system } : {}) };
+async function runFromFlags(flags: RunFlags, io: CliIO): Promise<number> {
   const say = flags.quiet ? undefined : (line: string) => io.stderr(`${line}\n`);
-  const { jobs, models } = await loadOrExplain(flags.files, defaults, io, { outDir: flags.outDir, say });
+  const { jobs, models } = await loadOrExplain(flags.files, flags.defaults, io, { outDir: flags.outDir, say });
   const prices = await loadPrices(flags.prices);
   // The run's own server keeps no request log: memory stays flat however many jobs it answers.
   const server = flags.offline ? await startOfflineServer({ recordRequests: false }) : undefined;
@@ -50,29 +155,15 @@ export async function runCommand(flags: RunFlags, io: CliIO): Promise<number> {
     const budget = flags.budgetUsd === undefined ? undefined : budgetFor(models, prices, flags.budgetUsd);
     if (flags.fresh) await startFresh(flags.outDir, flags.force);
     const progress = flags.quiet ? undefined : new Progress({ write: io.stderr, isTTY: io.isTTY, intervalSeconds: flags.progressIntervalSeconds });
+    // Warnings (a torn journal line, say) are printed even with --quiet.
+    const onEvent = (event: RunEvent): void => {
+      if (progress) progress.handle(event);
+      else if (event.type === 'warning') io.stderr(`warning: ${event.message}\n`);
+    };
     io.onRunStart?.(flags.graceMs);
     let summary;
     try {
-      summary = await runJobs(jobs, {
-        outDir: flags.outDir,
-        client,
-        prices,
-        concurrency: flags.concurrency,
-        ...(flags.rpm !== undefined ? { rpm: flags.rpm } : {}), ...(flags.tpm !== undefined ? { tpm: flags.tpm } : {}),
-        maxAttempts: flags.maxAttempts,
-        timeoutMs: flags.timeoutMs,
-        files: flags.files,
-        mode: { force: flags.force && !flags.fresh, onlyFailed: flags.onlyFailed },
-        redact: createRedactor([io.env.OPENAI_API_KEY]),
-        ...(budget ? { budget } : {}),
-        ...(io.stopSignal ? { stopSignal: io.stopSignal } : {}),
-        ...(io.abortSignal ? { abortSignal: io.abortSignal } : {}),
-        // Warnings (a torn journal line, say) are printed even with --quiet.
-        onEvent: (event) => {
-          if (progress) progress.handle(event);
-          else if (event.type === 'warning') io.stderr(`warning: ${event.message}\n`);
-        },
-      });
+      summary = await runJobs(jobs, engineOptions(flags, { client, prices, budget, onEvent }, io));
     } finally {
       progress?.stop();
     }
