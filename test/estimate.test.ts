@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { resolveEstimateFlags } from '../src/cli/estimate.js';
-import { resolveRunFlags } from '../src/cli/options.js';
+import { resolveRunFlags } from '../src/cli/run.js';
 import { costOf } from '../src/cost/cost.js';
 import { estimateJob, OUTPUT_DEFAULTS, worstCaseCost } from '../src/cost/estimate.js';
 import { ESTIMATE_COLUMNS, EstimateSummary } from '../src/cost/estimate-summary.js';

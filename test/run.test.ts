@@ -249,7 +249,7 @@ describe('nightshift run, small promises', () => {
   });
 
   it('keeps offline results out of the folder a real run would use', async () => {
-    const { resolveRunFlags } = await import('../src/cli/options.js');
+    const { resolveRunFlags } = await import('../src/cli/run.js');
     const base = { concurrency: 8, 'max-attempts': 5, timeout: 600, 'progress-interval': 30, grace: 30 };
     expect(resolveRunFlags({ ...base, files: ['jobs/chat.jsonl'] }).outDir).toBe(join('out', 'chat'));
     expect(resolveRunFlags({ ...base, files: ['jobs/chat.jsonl'], offline: true }).outDir).toBe(join('out', 'chat-offline'));

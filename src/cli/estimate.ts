@@ -4,32 +4,28 @@ import { EstimateSummary } from '../cost/estimate-summary.js';
 import { fingerprint } from '../jobs/fingerprint.js';
 import { JOURNAL_FILE } from '../output/journal.js';
 import { fingerprintKey, indexJournal } from '../output/journal-index.js';
-import { EXIT, type CliIO } from './io.js';
-import { RUN_FLAGS, usage } from './options.js';
-import { defaultOutDir, formatTable, loadOrExplain, loadPrices, writeCsvFile } from './shared.js';
+import { resolveCommand, type Command, type CommandSpec } from './command.js';
+import { EXIT } from './exit.js';
+import { defaultOutDir } from './flags.js';
+import type { CliIO } from './io.js';
+import { jobDefaults, loadOrExplain } from './load-jobs.js';
+import { loadPrices } from './load-prices.js';
+import { formatTable, writeCsvFile } from './table.js';
 
-/** The flags of `nightshift estimate`: `run`'s that shape the requests, and the estimate's own. */
-export const ESTIMATE_FLAGS = {
-  out: {
-    type: 'string',
-    description: "A run's output folder: jobs already done there are left out. Default: run's, out/<first job file name>",
-  },
-  model: RUN_FLAGS.model,
-  system: RUN_FLAGS.system,
-  prices: RUN_FLAGS.prices,
-  csv: { type: 'string', description: 'Also write the table to this CSV file' },
-  'expected-output': {
-    type: 'number',
-    description: `Expected output tokens per chat or vision job, capped by its max_completion_tokens (default ${OUTPUT_DEFAULTS.expected}; ${OUTPUT_DEFAULTS.expectedReasoning} for reasoning models)`,
-  },
-} as const;
+const SPEC = {
+  usage: 'estimate <files..>',
+  description: 'Estimate tokens and cost of job files, leaving out jobs already done in the output folder; sends nothing',
+  positional: { name: 'files', description: 'Job files (.json, .jsonl, .csv)', missing: 'Expected at least one job file' },
+  // `run`'s flags that shape the requests, and the estimate's own.
+  flags: ['estimate-out', 'model', 'system', 'prices', 'csv', 'expected-output'],
+} as const satisfies CommandSpec;
 
 /** `nightshift estimate` flags after checking. */
 export interface EstimateFlags {
   files: string[];
+  /** The run's output folder whose finished jobs are left out. */
   outDir: string;
-  model?: string;
-  system?: string;
+  defaults: { model?: string; system?: string };
   prices?: string;
   csv?: string;
   expectedOutputTokens?: number;
@@ -37,31 +33,26 @@ export interface EstimateFlags {
 
 /** Checks `estimate`'s flags eagerly, naming the bad value, before any file is read. */
 export function resolveEstimateFlags(argv: Record<string, unknown>): EstimateFlags {
-  const files = (argv.files as unknown[] | undefined)?.map(String) ?? [];
-  if (files.length === 0) throw usage('Expected at least one job file');
-  const flags: EstimateFlags = { files, outDir: typeof argv.out === 'string' && argv.out ? argv.out : defaultOutDir(files) };
-  if (typeof argv.model === 'string') flags.model = argv.model;
-  if (typeof argv.system === 'string') flags.system = argv.system;
-  if (typeof argv.prices === 'string') flags.prices = argv.prices;
-  if (typeof argv.csv === 'string') flags.csv = argv.csv;
-  const expected = argv['expected-output'];
-  if (expected !== undefined) {
-    if (typeof expected !== 'number' || !Number.isInteger(expected) || expected < 0) {
-      throw usage(`Expected \`--expected-output\` to be a whole number >= 0, got \`${String(expected)}\``);
-    }
-    flags.expectedOutputTokens = expected;
-  }
-  return flags;
+  const { args: files, flags } = resolveCommand(SPEC, argv);
+  return {
+    files,
+    outDir: flags.out ?? defaultOutDir(files),
+    defaults: jobDefaults(flags),
+    ...(flags.prices !== undefined ? { prices: flags.prices } : {}),
+    ...(flags.csv !== undefined ? { csv: flags.csv } : {}),
+    ...(flags['expected-output'] !== undefined ? { expectedOutputTokens: flags['expected-output'] } : {}),
+  };
 }
+
+/** `nightshift estimate`: see {@link estimateJobs}. */
+export const estimateCommand: Command = { ...SPEC, run: (argv, io) => estimateJobs(resolveEstimateFlags(argv), io) };
 
 /**
  * `nightshift estimate`: what the job files would cost, sending nothing. Jobs already done in the output folder (same
  * request, finished ok) are left out, so the estimate of a half-finished run is what finishing it would cost.
  */
-export async function estimateCommand(argv: Record<string, unknown>, io: CliIO): Promise<number> {
-  const flags = resolveEstimateFlags(argv);
-  const defaults = { ...(flags.model ? { model: flags.model } : {}), ...(flags.system ? { system: flags.system } : {}) };
-  const { jobs } = await loadOrExplain(flags.files, defaults, io);
+async function estimateJobs(flags: EstimateFlags, io: CliIO): Promise<number> {
+  const { jobs } = await loadOrExplain(flags.files, flags.defaults, io);
   const prices = await loadPrices(flags.prices);
   const journal = await indexJournal(join(flags.outDir, JOURNAL_FILE));
   for (const warning of journal.warnings) io.stderr(`warning: ${warning}\n`);

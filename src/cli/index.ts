@@ -2,6 +2,7 @@
 import { setFlagsFromString } from 'node:v8';
 import dotenv from 'dotenv';
 import { createRedactor } from '../common/redact.js';
+import { bugReport, EXIT } from './exit.js';
 import { runMain } from './main.js';
 
 // A .env file in the working directory fills variables the environment does not set.
@@ -19,7 +20,7 @@ function onSignal(signal: NodeJS.Signals): void {
   // Before a run sends anything (validation, estimate, report, serve) there is nothing to wait for.
   if (!runStarted) {
     process.stderr.write(`\n${signal}: stopped.\n`);
-    process.exit(130);
+    process.exit(EXIT.interrupted);
   }
   if (signals === 1) {
     process.stderr.write(`\n${signal}: finishing requests in flight (up to ${Math.round(graceMs / 1000)}s); press Ctrl-C again to abandon them.\n`);
@@ -32,10 +33,8 @@ function onSignal(signal: NodeJS.Signals): void {
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
 process.on('unhandledRejection', (reason) => {
-  const text = reason instanceof Error ? (reason.stack ?? reason.message) : String(reason);
-  const redact = createRedactor([process.env.OPENAI_API_KEY]);
-  process.stderr.write(`nightshift: unexpected error; this is a bug, please report it with the text below.\n${redact(text)}\n`);
-  process.exit(70);
+  process.stderr.write(bugReport(reason, createRedactor([process.env.OPENAI_API_KEY])));
+  process.exit(EXIT.bug);
 });
 
 const code = await runMain(process.argv.slice(2), {

@@ -16,14 +16,3 @@ export interface CliIO {
    */
   onLargeJobs?: () => void;
 }
-
-/** Exit statuses, documented in the README. */
-export const EXIT = {
-  ok: 0,
-  jobsFailed: 1,
-  invalid: 2,
-  stopped: 3,
-  outputUnusable: 4,
-  bug: 70,
-  interrupted: 130,
-} as const;

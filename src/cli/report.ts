@@ -2,16 +2,18 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NightshiftError } from '../common/errors.js';
 import { readJournalRecords } from '../output/journal.js';
-import { addToReport, createReport, REPORT_KEYS, type ReportKey } from '../cost/report.js';
-import { EXIT, type CliIO } from './io.js';
-import { usage } from './options.js';
-import { formatTable, writeCsvFile } from './shared.js';
+import { addToReport, createReport, type ReportKey } from '../cost/report.js';
+import { resolveCommand, usage, type Command, type CommandSpec } from './command.js';
+import { EXIT } from './exit.js';
+import type { CliIO } from './io.js';
+import { formatTable, writeCsvFile } from './table.js';
 
-/** The flags of `nightshift report`. */
-export const REPORT_FLAGS = {
-  by: { type: 'string', choices: REPORT_KEYS, default: 'model', description: 'Group rows by model, kind, tag, day (UTC, of finishing) or job file' },
-  csv: { type: 'string', description: 'Also write the table to this CSV file' },
-} as const;
+const SPEC = {
+  usage: 'report <folders..>',
+  description: 'Summarize usage and cost from the journals of output folders; sends nothing',
+  positional: { name: 'folders', description: 'Output folders of runs', missing: 'Expected at least one output folder' },
+  flags: ['by', 'csv'],
+} as const satisfies CommandSpec;
 
 /** `journal.jsonl`, and the `journal-<stamp>.jsonl` files that `--fresh` set aside. */
 const JOURNAL_NAME = /^journal(-[^/\\]+)?\.jsonl$/;
@@ -20,14 +22,16 @@ const JOURNAL_NAME = /^journal(-[^/\\]+)?\.jsonl$/;
  * `nightshift report`: usage and cost per group, rebuilt from the journals of output folders. Reads files only;
  * needs no key and sends nothing.
  */
-export async function reportCommand(argv: Record<string, unknown>, io: CliIO): Promise<number> {
-  const folders = (argv.folders as unknown[] | undefined)?.map(String) ?? [];
-  if (folders.length === 0) throw usage('Expected at least one output folder');
-  const by = argv.by ?? 'model';
-  if (!REPORT_KEYS.includes(by as ReportKey)) throw usage(`Expected \`--by\` to be one of ${REPORT_KEYS.join(', ')}, got \`${String(by)}\``);
-  const csv = typeof argv.csv === 'string' ? argv.csv : undefined;
+export const reportCommand: Command = {
+  ...SPEC,
+  async run(argv: Record<string, unknown>, io: CliIO): Promise<number> {
+    const { args: folders, flags } = resolveCommand(SPEC, argv);
+    return reportOn(folders, flags, io);
+  },
+};
 
-  const report = createReport(by as ReportKey);
+async function reportOn(folders: string[], { by, csv }: { by: ReportKey; csv: string | undefined }, io: CliIO): Promise<number> {
+  const report = createReport(by);
   for (const folder of folders) {
     for (const path of await journalsIn(folder)) {
       const records = readJournalRecords(path, { onWarning: (warning) => io.stderr(`warning: ${warning}\n`) });

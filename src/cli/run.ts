@@ -1,40 +1,123 @@
-import { rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import OpenAI from 'openai';
+import type OpenAI from 'openai';
 import { NightshiftError } from '../common/errors.js';
-import { worstCaseCost } from '../cost/estimate.js';
-import { JOURNAL_FILE } from '../output/journal.js';
-import { indexJournal } from '../output/journal-index.js';
-import { acquireLock } from '../output/lock.js';
-import type { PriceBook } from '../cost/prices.js';
 import { createRedactor } from '../common/redact.js';
-import type { RunOptions } from '../run/options.js';
+import { worstCaseCost } from '../cost/estimate.js';
+import type { PriceBook } from '../cost/prices.js';
+import type { RunEvent, RunOptions } from '../run/options.js';
 import { runJobs } from '../run/run.js';
 import { startOfflineServer } from '../server/server.js';
-import { EXIT, type CliIO } from './io.js';
-import type { RunFlags } from './options.js';
+import { apiClient } from './client.js';
+import { resolveCommand, usage, type Command, type CommandSpec } from './command.js';
+import { exitStatusOfRun } from './exit.js';
+import { defaultOutDir } from './flags.js';
+import { startFresh } from './fresh.js';
+import type { CliIO } from './io.js';
+import { jobDefaults, loadOrExplain } from './load-jobs.js';
+import { loadPrices } from './load-prices.js';
 import { formatSummary, Progress } from './progress.js';
-import { loadOrExplain, loadPrices } from './shared.js';
 
-/** Builds the API client from the environment, following the SDK's variable names. */
-function apiClient(env: CliIO['env'], flags: RunFlags, offlineUrl?: string): OpenAI {
-  const common = { maxRetries: 0, timeout: flags.timeoutMs };
-  if (offlineUrl) return new OpenAI({ ...common, apiKey: 'offline', baseURL: offlineUrl, organization: null, project: null });
-  const apiKey = env.OPENAI_API_KEY;
-  if (!apiKey) {
-    throw new NightshiftError(
-      'E_CONFIG',
-      'OPENAI_API_KEY is not set. Put it in the environment or in a .env file (see .env.example), or use --offline to try nightshift without a key.',
-    );
-  }
-  return new OpenAI({
-    ...common,
-    apiKey,
-    // Passed explicitly so the SDK never falls back to variables the CLI was not given.
-    baseURL: env.OPENAI_BASE_URL || 'https://api.openai.com/v1',
-    organization: env.OPENAI_ORG_ID || null,
-    project: env.OPENAI_PROJECT_ID || null,
-  });
+const SPEC = {
+  usage: 'run <files..>',
+  description: 'Run job files against the OpenAI API (or --offline) and write results.csv, usage.csv and images/',
+  positional: { name: 'files', description: 'Job files (.json, .jsonl, .csv)', missing: 'Expected at least one job file' },
+  flags: [
+    'out',
+    'concurrency',
+    'max-attempts',
+    'timeout',
+    'model',
+    'system',
+    'offline',
+    'prices',
+    'budget',
+    'fresh',
+    'force',
+    'only-failed',
+    'quiet',
+    'progress-interval',
+    'grace',
+    'rpm',
+    'tpm',
+  ],
+} as const satisfies CommandSpec;
+
+/** The engine's options that `run`'s flags set as they are; the rest of {@link RunOptions} is built in `engineOptions`. */
+type EngineFlags = Pick<RunOptions, 'outDir' | 'files' | 'concurrency' | 'maxAttempts' | 'timeoutMs' | 'rpm' | 'tpm'>;
+
+/** `nightshift run` flags after checking: the engine options they set, and what the CLI itself needs. */
+export interface RunFlags extends EngineFlags {
+  /** `--model` and `--system`, for jobs that leave them out. */
+  defaults: { model?: string; system?: string };
+  offline: boolean;
+  /** The `--prices` file. */
+  prices?: string;
+  budgetUsd?: number;
+  fresh: boolean;
+  force: boolean;
+  onlyFailed: boolean;
+  quiet: boolean;
+  progressIntervalSeconds: number;
+  graceMs: number;
+}
+
+/** Checks `run`'s flags eagerly, naming the bad value, before any file is read. */
+export function resolveRunFlags(argv: Record<string, unknown>): RunFlags {
+  const { args: files, flags } = resolveCommand(SPEC, argv);
+  if (flags['only-failed'] && flags.fresh) throw usage('--only-failed and --fresh contradict each other: a fresh run has no failures to rerun');
+  return {
+    files,
+    // Offline answers are not real ones: by default they never share a folder with a real run's results.
+    outDir: flags.out ?? `${defaultOutDir(files)}${flags.offline ? '-offline' : ''}`,
+    concurrency: flags.concurrency,
+    maxAttempts: flags['max-attempts'],
+    timeoutMs: Math.round(flags.timeout * 1000),
+    ...(flags.rpm !== undefined ? { rpm: flags.rpm } : {}),
+    ...(flags.tpm !== undefined ? { tpm: flags.tpm } : {}),
+    defaults: jobDefaults(flags),
+    offline: flags.offline,
+    ...(flags.prices !== undefined ? { prices: flags.prices } : {}),
+    ...(flags.budget !== undefined ? { budgetUsd: flags.budget } : {}),
+    fresh: flags.fresh,
+    force: flags.force,
+    onlyFailed: flags['only-failed'],
+    quiet: flags.quiet,
+    progressIntervalSeconds: flags['progress-interval'],
+    graceMs: Math.round(flags.grace * 1000),
+  };
+}
+
+/** `nightshift run`: see {@link runFromFlags}. */
+export const runCommand: Command = { ...SPEC, run: (argv, io) => runFromFlags(resolveRunFlags(argv), io) };
+
+/** What the CLI makes for the engine: the client, the prices, the budget and the display of events. */
+interface EngineParts {
+  client: OpenAI;
+  prices: PriceBook;
+  budget: RunOptions['budget'];
+  onEvent: (event: RunEvent) => void;
+}
+
+/** The one place `run`'s flags, the process's signals and what the CLI made become the engine's {@link RunOptions}. */
+function engineOptions(flags: RunFlags, { client, prices, budget, onEvent }: EngineParts, io: CliIO): RunOptions {
+  const { outDir, files, concurrency, maxAttempts, timeoutMs, rpm, tpm } = flags;
+  return {
+    outDir,
+    client,
+    prices,
+    concurrency,
+    ...(rpm !== undefined ? { rpm } : {}),
+    ...(tpm !== undefined ? { tpm } : {}),
+    maxAttempts,
+    timeoutMs,
+    files,
+    // With --fresh the journal starts empty, so there is nothing done to send again.
+    mode: { force: flags.force && !flags.fresh, onlyFailed: flags.onlyFailed },
+    redact: createRedactor([io.env.OPENAI_API_KEY]),
+    ...(budget ? { budget } : {}),
+    ...(io.stopSignal ? { stopSignal: io.stopSignal } : {}),
+    ...(io.abortSignal ? { abortSignal: io.abortSignal } : {}),
+    onEvent,
+  };
 }
 
 /**
@@ -60,74 +143,27 @@ function resumeHint(flags: RunFlags): string {
   return `Outputs are written. To continue, run ${command}: finished jobs are not sent twice.`;
 }
 
-/** Applies --fresh: the old journal is kept beside the new one (for audit) and the CSV views are rebuilt. */
-async function startFresh(outDir: string, force: boolean): Promise<void> {
-  const path = join(outDir, JOURNAL_FILE);
-  const exists = await stat(path).then(
-    () => true,
-    () => false,
-  );
-  if (!exists) return;
-  // Under the folder's lock: moving the journal of a run in progress would make it send everything again.
-  const release = await acquireLock(outDir);
-  try {
-    // Any success counts, including one a later edit superseded: a plain rerun could still reuse it.
-    const finished = (await indexJournal(path)).succeeded();
-    if (finished > 0 && !force) {
-      throw new NightshiftError(
-        'E_USAGE',
-        `${outDir} holds ${finished} finished job${finished === 1 ? '' : 's'}; --fresh would send them again. Add --force to do so, or choose another --out.`,
-      );
-    }
-    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    try {
-      await rename(path, join(outDir, `journal-${stamp}.jsonl`));
-      // The views of the old journal go too, so they are never taken for this run's results.
-      await Promise.all(['results.csv', 'usage.csv'].map((name) => rm(join(outDir, name), { force: true })));
-    } catch (error) {
-      throw new NightshiftError('E_OUTPUT', `Cannot start afresh in ${outDir}: ${(error as Error).message}`, { outDir }, { cause: error });
-    }
-  } finally {
-    await release();
-  }
-}
-
 /** `nightshift run`: validates everything, then runs the jobs and writes the outputs. */
-export async function runCommand(flags: RunFlags, io: CliIO): Promise<number> {
-  const defaults = { ...(flags.model ? { model: flags.model } : {}), ...(flags.system ? { system: flags.system } : {}) };
+async function runFromFlags(flags: RunFlags, io: CliIO): Promise<number> {
   const say = flags.quiet ? undefined : (line: string) => io.stderr(`${line}\n`);
-  const { jobs, models } = await loadOrExplain(flags.files, defaults, io, { outDir: flags.outDir, say });
+  const { jobs, models } = await loadOrExplain(flags.files, flags.defaults, io, { outDir: flags.outDir, say });
   const prices = await loadPrices(flags.prices);
   // The run's own server keeps no request log: memory stays flat however many jobs it answers.
   const server = flags.offline ? await startOfflineServer({ recordRequests: false }) : undefined;
   try {
-    const client = apiClient(io.env, flags, server?.url);
+    const client = apiClient(io.env, flags.timeoutMs, server?.url);
     const budget = flags.budgetUsd === undefined ? undefined : budgetFor(models, prices, flags.budgetUsd);
     if (flags.fresh) await startFresh(flags.outDir, flags.force);
     const progress = flags.quiet ? undefined : new Progress({ write: io.stderr, isTTY: io.isTTY, intervalSeconds: flags.progressIntervalSeconds });
+    // Warnings (a torn journal line, say) are printed even with --quiet.
+    const onEvent = (event: RunEvent): void => {
+      if (progress) progress.handle(event);
+      else if (event.type === 'warning') io.stderr(`warning: ${event.message}\n`);
+    };
     io.onRunStart?.(flags.graceMs);
     let summary;
     try {
-      summary = await runJobs(jobs, {
-        outDir: flags.outDir,
-        client,
-        prices,
-        concurrency: flags.concurrency,
-        ...(flags.rpm !== undefined ? { rpm: flags.rpm } : {}), ...(flags.tpm !== undefined ? { tpm: flags.tpm } : {}),
-        maxAttempts: flags.maxAttempts,
-        timeoutMs: flags.timeoutMs,
-        files: flags.files,
-        mode: { force: flags.force && !flags.fresh, onlyFailed: flags.onlyFailed },
-        redact: createRedactor([io.env.OPENAI_API_KEY]),
-        ...(budget ? { budget } : {}),
-        ...(io.stopSignal ? { stopSignal: io.stopSignal } : {}),
-        ...(io.abortSignal ? { abortSignal: io.abortSignal } : {}),
-        // Warnings (a torn journal line, say) are printed even with --quiet.
-        onEvent: (event) => {
-          if (progress) progress.handle(event);
-          else if (event.type === 'warning') io.stderr(`warning: ${event.message}\n`);
-        },
-      });
+      summary = await runJobs(jobs, engineOptions(flags, { client, prices, budget, onEvent }, io));
     } finally {
       progress?.stop();
     }
@@ -139,10 +175,8 @@ export async function runCommand(flags: RunFlags, io: CliIO): Promise<number> {
       // Progress already showed why the run stopped; without it, say so here.
       if (!progress) io.stderr(`${summary.stopMessage}\n`);
       io.stderr(`${resumeHint(flags)}\n`);
-      if (summary.stopReason === 'output') return EXIT.outputUnusable;
-      return summary.stopReason === 'quota' || summary.stopReason === 'budget' ? EXIT.stopped : EXIT.interrupted;
     }
-    return summary.failed > 0 ? EXIT.jobsFailed : EXIT.ok;
+    return exitStatusOfRun(summary);
   } finally {
     await server?.close();
   }

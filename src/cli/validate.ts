@@ -1,13 +1,23 @@
-import { EXIT, type CliIO } from './io.js';
-import { loadOrExplain } from './shared.js';
+import { resolveCommand, type Command, type CommandSpec } from './command.js';
+import { EXIT } from './exit.js';
+import type { CliIO } from './io.js';
+import { jobDefaults, loadOrExplain } from './load-jobs.js';
+
+const SPEC = {
+  usage: 'validate <files..>',
+  description: 'Check job files and report every problem; sends nothing',
+  // No description: `--help` has always shown the bare name here.
+  positional: { name: 'files', missing: 'Expected at least one job file' },
+  flags: ['model', 'system'],
+} as const satisfies CommandSpec;
 
 /** `nightshift validate`: checks job files as `run` would, and sends nothing. */
-export async function validateCommand(files: string[], argv: Record<string, unknown>, io: CliIO): Promise<number> {
-  const defaults = {
-    ...(typeof argv.model === 'string' ? { model: argv.model } : {}),
-    ...(typeof argv.system === 'string' ? { system: argv.system } : {}),
-  };
-  const { count, kinds } = await loadOrExplain(files, defaults, io);
-  io.stdout(`${count} valid jobs (${[...kinds].map(([kind, n]) => `${n} ${kind}`).join(', ')})\n`);
-  return EXIT.ok;
-}
+export const validateCommand: Command = {
+  ...SPEC,
+  async run(argv: Record<string, unknown>, io: CliIO): Promise<number> {
+    const { args: files, flags } = resolveCommand(SPEC, argv);
+    const { count, kinds } = await loadOrExplain(files, jobDefaults(flags), io);
+    io.stdout(`${count} valid jobs (${[...kinds].map(([kind, n]) => `${n} ${kind}`).join(', ')})\n`);
+    return EXIT.ok;
+  },
+};

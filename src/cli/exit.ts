@@ -1,0 +1,55 @@
+import { NightshiftError, type ErrorCode } from '../common/errors.js';
+import type { RunSummary, StopReason } from '../run/options.js';
+
+/** Exit statuses, documented in the README's "Exit codes". */
+export const EXIT = {
+  ok: 0,
+  jobsFailed: 1,
+  invalid: 2,
+  stopped: 3,
+  outputUnusable: 4,
+  bug: 70,
+  interrupted: 130,
+} as const;
+
+/** One of {@link EXIT}'s statuses. */
+export type ExitStatus = (typeof EXIT)[keyof typeof EXIT];
+
+// Typed as complete records so that a new error code or stop reason cannot compile without a status.
+const BY_ERROR_CODE: Readonly<Record<ErrorCode, ExitStatus>> = {
+  // Nothing was sent: the job files, the command line or the configuration must change first.
+  E_VALIDATION: EXIT.invalid,
+  E_USAGE: EXIT.invalid,
+  E_CONFIG: EXIT.invalid,
+  E_LOCKED: EXIT.outputUnusable,
+  E_OUTPUT: EXIT.outputUnusable,
+  // The engine journals an unsaved image as a failed job and stops the run when the folder cannot be written;
+  // should one ever escape to the top, the folder is what failed.
+  E_IMAGE_UNSAVED: EXIT.outputUnusable,
+};
+
+const BY_STOP_REASON: Readonly<Record<StopReason, ExitStatus>> = {
+  // Rerunning continues where the run stopped, once there is credit or a larger --budget.
+  quota: EXIT.stopped,
+  budget: EXIT.stopped,
+  interrupted: EXIT.interrupted,
+  aborted: EXIT.interrupted,
+  output: EXIT.outputUnusable,
+};
+
+/** The status for an error that ended a command: by its code for a `NightshiftError`; anything else is a bug. */
+export function exitStatusOfError(error: unknown): ExitStatus {
+  return (error instanceof NightshiftError ? BY_ERROR_CODE[error.code] : undefined) ?? EXIT.bug;
+}
+
+/** The status for a run that finished or stopped: why it stopped, else whether any job failed. */
+export function exitStatusOfRun(summary: Pick<RunSummary, 'stopReason' | 'failed'>): ExitStatus {
+  if (summary.stopReason) return BY_STOP_REASON[summary.stopReason];
+  return summary.failed > 0 ? EXIT.jobsFailed : EXIT.ok;
+}
+
+/** What is printed for a bug (exit 70): that it is one, and the stack, with secrets removed by `redact`. */
+export function bugReport(error: unknown, redact: (text: string) => string): string {
+  const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  return `nightshift: unexpected error; this is a bug, please report it with the text below.\n${redact(text)}\n`;
+}

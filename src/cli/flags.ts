@@ -1,0 +1,121 @@
+import { basename, extname, join } from 'node:path';
+import { OUTPUT_DEFAULTS } from '../cost/estimate.js';
+import { REPORT_KEYS } from '../cost/report.js';
+
+/** A flag that takes no value: given means on. */
+export interface BooleanFlag {
+  type: 'boolean';
+  /** @default false */
+  default: false;
+  description: string;
+}
+
+/** A flag that takes text, optionally one of a fixed list. */
+export interface StringFlag {
+  type: 'string';
+  default?: string;
+  /** The only values allowed; yargs lists them in `--help`. */
+  choices?: readonly string[];
+  description: string;
+}
+
+/** The numbers a number flag accepts, as the refusal states them: ``a whole number from 1 to 100``, ``a number >= 0``. */
+export interface NumberRange {
+  whole: boolean;
+  min: number;
+  max?: number;
+}
+
+/** A flag that takes a number. */
+export interface NumberFlag {
+  type: 'number';
+  default?: number;
+  /**
+   * What the CLI accepts; `'server'` when the value goes to `startOfflineServer` as given, which checks it and names it
+   * as its own option (`port`, `rateLimit.rpm`): `serve`'s refusals have always read that way.
+   */
+  range: NumberRange | 'server';
+  description: string;
+}
+
+/** One flag: its type, default and `--help` text. `name` is how it is spelled when it differs from its key. */
+export type FlagSpec = (BooleanFlag | StringFlag | NumberFlag) & { name?: string };
+
+/**
+ * Every flag of every command, described once: yargs reads these for parsing and `--help`, `resolveFlags` checks
+ * values against them, and the README documents the same list. Commands pick flags by key. Two flags may share a
+ * spelling when they mean different things in different commands (`run --rpm` obeys a limit, `serve --rpm` enforces
+ * one): they get their own key and a `name`.
+ */
+export const FLAGS = {
+  out: {
+    type: 'string',
+    description: 'Output folder (journal, results.csv, usage.csv, images/). Default: out/<first job file name>, with -offline appended for --offline',
+  },
+  'estimate-out': {
+    name: 'out',
+    type: 'string',
+    description: "A run's output folder: jobs already done there are left out. Default: run's, out/<first job file name>",
+  },
+  concurrency: { type: 'number', default: 8, range: { whole: true, min: 1, max: 10_000 }, description: 'Requests in flight at most' },
+  'max-attempts': { type: 'number', default: 5, range: { whole: true, min: 1, max: 100 }, description: 'Attempts per job, the first included' },
+  timeout: { type: 'number', default: 600, range: { whole: false, min: 0.001 }, description: 'Seconds to wait for one request' },
+  model: { type: 'string', description: 'Model for jobs that name none (job field > file defaults > this flag)' },
+  system: { type: 'string', description: 'System prompt for chat and vision jobs that have none' },
+  offline: { type: 'boolean', default: false, description: 'Run against the built-in offline server (no key, no cost)' },
+  prices: { type: 'string', description: 'JSON file of prices that override or add to the built-in table' },
+  budget: {
+    type: 'number',
+    range: { whole: false, min: 0 },
+    description: 'Spending cap in USD for the output folder, earlier runs included; stops before a job that might pass it',
+  },
+  fresh: { type: 'boolean', default: false, description: 'Start over in the output folder (needs --force if it holds results)' },
+  force: {
+    type: 'boolean',
+    default: false,
+    description: 'Send every job again, even those already done; with --fresh, start over even if the folder holds results',
+  },
+  'only-failed': { type: 'boolean', default: false, description: 'Rerun only the jobs that failed last time' },
+  quiet: { type: 'boolean', default: false, description: 'No progress and no summary' },
+  'progress-interval': {
+    type: 'number',
+    default: 30,
+    range: { whole: false, min: 1 },
+    description: 'Seconds between status lines when output is not a terminal',
+  },
+  grace: { type: 'number', default: 30, range: { whole: false, min: 0 }, description: 'Seconds in-flight requests get to finish after Ctrl-C' },
+  rpm: {
+    type: 'number',
+    range: { whole: true, min: 1, max: 100_000_000 },
+    description: 'Requests per minute to stay under (default: learned for each model from x-ratelimit headers)',
+  },
+  tpm: {
+    type: 'number',
+    range: { whole: true, min: 1, max: 100_000_000_000 },
+    description: 'Tokens per minute to stay under, counting prompt + max output (default: learned like --rpm)',
+  },
+  csv: { type: 'string', description: 'Also write the table to this CSV file' },
+  'expected-output': {
+    type: 'number',
+    range: { whole: true, min: 0 },
+    description: `Expected output tokens per chat or vision job, capped by its max_completion_tokens (default ${OUTPUT_DEFAULTS.expected}; ${OUTPUT_DEFAULTS.expectedReasoning} for reasoning models)`,
+  },
+  by: { type: 'string', choices: REPORT_KEYS, default: 'model', description: 'Group rows by model, kind, tag, day (UTC, of finishing) or job file' },
+  port: { type: 'number', default: 0, range: 'server', description: 'Port on 127.0.0.1 (0 picks a free one)' },
+  latency: { type: 'number', default: 0, range: 'server', description: 'Milliseconds added to every response' },
+  'quota-after': { type: 'number', range: 'server', description: 'Answer insufficient_quota after this many requests' },
+  'serve-rpm': { name: 'rpm', type: 'number', range: 'server', description: 'Requests per minute to enforce, with x-ratelimit headers' },
+  'serve-tpm': { name: 'tpm', type: 'number', range: 'server', description: 'Tokens per minute to enforce, with x-ratelimit headers' },
+} as const satisfies Record<string, FlagSpec>;
+
+/** The key of a flag in {@link FLAGS}. */
+export type FlagKey = keyof typeof FLAGS;
+
+/** How a flag is spelled on the command line (without `--`). */
+export type FlagName<K extends FlagKey> = (typeof FLAGS)[K] extends { name: infer N extends string } ? N : K;
+
+/** The default of `--out` for `files`: `out/<first file name without extension>`; `run --offline` appends `-offline`. */
+export function defaultOutDir(files: readonly string[]): string {
+  const first = files[0] ?? '';
+  return join('out', basename(first, extname(first)));
+}

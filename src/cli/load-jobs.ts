@@ -1,0 +1,81 @@
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { NightshiftError } from '../common/errors.js';
+import { validateJobFiles, type ValidationResult } from '../jobs/load.js';
+import { jobsInFiles, jobsInMemory, type JobSource } from '../jobs/source.js';
+import type { CliIO } from './io.js';
+import { formatProblems } from './problems.js';
+
+/**
+ * Memory for keeping validated jobs between passes. Job files whose jobs fit are read and validated once; larger
+ * ones are read again for each pass (planning, sending, rebuilding results.csv), so memory stays flat.
+ */
+export const KEEP_JOBS_BYTES = 32 * 1024 * 1024;
+
+/** Where in the output folder the validation of large job files is saved for the next run (a cache, safe to delete). */
+export const SAVED_VALIDATION = join('.nightshift', 'validated-jobs.bin');
+
+/** Job files found valid: what validation learned, and the jobs. */
+export interface ValidJobs extends Omit<ValidationResult, 'problems' | 'jobs'> {
+  /** The jobs kept from validation when they fit {@link KEEP_JOBS_BYTES}; otherwise the files, read again for each pass. */
+  jobs: JobSource;
+}
+
+/** File defaults from `--model` and `--system`, as `run`, `validate` and `estimate` apply them. */
+export function jobDefaults(flags: { model: string | undefined; system: string | undefined }): { model?: string; system?: string } {
+  return { ...(flags.model ? { model: flags.model } : {}), ...(flags.system ? { system: flags.system } : {}) };
+}
+
+/** Validates job files; on any problem prints them all and throws `E_VALIDATION` (exit 2). */
+export async function loadOrExplain(
+  files: string[],
+  defaults: { model?: string; system?: string },
+  io: CliIO,
+  { outDir, say }: { outDir?: string; say?: (line: string) => void } = {},
+): Promise<ValidJobs> {
+  // Jobs take several times their size on disk in memory: files that clearly will not fit are streamed from the start.
+  const size = await totalSize(files);
+  const keep = size * 4 <= KEEP_JOBS_BYTES ? { maxBytes: KEEP_JOBS_BYTES } : undefined;
+  if (!keep) io.onLargeJobs?.();
+  // Checking a large file takes seconds: say what is going on rather than sit silent.
+  const started = Date.now();
+  if (!keep) say?.(`checking ${files.join(', ')} (${(size / 1e6).toFixed(1)} MB)`);
+  // Large files are validated once per output folder: a resume validates only what changed since.
+  const saved = !keep && outDir ? { saved: join(outDir, SAVED_VALIDATION) } : {};
+  const { problems, jobs, digests, newJobsFrom, reused, ...found } = await validateJobFiles(files, {
+    defaults,
+    digests: true,
+    ...(keep ? { keep } : {}),
+    ...saved,
+  });
+  if (!keep && problems.length === 0) {
+    const before =
+      reused === undefined ? '' : reused === found.count ? ' (checked by an earlier run)' : ` (${reused} checked by an earlier run, ${found.count - reused} new)`;
+    say?.(`${found.count} jobs valid${before} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  }
+  if (problems.length > 0) {
+    io.stderr(formatProblems(problems));
+    throw new NightshiftError(
+      'E_VALIDATION',
+      `${problems.length} problem${problems.length === 1 ? '' : 's'} in the job file${files.length === 1 ? '' : 's'}; nothing was sent.`,
+      { problems: problems.length },
+    );
+  }
+  // An empty file is almost always the wrong file: say so rather than report an empty success.
+  if (found.count === 0) throw new NightshiftError('E_VALIDATION', `No jobs in ${files.join(', ')}; nothing was sent.`);
+  return { ...found, jobs: jobs ? jobsInMemory(jobs, digests) : jobsInFiles(files, { count: found.count, digests: digests!, defaults, newJobsFrom }) };
+}
+
+/** The files' total size in bytes; a file that cannot be read counts 0 (validation reports it). */
+async function totalSize(files: readonly string[]): Promise<number> {
+  const sizes = await Promise.all(
+    files.map((file) =>
+      stat(file).then(
+        (stats) => stats.size,
+        // Whatever stops the stat (missing, unreadable) stops the read too, and validation reports it with the reason.
+        () => 0,
+      ),
+    ),
+  );
+  return sizes.reduce((sum, size) => sum + size, 0);
+}
