@@ -29,6 +29,13 @@ export const TOKENS_PER_NAME = 1;
 /** Tokens that prime every reply. */
 export const REPLY_PRIMING_TOKENS = 3;
 
+/**
+ * Output tokens a chat request without `max_completion_tokens` is taken to reserve, per choice, against a
+ * tokens-per-minute limit (OpenAI charges the limit up front, before it knows the real length): nightshift's rate
+ * scheduler and the offline server's limiter count the same.
+ */
+export const DEFAULT_OUTPUT_BOUND = 256;
+
 // An encoding's tables take a few hundred milliseconds to load: loaded on first use, so that commands and runs that
 // count no tokens (no --tpm, no estimate) start without them.
 const load = createRequire(import.meta.url);

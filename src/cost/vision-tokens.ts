@@ -13,7 +13,7 @@
  *
  * `detail: "auto"` (and no detail) lets the model choose; the estimate counts it as `high`, the dearer choice.
  */
-import { readImageInfo } from './image-info.js';
+import { readImageInfo } from '../common/image-info.js';
 import { baseModelName } from './tokens.js';
 
 /** An image's size in pixels. */

@@ -1,6 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { describeFileSystemError, isFileSystemError } from '../common/fs-errors.js';
+import { imageFormat } from '../common/image-info.js';
 
 /** Largest local image nightshift inlines, in bytes (the API's per-image limit). */
 export const MAX_IMAGE_BYTES = 20 * 1024 * 1024;
@@ -16,12 +17,8 @@ export type ImageLoader = (path: string) => Promise<ImageResult>;
 
 /** The MIME type of an image from its first bytes, or undefined when it is not PNG, JPEG, GIF or WEBP. */
 export function sniffImageMime(bytes: Uint8Array): ImageMime | undefined {
-  const startsWith = (signature: readonly number[], offset = 0) => signature.every((byte, i) => bytes[offset + i] === byte);
-  if (startsWith([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return 'image/png';
-  if (startsWith([0xff, 0xd8, 0xff])) return 'image/jpeg';
-  if (startsWith([0x47, 0x49, 0x46, 0x38]) && (bytes[4] === 0x37 || bytes[4] === 0x39) && bytes[5] === 0x61) return 'image/gif';
-  if (startsWith([0x52, 0x49, 0x46, 0x46]) && startsWith([0x57, 0x45, 0x42, 0x50], 8)) return 'image/webp';
-  return undefined;
+  const format = imageFormat(bytes);
+  return format && `image/${format}`;
 }
 
 /**

@@ -9,12 +9,10 @@
  */
 import { imageOutputTokens } from '../cost/image-output-tokens.js';
 import type { ChatMessage, ContentPart } from '../jobs/body.js';
-import { countChatTokens, countDefinitionTokens, countTextTokens, encodingFor } from '../cost/tokens.js';
+import { countChatTokens, countDefinitionTokens, countTextTokens, DEFAULT_OUTPUT_BOUND, encodingFor } from '../cost/tokens.js';
 import type { Job, Usage } from '../common/types.js';
 import { imageInputTokens } from '../cost/vision-tokens.js';
 
-/** Output assumed per choice when a chat job sets no `max_completion_tokens`; the offline server assumes the same. */
-export const DEFAULT_OUTPUT_BOUND = 256;
 
 /** Tokens a job's request will count against a TPM limit: its prompt counted locally, plus its output bound. */
 export function requestTokens(job: Job): number {

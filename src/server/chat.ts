@@ -3,7 +3,7 @@ import { invalidRequest } from './api-error.js';
 import { fnv1a } from './hash.js';
 import { isReasoningModel } from '../cost/reasoning.js';
 import { asRecord, missing, optionalEnum, optionalInteger, requireString } from './request-fields.js';
-import { countChatTokens, countDefinitionTokens, countTextTokens, encodingFor, type EncodingName } from '../cost/tokens.js';
+import { countChatTokens, countDefinitionTokens, countTextTokens, DEFAULT_OUTPUT_BOUND, encodingFor, type EncodingName } from '../cost/tokens.js';
 import { truncateToTokens } from './tokens.js';
 import { imageInputTokens } from './vision.js';
 
@@ -27,11 +27,6 @@ export interface ChatRequest {
   promptText: string;
 }
 
-/**
- * Completion tokens a request without `max_completion_tokens` is assumed to reserve when checking the
- * tokens-per-minute limit (OpenAI charges the limit up front, before it knows the real length).
- */
-const DEFAULT_COMPLETION_ESTIMATE = 256;
 
 const ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
 const EFFORTS: Record<string, number> = { none: 0, minimal: 0, low: 0.5, medium: 1, high: 2, xhigh: 3 };
@@ -154,7 +149,7 @@ export function parseChatRequest(body: unknown): ChatRequest {
 
 /** Tokens the request counts against a tokens-per-minute limit: its prompt plus the most it may generate. */
 export const chatTokenEstimate = (request: ChatRequest): number =>
-  request.promptTokens + request.n * (request.maxCompletionTokens ?? DEFAULT_COMPLETION_ESTIMATE);
+  request.promptTokens + request.n * (request.maxCompletionTokens ?? DEFAULT_OUTPUT_BOUND);
 
 /** The completion for a validated request. Pure: the same request and context give the same answer. */
 export function buildChatCompletion(

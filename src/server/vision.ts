@@ -1,5 +1,5 @@
 import { invalidRequest } from './api-error.js';
-import { readImageInfo } from '../cost/image-info.js';
+import { readImageInfo } from '../common/image-info.js';
 import { ASSUMED_IMAGE_SIZE, imageTokens, visionRuleFor, type ImageSize } from '../cost/vision-tokens.js';
 
 const DETAILS = new Set(['low', 'high', 'auto']);

@@ -8,24 +8,36 @@ export interface ImageInfo {
 }
 
 /**
+ * An image's format from its signature (its first bytes), or undefined when it is not a PNG, JPEG, GIF or WebP file.
+ * The one sniffer: validation checks local images with it, and token counting reads their size after it.
+ */
+export function imageFormat(bytes: Uint8Array): ImageFormat | undefined {
+  const startsWith = (signature: readonly number[], offset = 0): boolean => signature.every((byte, i) => bytes[offset + i] === byte);
+  if (startsWith([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return 'png';
+  if (startsWith([0xff, 0xd8, 0xff])) return 'jpeg';
+  if (startsWith([0x47, 0x49, 0x46, 0x38]) && (bytes[4] === 0x37 || bytes[4] === 0x39) && bytes[5] === 0x61) return 'gif';
+  if (startsWith([0x52, 0x49, 0x46, 0x46]) && startsWith([0x57, 0x45, 0x42, 0x50], 8)) return 'webp';
+  return undefined;
+}
+
+/**
  * Reads an image's format and pixel size from its header, without decoding pixels.
  * Returns `undefined` when the bytes are not a PNG, JPEG, GIF or WebP file, or are cut short.
  */
 export function readImageInfo(bytes: Uint8Array): ImageInfo | undefined {
   const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (data.length >= 24 && data.readUInt32BE(0) === 0x89504e47 && data.toString('latin1', 12, 16) === 'IHDR') {
-    return sized('png', data.readUInt32BE(16), data.readUInt32BE(20));
+  switch (imageFormat(data)) {
+    case 'png':
+      return data.length >= 24 && data.toString('latin1', 12, 16) === 'IHDR' ? sized('png', data.readUInt32BE(16), data.readUInt32BE(20)) : undefined;
+    case 'gif':
+      return data.length >= 10 ? sized('gif', data.readUInt16LE(6), data.readUInt16LE(8)) : undefined;
+    case 'webp':
+      return data.length >= 30 ? readWebp(data) : undefined;
+    case 'jpeg':
+      return readJpeg(data);
+    case undefined:
+      return undefined;
   }
-  if (data.length >= 10 && (data.toString('latin1', 0, 6) === 'GIF87a' || data.toString('latin1', 0, 6) === 'GIF89a')) {
-    return sized('gif', data.readUInt16LE(6), data.readUInt16LE(8));
-  }
-  if (data.length >= 30 && data.toString('latin1', 0, 4) === 'RIFF' && data.toString('latin1', 8, 12) === 'WEBP') {
-    return readWebp(data);
-  }
-  if (data.length >= 4 && data[0] === 0xff && data[1] === 0xd8) {
-    return readJpeg(data);
-  }
-  return undefined;
 }
 
 function readWebp(data: Buffer): ImageInfo | undefined {
