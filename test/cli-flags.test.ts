@@ -159,7 +159,7 @@ describe('defaults are applied', () => {
 describe('exit statuses map as the README says', () => {
   it('maps every error code and stop reason, and anything else to a bug', () => {
     const byCode = Object.fromEntries(ERROR_CODES.map((code) => [code, exitStatusOfError(new NightshiftError(code, 'x'))]));
-    expect(byCode).toEqual({ E_VALIDATION: 2, E_USAGE: 2, E_CONFIG: 2, E_LOCKED: 4, E_OUTPUT: 4, E_IMAGE_UNSAVED: 4 });
+    expect(byCode).toEqual({ E_VALIDATION: 2, E_USAGE: 2, E_CONFIG: 2, E_LOCKED: 4, E_OUTPUT: 4, E_IMAGE_UNSAVED: 70 });
     expect(exitStatusOfError(new Error('x'))).toBe(70);
     const reasons: StopReason[] = ['quota', 'budget', 'interrupted', 'aborted', 'output'];
     expect(Object.fromEntries(reasons.map((reason) => [reason, exitStatusOfRun({ stopReason: reason, failed: 0 })]))).toEqual({

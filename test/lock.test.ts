@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -28,5 +28,21 @@ describe('output folder lock', () => {
     const release = await acquireLock(dir);
     expect(JSON.parse(await readFile(join(dir, LOCK_FILE), 'utf8')).pid).toBe(process.pid);
     await release();
+  });
+
+  it('takes over a lock file that holds JSON but no lock (null, a number)', async () => {
+    for (const text of ['null', '42']) {
+      const dir = await mkdtemp(join(tmpdir(), 'nightshift-lock-'));
+      await writeFile(join(dir, LOCK_FILE), text);
+      const release = await acquireLock(dir);
+      expect(JSON.parse(await readFile(join(dir, LOCK_FILE), 'utf8')).pid).toBe(process.pid);
+      await release();
+    }
+  });
+
+  it('refuses, with E_OUTPUT, a lock it cannot read, rather than take it over', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nightshift-lock-'));
+    await mkdir(join(dir, LOCK_FILE));
+    await expect(acquireLock(dir)).rejects.toMatchObject({ code: 'E_OUTPUT' });
   });
 });

@@ -48,7 +48,7 @@ type FlagValue<F> = F extends { type: 'boolean' }
 export type FlagValues<K extends FlagKey> = { [P in K as FlagName<P>]: FlagValue<(typeof FLAGS)[P]> };
 
 /** A command line that is wrong: `E_USAGE`, exit 2, with a pointer to `--help`. */
-export const usage = (message: string): NightshiftError => new NightshiftError('E_USAGE', message);
+export const usageError = (message: string): NightshiftError => new NightshiftError('E_USAGE', message);
 
 /**
  * Checks argv against a command's spec, eagerly and before any file is read: every flag, then the positional
@@ -64,7 +64,7 @@ export function resolveCommand<S extends CommandSpec>(
     flags[name] = resolveFlag(name, FLAGS[key], argv[name]);
   }
   const args = spec.positional ? ((argv[spec.positional.name] as unknown[] | undefined)?.map(String) ?? []) : [];
-  if (spec.positional && args.length === 0) throw usage(spec.positional.missing);
+  if (spec.positional && args.length === 0) throw usageError(spec.positional.missing);
   return { args, flags: flags as FlagValues<S['flags'][number]> };
 }
 
@@ -77,14 +77,14 @@ function resolveFlag(name: string, flag: FlagSpec, raw: unknown): unknown {
   if (raw === undefined || raw === '') return flag.default;
   if (flag.type === 'string') {
     if (flag.choices) {
-      if (!flag.choices.includes(raw as string)) throw usage(`Expected \`--${name}\` to be one of ${flag.choices.join(', ')}, got \`${String(raw)}\``);
+      if (!flag.choices.includes(raw as string)) throw usageError(`Expected \`--${name}\` to be one of ${flag.choices.join(', ')}, got \`${String(raw)}\``);
       return raw;
     }
     // Given twice, a text flag arrives as an array; it has always counted as not given.
     return typeof raw === 'string' ? raw : flag.default;
   }
   if (flag.range === 'server') return raw;
-  if (!inRange(raw, flag.range)) throw usage(`Expected \`--${name}\` to be ${describeRange(flag.range)}, got \`${String(raw)}\``);
+  if (!inRange(raw, flag.range)) throw usageError(`Expected \`--${name}\` to be ${describeRange(flag.range)}, got \`${String(raw)}\``);
   return raw;
 }
 

@@ -23,9 +23,9 @@ const BY_ERROR_CODE: Readonly<Record<ErrorCode, ExitStatus>> = {
   E_CONFIG: EXIT.invalid,
   E_LOCKED: EXIT.outputUnusable,
   E_OUTPUT: EXIT.outputUnusable,
-  // The engine journals an unsaved image as a failed job and stops the run when the folder cannot be written;
-  // should one ever escape to the top, the folder is what failed.
-  E_IMAGE_UNSAVED: EXIT.outputUnusable,
+  // The engine journals an unsaved image as a failed job (and stops the run when the folder cannot be written):
+  // one reaching the top is a bug.
+  E_IMAGE_UNSAVED: EXIT.bug,
 };
 
 const BY_STOP_REASON: Readonly<Record<StopReason, ExitStatus>> = {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { NightshiftError } from '../common/errors.js';
 import { validateJobFiles, type ValidationResult } from '../jobs/load.js';
 import { jobsInFiles, jobsInMemory, type JobSource } from '../jobs/source.js';
+import { SAVED_VALIDATION } from '../output/folder.js';
 import type { CliIO } from './io.js';
 import { formatProblems } from './problems.js';
 
@@ -12,8 +13,6 @@ import { formatProblems } from './problems.js';
  */
 export const KEEP_JOBS_BYTES = 32 * 1024 * 1024;
 
-/** Where in the output folder the validation of large job files is saved for the next run (a cache, safe to delete). */
-export const SAVED_VALIDATION = join('.nightshift', 'validated-jobs.bin');
 
 /** Job files found valid: what validation learned, and the jobs. */
 export interface ValidJobs extends Omit<ValidationResult, 'problems' | 'jobs'> {

@@ -1,7 +1,7 @@
 import yargs from 'yargs';
 import { NightshiftError } from '../common/errors.js';
 import { createRedactor } from '../common/redact.js';
-import { declareCommand, usage, type Command } from './command.js';
+import { declareCommand, usageError, type Command } from './command.js';
 import { estimateCommand } from './estimate.js';
 import { bugReport, EXIT, exitStatusOfError } from './exit.js';
 import type { CliIO } from './io.js';
@@ -41,7 +41,7 @@ export async function runMain(args: string[], io: CliIO): Promise<number> {
     .version()
     .wrap(Math.min(110, process.stdout.columns ?? 100))
     .fail((message, error) => {
-      throw error ?? usage(message);
+      throw error ?? usageError(message);
     });
 
   let helpShown = false;

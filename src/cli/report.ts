@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { NightshiftError } from '../common/errors.js';
 import { readJournalRecords } from '../output/journal.js';
 import { addToReport, createReport, type ReportKey } from '../cost/report.js';
-import { resolveCommand, usage, type Command, type CommandSpec } from './command.js';
+import { resolveCommand, usageError, type Command, type CommandSpec } from './command.js';
 import { EXIT } from './exit.js';
 import type { CliIO } from './io.js';
 import { formatTable, writeCsvFile } from './table.js';
@@ -57,10 +57,10 @@ async function journalsIn(folder: string): Promise<string[]> {
     names = await readdir(folder);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw usage(`${folder} is not a folder`);
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw usageError(`${folder} is not a folder`);
     throw new NightshiftError('E_OUTPUT', `Cannot read ${folder}: ${(error as Error).message}`, {}, { cause: error });
   }
   const journals = names.filter((name) => JOURNAL_NAME.test(name)).sort();
-  if (journals.length === 0) throw usage(`${folder} holds no journal.jsonl: is it a nightshift output folder?`);
+  if (journals.length === 0) throw usageError(`${folder} holds no journal.jsonl: is it a nightshift output folder?`);
   return journals.map((name) => join(folder, name));
 }

@@ -7,7 +7,7 @@ import type { RunEvent, RunOptions } from '../run/options.js';
 import { runJobs } from '../run/run.js';
 import { startOfflineServer } from '../server/server.js';
 import { apiClient } from './client.js';
-import { resolveCommand, usage, type Command, type CommandSpec } from './command.js';
+import { resolveCommand, usageError, type Command, type CommandSpec } from './command.js';
 import { exitStatusOfRun } from './exit.js';
 import { defaultOutDir } from './flags.js';
 import { startFresh } from './fresh.js';
@@ -63,7 +63,7 @@ export interface RunFlags extends EngineFlags {
 /** Checks `run`'s flags eagerly, naming the bad value, before any file is read. */
 export function resolveRunFlags(argv: Record<string, unknown>): RunFlags {
   const { args: files, flags } = resolveCommand(SPEC, argv);
-  if (flags['only-failed'] && flags.fresh) throw usage('--only-failed and --fresh contradict each other: a fresh run has no failures to rerun');
+  if (flags['only-failed'] && flags.fresh) throw usageError('--only-failed and --fresh contradict each other: a fresh run has no failures to rerun');
   return {
     files,
     // Offline answers are not real ones: by default they never share a folder with a real run's results.

@@ -10,7 +10,7 @@
  * rate, with the Batch discount, is several nano-dollars per token).
  */
 import type { ModelPrice, PriceBook, TokenRates } from './prices.js';
-import type { Usage } from '../common/types.js';
+import type { Job, Usage } from '../common/types.js';
 
 /** The cost of one job. */
 export interface Cost {
@@ -37,6 +37,12 @@ export interface CostOptions {
    * @default 'standard' (the images endpoint's default for DALL·E 3; DALL·E 2 has no other)
    */
   quality?: string;
+}
+
+/** The cost options a job's request sets: the image size and quality, for models priced per image. */
+export function costOptionsOf(job: Pick<Job, 'body'>): CostOptions {
+  const { size, quality } = job.body;
+  return { ...(typeof size === 'string' && size ? { size } : {}), ...(typeof quality === 'string' && quality ? { quality } : {}) };
 }
 
 /** OpenAI's published Batch API discount: half price. */

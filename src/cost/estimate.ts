@@ -14,9 +14,9 @@
  * `quality` or `size` to the model (`auto` or absent), the expected cost takes medium quality at 1024x1024 and the
  * worst case high quality at the dearest standard size.
  */
-import { costOf, type CostOptions } from './cost.js';
+import { costOf, costOptionsOf, type CostOptions } from './cost.js';
 import { STANDARD_IMAGE_SIZES, imageOutputTokens } from './image-output-tokens.js';
-import type { ChatMessage } from '../jobs/body.js';
+import { positiveInteger, type ChatMessage } from '../jobs/body.js';
 import type { PriceBook } from './prices.js';
 import { isReasoningModel } from './reasoning.js';
 import { countChatTokens, countDefinitionTokens, countTextTokens, encodingFor } from './tokens.js';
@@ -154,8 +154,7 @@ function estimateImageJob(job: Job, book: PriceBook): JobEstimate {
   if (book.priceOf(job.model)?.perImage) {
     // Per-image prices include the prompt, and size and quality are fixed by the request (or the API's defaults).
     const usage = { ...zeroUsage(), images };
-    const options: CostOptions = { ...(size ? { size } : {}), ...(quality ? { quality } : {}) };
-    return { ...base, expectedOutputTokens: 0, worstOutputTokens: 0, ...priced(job, book, usage, usage, options), notes: [] };
+    return { ...base, expectedOutputTokens: 0, worstOutputTokens: 0, ...priced(job, book, usage, usage, costOptionsOf(job)), notes: [] };
   }
 
   const autoQuality = quality === undefined || quality === 'auto';
@@ -216,10 +215,6 @@ function* contentParts(messages: readonly ChatMessage[]): Generator<{ type: stri
 /** Reasoning models bill hidden reasoning as output, unless the job turns reasoning off. */
 function isReasoning(job: Job): boolean {
   return isReasoningModel(job.model) && job.body.reasoning_effort !== 'none';
-}
-
-function positiveInteger(value: unknown): number | undefined {
-  return typeof value === 'number' && Number.isInteger(value) && value > 0 ? value : undefined;
 }
 
 function maxOf(values: readonly (number | undefined)[]): number | undefined {

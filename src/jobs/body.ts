@@ -91,3 +91,8 @@ export function buildImageBody(model: string, prompt: string, fields: ImageJobFi
   for (const key of OPTIONAL_IMAGE_FIELDS) if (fields[key] !== undefined) body[key] = fields[key];
   return body;
 }
+
+/** A request field's value when it is a whole number above 0 (`n`, `max_completion_tokens`), else undefined. */
+export function positiveInteger(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isInteger(value) && value > 0 ? value : undefined;
+}

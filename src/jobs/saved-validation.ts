@@ -29,7 +29,7 @@ let version: Promise<string> | undefined;
 function codeVersion(): Promise<string> {
   version ??= (async () => {
     // A package.json without a version (a copied build) must not stop validations from being saved: the code decides.
-    const release = (createRequire(import.meta.url)('../../package.json') as { version?: string }).version ?? '';
+    const release = packageVersion();
     const hash = createHash('sha256').update(release);
     // Validation and fingerprints live in jobs/; the id hashes in common/.
     for (const folder of ['../jobs/', '../common/']) {
@@ -40,6 +40,16 @@ function codeVersion(): Promise<string> {
     return `${release}+${hash.digest('hex').slice(0, 16)}`;
   })();
   return version;
+}
+
+/** nightshift's version, or '' for a build copied without its package.json: the code hash then decides alone. */
+function packageVersion(): string {
+  try {
+    return (createRequire(import.meta.url)('../../package.json') as { version?: string }).version ?? '';
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND') return '';
+    throw error;
+  }
 }
 
 /** What a saved validation knows of one job file. */

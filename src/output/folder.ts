@@ -2,6 +2,7 @@ import { lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isTempFile, writeFileAtomic } from '../common/atomic-file.js';
 import { messageOf, NightshiftError } from '../common/errors.js';
+import { isFileSystemError } from '../common/fs-errors.js';
 import type { IdTable } from '../common/id-table.js';
 import type { Job } from '../common/types.js';
 import type { JobDigests } from '../jobs/digests.js';
@@ -19,6 +20,13 @@ import { UsageSummary } from './usage-table.js';
 export const RESULTS_FILE = 'results.csv';
 /** The view of tokens and dollars by model and kind. */
 export const USAGE_FILE = 'usage.csv';
+/** nightshift's own state beside the outputs: caches, safe to delete. */
+export const STATE_DIR = '.nightshift';
+/** Where the validation of large job files is saved for the next run (see `jobs/saved-validation.ts`). */
+export const SAVED_VALIDATION = join(STATE_DIR, 'validated-jobs.bin');
+
+/** What planning and budgeting read of the journal index; only {@link OutputFolder.record} adds to it. */
+export type JournalView = Pick<JournalIndex, 'answerOf' | 'currentOf' | 'spentUsd' | 'warnings'>;
 
 /**
  * An output folder, held by one process at a time: its journal (the truth), the views rebuilt from it
@@ -27,7 +35,7 @@ export const USAGE_FILE = 'usage.csv';
 export interface OutputFolder {
   readonly dir: string;
   /** What the journal holds, in a few bytes per job: enough to plan a run. */
-  readonly index: JournalIndex;
+  readonly index: JournalView;
   /** A full record (reply text included) read back from the journal. */
   readRecord(ref: RecordRef): Promise<JobRecord>;
   /** Marks the start of a run in the journal. */
@@ -68,8 +76,7 @@ export async function openOutputFolder(dir: string, { ids }: { ids?: IdTable } =
     for (const name of [RESULTS_FILE, USAGE_FILE]) await writeOutput(join(dir, name), () => replaceable(join(dir, name)));
     return new Folder(dir, index, journal, reader, release);
   } catch (error) {
-    for (const handle of opened.reverse()) await handle.close();
-    await release();
+    await closeAll(opened.reverse(), release);
     throw error;
   }
 }
@@ -137,13 +144,7 @@ class Folder implements OutputFolder {
   }
 
   async close(): Promise<void> {
-    try {
-      await this.stopResults();
-      await this.reader.close();
-      await this.journal.close();
-    } finally {
-      await this.release();
-    }
+    await closeAll([{ close: () => this.stopResults() }, this.reader, this.journal], this.release);
   }
 
   private async stopResults(): Promise<void> {
@@ -151,6 +152,22 @@ class Folder implements OutputFolder {
     this.results = undefined;
     await results?.stop();
   }
+}
+
+/**
+ * Closes each in turn whatever the others do, then releases the lock: a handle that fails to close never keeps the
+ * folder locked. The first failure is thrown at the end.
+ */
+async function closeAll(handles: readonly { close(): Promise<void> }[], release: () => Promise<void>): Promise<void> {
+  let failure: unknown;
+  for (const handle of [...handles, { close: release }]) {
+    try {
+      await handle.close();
+    } catch (error) {
+      failure ??= error;
+    }
+  }
+  if (failure !== undefined) throw failure;
 }
 
 /**
@@ -193,14 +210,13 @@ async function prepare(dir: string): Promise<void> {
  */
 export async function sweepTempFiles(dir: string): Promise<number> {
   let removed = 0;
-  for (const [folder, recursive] of [[dir, false], [join(dir, '.nightshift'), false], [join(dir, 'images'), true]] as const) {
+  for (const [folder, recursive] of [[dir, false], [join(dir, STATE_DIR), false], [join(dir, 'images'), true]] as const) {
     let names: string[];
     try {
       names = await readdir(folder, { recursive });
     } catch (error) {
-      // A folder not made yet (or a file in its place) holds nothing to sweep.
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') continue;
+      // Sweeping is housekeeping: a folder not made yet, or one that cannot be read, is left as it is.
+      if (isFileSystemError(error)) continue;
       throw error;
     }
     for (const name of names.filter(isTempFile)) {

@@ -59,8 +59,8 @@ export async function acquireLock(outDir: string, isAlive: (pid: number) => bool
 
 async function readLock(path: string): Promise<LockInfo | undefined> {
   try {
-    const info = JSON.parse(await readFile(path, 'utf8')) as Partial<LockInfo>;
-    if (typeof info.pid === 'number' && typeof info.host === 'string') {
+    const info = JSON.parse(await readFile(path, 'utf8')) as Partial<LockInfo> | null;
+    if (typeof info?.pid === 'number' && typeof info.host === 'string') {
       return { pid: info.pid, host: info.host, startedAt: String(info.startedAt) };
     }
   } catch (error) {

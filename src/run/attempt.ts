@@ -1,7 +1,7 @@
 import { APIError } from 'openai';
 import type { Clock } from '../common/clock.js';
 import { zeroUsage, type Job } from '../common/types.js';
-import { costOf, type CostOptions } from '../cost/cost.js';
+import { costOf, costOptionsOf } from '../cost/cost.js';
 import { ImageSaveError } from '../output/images.js';
 import type { JobRecord } from '../output/journal.js';
 import { executeJob, type AttemptResult } from './execute.js';
@@ -24,6 +24,8 @@ export interface AttemptContext {
   readonly aborted: AbortSignal;
   redact(text: string): string;
   emit(event: RunEvent): void;
+  /** A failed attempt is to be tried again: counted, and reported as the event. */
+  retrying(event: Extract<RunEvent, { type: 'retry' }>): void;
   stop(reason: StopReason, message: string): void;
 }
 
@@ -79,7 +81,7 @@ export async function attemptJob(job: Job, fp: string, run: AttemptContext, reco
       const delayMs = lastError.retryAfterMs ?? backoffDelay(attempt, options.random ? { random: options.random } : {});
       // A rate limit concerns the whole account: every worker waits, not just this one.
       if (lastError.status === 429) rates.pause(delayMs);
-      run.emit({ type: 'retry', job, attempt, delayMs, error: lastError });
+      run.retrying({ type: 'retry', job, attempt, delayMs, error: lastError });
       // A stop ends the wait at once: no retry would follow it, and the job stays pending for the next run.
       await clock.sleep(delayMs, run.stopped);
       continue;
@@ -89,7 +91,7 @@ export async function attemptJob(job: Job, fp: string, run: AttemptContext, reco
     const counted = result.usageReported ? countedTokens(job, result.usage) : undefined;
     if (counted !== undefined) rates.settle(permit, counted);
     // An answer without usage is paid for all the same: its cost is unknown (null), never 0.
-    const costUsd = result.usageReported ? costOf(result.usage, job.model, options.prices, costOptions(job)).usd : null;
+    const costUsd = result.usageReported ? costOf(result.usage, job.model, options.prices, costOptionsOf(job)).usd : null;
     if (!result.usageReported) run.emit({ type: 'warning', message: `job ${job.id}: the server reported no token usage; its cost is unknown` });
     const { output, files, finishReason, usage, requestId } = result;
     await finish({ attempts: attempt, latencyFrom: attemptStart }, { state: 'done', output, files, finishReason, usage, costUsd, requestId });
@@ -108,7 +110,7 @@ export async function attemptJob(job: Job, fp: string, run: AttemptContext, reco
  * the answer. A write failure means the output folder is unusable: the run stops (requests in flight finish).
  */
 async function failUnsaved(job: Job, run: AttemptContext, error: ImageSaveError, finish: (outcome: Outcome) => Promise<void>): Promise<number | undefined> {
-  const costUsd = costOf(error.usage, job.model, run.options.prices, costOptions(job)).usd;
+  const costUsd = costOf(error.usage, job.model, run.options.prices, costOptionsOf(job)).usd;
   const cause = run.redact(error.message);
   await finish({
     state: 'failed',
@@ -149,10 +151,4 @@ function jobRecord(job: Job, fp: string, timing: Timing, outcome: Outcome, clock
     startedAt: new Date(timing.startedAt).toISOString(),
     finishedAt: new Date(clock.now()).toISOString(),
   };
-}
-
-function costOptions(job: Job): CostOptions {
-  const size = typeof job.body.size === 'string' ? job.body.size : undefined;
-  const quality = typeof job.body.quality === 'string' ? job.body.quality : undefined;
-  return { ...(size ? { size } : {}), ...(quality ? { quality } : {}) };
 }

@@ -62,8 +62,12 @@ export class Dispatch implements AttemptContext {
   }
 
   emit(event: RunEvent): void {
-    if (event.type === 'retry') this.retries++;
     this.onEvent(event);
+  }
+
+  retrying(event: Extract<RunEvent, { type: 'retry' }>): void {
+    this.retries++;
+    this.emit(event);
   }
 
   /** Sends every job of the queue, or until the run stops; resolves once each worker's last record is on the disk. */

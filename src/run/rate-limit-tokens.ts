@@ -8,7 +8,7 @@
  * the prompt estimate (and an answer longer than the assumed bound, when the job sets none).
  */
 import { imageOutputTokens } from '../cost/image-output-tokens.js';
-import type { ChatMessage, ContentPart } from '../jobs/body.js';
+import { positiveInteger, type ChatMessage, type ContentPart } from '../jobs/body.js';
 import { countChatTokens, countDefinitionTokens, countTextTokens, DEFAULT_OUTPUT_BOUND, encodingFor } from '../cost/tokens.js';
 import type { Job, Usage } from '../common/types.js';
 import { imageInputTokens } from '../cost/vision-tokens.js';
@@ -81,8 +81,4 @@ function outputBound(job: Job): number {
   }
   const bound = positiveInteger(job.body.max_completion_tokens) ?? positiveInteger(job.body.max_tokens) ?? DEFAULT_OUTPUT_BOUND;
   return n * bound;
-}
-
-function positiveInteger(value: unknown): number | undefined {
-  return typeof value === 'number' && Number.isInteger(value) && value > 0 ? value : undefined;
 }

@@ -5,7 +5,7 @@ import { isReasoningModel } from '../cost/reasoning.js';
 import { asRecord, missing, optionalEnum, optionalInteger, requireString } from './request-fields.js';
 import { countChatTokens, countDefinitionTokens, countTextTokens, DEFAULT_OUTPUT_BOUND, encodingFor, type EncodingName } from '../cost/tokens.js';
 import { truncateToTokens } from './tokens.js';
-import { imageInputTokens } from './vision.js';
+import { checkedImagePartTokens } from './vision.js';
 
 /** A validated `POST /v1/chat/completions` request, reduced to what the reply and its usage depend on. */
 export interface ChatRequest {
@@ -251,7 +251,7 @@ function readContent(
       texts.push(part.refusal);
     } else if (part.type === 'image_url') {
       const image = asRecord(part.image_url);
-      imageTokens += imageInputTokens(image.url, image.detail, `${at}.image_url`, model);
+      imageTokens += checkedImagePartTokens(image.url, image.detail, `${at}.image_url`, model);
       images += 1;
     } else {
       throw invalidRequest(

@@ -6,12 +6,12 @@ const DETAILS = new Set(['low', 'high', 'auto']);
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /**
- * Prompt tokens for one `image_url` content part sent to `model`, by the estimator's vision rules so that a rehearsal
+ * Checks one `image_url` content part sent to `model` and returns its prompt tokens, by the estimator's vision rules so that a rehearsal
  * reports what `nightshift estimate` predicts; an http(s) URL, which the server does not fetch, counts at the size the
  * estimator assumes. `data:` URLs are decoded and must hold a PNG, JPEG, GIF or WebP image, or the request fails with
  * 400 like the real API; `param` names the part in that error.
  */
-export function imageInputTokens(url: unknown, detail: unknown, param: string, model: string): number {
+export function checkedImagePartTokens(url: unknown, detail: unknown, param: string, model: string): number {
   if (detail !== undefined && !DETAILS.has(detail as string)) {
     throw invalidRequest(
       `Invalid value: '${String(detail)}'. Supported values are: 'low', 'high' and 'auto'.`,
