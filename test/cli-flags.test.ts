@@ -1,26 +1,17 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ERROR_CODES, NightshiftError } from '../src/common/errors.js';
 import { resolveEstimateFlags } from '../src/cli/estimate.js';
 import { EXIT, exitStatusOfError, exitStatusOfRun } from '../src/cli/exit.js';
 import { resolveRunFlags } from '../src/cli/run.js';
 import { acquireLock } from '../src/output/lock.js';
 import type { StopReason } from '../src/run/options.js';
-import { startOfflineServer, type OfflineServer, type OfflineServerOptions } from '../src/server/server.js';
-import { cli, readCsv, tempDir, waitFor, writeJobs } from './helpers.js';
-
-let server: OfflineServer | undefined;
-afterEach(async () => {
-  await server?.close();
-  server = undefined;
-});
+import { cli, offlineServerPerTest, readCsv, tempDir, waitFor, writeJobs } from './helpers.js';
 
 /** An offline server the CLI reaches over HTTP, as it would the real API. */
-async function serve(options: OfflineServerOptions = {}): Promise<Record<string, string>> {
-  server = await startOfflineServer(options);
-  return { OPENAI_API_KEY: 'sk-test-key', OPENAI_BASE_URL: server.url };
-}
+const offline = offlineServerPerTest('sk-test-key');
+const serve = offline.serve;
 
 const chatJobs = (count: number) =>
   Array.from({ length: count }, (_, i) => ({ id: `q${i + 1}`, model: 'gpt-4.1-mini', prompt: `Question number ${i + 1}` }));
@@ -107,7 +98,7 @@ describe('defaults are applied', () => {
     });
     expect(code).toBe(EXIT.ok);
     expect(graceMs).toBe(30_000);
-    expect(server!.stats.maxInFlight).toBe(8);
+    expect(offline.server.stats.maxInFlight).toBe(8);
   });
 
   it('run: a text flag given no value counts as not given', () => {
@@ -198,7 +189,7 @@ describe('exit statuses map as the README says', () => {
     expect((await cli(['run', bad, '--out', out], { env })).code).toBe(2);
     expect((await cli(['run', good, '--out', out, '--prices', prices], { env })).code).toBe(2);
     expect((await cli(['run', good, '--out', out], { env: { OPENAI_BASE_URL: env.OPENAI_BASE_URL! } })).code).toBe(2);
-    expect(server!.stats.requests).toBe(0);
+    expect(offline.server.stats.requests).toBe(0);
   });
 
   it('3: out of credit, or the budget reached', async () => {

@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'csv-parse/sync';
+import { afterEach } from 'vitest';
 import { runMain, type CliIO } from '../src/cli/main.js';
+import { startOfflineServer, type OfflineServer, type OfflineServerOptions } from '../src/server/server.js';
 
 /** A fresh temporary folder. */
 export const tempDir = (prefix = 'nightshift-test-'): Promise<string> => mkdtemp(join(tmpdir(), prefix));
@@ -107,3 +109,30 @@ export async function succeededIds(outDir: string): Promise<Set<string>> {
   const lines = await journalLines(outDir);
   return new Set(lines.filter((line) => line.type === 'job' && line.state === 'done').map((line) => String(line.id)));
 }
+
+/**
+ * An offline server for each test, closed after it. `serve` starts it and returns the environment the CLI needs to
+ * reach it over HTTP, as it would the real API (with `apiKey`, or `key`: a test can look for it in what the CLI writes);
+ * `server` is the one the current test started.
+ */
+export function offlineServerPerTest(apiKey: string): {
+  serve: (options?: OfflineServerOptions, key?: string) => Promise<Record<string, string>>;
+  readonly server: OfflineServer;
+} {
+  let current: OfflineServer | undefined;
+  afterEach(async () => {
+    await current?.close();
+    current = undefined;
+  });
+  return {
+    serve: async (options = {}, key = apiKey) => {
+      current = await startOfflineServer(options);
+      return { OPENAI_API_KEY: key, OPENAI_BASE_URL: current.url };
+    },
+    get server(): OfflineServer {
+      if (!current) throw new Error('no offline server started in this test');
+      return current;
+    },
+  };
+}
+

@@ -3,20 +3,12 @@ import { existsSync } from 'node:fs';
 import { access, chmod, copyFile, mkdir, readdir, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { startOfflineServer, type OfflineServer, type OfflineServerOptions } from '../src/server/server.js';
-import { cli, journalLines, readCsv, spawnCli, succeededIds, tempDir, waitFor, writeJobs } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import type { OfflineServerOptions } from '../src/server/server.js';
+import { cli, journalLines, offlineServerPerTest, readCsv, spawnCli, succeededIds, tempDir, waitFor, writeJobs } from './helpers.js';
 
-let server: OfflineServer | undefined;
-afterEach(async () => {
-  await server?.close();
-  server = undefined;
-});
-
-async function serve(options: OfflineServerOptions = {}): Promise<{ env: Record<string, string> }> {
-  server = await startOfflineServer(options);
-  return { env: { OPENAI_API_KEY: 'sk-test-resume-key-1234567890', OPENAI_BASE_URL: server.url } };
-}
+const offline = offlineServerPerTest('sk-test-resume-key-1234567890');
+const serve = async (options?: OfflineServerOptions): Promise<{ env: Record<string, string> }> => ({ env: await offline.serve(options) });
 
 const chatJobs = (count: number): Record<string, unknown>[] =>
   Array.from({ length: count }, (_, i) => ({ id: `q${i + 1}`, model: 'gpt-4o-mini', prompt: `Question number ${i + 1}` }));
@@ -40,7 +32,7 @@ describe('resume', () => {
     const jobs = chatJobs(4);
     const file = await writeJobs(dir, jobs);
     expect((await cli(['run', file, '--out', out], { env })).code).toBe(1);
-    expect(server!.stats.requests).toBe(4);
+    expect(offline.server.stats.requests).toBe(4);
 
     jobs[2] = { ...jobs[2], prompt: 'An edited question' };
     jobs.push({ id: 'q5', model: 'gpt-4o-mini', prompt: 'Question number 5' });
@@ -48,19 +40,19 @@ describe('resume', () => {
     const again = await cli(['run', file, '--out', out], { env });
     expect(again.code).toBe(0);
     expect(thisRun(again.stdout)).toEqual({ fresh: 1, rerun: 2, skipped: 2 });
-    expect(server!.stats.requests).toBe(4 + 3);
-    expect(server!.countByKey('Question number 1')).toBe(1);
-    expect(server!.countByKey('Question number 2')).toBe(2);
-    expect(server!.countByKey('An edited question')).toBe(1);
-    expect(server!.countByKey('Question number 4')).toBe(1);
-    expect(server!.countByKey('Question number 5')).toBe(1);
+    expect(offline.server.stats.requests).toBe(4 + 3);
+    expect(offline.server.countByKey('Question number 1')).toBe(1);
+    expect(offline.server.countByKey('Question number 2')).toBe(2);
+    expect(offline.server.countByKey('An edited question')).toBe(1);
+    expect(offline.server.countByKey('Question number 4')).toBe(1);
+    expect(offline.server.countByKey('Question number 5')).toBe(1);
     const rows = await readCsv(join(out, 'results.csv'));
     expect(rows.map((row) => `${row.id}:${row.status}`)).toEqual(['q1:ok', 'q2:ok', 'q3:ok', 'q4:ok', 'q5:ok']);
     expect(rows[2]!.output).toContain('An edited question');
 
     const third = await cli(['run', file, '--out', out], { env });
     expect(thisRun(third.stdout)).toEqual({ fresh: 0, rerun: 0, skipped: 5 });
-    expect(server!.stats.requests).toBe(7);
+    expect(offline.server.stats.requests).toBe(7);
   });
 
   it.each([
@@ -80,8 +72,8 @@ describe('resume', () => {
     const again = await cli(['run', file, '--out', out], { env });
     expect(again.code).toBe(0);
     expect(thisRun(again.stdout)).toEqual({ fresh: 0, rerun: 1, skipped: 2 });
-    expect(server!.stats.requests).toBe(4);
-    expect(server!.countByKey(String(jobs[1]!.prompt))).toBe(jobs[1]!.prompt === 'Question number 2' ? 2 : 1);
+    expect(offline.server.stats.requests).toBe(4);
+    expect(offline.server.countByKey(String(jobs[1]!.prompt))).toBe(jobs[1]!.prompt === 'Question number 2' ? 2 : 1);
   });
 
   it('does not pay again for a request that already succeeded once its edit is undone', async () => {
@@ -98,7 +90,7 @@ describe('resume', () => {
     const undone = await cli(['run', file, '--out', out], { env });
     expect(undone.code).toBe(0);
     expect(thisRun(undone.stdout)).toEqual({ fresh: 0, rerun: 0, skipped: 3 });
-    expect(server!.stats.requests).toBe(4);
+    expect(offline.server.stats.requests).toBe(4);
     expect((await readCsv(join(out, 'results.csv')))[1]!.output).toContain('Question number 2');
   });
 
@@ -114,14 +106,14 @@ describe('resume', () => {
     ]);
     expect((await cli(['run', file, '--out', out], { env })).code).toBe(0);
     expect((await cli(['run', file, '--out', out], { env })).code).toBe(0);
-    expect(server!.countByKey('What is in this picture?')).toBe(1);
+    expect(offline.server.countByKey('What is in this picture?')).toBe(1);
 
     await copyFile(new URL('../fixtures/images/blue-square.jpg', import.meta.url), image);
     const again = await cli(['run', file, '--out', out], { env });
     expect(again.code).toBe(0);
     expect(thisRun(again.stdout)).toEqual({ fresh: 0, rerun: 1, skipped: 1 });
-    expect(server!.countByKey('What is in this picture?')).toBe(2);
-    expect(server!.countByKey('Unrelated question')).toBe(1);
+    expect(offline.server.countByKey('What is in this picture?')).toBe(2);
+    expect(offline.server.countByKey('Unrelated question')).toBe(1);
   });
 
   it('after insufficient_quota (exit 3), a rerun with credit sends only the jobs still pending', async () => {
@@ -132,15 +124,15 @@ describe('resume', () => {
     expect((await cli(['run', file, '--out', out, '--concurrency', '1'], { env })).code).toBe(3);
     const done = (await readCsv(join(out, 'results.csv'))).filter((row) => row.status === 'ok').map((row) => row.id);
     expect(done).toHaveLength(3);
-    await server!.close();
+    await offline.server.close();
 
     const { env: withCredit } = await serve();
     const again = await cli(['run', file, '--out', out, '--concurrency', '1'], { env: withCredit });
     expect(again.code).toBe(0);
     expect(thisRun(again.stdout)).toEqual({ fresh: 7, rerun: 0, skipped: 3 });
-    expect(server!.stats.requests).toBe(7);
+    expect(offline.server.stats.requests).toBe(7);
     for (const [index, job] of chatJobs(10).entries()) {
-      expect(server!.countByKey(String(job.prompt)), String(job.id)).toBe(done.includes(`q${index + 1}`) ? 0 : 1);
+      expect(offline.server.countByKey(String(job.prompt)), String(job.id)).toBe(done.includes(`q${index + 1}`) ? 0 : 1);
     }
     expect((await readCsv(join(out, 'results.csv'))).every((row) => row.status === 'ok')).toBe(true);
   });
@@ -163,14 +155,14 @@ describe('a damaged journal', () => {
     const again = await cli(['run', file, '--out', out], { env });
     expect(again.code).toBe(0);
     expect(again.stderr).toMatch(/warning: .*journal\.jsonl:\d+/);
-    expect(server!.stats.requests).toBe(6);
-    expect(server!.countByKey(`Question number ${tornId.slice(1)}`)).toBe(2);
+    expect(offline.server.stats.requests).toBe(6);
+    expect(offline.server.countByKey(`Question number ${tornId.slice(1)}`)).toBe(2);
     const rows = await readCsv(join(out, 'results.csv'));
     expect(rows.map((row) => `${row.id}:${row.status}`)).toEqual(['q1:ok', 'q2:ok', 'q3:ok', 'q4:ok', 'q5:ok']);
 
     const third = await cli(['run', file, '--out', out], { env });
     expect(third.stderr).not.toContain('warning');
-    expect(server!.stats.requests).toBe(6);
+    expect(offline.server.stats.requests).toBe(6);
   });
 
   it('keeps a last record that is complete but lost its newline, on this run and the next', async () => {
@@ -187,7 +179,7 @@ describe('a damaged journal', () => {
       expect(again.code).toBe(0);
       expect(thisRun(again.stdout)).toEqual({ fresh: 0, rerun: 0, skipped: 3 });
     }
-    expect(server!.stats.requests).toBe(3);
+    expect(offline.server.stats.requests).toBe(3);
     const lines = await journalLines(out);
     expect(lines.filter((line) => line.type === 'job')).toHaveLength(3);
   });
@@ -204,7 +196,7 @@ describe('--fresh and --only-failed', () => {
     const refused = await cli(['run', file, '--out', out, '--fresh'], { env });
     expect(refused.code).toBe(2);
     expect(refused.stderr).not.toMatch(noStack);
-    expect(server!.stats.requests).toBe(3);
+    expect(offline.server.stats.requests).toBe(3);
     expect(await readFile(join(out, 'journal.jsonl'), 'utf8')).toBe(journal);
     expect((await readdir(out)).filter((name) => name.startsWith('journal'))).toEqual(['journal.jsonl']);
   });
@@ -221,7 +213,7 @@ describe('--fresh and --only-failed', () => {
     const fresh = await cli(['run', file, '--out', out, '--fresh', '--force'], { env });
     expect(fresh.code).toBe(0);
     expect(thisRun(fresh.stdout)).toEqual({ fresh: 2, rerun: 0, skipped: 0 });
-    expect(server!.stats.requests).toBe(5);
+    expect(offline.server.stats.requests).toBe(5);
     const kept = (await readdir(out)).filter((name) => /^journal-.+\.jsonl$/.test(name));
     expect(kept).toHaveLength(1);
     expect(await readFile(join(out, kept[0]!), 'utf8')).toBe(oldJournal);
@@ -238,7 +230,7 @@ describe('--fresh and --only-failed', () => {
     expect((await cli(['run', file, '--out', out], { env })).code).toBe(1);
     const fresh = await cli(['run', file, '--out', out, '--fresh'], { env });
     expect(fresh.code).toBe(0);
-    expect(server!.stats.requests).toBe(4);
+    expect(offline.server.stats.requests).toBe(4);
   });
 
   it('--fresh --force is refused with exit 4 while another process runs in the folder, and moves nothing', async () => {
@@ -249,14 +241,14 @@ describe('--fresh and --only-failed', () => {
     expect((await cli(['run', file, '--out', out], { env })).code).toBe(0);
     const other = await writeJobs(dir, [...chatJobs(4), { id: 'q5', model: 'gpt-4o-mini', prompt: 'Question number 5' }], 'more.jsonl');
     const first = cli(['run', other, '--out', out, '--concurrency', '1'], { env });
-    await waitFor(() => server!.stats.inFlight > 0, 5000, 'the first run to send');
+    await waitFor(() => offline.server.stats.inFlight > 0, 5000, 'the first run to send');
 
     const fresh = await cli(['run', file, '--out', out, '--fresh', '--force'], { env });
     expect(fresh.code).toBe(4);
     expect((await readdir(out)).filter((name) => name.startsWith('journal'))).toEqual(['journal.jsonl']);
     expect((await first).code).toBe(0);
     expect((await cli(['run', other, '--out', out], { env })).code).toBe(0);
-    expect(server!.stats.requests).toBe(5);
+    expect(offline.server.stats.requests).toBe(5);
   });
 
   it('after a stop, says to resume without --force or --fresh, which would send finished jobs again', async () => {
@@ -266,15 +258,15 @@ describe('--fresh and --only-failed', () => {
     const file = await writeJobs(dir, chatJobs(6));
     expect((await cli(['run', file, '--out', out], { env })).code).toBe(0);
     const stopAfterOne = new AbortController();
-    const waiting = waitFor(() => server!.stats.requests > 6, 5000, 'a request').then(() => stopAfterOne.abort());
+    const waiting = waitFor(() => offline.server.stats.requests > 6, 5000, 'a request').then(() => stopAfterOne.abort());
     const forced = await cli(['run', file, '--out', out, '--force', '--concurrency', '1'], { env, stopSignal: stopAfterOne.signal });
     await waiting;
     expect(forced.code).toBe(130);
     expect(forced.stderr).toMatch(/without --force/);
-    const requests = server!.stats.requests;
+    const requests = offline.server.stats.requests;
 
     expect((await cli(['run', file, '--out', out], { env })).code).toBe(0);
-    expect(server!.stats.requests).toBe(requests);
+    expect(offline.server.stats.requests).toBe(requests);
 
     const fresh = await cli(['run', file, '--out', out, '--fresh', '--force'], { env, stopSignal: AbortSignal.abort() });
     expect(fresh.code).toBe(130);
@@ -295,8 +287,8 @@ describe('--fresh and --only-failed', () => {
     const again = await cli(['run', file, '--out', out, '--only-failed'], { env });
     expect(again.code).toBe(0);
     expect(thisRun(again.stdout)).toEqual({ fresh: 0, rerun: 1, skipped: 1 });
-    expect(server!.stats.requests).toBe(4);
-    expect(server!.countByKey('Question number 2')).toBe(2);
+    expect(offline.server.stats.requests).toBe(4);
+    expect(offline.server.countByKey('Question number 2')).toBe(2);
     const rows = await readCsv(join(out, 'results.csv'));
     expect(rows.map((row) => `${row.id}:${row.status}`)).toEqual(['q1:ok', 'q2:ok', 'q3:pending', 'q4:pending']);
   });
@@ -310,7 +302,7 @@ describe('--fresh and --only-failed', () => {
     const again = await cli(['run', file, '--out', out, '--only-failed'], { env });
     expect(again.code).toBe(0);
     expect(thisRun(again.stdout)).toEqual({ fresh: 0, rerun: 0, skipped: 3 });
-    expect(server!.stats.requests).toBe(3);
+    expect(offline.server.stats.requests).toBe(3);
     expect((await readCsv(join(out, 'results.csv'))).every((row) => row.status === 'ok')).toBe(true);
   });
 
@@ -321,7 +313,7 @@ describe('--fresh and --only-failed', () => {
     const file = await writeJobs(dir, chatJobs(2));
     expect((await cli(['run', file, '--out', out], { env })).code).toBe(0);
 
-    server!.setFaults([{ status: 400, times: 1, match: { promptIncludes: 'number 2' } }]);
+    offline.server.setFaults([{ status: 400, times: 1, match: { promptIncludes: 'number 2' } }]);
     const forced = await cli(['run', file, '--out', out, '--force', '--max-attempts', '1'], { env });
     expect(forced.code).toBe(1);
     expect((await readCsv(join(out, 'results.csv'))).map((row) => `${row.id}:${row.status}`)).toEqual(['q1:ok', 'q2:failed']);
@@ -329,7 +321,7 @@ describe('--fresh and --only-failed', () => {
     const again = await cli(['run', file, '--out', out, '--only-failed'], { env });
     expect(again.code).toBe(0);
     expect(thisRun(again.stdout)).toEqual({ fresh: 0, rerun: 1, skipped: 1 });
-    expect(server!.countByKey('Question number 2')).toBe(3);
+    expect(offline.server.countByKey('Question number 2')).toBe(3);
     expect((await readCsv(join(out, 'results.csv'))).map((row) => `${row.id}:${row.status}`)).toEqual(['q1:ok', 'q2:ok']);
   });
 });
@@ -341,7 +333,7 @@ describe('the output folder lock', () => {
     const out = join(dir, 'out');
     const file = await writeJobs(dir, chatJobs(6));
     const first = cli(['run', file, '--out', out, '--concurrency', '2'], { env });
-    await waitFor(() => server!.stats.inFlight > 0, 5000, 'the first run to send');
+    await waitFor(() => offline.server.stats.inFlight > 0, 5000, 'the first run to send');
 
     const started = Date.now();
     const second = await cli(['run', file, '--out', out], { env });
@@ -350,7 +342,7 @@ describe('the output folder lock', () => {
     expect(second.stderr).toContain(`pid ${process.pid}`);
     expect(second.stderr).not.toMatch(noStack);
     expect((await first).code).toBe(0);
-    expect(server!.stats.requests).toBe(6);
+    expect(offline.server.stats.requests).toBe(6);
     expect(await exists(lockPath(out))).toBe(false);
   });
 
@@ -396,7 +388,7 @@ describe('an output folder that cannot be written', () => {
     const { code, stderr } = await cli(['run', file, '--out', join(dir, 'a-file', 'out')], { env });
     expect(code).toBe(4);
     expect(stderr).not.toMatch(noStack);
-    expect(server!.stats.requests).toBe(0);
+    expect(offline.server.stats.requests).toBe(0);
   });
 
   it.skipIf(process.getuid?.() === 0)('exits 4 without a stack trace, sending nothing, when the folder is read-only', async () => {
@@ -410,7 +402,7 @@ describe('an output folder that cannot be written', () => {
       const { code, stderr } = await cli(['run', file, '--out', out], { env });
       expect(code).toBe(4);
       expect(stderr).not.toMatch(noStack);
-      expect(server!.stats.requests).toBe(0);
+      expect(offline.server.stats.requests).toBe(0);
     } finally {
       await chmod(out, 0o755);
     }
@@ -427,14 +419,14 @@ describe('an output folder that cannot be written', () => {
     const { code, stderr } = await cli(['run', file, '--out', out], { env });
     expect(code).toBe(4);
     expect(stderr).not.toMatch(noStack);
-    expect(server!.stats.requests).toBe(0);
+    expect(offline.server.stats.requests).toBe(0);
     expect(await exists(lockPath(out))).toBe(false);
   });
 
   it.skipIf(process.platform === 'win32')('stops at once when the disk fills up mid-run, abandoning requests in flight, and the rerun finishes without resending what was journaled', async () => {
     // q3 takes a minute to answer: the run must abandon it when the disk is full, not wait for it.
-    server = await startOfflineServer({ recordRequests: true, faults: [{ status: 500, delayMs: 60_000, match: { promptIncludes: 'number 3' } }] });
-    const env = { OPENAI_API_KEY: 'sk-test-resume-key-1234567890', OPENAI_BASE_URL: server.url };
+    const env = await offline.serve({ recordRequests: true, faults: [{ status: 500, delayMs: 60_000, match: { promptIncludes: 'number 3' } }] });
+    const server = offline.server;
     const dir = await tempDir();
     const jobs = chatJobs(40);
     const file = await writeJobs(dir, jobs);
@@ -454,7 +446,7 @@ describe('an output folder that cannot be written', () => {
     const sent = server.stats.requests;
     expect(sent - journaled.size).toBeLessThanOrEqual(2 * 4);
     expect(await exists(lockPath(out))).toBe(false);
-    const sentBefore = new Map(jobs.map((job) => [String(job.id), server!.countByKey(String(job.prompt))]));
+    const sentBefore = new Map(jobs.map((job) => [String(job.id), offline.server.countByKey(String(job.prompt))]));
 
     expect(journaled.has('q3')).toBe(false);
     server.setFaults([]);
@@ -478,6 +470,6 @@ describe('an output folder that cannot be written', () => {
     expect(code).toBe(4);
     expect(stderr).toContain('results.csv');
     expect(stderr).not.toMatch(noStack);
-    expect(server!.stats.requests).toBe(0);
+    expect(offline.server.stats.requests).toBe(0);
   });
 });

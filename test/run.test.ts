@@ -1,19 +1,11 @@
 import { appendFile, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { startOfflineServer, type OfflineServer, type OfflineServerOptions } from '../src/server/server.js';
-import { cli, readCsv, spawnCli, tempDir, writeJobs } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import type { OfflineServerOptions } from '../src/server/server.js';
+import { cli, offlineServerPerTest, readCsv, spawnCli, tempDir, writeJobs } from './helpers.js';
 
-let server: OfflineServer | undefined;
-afterEach(async () => {
-  await server?.close();
-  server = undefined;
-});
-
-async function serve(options: OfflineServerOptions = {}): Promise<{ env: Record<string, string> }> {
-  server = await startOfflineServer(options);
-  return { env: { OPENAI_API_KEY: 'sk-test-secret-key-1234567890', OPENAI_BASE_URL: server.url } };
-}
+const offline = offlineServerPerTest('sk-test-secret-key-1234567890');
+const serve = async (options?: OfflineServerOptions): Promise<{ env: Record<string, string> }> => ({ env: await offline.serve(options) });
 
 const chatJobs = (count: number, model = 'gpt-4o-mini') =>
   Array.from({ length: count }, (_, i) => ({ id: `q${i + 1}`, model, prompt: `Question number ${i + 1}` }));
@@ -25,8 +17,8 @@ describe('nightshift run', () => {
     const file = await writeJobs(dir, chatJobs(30));
     const { code } = await cli(['run', file, '--out', join(dir, 'out'), '--concurrency', '4'], { env });
     expect(code).toBe(0);
-    expect(server!.stats.requests).toBe(30);
-    expect(server!.stats.maxInFlight).toBe(4);
+    expect(offline.server.stats.requests).toBe(30);
+    expect(offline.server.stats.maxInFlight).toBe(4);
   });
 
   it('prints no Node warning (listener leaks) over hundreds of requests at high concurrency', async () => {
@@ -37,7 +29,7 @@ describe('nightshift run', () => {
     const { code } = await run.exited;
     expect(run.output().stderr).not.toMatch(/Warning/);
     expect(code).toBe(0);
-    expect(server!.stats.requests).toBe(400);
+    expect(offline.server.stats.requests).toBe(400);
   });
 
   it('writes results.csv in input order with the documented columns and usage.csv with matching sums', async () => {
@@ -103,7 +95,7 @@ describe('nightshift run', () => {
     expect(code).toBe(0);
     const [row] = await readCsv(join(dir, 'out', 'results.csv'));
     expect(row).toMatchObject({ status: 'ok', attempts: '3' });
-    expect(server!.stats.requests).toBe(3);
+    expect(offline.server.stats.requests).toBe(3);
   });
 
   it('does not retry a 400, records the error and exits 1 while the other jobs succeed', async () => {
@@ -116,7 +108,7 @@ describe('nightshift run', () => {
     expect(rows.map((row) => row.status)).toEqual(['ok', 'failed', 'ok']);
     expect(rows[1]).toMatchObject({ attempts: '1' });
     expect(rows[1]!.error).toContain('400');
-    expect(server!.countByKey('Question number 2')).toBe(1);
+    expect(offline.server.countByKey('Question number 2')).toBe(1);
   });
 
   it('stops the whole run with exit 3 when the quota runs out, sending nothing more', async () => {
@@ -126,7 +118,7 @@ describe('nightshift run', () => {
     const { code, stderr } = await cli(['run', file, '--out', join(dir, 'out'), '--concurrency', '1'], { env });
     expect(code).toBe(3);
     expect(stderr).toMatch(/out of credit/);
-    expect(server!.stats.requests).toBe(4);
+    expect(offline.server.stats.requests).toBe(4);
     const rows = await readCsv(join(dir, 'out', 'results.csv'));
     expect(rows).toHaveLength(10);
     expect(rows.filter((row) => row.status === 'ok')).toHaveLength(3);
@@ -165,7 +157,7 @@ describe('nightshift run', () => {
     expect(stderr).toContain(`${file}:2`);
     expect(stderr).toContain(`${file}:3`);
     expect(stderr).not.toMatch(/\n\s+at /);
-    expect(server!.stats.requests).toBe(0);
+    expect(offline.server.stats.requests).toBe(0);
     await expect(readdir(join(dir, 'out'))).rejects.toThrow();
   });
 
@@ -185,13 +177,15 @@ describe('nightshift run', () => {
 
   it('never writes a key of any shape to any output or the terminal when errors echo the request headers', async () => {
     const key = 'proj-key-ABCDEFGH12345678';
-    server = await startOfflineServer({
-      faults: [
-        { status: 500, retryAfterMs: 1, message: `Upstream failed; request had Authorization: Bearer ${key}`, match: { promptIncludes: 'number 1' } },
-        { status: 429, type: 'insufficient_quota', code: 'insufficient_quota', message: `No credit for key ${key}`, match: { promptIncludes: 'number 3' } },
-      ],
-    });
-    const env = { OPENAI_API_KEY: key, OPENAI_BASE_URL: server.url };
+    const env = await offline.serve(
+      {
+        faults: [
+          { status: 500, retryAfterMs: 1, message: `Upstream failed; request had Authorization: Bearer ${key}`, match: { promptIncludes: 'number 1' } },
+          { status: 429, type: 'insufficient_quota', code: 'insufficient_quota', message: `No credit for key ${key}`, match: { promptIncludes: 'number 3' } },
+        ],
+      },
+      key,
+    );
     const dir = await tempDir();
     const file = await writeJobs(dir, chatJobs(3));
     const out = join(dir, 'out');
@@ -223,18 +217,18 @@ describe('rerun on the same output folder', () => {
     const jobs = chatJobs(5);
     const file = await writeJobs(dir, jobs);
     expect((await cli(['run', file, '--out', out], { env })).code).toBe(0);
-    expect(server!.stats.requests).toBe(5);
+    expect(offline.server.stats.requests).toBe(5);
 
     const again = await cli(['run', file, '--out', out], { env });
     expect(again.code).toBe(0);
-    expect(server!.stats.requests).toBe(5);
+    expect(offline.server.stats.requests).toBe(5);
     expect(again.stderr).toContain('5 already done');
 
     jobs[2] = { ...jobs[2]!, prompt: 'An edited question' };
     await writeJobs(dir, jobs);
     expect((await cli(['run', file, '--out', out], { env })).code).toBe(0);
-    expect(server!.stats.requests).toBe(6);
-    expect(server!.countByKey('An edited question')).toBe(1);
+    expect(offline.server.stats.requests).toBe(6);
+    expect(offline.server.countByKey('An edited question')).toBe(1);
     const rows = await readCsv(join(out, 'results.csv'));
     expect(rows.map((row) => row.id)).toEqual(['q1', 'q2', 'q3', 'q4', 'q5']);
   });

@@ -1,19 +1,11 @@
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { startOfflineServer, type OfflineServer, type OfflineServerOptions } from '../src/server/server.js';
-import { cli, journalLines, readCsv, spawnCli, tempDir, waitFor, writeJobs } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { cli, journalLines, offlineServerPerTest, readCsv, spawnCli, tempDir, waitFor, writeJobs } from './helpers.js';
 
-let server: OfflineServer | undefined;
-afterEach(async () => {
-  await server?.close();
-  server = undefined;
-});
-
-async function serve(options: OfflineServerOptions = {}): Promise<Record<string, string>> {
-  server = await startOfflineServer(options);
-  return { OPENAI_API_KEY: 'sk-test-signals-key-1234567890', OPENAI_BASE_URL: server.url };
-}
+/** An offline server the CLI reaches over HTTP, as it would the real API. */
+const offline = offlineServerPerTest('sk-test-signals-key-1234567890');
+const serve = offline.serve;
 
 async function setup(jobCount: number) {
   const dir = await tempDir();
@@ -52,24 +44,24 @@ describe('signals', () => {
       const child = spawnCli(['run', file, '--out', out, '--concurrency', '4'], { cwd: dir, env });
       // results.csv grows as jobs finish, before the run ends.
       await waitUntil(async () => (await statuses(out).catch((): string[] => [])).includes('ok'));
-      await waitFor(() => server!.stats.inFlight === 4, 20_000, 'four requests in flight');
+      await waitFor(() => offline.server.stats.inFlight === 4, 20_000, 'four requests in flight');
 
       const { code } = await stop(child, signal);
       expect(code, child.output().stderr).toBe(130);
       expect(child.output().stderr).toMatch(/same command again/);
       // Those in flight were answered and journaled; nothing else was sent.
-      const sent = server!.stats.requests;
+      const sent = offline.server.stats.requests;
       expect(sent).toBeGreaterThanOrEqual(5);
       expect(sent).toBeLessThanOrEqual(12);
-      expect(server!.stats.byStatus[200]).toBe(sent);
+      expect(offline.server.stats.byStatus[200]).toBe(sent);
       expect(await statuses(out)).toEqual([...Array(sent).fill('ok'), ...Array(12 - sent).fill('pending')]);
       expect((await readCsv(join(out, 'usage.csv'))).at(-1)).toMatchObject({ jobs: '12', ok: String(sent) });
       await lockGone(out);
 
       const again = await cli(['run', file, '--out', out, '--quiet'], { env });
       expect(again.code).toBe(0);
-      expect(server!.stats.requests).toBe(12);
-      for (const prompt of prompts) expect(server!.countByKey(prompt)).toBe(1);
+      expect(offline.server.stats.requests).toBe(12);
+      for (const prompt of prompts) expect(offline.server.countByKey(prompt)).toBe(1);
     },
   );
 
@@ -77,7 +69,7 @@ describe('signals', () => {
     const env = await serve({ latencyMs: 10_000 });
     const { dir, out, file, prompts } = await setup(6);
     const child = spawnCli(['run', file, '--out', out, '--concurrency', '3'], { cwd: dir, env });
-    await waitFor(() => server!.stats.inFlight === 3, 10_000, 'three requests in flight');
+    await waitFor(() => offline.server.stats.inFlight === 3, 10_000, 'three requests in flight');
     child.child.kill('SIGINT');
     await waitFor(() => child.output().stderr.includes('SIGINT'), 5000, 'the first SIGINT to be noticed');
 
@@ -90,18 +82,18 @@ describe('signals', () => {
     expect(await statuses(out)).toEqual(Array(6).fill('pending'));
     await lockGone(out);
 
-    await server!.close();
+    await offline.server.close();
     const fast = await serve();
     const again = await cli(['run', file, '--out', out, '--quiet'], { env: fast });
     expect(again.code).toBe(0);
-    for (const prompt of prompts) expect(server!.countByKey(prompt)).toBe(1);
+    for (const prompt of prompts) expect(offline.server.countByKey(prompt)).toBe(1);
   });
 
   it('gives requests in flight no more than --grace seconds after the first signal', async () => {
     const env = await serve({ latencyMs: 10_000 });
     const { dir, out, file } = await setup(4);
     const child = spawnCli(['run', file, '--out', out, '--concurrency', '2', '--grace', '0.5'], { cwd: dir, env });
-    await waitFor(() => server!.stats.inFlight === 2, 10_000, 'two requests in flight');
+    await waitFor(() => offline.server.stats.inFlight === 2, 10_000, 'two requests in flight');
 
     const { code, ms } = await stop(child, 'SIGINT');
     expect(code, child.output().stderr).toBe(130);
@@ -115,12 +107,12 @@ describe('signals', () => {
     const env = await serve({ faults: [{ status: 503, retryAfterMs: 20_000 }] });
     const { dir, out, file } = await setup(2);
     const child = spawnCli(['run', file, '--out', out, '--concurrency', '2'], { cwd: dir, env });
-    await waitFor(() => (server!.stats.byStatus[503] ?? 0) === 2, 10_000, 'two 503 answers');
+    await waitFor(() => (offline.server.stats.byStatus[503] ?? 0) === 2, 10_000, 'two 503 answers');
 
     const { code, ms } = await stop(child, 'SIGINT');
     expect(code, child.output().stderr).toBe(130);
     expect(ms).toBeLessThan(3000);
-    expect(server!.stats.requests).toBe(2);
+    expect(offline.server.stats.requests).toBe(2);
     expect(await statuses(out)).toEqual(['pending', 'pending']);
   });
 });
