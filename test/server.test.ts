@@ -385,7 +385,8 @@ describe('fault injection', () => {
 
 describe('concurrency, rate limits and bookkeeping', () => {
   it('counts requests in flight at once', async () => {
-    const { client, server } = await start({ latencyMs: 100 });
+    // Long enough that all ten are in flight together even on a loaded machine (100 ms once let one finish first).
+    const { client, server } = await start({ latencyMs: 500 });
     await Promise.all(Array.from({ length: 10 }, (_, index) => ask(client, `question ${index}`)));
 
     expect(server.stats).toMatchObject({ requests: 10, inFlight: 0, maxInFlight: 10 });
