@@ -27,7 +27,8 @@ describe('a bad flag value is refused with exit 2, naming the flag and the value
     ['run', ['run', missing, '--progress-interval', '0.5'], '--progress-interval', '0.5'],
     ['run', ['run', missing, '--budget', '-1'], '--budget', '-1'],
     ['run', ['run', missing, '--rpm', '1.5'], '--rpm', '1.5'],
-    ['run', ['run', missing, '--tpm', 'many'], '--tpm', 'NaN'],
+    ['run', ['run', missing, '--tpm', 'many'], '--tpm', 'many'],
+    ['run', ['run', missing, '--budget', '$5'], '--budget', '$5'],
     ['run', ['run', missing, '--concurrency', '2', '--concurrency', '3'], '--concurrency', '2,3'],
     ['estimate', ['estimate', missing, '--expected-output', '-1'], '--expected-output', '-1'],
     ['estimate', ['estimate', missing, '--expected-output', '2.5'], '--expected-output', '2.5'],
@@ -101,11 +102,27 @@ describe('defaults are applied', () => {
     expect(offline.server.stats.maxInFlight).toBe(8);
   });
 
-  it('run: a text flag given no value counts as not given', () => {
-    const flags = resolveRunFlags({ files: ['jobs/chat.jsonl'], out: '', model: '', prices: '' });
-    expect(flags.outDir).toBe(join('out', 'chat'));
-    expect(flags.defaults).toEqual({});
-    expect(flags.prices).toBeUndefined();
+  it('run: a flag that takes a value and is given an empty one is refused, not taken as absent', () => {
+    for (const flag of ['out', 'model', 'prices', 'budget', 'timeout']) {
+      expect(() => resolveRunFlags({ files: ['jobs/chat.jsonl'], [flag]: '' }), flag).toThrow(expect.objectContaining({ code: 'E_USAGE' }));
+    }
+  });
+
+  // The shell turns `--budget $5` into `--budget` with nothing after it: that run must not go ahead uncapped.
+  it.each([
+    [['--budget']],
+    [['--budget', '--quiet']],
+    [['--out']],
+    [['--model']],
+    [['--concurrency']],
+  ])('run %j: a flag given no value exits 2 and sends nothing', async (extra) => {
+    const env = await serve();
+    const dir = await tempDir();
+    const file = await writeJobs(dir, chatJobs(2));
+    const { code, stderr } = await cli(['run', file, ...extra], { env });
+    expect(code).toBe(EXIT.invalid);
+    expect(stderr).toContain(extra[0]!.slice(2));
+    expect(offline.server.stats.requests).toBe(0);
   });
 
   it('estimate: --out defaults to run’s folder and output tokens to the documented expectation', async () => {

@@ -70,11 +70,10 @@ export function resolveCommand<S extends CommandSpec>(
 
 function resolveFlag(name: string, flag: FlagSpec, raw: unknown): unknown {
   if (flag.type === 'boolean') return raw === true;
-  // A flag that takes a value but was given none (`--out` last on the line) reaches here as '' (text) or not at all
-  // (yargs drops numbers, and text with a default). Both mean "not given", so the default applies. To refuse it
-  // instead, set `requiresArg` for value-taking flags in `yargsOption` (yargs then refuses it by name, even the ones
-  // it drops) and throw here for argv built in code.
-  if (raw === undefined || raw === '') return flag.default;
+  if (raw === undefined) return flag.default;
+  // A flag that takes a value and got none (`--budget $5` after the shell made `$5` empty) would otherwise run with
+  // its default, with no cap at all for `--budget`: refused. yargs refuses the flag given last with nothing after it.
+  if (raw === '') throw usageError(`Expected \`--${name}\` to have a value, got none`);
   if (flag.type === 'string') {
     if (flag.choices) {
       if (!flag.choices.includes(raw as string)) throw usageError(`Expected \`--${name}\` to be one of ${flag.choices.join(', ')}, got \`${String(raw)}\``);
@@ -84,8 +83,9 @@ function resolveFlag(name: string, flag: FlagSpec, raw: unknown): unknown {
     return typeof raw === 'string' ? raw : flag.default;
   }
   if (flag.range === 'server') return raw;
-  if (!inRange(raw, flag.range)) throw usageError(`Expected \`--${name}\` to be ${describeRange(flag.range)}, got \`${String(raw)}\``);
-  return raw;
+  const value = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
+  if (!inRange(value, flag.range)) throw usageError(`Expected \`--${name}\` to be ${describeRange(flag.range)}, got \`${String(raw)}\``);
+  return value;
 }
 
 function inRange(value: unknown, { whole, min, max }: NumberRange): value is number {
@@ -115,7 +115,10 @@ function flagName(key: FlagKey): string {
 /** How yargs is told about one flag: what it parses and what `--help` shows. */
 function yargsOption(flag: FlagSpec): Options {
   return {
-    type: flag.type,
+    // A number flag is handed over as written, so that a refusal shows what was typed (`got \`$5\``), not NaN.
+    ...(flag.type === 'number' ? {} : { type: flag.type }),
+    // A flag that takes a value and is given none is refused by name.
+    ...(flag.type === 'boolean' ? {} : { requiresArg: true }),
     description: flag.description,
     ...(flag.default !== undefined ? { default: flag.default } : {}),
     ...(flag.type === 'string' && flag.choices ? { choices: flag.choices } : {}),

@@ -40,8 +40,10 @@ export async function runMain(args: string[], io: CliIO): Promise<number> {
     .help()
     .version()
     .wrap(Math.min(110, process.stdout.columns ?? 100))
-    .fail((message, error) => {
-      throw error ?? usageError(message);
+    .fail((message: string | undefined, error: Error | undefined) => {
+      // yargs's own refusals (a flag given no value, an unknown command) are usage errors; a command's error passes.
+      if (error === undefined || error.name === 'YError') throw usageError(message ?? error?.message ?? 'Invalid command line');
+      throw error;
     });
 
   let helpShown = false;
