@@ -1,3 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { loadJobs } from '../src/jobs/load.js';
 import type { Problem } from '../src/common/types.js';
@@ -148,4 +152,23 @@ test('reports the problems of all files at once, in file order', async () => {
 test('writes messages that do not repeat the field name', async () => {
   const { problems } = await loadJobs([invalid('wrong-types.jsonl')]);
   for (const problem of problems) expect(problem.message.startsWith(`${problem.field}:`)).toBe(false);
+});
+
+describe('job files that are not regular files', () => {
+  // A pipe would wait for a writer forever and a device would be read without end: both are refused at once.
+  test.skipIf(process.platform === 'win32')('a named pipe and a link to /dev/zero are refused with a problem, without reading them', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nightshift-special-'));
+    const pipe = join(dir, 'jobs.jsonl');
+    execFileSync('mkfifo', [pipe]);
+    const device = join(dir, 'zero.jsonl');
+    await symlink('/dev/zero', device);
+    const folder = join(dir, 'folder.jsonl');
+    await mkdir(folder);
+    const { problems } = await loadJobs([pipe, device, folder]);
+    expect(problems.map(({ file, line, message }) => ({ file, line, message }))).toEqual([
+      { file: pipe, line: 0, message: 'cannot read the file: it is not a regular file (a pipe or a device)' },
+      { file: device, line: 0, message: 'cannot read the file: it is not a regular file (a pipe or a device)' },
+      { file: folder, line: 0, message: 'cannot read the file: it is a directory' },
+    ]);
+  });
 });

@@ -380,6 +380,20 @@ describe('the output folder lock', () => {
 });
 
 describe('an output folder that cannot be written', () => {
+  it('exits 4 without a stack trace, sending nothing, when journal.jsonl is a folder', async () => {
+    const { env } = await serve();
+    const dir = await tempDir();
+    const file = await writeJobs(dir, chatJobs(2));
+    const out = join(dir, 'out');
+    await mkdir(join(out, 'journal.jsonl'), { recursive: true });
+    const { code, stderr } = await cli(['run', file, '--out', out], { env });
+    expect(code).toBe(4);
+    expect(stderr).toContain('journal.jsonl');
+    expect(stderr).not.toMatch(noStack);
+    expect(offline.server.stats.requests).toBe(0);
+    expect(await exists(lockPath(out))).toBe(false);
+  });
+
   it('exits 4 without a stack trace, sending nothing, when the folder cannot be created', async () => {
     const { env } = await serve();
     const dir = await tempDir();

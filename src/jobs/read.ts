@@ -1,4 +1,5 @@
 import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { readCsv } from './read-csv.js';
 import { readJson } from './read-json.js';
@@ -45,6 +46,12 @@ export async function* readRecords(file: string, { from, onBytes, skip }: ReadOp
   }
   if (from && !canReadFrom(file)) throw new Error(`cannot start reading ${file} part-way through`);
   try {
+    // Only regular files: reading a pipe waits for a writer forever, and a device such as /dev/zero never ends.
+    const stats = await stat(file);
+    if (!stats.isFile()) {
+      yield problemRecord(file, 0, `cannot read the file: ${stats.isDirectory() ? 'it is a directory' : 'it is not a regular file (a pipe or a device)'}`);
+      return;
+    }
     const stream = createReadStream(file, from ? { start: from.byte } : {});
     const chunks = onBytes ? tap(stream, onBytes) : stream;
     if (extension === '.jsonl') yield* readJsonl(chunks, file, from, skip);
