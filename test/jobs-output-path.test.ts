@@ -54,3 +54,20 @@ describe('checkOutput', () => {
     expect(checkOutput(pattern, id, n)).toEqual(expect.any(String));
   });
 });
+
+describe('checkOutput: names the disk would refuse after the image is paid for', () => {
+  test('a file name over 200 bytes (counted in UTF-8) is refused; 200 bytes is fine', () => {
+    expect(checkOutput(`${'a'.repeat(196)}.png`, 'x', 1)).toBeUndefined();
+    expect(checkOutput(`${'a'.repeat(197)}.png`, 'x', 1)).toMatch(/file name of 201 bytes/);
+    expect(checkOutput(`${'é'.repeat(99)}.png`, 'x', 1)).toMatch(/file name of 202 bytes/);
+    // The id fills the default name too.
+    expect(checkOutput('{id}.png', 'i'.repeat(300), 1)).toMatch(/file name of 304 bytes/);
+  });
+
+  test('a folder name over 255 bytes, or a whole path over 1024 bytes, is refused', () => {
+    expect(checkOutput(`${'d'.repeat(255)}/cat.png`, 'x', 1)).toBeUndefined();
+    expect(checkOutput(`${'d'.repeat(256)}/cat.png`, 'x', 1)).toMatch(/folder name of 256 bytes/);
+    expect(checkOutput(`${Array.from({ length: 5 }, () => 'd'.repeat(200)).join('/')}/cat.png`, 'x', 1)).toBeUndefined();
+    expect(checkOutput(`${Array.from({ length: 6 }, () => 'd'.repeat(200)).join('/')}/cat.png`, 'x', 1)).toMatch(/bytes long: at most 1024/);
+  });
+});

@@ -36,6 +36,15 @@ function checkPattern(pattern: string, n: number): string | undefined {
   return undefined;
 }
 
+/**
+ * Longest names, in UTF-8 bytes. File systems allow 255 bytes a name; the file name keeps room for the temporary
+ * name it is first written under (`<name>.<pid>.<8 hex>.tmp`). The whole relative path keeps room for the output
+ * folder's own path within the usual 4,096-byte limit.
+ */
+export const MAX_FOLDER_NAME_BYTES = 255;
+export const MAX_FILE_NAME_BYTES = 200;
+export const MAX_OUTPUT_PATH_BYTES = 1024;
+
 function checkPath(path: string): string | undefined {
   if (path === '') return 'is empty';
   // eslint-disable-next-line no-control-regex -- control characters are exactly what is rejected
@@ -47,5 +56,11 @@ function checkPath(path: string): string | undefined {
   const segments = path.split('/');
   if (segments.includes('..')) return 'contains "..": it must stay inside the images folder';
   if (segments.some((segment) => segment === '' || segment === '.')) return 'contains an empty or "." folder name';
+  // Too long a name is refused by the disk only after the image is paid for: checked before anything is sent.
+  const bytes = (text: string): number => Buffer.byteLength(text, 'utf8');
+  if (bytes(path) > MAX_OUTPUT_PATH_BYTES) return `is ${bytes(path)} bytes long: at most ${MAX_OUTPUT_PATH_BYTES}`;
+  if (bytes(segments.at(-1)!) > MAX_FILE_NAME_BYTES) return `has a file name of ${bytes(segments.at(-1)!)} bytes: at most ${MAX_FILE_NAME_BYTES}`;
+  const folder = segments.slice(0, -1).find((segment) => bytes(segment) > MAX_FOLDER_NAME_BYTES);
+  if (folder !== undefined) return `has a folder name of ${bytes(folder)} bytes: at most ${MAX_FOLDER_NAME_BYTES}`;
   return undefined;
 }
