@@ -169,9 +169,10 @@ describe('exit statuses map as the README says', () => {
     const byCode = Object.fromEntries(ERROR_CODES.map((code) => [code, exitStatusOfError(new NightshiftError(code, 'x'))]));
     expect(byCode).toEqual({ E_VALIDATION: 2, E_USAGE: 2, E_CONFIG: 2, E_LOCKED: 4, E_OUTPUT: 4, E_IMAGE_UNSAVED: 70 });
     expect(exitStatusOfError(new Error('x'))).toBe(70);
-    const reasons: StopReason[] = ['quota', 'budget', 'interrupted', 'aborted', 'output'];
+    const reasons: StopReason[] = ['quota', 'unauthorized', 'budget', 'interrupted', 'aborted', 'output'];
     expect(Object.fromEntries(reasons.map((reason) => [reason, exitStatusOfRun({ stopReason: reason, failed: 0 })]))).toEqual({
       quota: 3,
+      unauthorized: 5,
       budget: 3,
       interrupted: 130,
       aborted: 130,

@@ -9,12 +9,16 @@ function apiError(status: number, body: { type?: string; code?: string; message?
 }
 
 describe('classifyError', () => {
-  it.each([400, 401, 403, 404, 422])('never retries a %i', (status) => {
+  it.each([400, 403, 404, 422])('never retries a %i', (status) => {
     expect(classifyError(apiError(status), NOW).verdict).toBe('fail');
   });
 
   it.each([408, 409, 429, 500, 502, 503])('retries a %i', (status) => {
     expect(classifyError(apiError(status, { type: 'whatever' }), NOW).verdict).toBe('retry');
+  });
+
+  it('stops the run at a 401: the key is refused, so every request would be', () => {
+    expect(classifyError(apiError(401, { type: 'invalid_request_error', code: 'invalid_api_key' }), NOW)).toMatchObject({ verdict: 'stop-run', status: 401 });
   });
 
   it('stops the run when the account is out of credit, by error type or code', () => {

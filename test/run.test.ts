@@ -161,6 +161,22 @@ describe('nightshift run', () => {
     await expect(readdir(join(dir, 'out'))).rejects.toThrow();
   });
 
+  it('stops at the first 401 (exit 5), leaving every job pending for a rerun with a good key', async () => {
+    const { env } = await serve({ faults: [{ status: 401, type: 'invalid_request_error', code: 'invalid_api_key' }] });
+    const dir = await tempDir();
+    const file = await writeJobs(dir, chatJobs(6));
+    const out = join(dir, 'out');
+    const { code } = await cli(['run', file, '--out', out, '--concurrency', '1'], { env });
+    expect(code).toBe(5);
+    expect(offline.server.stats.requests).toBe(1);
+    const rows = await readCsv(join(out, 'results.csv'));
+    expect(rows.map((row) => row.status)).toEqual(Array(6).fill('pending'));
+
+    offline.server.setFaults([]);
+    expect((await cli(['run', file, '--out', out, '--concurrency', '1'], { env })).code).toBe(0);
+    expect((await readCsv(join(out, 'results.csv'))).every((row) => row.status === 'ok')).toBe(true);
+  });
+
   it('never writes the API key to outputs, even when an error echoes it', async () => {
     const key = 'sk-test-secret-key-1234567890';
     const { env } = await serve({ faults: [{ status: 401, message: `Incorrect API key provided: ${key}` }] });
@@ -168,7 +184,8 @@ describe('nightshift run', () => {
     const file = await writeJobs(dir, chatJobs(1));
     const out = join(dir, 'out');
     const { code, stdout, stderr } = await cli(['run', file, '--out', out], { env });
-    expect(code).toBe(1);
+    expect(code).toBe(5);
+    expect(stderr).toContain('refused the key');
     for (const name of ['results.csv', 'usage.csv', 'journal.jsonl']) {
       expect(await readFile(join(out, name), 'utf8')).not.toContain(key);
     }

@@ -8,6 +8,7 @@ export const EXIT = {
   invalid: 2,
   stopped: 3,
   outputUnusable: 4,
+  unauthorized: 5,
   bug: 70,
   interrupted: 130,
 } as const;
@@ -32,6 +33,8 @@ const BY_STOP_REASON: Readonly<Record<StopReason, ExitStatus>> = {
   // Rerunning continues where the run stopped, once there is credit or a larger --budget.
   quota: EXIT.stopped,
   budget: EXIT.stopped,
+  // The key is refused (401): every request would be; rerunning once it is fixed continues.
+  unauthorized: EXIT.unauthorized,
   interrupted: EXIT.interrupted,
   aborted: EXIT.interrupted,
   output: EXIT.outputUnusable,

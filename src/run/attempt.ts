@@ -73,8 +73,12 @@ export async function attemptJob(job: Job, fp: string, run: AttemptContext, reco
       lastError = classifyError(error, clock.now());
       lastError.message = run.redact(lastError.message);
       if (lastError.verdict === 'stop-run') {
-        // The job itself is fine; it stays pending so a rerun with credit sends it.
-        run.stop('quota', `The account is out of credit (${lastError.message}). Add credit, then run the same command again to continue.`);
+        // The job itself is fine; it stays pending so a rerun with credit, or with a key the API accepts, sends it.
+        if (lastError.status === 401) {
+          run.stop('unauthorized', `The API refused the key (${lastError.message}). Check OPENAI_API_KEY (and OPENAI_ORG_ID/OPENAI_PROJECT_ID), then run the same command again to continue.`);
+        } else {
+          run.stop('quota', `The account is out of credit (${lastError.message}). Add credit, then run the same command again to continue.`);
+        }
         return undefined;
       }
       if (lastError.verdict === 'fail' || attempt === options.maxAttempts) break;

@@ -6,7 +6,7 @@ export type Verdict =
   | 'retry'
   /** This job cannot succeed: record the failure and move on. */
   | 'fail'
-  /** Nothing can succeed any more (the account is out of credit): stop the whole run. */
+  /** Nothing can succeed any more (the account is out of credit, or the key is refused): stop the whole run. */
   | 'stop-run';
 
 /** A failed attempt, described by data rather than by message text. */
@@ -26,6 +26,8 @@ export interface AttemptError {
   message: string;
 }
 
+/** The key itself is refused: every further request would be refused the same way. */
+const UNAUTHORIZED = 401;
 /** Statuses that can never succeed on a retry, whatever the headers say. */
 const NEVER_RETRY = new Set([400, 401, 403, 404, 422]);
 /** Statuses worth another try: timeouts, conflicts, rate limits, server errors. */
@@ -80,6 +82,7 @@ export function classifyError(error: unknown, now: number): AttemptError {
     if (status === 429 && (QUOTA_ERRORS.has(error.type ?? '') || QUOTA_ERRORS.has(error.code ?? ''))) {
       return { ...base, verdict: 'stop-run' };
     }
+    if (status === UNAUTHORIZED) return { ...base, verdict: 'stop-run' };
     if (NEVER_RETRY.has(status)) return { ...base, verdict: 'fail' };
     // The server may tell us explicitly; openai-node obeys the same header.
     const should = error.headers?.get('x-should-retry');
