@@ -373,3 +373,19 @@ test('reports a record that is not an object', async () => {
   expect(problem).toMatchObject({ file: 'dir/prompts.jsonl', line: 1 });
   expect(problem?.field).toBeUndefined();
 });
+
+describe('one field never changes the kind the model gives a job', () => {
+  test('n: 2 on a chat model is a problem, not an image job that pays for two images', async () => {
+    const problems = problemsOf(await normalize({ id: 'a', model: 'gpt-4.1-mini', prompt: 'Hi', n: 2 }));
+    expect(problems.map((problem) => [problem.field, problem.message])).toEqual([['n', 'applies to image jobs, not chat jobs (for an image model nightshift does not know, set "kind": "image")']]);
+  });
+
+  test('an image field on a model nightshift does not know asks for kind: image; with it, the job is an image job', async () => {
+    expect(problemsOf(await normalize({ id: 'b', model: 'flux-dev', prompt: 'A cat', size: '1024x1024' })).map((problem) => problem.field)).toEqual(['size']);
+    expect(jobOf(await normalize({ id: 'b', kind: 'image', model: 'flux-dev', prompt: 'A cat', size: '1024x1024' })).kind).toBe('image');
+  });
+
+  test('a job that names no model is still told by its image fields', async () => {
+    expect(jobOf(await normalize({ id: 'c', prompt: 'A cat', size: '1024x1024' })).kind).toBe('image');
+  });
+});

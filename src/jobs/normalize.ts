@@ -106,7 +106,7 @@ function kindOf(fields: Record<string, unknown>, cli: CliDefaults, details: Prob
     details.push({ field: 'kind', message: `expected one of ${JOB_KINDS.join(', ')}, got ${describeValue(fields['kind'])}` });
     return undefined;
   }
-  const kind = inferKind(fields, typeof fields['model'] === 'string' ? fields['model'] : cli.model);
+  const kind = inferKind(fields, cli.model);
   if (kind === undefined) {
     details.push({
       field: 'kind',
@@ -118,7 +118,11 @@ function kindOf(fields: Record<string, unknown>, cli: CliDefaults, details: Prob
 
 function unknownField(field: string, kind: JobKind): string {
   const kinds = JOB_KINDS.filter((other) => other !== kind && Object.hasOwn(FIELDS_BY_KIND[other], field));
-  if (kinds.length > 0) return `applies to ${kinds.join(' and ')} jobs, not ${kind} jobs`;
+  if (kinds.length > 0) {
+    // The model decided the kind: a job meant for an image model nightshift does not know says so itself.
+    const hint = kinds.includes('image') ? ' (for an image model nightshift does not know, set "kind": "image")' : '';
+    return `applies to ${kinds.join(' and ')} jobs, not ${kind} jobs${hint}`;
+  }
   const typo = closest(field, Object.keys(FIELDS_BY_KIND[kind]));
   if (typo !== undefined) return `unknown field (did you mean ${JSON.stringify(typo)}?)`;
   return kind === 'image' ? 'unknown field for image jobs' : 'unknown field: put other Chat Completions parameters in "params"';
