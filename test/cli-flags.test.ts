@@ -41,30 +41,16 @@ describe('a bad flag value is refused with exit 2, naming the flag and the value
     expect(stderr).not.toContain('/no/such');
   });
 
-  it('report: a --by outside the choices', async () => {
-    const { code, stderr } = await cli(['report', '/no/such/folder', '--by', 'colour']);
+  // Refusals whose words are the command's own: each names the flag and, where there is one, the value.
+  it.each([
+    ['report: a --by outside the choices', ['report', '/no/such/folder', '--by', 'colour'], ['by', 'colour']],
+    ['validate: a flag it does not take', ['validate', missing, '--concurrency', '4'], ['concurrency']],
+    ['serve: the server names the option it refuses', ['serve', '--port', '70000'], ['port', '70000']],
+    ['run: --only-failed with --fresh', ['run', missing, '--only-failed', '--fresh'], ['--only-failed']],
+  ])('%s', async (_name, args, named) => {
+    const { code, stderr } = await cli(args);
     expect(code).toBe(EXIT.invalid);
-    expect(stderr).toContain('by');
-    expect(stderr).toContain('colour');
-  });
-
-  it('validate: a flag it does not take', async () => {
-    const { code, stderr } = await cli(['validate', missing, '--concurrency', '4']);
-    expect(code).toBe(EXIT.invalid);
-    expect(stderr).toContain('concurrency');
-  });
-
-  it('serve: the server names the option it refuses', async () => {
-    const { code, stderr } = await cli(['serve', '--port', '70000']);
-    expect(code).toBe(EXIT.invalid);
-    expect(stderr).toContain('port');
-    expect(stderr).toContain('70000');
-  });
-
-  it('run: --only-failed with --fresh', async () => {
-    const { code, stderr } = await cli(['run', missing, '--only-failed', '--fresh']);
-    expect(code).toBe(EXIT.invalid);
-    expect(stderr).toContain('--only-failed');
+    for (const text of named) expect(stderr).toContain(text);
     expect(stderr).not.toContain('/no/such');
   });
 });

@@ -380,7 +380,7 @@ describe('the output folder lock', () => {
 });
 
 describe('an output folder that cannot be written', () => {
-  it('exits 4 without a stack trace, sending nothing, when journal.jsonl is a folder', async () => {
+  it('exits 4 without a stack trace, sending nothing, when journal.jsonl is a folder (run, estimate and report alike)', async () => {
     const { env } = await serve();
     const dir = await tempDir();
     const file = await writeJobs(dir, chatJobs(2));
@@ -392,6 +392,12 @@ describe('an output folder that cannot be written', () => {
     expect(stderr).not.toMatch(noStack);
     expect(offline.server.stats.requests).toBe(0);
     expect(await exists(lockPath(out))).toBe(false);
+    for (const args of [['estimate', file, '--out', out], ['report', out]]) {
+      const other = await cli(args, { env });
+      expect(other.code, args[0]).toBe(4);
+      expect(other.stderr, args[0]).toContain('journal.jsonl');
+      expect(other.stderr, args[0]).not.toMatch(noStack);
+    }
   });
 
   it('exits 4 without a stack trace, sending nothing, when the folder cannot be created', async () => {

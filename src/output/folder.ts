@@ -67,8 +67,7 @@ export async function openOutputFolder(dir: string, { ids }: { ids?: IdTable } =
   try {
     await writeOutput(dir, () => sweepTempFiles(dir));
     const journalPath = join(dir, JOURNAL_FILE);
-    // A journal that cannot be read (a folder in its place, no permission) makes the folder unusable, not a bug.
-    const index = await outputStep(journalPath, 'read', () => indexJournal(journalPath, ids ? { ids } : {}));
+    const index = await indexJournal(journalPath, ids ? { ids } : {});
     const journal = await writeOutput(journalPath, () => JournalWriter.open(journalPath));
     opened.push(journal);
     const reader = await RecordReader.open(journalPath);
@@ -175,17 +174,12 @@ async function closeAll(handles: readonly { close(): Promise<void> }[], release:
  * Runs one write to the output folder. Its failure (disk full, permissions, something in the way) is the
  * folder's problem, reported as `E_OUTPUT` (exit 4, no stack), not a bug; what the journal holds stays safe.
  */
-function writeOutput<T>(path: string, write: () => Promise<T>): Promise<T> {
-  return outputStep(path, 'write', write);
-}
-
-async function outputStep<T>(path: string, verb: 'read' | 'write', step: () => Promise<T>): Promise<T> {
+async function writeOutput<T>(path: string, write: () => Promise<T>): Promise<T> {
   try {
-    return await step();
+    return await write();
   } catch (error) {
-    // What fails in reading is the disk's doing only when the file system says so; anything else is a bug.
-    if (error instanceof NightshiftError || (verb === 'read' && !isFileSystemError(error))) throw error;
-    throw new NightshiftError('E_OUTPUT', `Cannot ${verb} ${path}: ${messageOf(error)}`, { path }, { cause: error });
+    if (error instanceof NightshiftError) throw error;
+    throw new NightshiftError('E_OUTPUT', `Cannot write ${path}: ${messageOf(error)}`, { path }, { cause: error });
   }
 }
 

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { IdTable } from '../common/id-table.js';
 import { KEY_BYTES } from '../jobs/digests.js';
-import { parseRecord, type JobRecord, type JobState, type RecordLocation } from './journal.js';
+import { journalSize, parseRecord, type JobRecord, type JobState, type RecordLocation } from './journal.js';
 
 /**
  * The short form of a request fingerprint that the index compares. A sha256 hex fingerprint keeps its first
@@ -190,12 +190,7 @@ export function refOf(record: Pick<JobRecord, 'fingerprint' | 'state' | 'files'>
  */
 export async function indexJournal(path: string, { ids }: { ids?: IdTable } = {}): Promise<JournalIndex> {
   const index = new JournalIndex(ids);
-  try {
-    if ((await stat(path)).size === 0) return index;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return index;
-    throw error;
-  }
+  if ((await journalSize(path)) === 0) return index;
   let lineNumber = 0;
   const key = Buffer.alloc(KEY_BYTES);
   /** Indexes the line at `start`..`end` of `bytes` (`text` is `bytes` as latin1: the same offsets), which lies at `offset` in the file. */

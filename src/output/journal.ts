@@ -1,5 +1,6 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, type Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { messageOf, NightshiftError } from '../common/errors.js';
 import { createInterface } from 'node:readline';
 import type { JobKind, Usage } from '../common/types.js';
 
@@ -78,14 +79,7 @@ export interface ReadJournalOptions {
  * with a warning; so is any line that does not parse as a record.
  */
 export async function* readJournalRecords(path: string, options: ReadJournalOptions = {}): AsyncGenerator<JournalRecord> {
-  let size: number;
-  try {
-    size = (await stat(path)).size;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw error;
-  }
-  if (size === 0) return;
+  if ((await journalSize(path)) === 0) return;
   const lines = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity });
   let lineNumber = 0;
   for await (const line of lines) {
@@ -95,6 +89,22 @@ export async function* readJournalRecords(path: string, options: ReadJournalOpti
     if (record) yield record;
     else options.onWarning?.(`${path}:${lineNumber}: skipped an incomplete journal line (a process was probably killed while writing it)`);
   }
+}
+
+/**
+ * The journal's size in bytes, 0 when there is none yet. Something other than a file in its place (a folder), or a
+ * journal that cannot be read, makes the output folder unusable: `E_OUTPUT` naming it, never a crash.
+ */
+export async function journalSize(path: string): Promise<number> {
+  let stats: Stats;
+  try {
+    stats = await stat(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw new NightshiftError('E_OUTPUT', `Cannot read ${path}: ${messageOf(error)}`, { path }, { cause: error });
+  }
+  if (!stats.isFile()) throw new NightshiftError('E_OUTPUT', `Cannot read ${path}: it is not a file`, { path });
+  return stats.size;
 }
 
 /** One journal line as a record, or undefined when it is torn or not a record. */
