@@ -74,6 +74,14 @@ describe('--timeout', () => {
     expect(server!.stats.requests).toBe(3);
     expect(records).toMatchObject([{ id: 'q1', state: 'done', attempts: 3 }]);
   });
+
+  it('bounds an error answer too: a 500 whose body trickles in is cut at the timeout and retried', async () => {
+    const started = Date.now();
+    const { summary, records } = await runWith([{ status: 500, trickleMs: 100, times: 2 }], [chatJob], 400);
+    expect(Date.now() - started).toBeLessThan(4_000);
+    expect(summary.ok).toBe(1);
+    expect(records).toMatchObject([{ id: 'q1', state: 'done', attempts: 3 }]);
+  });
 });
 
 describe('a 200 whose body is not an answer', () => {

@@ -28,20 +28,13 @@ export interface ExecuteContext extends SaveContext {
 
 /**
  * Sends one job once. Throws the SDK's errors unchanged so the retry layer can classify them; an answer that broke
- * off or took longer than `timeoutMs` is a connection error, and a 200 that is not the answer asked for a
- * `BadAnswerError`.
+ * off or took longer than `timeoutMs` is a connection error (or timeout), and a 200 that is not the answer asked
+ * for a `BadAnswerError`.
  */
 export async function executeJob(job: Job, context: ExecuteContext): Promise<AttemptResult> {
   const redact = context.redact ?? ((text: string) => text);
-  // The SDK's timeout ends with the headers; the body is read within what is left of the same time.
-  const deadline = performance.now() + context.timeoutMs;
-  const requestOptions = { timeout: context.timeoutMs, ...(context.signal ? { signal: context.signal } : {}) };
-  const sent =
-    job.endpoint === '/v1/chat/completions'
-      ? context.client.chat.completions.create(job.body as unknown as ChatCompletionCreateParamsNonStreaming, requestOptions)
-      : context.client.images.generate(job.body as unknown as ImageGenerateParamsNonStreaming, requestOptions);
-  const response = await sent.asResponse();
-  const data = parseAnswer(response, await readBody(response, deadline));
+  const { response, text } = await fetchAnswer(job, context);
+  const data = parseAnswer(response, text);
   const requestId = response.headers.get('x-request-id');
   const billed = { ...(requestId ? { requestId: redact(requestId) } : {}), headers: response.headers };
   if (job.endpoint === '/v1/chat/completions') {
@@ -60,33 +53,40 @@ export async function executeJob(job: Job, context: ExecuteContext): Promise<Att
 }
 
 /**
- * Reads an answer's body before `deadline` (a `performance.now()` time). Reading is only I/O, so whatever fails on
- * the way (undici's `terminated` after a reset) is the connection's, and retried like one.
+ * Sends the request and reads the whole answer within `timeoutMs`: the SDK's own timeout ends with the headers,
+ * so the request gets a signal of its own, aborted at the deadline (or with the run's). A request that runs out of
+ * time is a connection timeout, whichever part was late; a failure while the body is read is a connection error,
+ * since reading is only I/O (undici's `terminated` after a reset).
  */
-async function readBody(response: Response, deadline: number): Promise<string> {
-  const reader = response.body?.getReader();
-  if (!reader) return '';
+async function fetchAnswer(job: Job, context: ExecuteContext): Promise<{ response: Response; text: string }> {
+  const controller = new AbortController();
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
-    // Cancelling ends the pending read; it can fail only when the stream already failed, which that read reports.
-    reader.cancel().catch(() => undefined);
-  }, Math.max(0, deadline - performance.now()));
-  const chunks: Uint8Array[] = [];
+    controller.abort();
+  }, context.timeoutMs);
+  const abort = (): void => controller.abort();
+  context.signal?.addEventListener('abort', abort, { once: true });
+  if (context.signal?.aborted) controller.abort();
+  const options = { timeout: context.timeoutMs, signal: controller.signal };
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (timedOut) throw new APIConnectionTimeoutError();
-      if (done) break;
-      chunks.push(value);
-    }
+    const sent =
+      job.endpoint === '/v1/chat/completions'
+        ? context.client.chat.completions.create(job.body as unknown as ChatCompletionCreateParamsNonStreaming, options)
+        : context.client.images.generate(job.body as unknown as ImageGenerateParamsNonStreaming, options);
+    const response = await sent.asResponse();
+    const text = await response.text().catch((error: unknown) => {
+      throw new APIConnectionError({ message: 'The connection broke while the answer was read.', ...(error instanceof Error ? { cause: error } : {}) });
+    });
+    return { response, text };
   } catch (error) {
-    if (timedOut || error instanceof APIConnectionTimeoutError) throw new APIConnectionTimeoutError();
-    throw new APIConnectionError({ message: 'The connection broke while the answer was read.', ...(error instanceof Error ? { cause: error } : {}) });
+    // The deadline, not the run, aborted the request: the SDK reports that as the caller's abort.
+    if (timedOut && !context.signal?.aborted) throw new APIConnectionTimeoutError();
+    throw error;
   } finally {
     clearTimeout(timer);
+    context.signal?.removeEventListener('abort', abort);
   }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** A chat answer's usage, or undefined when it has none, or none that reads as token counts: its cost is then unknown. */
