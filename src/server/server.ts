@@ -288,16 +288,18 @@ class OfflineHttpServer implements OfflineServer {
       response.write(bytes.subarray(0, Math.floor(bytes.length / 2)), () => response.socket?.resetAndDestroy());
       return;
     }
-    if (fault?.trickleMs !== undefined) {
-      response.flushHeaders();
-      for (let at = 0; at < bytes.length; at++) {
-        await this.#sleep(fault.trickleMs);
-        // The client gave up (its timeout): nothing more to send.
-        if (response.destroyed) return;
-        response.write(bytes.subarray(at, at + 1));
-      }
+    if (fault?.trickleMs === undefined) {
+      response.end(bytes);
+      return;
     }
-    response.end(fault?.trickleMs !== undefined ? undefined : bytes);
+    response.flushHeaders();
+    for (let at = 0; at < bytes.length; at++) {
+      await this.#sleep(fault.trickleMs);
+      // The client gave up (its timeout): nothing more to send.
+      if (response.destroyed) return;
+      response.write(bytes.subarray(at, at + 1));
+    }
+    response.end();
   }
 
   /** Decides the answer. Order: route, JSON body, injected faults, quota, validation, rate limit. */
