@@ -50,6 +50,18 @@ describe('classifyError', () => {
   });
 });
 
+describe('classifyError with a redactor', () => {
+  const key = '0123456789abcdef0123456789abcdef';
+  const redact = (text: string) => text.split(key).join('[redacted]');
+
+  it('redacts a long message before cutting it, so a key at the cut cannot escape', () => {
+    const error = apiError(400, { message: `${'x'.repeat(480)} ${key}` }, { 'x-request-id': key });
+    const { message, requestId } = classifyError(error, NOW, redact);
+    expect(message).not.toContain(key.slice(0, 8));
+    expect(requestId).not.toContain(key.slice(0, 8));
+  });
+});
+
 describe('parseRetryAfter', () => {
   it('prefers retry-after-ms over retry-after', () => {
     expect(parseRetryAfter(new Headers({ 'retry-after-ms': '250', 'retry-after': '3' }), NOW)).toBe(250);

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { NightshiftError } from '../src/common/errors.js';
 import { encodePng } from '../src/server/png.js';
 import { formatDuration, RateLimiter } from '../src/server/rate-limit.js';
-import { startOfflineServer, type OfflineServer, type OfflineServerOptions } from '../src/server/server.js';
+import { startOfflineServer, type FaultRule, type OfflineServer, type OfflineServerOptions } from '../src/server/server.js';
 
 const servers: OfflineServer[] = [];
 
@@ -371,6 +371,59 @@ describe('fault injection', () => {
     await expect(client.images.generate({ prompt: 'a cat' })).resolves.toBeDefined();
   });
 
+  /** A chat request sent with fetch, so that the answer's bytes are seen as they are. */
+  const post = (server: OfflineServer, path = '/chat/completions', body: object = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }] }) =>
+    fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+  it('answers 200 with the broken body a rule names, in place of the real answer', async () => {
+    const { server } = await start();
+    const image = { model: 'gpt-image-1', prompt: 'a cat', n: 2, size: '1024x1024', quality: 'low' };
+    const answer = async (body: FaultRule['body'], path?: string, request?: object) => {
+      server.setFaults([{ body, times: 1 }]);
+      const response = await post(server, path, request);
+      return { status: response.status, type: response.headers.get('content-type'), text: await response.text() };
+    };
+
+    expect(await answer('empty')).toEqual({ status: 200, type: 'application/json', text: '' });
+    expect(await answer('html')).toMatchObject({ status: 200, type: expect.stringMatching(/^text\/html/) });
+    const cut = (await answer('not-json')).text;
+    expect(() => JSON.parse(cut)).toThrow(SyntaxError);
+    expect(JSON.parse((await answer('choices-null')).text)).toMatchObject({ object: 'chat.completion', choices: null });
+    expect(JSON.parse((await answer('no-choices')).text)).toMatchObject({ choices: [] });
+    expect(JSON.parse((await answer('no-message')).text).choices[0]).not.toHaveProperty('message');
+    expect(JSON.parse((await answer('no-data', '/images/generations', image)).text)).not.toHaveProperty('data');
+    expect(JSON.parse((await answer('fewer-images', '/images/generations', image)).text).data).toHaveLength(1);
+    const notImages = JSON.parse((await answer('not-image', '/images/generations', image)).text).data as Array<{ b64_json: string }>;
+    expect(notImages).toHaveLength(2);
+    for (const item of notImages) expect(Buffer.from(item.b64_json, 'base64').subarray(0, 4)).not.toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47]));
+    expect(JSON.parse((await answer(undefined)).text)).toMatchObject({ object: 'chat.completion' });
+  });
+
+  it('replaces the reply and adds headers when a rule says so', async () => {
+    const { server } = await start({ faults: [{ reply: 'echo', headers: { 'x-request-id': 'req_echo' }, times: 1 }] });
+    const response = await post(server);
+    expect(response.headers.get('x-request-id')).toBe('req_echo');
+    expect(((await response.json()) as OpenAI.ChatCompletion).choices[0]?.message.content).toBe('echo');
+  });
+
+  it('resets the connection after the headers and half the body', async () => {
+    const { server } = await start({ faults: [{ reset: true, times: 1 }] });
+    const response = await post(server);
+    expect(response.status).toBe(200);
+    await expect(response.text()).rejects.toBeInstanceOf(TypeError);
+    expect(server.stats.byStatus).toEqual({ 0: 1 });
+  });
+
+  it('trickles the body a byte at a time, headers first', async () => {
+    const { server } = await start({ faults: [{ trickleMs: 20, times: 1 }] });
+    const response = await post(server);
+    expect(response.status).toBe(200);
+    const reader = response.body!.getReader();
+    const first = await reader.read();
+    expect(first.value).toHaveLength(1);
+    await reader.cancel();
+  });
+
   it('answers insufficient_quota once the quota of successful requests is used up', async () => {
     const { client } = await start({ quota: { afterRequests: 2 } });
     await ask(client, 'one');
@@ -519,6 +572,9 @@ describe('http surface', () => {
       'Expected `latencyMs` to be a finite number >= 0, got `-1`',
     );
     await expect(startOfflineServer({ faults: [{ status: 200 }] })).rejects.toBeInstanceOf(NightshiftError);
+    await expect(startOfflineServer({ faults: [{ times: 1 }] })).rejects.toMatchObject({ code: 'E_USAGE' });
+    await expect(startOfflineServer({ faults: [{ body: 'broken' as FaultRule['body'] }] })).rejects.toMatchObject({ code: 'E_USAGE' });
+    await expect(startOfflineServer({ faults: [{ reset: true, trickleMs: -1 }] })).rejects.toMatchObject({ code: 'E_USAGE' });
     await expect(startOfflineServer({ rateLimit: { rpm: 0 } })).rejects.toMatchObject({ code: 'E_USAGE' });
     await expect(startOfflineServer({ omitUsage: 'yes' as unknown as boolean })).rejects.toMatchObject({ code: 'E_USAGE' });
   });

@@ -1,6 +1,8 @@
 /**
  * Removes secrets from text that may reach a log, a CSV or the terminal. Servers and proxies sometimes echo
- * request headers in error bodies, so every error message passes through here before it is stored or printed.
+ * request headers in error bodies, headers or even replies, so every string from the server (error messages,
+ * request ids, reply text) passes through here before it is stored or printed, and before it is cut short: a
+ * secret cut in half no longer matches.
  */
 export function createRedactor(secrets: readonly (string | undefined)[]): (text: string) => string {
   const literal = secrets.filter((secret): secret is string => typeof secret === 'string' && secret.length >= 8);

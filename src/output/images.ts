@@ -3,15 +3,13 @@ import { mkdir, realpath } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { writeFileAtomic } from '../common/atomic-file.js';
 import { messageOf, NightshiftError } from '../common/errors.js';
+import { imageFormat } from '../common/image-info.js';
 import type { Job, Usage } from '../common/types.js';
 import { expandOutput } from '../jobs/output-path.js';
 import type { ProducedFile } from './journal.js';
 
-/** One image of an answer: its bytes in base64, or a URL to download them from. */
-export interface ImageItem {
-  b64_json?: string | undefined;
-  url?: string | undefined;
-}
+/** One image of an answer: its bytes (decoded from `b64_json`), or a URL to download them from. */
+export type ImageItem = { bytes: Buffer } | { url: string };
 
 /** Where and how to save an answer's images. */
 export interface SaveContext {
@@ -26,7 +24,7 @@ export interface SaveContext {
 
 /** What became of an image the API generated (and billed) but nightshift could not store. */
 export type ImageSaveFailure =
-  /** The image's bytes could not be obtained: its URL failed every download, or the answer held no image. */
+  /** The image's bytes could not be obtained: its URL failed every download, or what it served is not an image. */
   | 'download'
   /** The image's name leads outside the images folder (a link): this job's output is refused, others are fine. */
   | 'refused'
@@ -62,21 +60,30 @@ export class ImageSaveError extends NightshiftError {
 
 const DOWNLOAD_TRIES = 3;
 
-/** Saves the images of an answer; any failure is an {@link ImageSaveError} carrying what the answer billed. */
+/**
+ * Saves the images of an answer; any failure is an {@link ImageSaveError} carrying what the answer billed. Every
+ * image is obtained and checked before the first is written, so a failed answer leaves nothing in `images/`.
+ */
 export async function saveImages(job: Pick<Job, 'id' | 'output'>, items: readonly ImageItem[], answer: BilledAnswer, context: SaveContext): Promise<ProducedFile[]> {
   const failed = (reason: ImageSaveFailure) => (error: unknown): never => {
     throw new ImageSaveError(reason, answer, error);
   };
   // A refusal by `safeTarget` is about this job's name; a system error (with a `syscall`) is about the folder.
   const writeFailure = (error: unknown): never => failed(error instanceof Error && 'syscall' in error ? 'write' : 'refused')(error);
+  const images: Buffer[] = [];
+  for (const item of items) {
+    if ('bytes' in item) {
+      images.push(item.bytes);
+      continue;
+    }
+    const bytes = await download(item.url, context).catch(failed('download'));
+    if (imageFormat(bytes) === undefined) failed('download')(new Error(`${item.url} served something that is not a PNG, JPEG, GIF or WebP file`));
+    images.push(bytes);
+  }
   const imagesDir = join(context.outDir, 'images');
   await mkdir(imagesDir, { recursive: true }).catch(failed('write'));
   const files: ProducedFile[] = [];
-  for (const [position, item] of items.entries()) {
-    let bytes: Buffer;
-    if (item.b64_json) bytes = Buffer.from(item.b64_json, 'base64');
-    else if (item.url) bytes = await download(item.url, context).catch(failed('download'));
-    else throw new ImageSaveError('download', answer, new Error(`image ${position + 1} of job ${job.id} has neither b64_json nor url`));
+  for (const [position, bytes] of images.entries()) {
     const name = expandOutput(job.output ?? `{id}-{index}.png`, job.id, position + 1);
     const target = await safeTarget(imagesDir, name).catch(writeFailure);
     await writeFileAtomic(target, bytes).catch(failed('write'));

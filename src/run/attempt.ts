@@ -62,7 +62,7 @@ export async function attemptJob(job: Job, fp: string, run: AttemptContext, reco
     let result: AttemptResult;
     const link = run.requests.take();
     try {
-      result = await executeJob(job, { client: options.client, outDir: options.outDir, timeoutMs: options.timeoutMs, signal: link.signal }).finally(link.release);
+      result = await executeJob(job, { client: options.client, outDir: options.outDir, timeoutMs: options.timeoutMs, signal: link.signal, redact: run.redact }).finally(link.release);
     } catch (error) {
       if (run.aborted.aborted) return undefined;
       if (error instanceof ImageSaveError) {
@@ -70,8 +70,7 @@ export async function attemptJob(job: Job, fp: string, run: AttemptContext, reco
         return await failUnsaved(job, run, error, (outcome) => finish({ attempts: attempt, latencyFrom: startedAt }, outcome));
       }
       if (error instanceof APIError) rates.observe(error.headers, permit);
-      lastError = classifyError(error, clock.now());
-      lastError.message = run.redact(lastError.message);
+      lastError = classifyError(error, clock.now(), run.redact);
       if (lastError.verdict === 'stop-run') {
         // The job itself is fine; it stays pending so a rerun with credit, or with a key the API accepts, sends it.
         if (lastError.status === 401) {

@@ -1,4 +1,5 @@
 import { APIConnectionError, APIError, APIUserAbortError } from 'openai';
+import { BadAnswerError } from './answer.js';
 
 /** What nightshift does about a failed attempt. */
 export type Verdict =
@@ -60,15 +61,28 @@ export function parseRetryAfter(headers: Headers | undefined, now: number): numb
 
 /**
  * Classifies a failed attempt by the SDK's error classes, HTTP status and the error body's `type`/`code`.
- * Message text is never inspected: it is for people, and servers reword it.
+ * Message text is never inspected: it is for people, and servers reword it. What the server sent (message,
+ * request id) passes through `redact` before anything else, so that no cut can leave part of a secret behind.
  */
-export function classifyError(error: unknown, now: number): AttemptError {
+export function classifyError(error: unknown, now: number, redact: (text: string) => string = (text) => text): AttemptError {
+  const oneLine = (text: string): string => shorten(redact(text));
   if (error instanceof APIUserAbortError) {
     return { verdict: 'fail', message: 'aborted' };
   }
-  // Connection errors (and their subclass, timeouts) never reached an answer: the request may be retried.
+  // Connection errors (and their subclass, timeouts) never reached a whole answer: the request may be retried.
   if (error instanceof APIConnectionError) {
     return { verdict: 'retry', message: oneLine(error.message) };
+  }
+  // A 200 that is not an answer is the server failing, like a 5xx.
+  if (error instanceof BadAnswerError) {
+    const retryAfterMs = parseRetryAfter(error.headers, now);
+    return {
+      verdict: 'retry',
+      status: error.status,
+      ...(error.requestId ? { requestId: redact(error.requestId) } : {}),
+      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+      message: oneLine(error.message),
+    };
   }
   if (error instanceof APIError && error.status !== undefined) {
     const status = error.status;
@@ -76,7 +90,7 @@ export function classifyError(error: unknown, now: number): AttemptError {
       status,
       ...(error.type ? { type: error.type } : {}),
       ...(error.code ? { code: error.code } : {}),
-      ...(error.requestID ? { requestId: error.requestID } : {}),
+      ...(error.requestID ? { requestId: redact(error.requestID) } : {}),
       message: `${status}${error.type ? ` ${error.type}` : ''}: ${oneLine(errorBodyMessage(error))}`,
     };
     if (status === 429 && (QUOTA_ERRORS.has(error.type ?? '') || QUOTA_ERRORS.has(error.code ?? ''))) {
@@ -122,7 +136,8 @@ function errorBodyMessage(error: APIError): string {
   return error.message;
 }
 
-function oneLine(text: string): string {
+/** One line of at most 500 characters. Only for text already redacted: a cut secret no longer matches. */
+function shorten(text: string): string {
   const flat = text.replace(/\s+/g, ' ').trim();
   return flat.length > 500 ? `${flat.slice(0, 497)}...` : flat;
 }

@@ -56,3 +56,8 @@ export function checkArray(name: string, value: unknown): unknown[] {
   if (!Array.isArray(value)) return fail(name, 'an array', value);
   return value;
 }
+
+export function checkOneOf<T extends string>(name: string, value: unknown, allowed: readonly T[]): T {
+  if (!allowed.includes(value as T)) return fail(name, `one of ${allowed.map((item) => `'${item}'`).join(', ')}`, value);
+  return value as T;
+}

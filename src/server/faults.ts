@@ -1,14 +1,27 @@
 import { STATUS_CODES } from 'node:http';
 import { ApiError } from './api-error.js';
-import { checkArray, checkBoolean, checkCount, checkInteger, checkNumber, checkObject, checkString } from './checks.js';
+import { checkArray, checkBoolean, checkCount, checkInteger, checkNumber, checkObject, checkOneOf, checkString } from './checks.js';
 
 /**
- * A failure the offline server injects instead of answering. Rules are checked in order for every API request;
- * the first rule that matches and still has `times` left fires and uses up one of its times.
+ * The broken bodies a 200 answer can carry instead of the real one: `not-json` (the real answer cut in half),
+ * `empty`, `html` (a proxy's error page), and the real answer with a part missing or wrong: `choices-null`,
+ * `no-choices` (`choices: []`) and `no-message` (choices without `message`) for chat; `no-data` (no `data`),
+ * `not-image` (every `b64_json` decodes to text) and `fewer-images` (one image short of `n`) for images.
+ */
+export const BROKEN_BODIES = ['not-json', 'empty', 'html', 'choices-null', 'no-choices', 'no-message', 'no-data', 'not-image', 'fewer-images'] as const;
+
+/** One of {@link BROKEN_BODIES}. */
+export type BrokenBody = (typeof BROKEN_BODIES)[number];
+
+/**
+ * A failure the offline server injects instead of answering, or into its answer. Rules are checked in order for
+ * every API request; the first rule that matches and still has `times` left fires and uses up one of its times.
+ * A rule with a `status` answers that error; a rule without one lets the request be answered and changes the
+ * answer (`body`, `reply`, `headers`) or how it is sent (`reset`, `trickleMs`).
  */
 export interface FaultRule {
-  /** HTTP status to answer with, 400-599 (e.g. 429, 500, 503). Ignored when `drop` is set. */
-  status: number;
+  /** HTTP status of the error to answer with, 400-599 (e.g. 429, 500, 503). Ignored when `drop` is set. */
+  status?: number;
   /**
    * `error.type` in the body.
    * @default 'requests' for 429 (as real rate-limit answers), 'server_error' for 5xx, else 'invalid_request_error'
@@ -52,6 +65,19 @@ export interface FaultRule {
    * @default false
    */
   drop?: boolean;
+  /** Answers 200 with this broken body instead of the real one (see {@link BROKEN_BODIES}). */
+  body?: BrokenBody;
+  /** Replaces the text of every choice of a chat answer, e.g. with something that echoes the key. */
+  reply?: string;
+  /** Headers added to the answer, over the server's own (`x-request-id` included). */
+  headers?: Record<string, string>;
+  /**
+   * Sends the answer's headers and half its body, then resets the connection.
+   * @default false
+   */
+  reset?: boolean;
+  /** Sends the answer's body one byte every this many milliseconds (headers at once). */
+  trickleMs?: number;
 }
 
 /** What fault rules can match on. */
@@ -66,15 +92,24 @@ export function validateFaultRules(rules: unknown, name = 'faults'): FaultRule[]
   return checkArray(name, rules).map((value, index) => {
     const at = `${name}[${index}]`;
     const rule = checkObject(at, value) as Partial<Record<keyof FaultRule, unknown>>;
-    checkInteger(`${at}.status`, rule.status, 400, 599);
-    for (const field of ['type', 'code', 'message'] as const) {
+    const changesAnswer = ['drop', 'body', 'reply', 'headers', 'reset', 'trickleMs'].some((field) => field in rule);
+    // A rule that neither answers an error nor changes the answer would do nothing: a mistake.
+    if (rule.status !== undefined || !changesAnswer) checkInteger(`${at}.status`, rule.status, 400, 599);
+    for (const field of ['type', 'code', 'message', 'reply'] as const) {
       if (rule[field] !== undefined) checkString(`${at}.${field}`, rule[field]);
     }
     if (rule.times !== undefined) checkCount(`${at}.times`, rule.times);
-    for (const field of ['retryAfterSeconds', 'retryAfterMs', 'delayMs'] as const) {
+    for (const field of ['retryAfterSeconds', 'retryAfterMs', 'delayMs', 'trickleMs'] as const) {
       if (rule[field] !== undefined) checkNumber(`${at}.${field}`, rule[field]);
     }
-    if (rule.drop !== undefined) checkBoolean(`${at}.drop`, rule.drop);
+    for (const field of ['drop', 'reset'] as const) {
+      if (rule[field] !== undefined) checkBoolean(`${at}.${field}`, rule[field]);
+    }
+    if (rule.body !== undefined) checkOneOf(`${at}.body`, rule.body, BROKEN_BODIES);
+    if (rule.headers !== undefined) {
+      const headers = checkObject(`${at}.headers`, rule.headers);
+      for (const [name, value] of Object.entries(headers)) checkString(`${at}.headers.${name}`, value);
+    }
     if (rule.match !== undefined) {
       const match = checkObject(`${at}.match`, rule.match);
       for (const field of ['path', 'model', 'promptIncludes'] as const) {
@@ -119,11 +154,57 @@ function matches({ match }: FaultRule, target: FaultTarget): boolean {
   );
 }
 
-/** The answer a (non-dropping) rule sends. */
-export function faultError(rule: FaultRule): ApiError {
+/** The answer a rule with a `status` sends. */
+export function faultError(rule: FaultRule & { status: number }): ApiError {
   const headers: Record<string, string> = {};
   if (rule.retryAfterSeconds !== undefined) headers['retry-after'] = String(rule.retryAfterSeconds);
   if (rule.retryAfterMs !== undefined) headers['retry-after-ms'] = String(rule.retryAfterMs);
   const message = rule.message ?? `Injected fault: ${rule.status} ${STATUS_CODES[rule.status] ?? 'Error'}.`;
   return new ApiError(rule.status, message, { type: rule.type, code: rule.code, headers });
+}
+
+/** A JSON answer as the server sends it: its body's text and content type. */
+export interface AnswerText {
+  contentType: string;
+  text: string;
+}
+
+/** An answer sent as it is. */
+export const json = (value: unknown): AnswerText => ({ contentType: 'application/json', text: JSON.stringify(value) });
+
+const NOT_AN_IMAGE = Buffer.from('This is not an image.').toString('base64');
+
+/** The real answer with a rule's `reply` and `body` applied. */
+export function faultAnswer(rule: FaultRule, answer: unknown): AnswerText {
+  let changed = answer as Record<string, unknown>;
+  const choices = (): Array<Record<string, unknown>> => (Array.isArray(changed.choices) ? (changed.choices as Array<Record<string, unknown>>) : []);
+  const { reply } = rule;
+  if (reply !== undefined) changed = { ...changed, choices: choices().map((choice) => ({ ...choice, message: { ...(choice.message as object), content: reply } })) };
+  const data = Array.isArray(changed.data) ? (changed.data as unknown[]) : [];
+  switch (rule.body) {
+    case undefined:
+      return json(changed);
+    case 'not-json': {
+      const text = JSON.stringify(changed);
+      return { contentType: 'application/json', text: text.slice(0, Math.floor(text.length / 2)) };
+    }
+    case 'empty':
+      return { contentType: 'application/json', text: '' };
+    case 'html':
+      return { contentType: 'text/html; charset=utf-8', text: '<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>' };
+    case 'choices-null':
+      return json({ ...changed, choices: null });
+    case 'no-choices':
+      return json({ ...changed, choices: [] });
+    case 'no-message':
+      return json({ ...changed, choices: choices().map(({ message: _message, ...rest }) => rest) });
+    case 'no-data': {
+      const { data: _data, ...rest } = changed;
+      return json(rest);
+    }
+    case 'not-image':
+      return json({ ...changed, data: data.map(() => ({ b64_json: NOT_AN_IMAGE })) });
+    case 'fewer-images':
+      return json({ ...changed, data: data.slice(0, -1) });
+  }
 }

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { ApiError, insufficientQuota } from './api-error.js';
 import { buildChatCompletion, chatTokenEstimate, describeChat, parseChatRequest } from './chat.js';
-import { FaultInjector, faultError, validateFaultRules, type FaultRule } from './faults.js';
+import { FaultInjector, faultAnswer, faultError, json, validateFaultRules, type AnswerText, type FaultRule } from './faults.js';
 import { FileStore } from './file-store.js';
 import { buildImagesResponse, describeImages, imageTokenEstimate, parseImageRequest } from './images.js';
 import { listModels } from './models.js';
@@ -83,10 +83,13 @@ interface AnswerContext {
   origin: string;
 }
 
-/** What to do with a request once decided; it is done after the latency (plus a fault's delay). */
+/**
+ * What to do with a request once decided; it is done after the latency (plus a fault's delay). `fault` is the rule
+ * that fired, for its headers and the way it sends the answer.
+ */
 type Outcome =
   | { drop: true; delayMs: number }
-  | { drop: false; delayMs: number; status: number; body: unknown; headers: Record<string, string> };
+  | { drop: false; delayMs: number; status: number; answer: AnswerText; headers: Record<string, string>; fault?: FaultRule };
 
 class OfflineHttpServer implements OfflineServer {
   url = '';
@@ -271,8 +274,32 @@ class OfflineHttpServer implements OfflineServer {
       ...outcome.headers,
       'x-request-id': requestId,
       'openai-processing-ms': String(Date.now() - started),
+      ...outcome.fault?.headers,
     };
-    sendJson(response, outcome.status, outcome.body, headers);
+    await this.#send(response, outcome.status, outcome.answer, headers, outcome.fault);
+  }
+
+  /** Sends an answer: at once, or cut by a reset, or a byte at a time, as the fault that fired says. */
+  async #send(response: ServerResponse, status: number, answer: AnswerText, headers: Record<string, string>, fault: FaultRule | undefined): Promise<void> {
+    const bytes = Buffer.from(answer.text, 'utf8');
+    response.writeHead(status, { ...headers, 'content-type': answer.contentType, 'content-length': bytes.length });
+    if (fault?.reset === true) {
+      response.flushHeaders();
+      response.write(bytes.subarray(0, Math.floor(bytes.length / 2)), () => response.socket?.resetAndDestroy());
+      return;
+    }
+    if (fault?.trickleMs === undefined) {
+      response.end(bytes);
+      return;
+    }
+    response.flushHeaders();
+    for (let at = 0; at < bytes.length; at++) {
+      await this.#sleep(fault.trickleMs);
+      // The client gave up (its timeout): nothing more to send.
+      if (response.destroyed) return;
+      response.write(bytes.subarray(at, at + 1));
+    }
+    response.end();
   }
 
   /** Decides the answer. Order: route, JSON body, injected faults, quota, validation, rate limit. */
@@ -291,7 +318,7 @@ class OfflineHttpServer implements OfflineServer {
 
       const fault = this.#faults.take({ path, model: record.model, key: record.key });
       if (fault?.drop === true) return { drop: true, delayMs: fault.delayMs ?? 0 };
-      if (fault !== undefined) return errorOutcome(faultError(fault), fault.delayMs ?? 0);
+      if (fault?.status !== undefined) return errorOutcome(faultError({ ...fault, status: fault.status }), fault.delayMs ?? 0, fault);
       const { quota } = this.#options;
       if (quota !== undefined && this.#granted >= quota.afterRequests) throw insufficientQuota();
 
@@ -300,7 +327,8 @@ class OfflineHttpServer implements OfflineServer {
       if (decision?.allowed === false) throw rateLimitError(decision, record.model ?? 'this model');
       this.#granted += 1;
       const answer = prepared.respond(context);
-      return { drop: false, delayMs: 0, status: 200, body: answer, headers: decision?.headers ?? {} };
+      if (fault === undefined) return { drop: false, delayMs: 0, status: 200, answer: json(answer), headers: decision?.headers ?? {} };
+      return { drop: false, delayMs: fault.delayMs ?? 0, status: 200, answer: faultAnswer(fault, answer), headers: decision?.headers ?? {}, fault };
     } catch (error) {
       if (error instanceof ApiError) return errorOutcome(error, 0);
       throw error;
@@ -330,11 +358,12 @@ function urlHost(host: string): string {
 const notFound = (method: string | undefined, path: string): ApiError =>
   new ApiError(404, `Invalid URL (${method ?? 'GET'} ${path})`);
 
-const errorOutcome = (error: ApiError, delayMs: number): Outcome => ({
+const errorOutcome = (error: ApiError, delayMs: number, fault?: FaultRule): Outcome => ({
   drop: false,
+  ...(fault === undefined ? {} : { fault }),
   delayMs,
   status: error.status,
-  body: error.body(),
+  answer: json(error.body()),
   headers: { ...error.headers },
 });
 
