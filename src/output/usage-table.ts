@@ -6,6 +6,7 @@ import type { JobRecord } from './journal.js';
 export const USAGE_METRIC_COLUMNS = [
   'jobs',
   'ok',
+  'incomplete',
   'failed',
   'input_tokens',
   'cached_input_tokens',
@@ -31,6 +32,8 @@ export interface UsageGroup {
   keys: readonly string[];
   jobs: number;
   ok: number;
+  /** Answers cut off (paid for, so their usage and cost count). */
+  incomplete: number;
   failed: number;
   usage: Usage;
   costUsd: number;
@@ -98,6 +101,7 @@ export class UsageTable<T> {
       ...group.keys,
       group.jobs,
       group.ok,
+      group.incomplete,
       group.failed,
       group.usage.input_tokens,
       group.usage.cached_input_tokens,
@@ -132,13 +136,14 @@ function compareKeys(a: readonly string[], b: readonly string[]): number {
 }
 
 function emptyGroup(keys: readonly string[]): UsageGroup {
-  return { keys, jobs: 0, ok: 0, failed: 0, usage: zeroUsage(), costUsd: 0, unpricedJobs: 0 };
+  return { keys, jobs: 0, ok: 0, incomplete: 0, failed: 0, usage: zeroUsage(), costUsd: 0, unpricedJobs: 0 };
 }
 
 function addTo(group: UsageGroup, record: JobRecord | undefined): void {
   group.jobs++;
   if (!record) return;
   if (record.state === 'done') group.ok++;
+  else if (record.state === 'incomplete') group.incomplete++;
   else group.failed++;
   for (const key of Object.keys(group.usage) as (keyof Usage)[]) group.usage[key] += record.usage[key];
   if (record.costUsd === null) group.unpricedJobs++;

@@ -3,7 +3,7 @@ import type { Clock } from '../common/clock.js';
 import { zeroUsage, type Job } from '../common/types.js';
 import { costOf, costOptionsOf } from '../cost/cost.js';
 import { ImageSaveError } from '../output/images.js';
-import type { JobRecord } from '../output/journal.js';
+import type { JobRecord, JobState } from '../output/journal.js';
 import { executeJob, type AttemptResult } from './execute.js';
 import type { RunEvent, RunOptions, StopReason } from './options.js';
 import type { RateScheduler } from './rate-limit.js';
@@ -98,7 +98,8 @@ export async function attemptJob(job: Job, fp: string, run: AttemptContext, reco
     const costUsd = result.usageReported ? costOf(result.usage, job.model, options.prices, costOptionsOf(job)).usd : null;
     if (!result.usageReported) run.emit({ type: 'warning', message: `job ${job.id}: the server reported no token usage; its cost is unknown` });
     const { output, files, finishReason, usage, requestId } = result;
-    await finish({ attempts: attempt, latencyFrom: attemptStart }, { state: 'done', output, files, finishReason, usage, costUsd, requestId });
+    const state = answerState(finishReason);
+    await finish({ attempts: attempt, latencyFrom: attemptStart }, { state, output, files, finishReason, usage, costUsd, requestId });
     // A budget counts an answer of unknown cost at its worst case.
     return costUsd ?? options.budget?.worstCaseUsd(job) ?? undefined;
   }
@@ -155,4 +156,15 @@ function jobRecord(job: Job, fp: string, timing: Timing, outcome: Outcome, clock
     startedAt: new Date(timing.startedAt).toISOString(),
     finishedAt: new Date(clock.now()).toISOString(),
   };
+}
+
+/** Finish reasons of a choice the model did not end itself: its text is cut short, or missing. */
+const CUT_OFF = new Set(['length', 'content_filter']);
+
+/**
+ * The state of an answer from its finish reasons (`;`-separated, one per choice): `incomplete` when any choice was cut
+ * off, since the reply is then not what was asked for, though it was paid for.
+ */
+export function answerState(finishReason: string | undefined): Extract<JobState, 'done' | 'incomplete'> {
+  return finishReason?.split(';').some((reason) => CUT_OFF.has(reason)) ? 'incomplete' : 'done';
 }

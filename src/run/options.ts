@@ -61,6 +61,8 @@ export interface RunSummary {
   rerun: number;
   fresh: number;
   ok: number;
+  /** Answers cut off (`finish_reason` `length` or `content_filter`): paid for, but not whole. */
+  incomplete: number;
   failed: number;
   pending: number;
   retries: number;
