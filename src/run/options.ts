@@ -69,6 +69,8 @@ export interface RunSummary {
   usage: Usage;
   costUsd: number;
   unpricedModels: string[];
+  /** Models the API said do not exist (404 `model_not_found`), each with how many of its jobs were not sent: they stay pending. */
+  missingModels: { model: string; notSent: number }[];
   stopReason?: StopReason;
   stopMessage?: string;
   outDir: string;

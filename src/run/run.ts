@@ -47,6 +47,7 @@ export async function runJobs(jobs: readonly Job[] | JobSource, options: RunOpti
       usage: total.usage,
       costUsd: total.costUsd,
       unpricedModels: usage.unpricedModels(),
+      missingModels: [...dispatch.missingModels].map(([model, notSent]) => ({ model, notSent })),
       ...(dispatch.stopReason ? { stopReason: dispatch.stopReason, stopMessage: dispatch.stopMessage } : {}),
       outDir: options.outDir,
     };

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ApiError, insufficientQuota } from './api-error.js';
+import { ApiError, insufficientQuota, modelNotFound } from './api-error.js';
 import { buildChatCompletion, chatTokenEstimate, describeChat, parseChatRequest } from './chat.js';
 import { FaultInjector, faultError, validateFaultRules, type FaultRule } from './faults.js';
 import { FileStore } from './file-store.js';
@@ -150,7 +150,7 @@ class OfflineHttpServer implements OfflineServer {
       },
       'GET /v1/models': {
         describe: () => ({ key: '' }),
-        prepare: () => ({ tokens: 0, respond: () => listModels(unixSeconds()) }),
+        prepare: () => ({ tokens: 0, respond: () => listModels(unixSeconds(), this.#options.models) }),
       },
     };
   }
@@ -275,7 +275,7 @@ class OfflineHttpServer implements OfflineServer {
     sendJson(response, outcome.status, outcome.body, headers);
   }
 
-  /** Decides the answer. Order: route, JSON body, injected faults, quota, validation, rate limit. */
+  /** Decides the answer. Order: route, JSON body, injected faults, model, quota, validation, rate limit. */
   #decide(
     method: string,
     path: string,
@@ -292,6 +292,8 @@ class OfflineHttpServer implements OfflineServer {
       const fault = this.#faults.take({ path, model: record.model, key: record.key });
       if (fault?.drop === true) return { drop: true, delayMs: fault.delayMs ?? 0 };
       if (fault !== undefined) return errorOutcome(faultError(fault), fault.delayMs ?? 0);
+      const { models } = this.#options;
+      if (models !== undefined && record.model !== undefined && !models.has(record.model)) throw modelNotFound(record.model);
       const { quota } = this.#options;
       if (quota !== undefined && this.#granted >= quota.afterRequests) throw insufficientQuota();
 
