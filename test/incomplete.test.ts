@@ -73,6 +73,14 @@ describe('a reply cut off at the token limit', () => {
     expect(offline.server.stats.requests).toBe(2);
   });
 
+  it('counts as a paid answer for --fresh, which refuses to send it again without --force', async () => {
+    const { env, file, out } = await firstRun([JOBS[0]!]);
+    offline.server.reset();
+    const fresh = await cli(['run', file, '--out', out, '--fresh'], { env });
+    expect(fresh.code).toBe(2);
+    expect(offline.server.stats.requests).toBe(0);
+  });
+
   it('counts in usage.csv and in report, cost included: it was paid', async () => {
     const { out } = await firstRun();
     const paid = (await journalLines(out)).reduce((sum, line) => sum + (line.type === 'job' ? Number(line.costUsd) : 0), 0);

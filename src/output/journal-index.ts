@@ -76,10 +76,10 @@ export class JournalIndex {
     return count;
   }
 
-  /** Jobs with at least one success, superseded ones included. */
-  succeeded(): number {
+  /** Jobs with at least one paid answer (a success, superseded ones included, or an answer cut off). */
+  answered(): number {
     let count = 0;
-    for (let slot = 0; slot < this.slots.size; slot++) if ((this.flags[slot]! & DONE) !== 0 || this.earlier.has(slot)) count++;
+    for (let slot = 0; slot < this.slots.size; slot++) if ((this.flags[slot]! & (DONE | INCOMPLETE)) !== 0 || this.earlier.has(slot)) count++;
     return count;
   }
 
