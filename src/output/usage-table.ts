@@ -6,7 +6,6 @@ import type { JobRecord } from './journal.js';
 export const USAGE_METRIC_COLUMNS = [
   'jobs',
   'ok',
-  'incomplete',
   'failed',
   'input_tokens',
   'cached_input_tokens',
@@ -15,6 +14,8 @@ export const USAGE_METRIC_COLUMNS = [
   'images',
   'cost_usd',
   'unpriced_jobs',
+  // Last, so that the columns of earlier releases keep their places.
+  'incomplete',
 ] as const;
 
 /** Columns of `usage.csv`: one row per model and kind, then `TOTAL`. */
@@ -101,7 +102,6 @@ export class UsageTable<T> {
       ...group.keys,
       group.jobs,
       group.ok,
-      group.incomplete,
       group.failed,
       group.usage.input_tokens,
       group.usage.cached_input_tokens,
@@ -110,6 +110,7 @@ export class UsageTable<T> {
       group.usage.images,
       group.unpricedJobs > 0 && group !== this.total ? '' : formatUsd(group.costUsd),
       group.unpricedJobs,
+      group.incomplete,
     ]);
     return [[...this.grouping.columns, ...USAGE_METRIC_COLUMNS], ...lines];
   }
