@@ -156,7 +156,7 @@ describe('exit statuses map as the README says', () => {
     expect(byCode).toEqual({ E_VALIDATION: 2, E_USAGE: 2, E_CONFIG: 2, E_LOCKED: 4, E_OUTPUT: 4, E_IMAGE_UNSAVED: 70 });
     expect(exitStatusOfError(new Error('x'))).toBe(70);
     const reasons: StopReason[] = ['quota', 'unauthorized', 'budget', 'interrupted', 'aborted', 'output'];
-    expect(Object.fromEntries(reasons.map((reason) => [reason, exitStatusOfRun({ stopReason: reason, failed: 0 })]))).toEqual({
+    expect(Object.fromEntries(reasons.map((reason) => [reason, exitStatusOfRun({ stopReason: reason, failed: 0, incomplete: 0 })]))).toEqual({
       quota: 3,
       unauthorized: 5,
       budget: 3,
@@ -164,8 +164,9 @@ describe('exit statuses map as the README says', () => {
       aborted: 130,
       output: 4,
     });
-    expect(exitStatusOfRun({ failed: 0 })).toBe(0);
-    expect(exitStatusOfRun({ failed: 2 })).toBe(1);
+    expect(exitStatusOfRun({ failed: 0, incomplete: 0 })).toBe(0);
+    expect(exitStatusOfRun({ failed: 2, incomplete: 0 })).toBe(1);
+    expect(exitStatusOfRun({ failed: 0, incomplete: 1 })).toBe(1);
   });
 
   it('0: every job succeeded, or was already done', async () => {

@@ -170,7 +170,7 @@ describe('journal', () => {
     expect(index.current('a', third)?.state).toBe('failed');
     expect(index.current('a', other)).toBeUndefined();
     expect(index.answer('a', other)?.key.equals(third)).toBe(true);
-    expect(index.succeeded()).toBe(1);
+    expect(index.answered()).toBe(1);
   });
 
   it('lets an outcome written in this run answer for its request over an earlier success of it', async () => {

@@ -138,7 +138,7 @@ describe('nightshift report', () => {
     const rows = await readCsv(csv);
     expect(Object.keys(rows[0]!)).toEqual([
       'model', 'jobs', 'ok', 'failed', 'input_tokens', 'cached_input_tokens', 'output_tokens', 'reasoning_tokens',
-      'images', 'cost_usd', 'unpriced_jobs',
+      'images', 'cost_usd', 'unpriced_jobs', 'incomplete',
     ]);
     expect(rows.map((row) => row.model)).toEqual(['gpt-4.1-mini', 'gpt-5-mini', 'gpt-image-1.5', 'TOTAL']);
     const total = rows.at(-1)!;

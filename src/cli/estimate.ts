@@ -60,14 +60,19 @@ async function estimateJobs(flags: EstimateFlags, io: CliIO): Promise<number> {
   const options: EstimateOptions = flags.expectedOutputTokens === undefined ? {} : { expectedOutputTokens: flags.expectedOutputTokens };
   const summary = new EstimateSummary();
   let done = 0;
+  let cutOff = 0;
   for await (const job of jobs.open()) {
-    if (journal.current(job.id, fingerprintKey(fingerprint(job)))?.state === 'done') done++;
+    // An answer cut off is not sent again with the same request either: finishing the run does not pay for it.
+    const state = journal.current(job.id, fingerprintKey(fingerprint(job)))?.state;
+    if (state === 'done') done++;
+    else if (state === 'incomplete') cutOff++;
     else summary.add(estimateJob(job, prices, options));
   }
 
   const table = summary.table();
   io.stdout(formatTable(table));
   if (done > 0) io.stdout(`${done} job${done === 1 ? '' : 's'} already done in ${flags.outDir}, left out.\n`);
+  if (cutOff > 0) io.stdout(`${cutOff} job${cutOff === 1 ? '' : 's'} answered but cut off (incomplete) in ${flags.outDir}, left out: a plain rerun does not resend them.\n`);
   for (const [note, models] of summary.notes()) io.stderr(`note: ${NOTES[note]} (${models.join(', ')})\n`);
   const missing = summary.missing();
   if (missing.length > 0) {

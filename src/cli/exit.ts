@@ -45,10 +45,10 @@ export function exitStatusOfError(error: unknown): ExitStatus {
   return (error instanceof NightshiftError ? BY_ERROR_CODE[error.code] : undefined) ?? EXIT.bug;
 }
 
-/** The status for a run that finished or stopped: why it stopped, else whether any job failed. */
-export function exitStatusOfRun(summary: Pick<RunSummary, 'stopReason' | 'failed'>): ExitStatus {
+/** The status for a run that finished or stopped: why it stopped, else whether any job failed or was cut off. */
+export function exitStatusOfRun(summary: Pick<RunSummary, 'stopReason' | 'failed' | 'incomplete'>): ExitStatus {
   if (summary.stopReason) return BY_STOP_REASON[summary.stopReason];
-  return summary.failed > 0 ? EXIT.jobsFailed : EXIT.ok;
+  return summary.failed > 0 || summary.incomplete > 0 ? EXIT.jobsFailed : EXIT.ok;
 }
 
 /** What is printed for a bug (exit 70): that it is one, and the stack, with secrets removed by `redact`. */

@@ -75,7 +75,7 @@ export const FLAGS = {
     default: false,
     description: 'Send every job again, even those already done; with --fresh, start over even if the folder holds results',
   },
-  'only-failed': { type: 'boolean', default: false, description: 'Rerun only the jobs that failed last time' },
+  'only-failed': { type: 'boolean', default: false, description: 'Rerun only the jobs that failed or were cut off (incomplete) last time' },
   quiet: { type: 'boolean', default: false, description: 'No progress and no summary' },
   'progress-interval': {
     type: 'number',

@@ -18,8 +18,9 @@ export async function startFresh(outDir: string, force: boolean): Promise<void> 
   // Under the folder's lock: moving the journal of a run in progress would make it send everything again.
   const release = await acquireLock(outDir);
   try {
-    // Any success counts, including one a later edit superseded: a plain rerun could still reuse it.
-    const finished = (await indexJournal(path)).succeeded();
+    // Any success counts, including one a later edit superseded: a plain rerun could still reuse it. So does an answer
+    // cut off: it was paid for, and a plain rerun keeps it.
+    const finished = (await indexJournal(path)).answered();
     if (finished > 0 && !force) {
       throw new NightshiftError(
         'E_USAGE',

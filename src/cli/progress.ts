@@ -20,6 +20,7 @@ export class Progress {
   private toSend = 0;
   private done = 0;
   private ok = 0;
+  private incomplete = 0;
   private failed = 0;
   private retries = 0;
   private tokens = 0;
@@ -58,7 +59,10 @@ export class Progress {
       case 'finished':
         this.done++;
         if (event.record.state === 'done') this.ok++;
-        else {
+        else if (event.record.state === 'incomplete') {
+          this.incomplete++;
+          this.line(`incomplete: ${event.job.id} (${event.job.source.file}:${event.job.source.line}): finish_reason ${event.record.finishReason ?? ''}`);
+        } else {
           this.failed++;
           this.line(`failed: ${event.job.id} (${event.job.source.file}:${event.job.source.line}): ${event.record.error ?? ''}`);
         }
@@ -80,7 +84,8 @@ export class Progress {
     const left = this.toSend - this.done;
     const eta = this.done > 0 && left > 0 ? ` ETA ${duration(left / rate)}` : '';
     const cost = `$${formatUsd(this.cost)}${this.unpriced ? ` + ${this.unpriced} unpriced` : ''}`;
-    return `${this.done}/${this.toSend} sent ok ${this.ok} failed ${this.failed} retries ${this.retries} | ${compact(this.tokens)} tokens | ${cost} | ${duration(elapsed)}${eta}`;
+    const incomplete = this.incomplete ? ` incomplete ${this.incomplete}` : '';
+    return `${this.done}/${this.toSend} sent ok ${this.ok}${incomplete} failed ${this.failed} retries ${this.retries} | ${compact(this.tokens)} tokens | ${cost} | ${duration(elapsed)}${eta}`;
   }
 
   private startTicking(): void {
@@ -119,13 +124,14 @@ export class Progress {
 /** The end-of-run summary, printed whatever the output is. */
 export function formatSummary(summary: RunSummary): string {
   const lines = [
-    `${summary.total} jobs: ${summary.ok} ok, ${summary.failed} failed, ${summary.pending} pending` +
+    `${summary.total} jobs: ${summary.ok} ok, ${summary.incomplete ? `${summary.incomplete} incomplete, ` : ''}${summary.failed} failed, ${summary.pending} pending` +
       ` (this run: ${summary.fresh} new, ${summary.rerun} rerun, ${summary.skipped} skipped as already done` +
       `${summary.moved ? `, ${summary.moved} renamed` : ''}; ${summary.retries} retries)`,
     `tokens: ${summary.usage.input_tokens} input (${summary.usage.cached_input_tokens} cached), ${summary.usage.output_tokens} output` +
       ` (${summary.usage.reasoning_tokens} reasoning); images: ${summary.usage.images}`,
     `cost: $${formatUsd(summary.costUsd)}` +
       (summary.unpricedModels.length > 0 ? ` (incomplete: no price for ${summary.unpricedModels.join(', ')})` : ''),
+    ...summary.missingModels.map(({ model, notSent }) => `model ${model} does not exist: ${notSent} job${notSent === 1 ? '' : 's'} of it not sent (pending)`),
     `outputs: ${summary.outDir}/results.csv, ${summary.outDir}/usage.csv, ${summary.outDir}/images/`,
   ];
   return `${lines.join('\n')}\n`;

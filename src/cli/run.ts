@@ -143,6 +143,14 @@ function resumeHint(flags: RunFlags): string {
   return `Outputs are written. To continue, run ${command}: finished jobs are not sent twice.`;
 }
 
+/** What to do about answers cut off: they stay as they are on a plain rerun, which would only pay for the same cut again. */
+function incompleteWarning(count: number): string {
+  return (
+    `warning: ${count} answer${count === 1 ? ' was' : 's were'} cut off (status incomplete in results.csv: finish_reason length or content_filter). ` +
+    'Raise max_completion_tokens for those jobs and run again to resend them; a plain rerun leaves them as they are, --only-failed resends them unchanged.\n'
+  );
+}
+
 /** `nightshift run`: validates everything, then runs the jobs and writes the outputs. */
 async function runFromFlags(flags: RunFlags, io: CliIO): Promise<number> {
   const say = flags.quiet ? undefined : (line: string) => io.stderr(`${line}\n`);
@@ -171,6 +179,7 @@ async function runFromFlags(flags: RunFlags, io: CliIO): Promise<number> {
     if (summary.unpricedModels.length > 0) {
       io.stderr(`warning: no price known for ${summary.unpricedModels.join(', ')}; their cost is left empty (add them with --prices FILE)\n`);
     }
+    if (summary.incomplete > 0) io.stderr(incompleteWarning(summary.incomplete));
     if (summary.stopReason) {
       // Progress already showed why the run stopped; without it, say so here.
       if (!progress) io.stderr(`${summary.stopMessage}\n`);

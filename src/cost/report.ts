@@ -2,11 +2,11 @@
  * The usage and cost audit of past runs, rebuilt from their journals alone: every request a journal records,
  * grouped by one key. Pure: the caller streams the records in.
  *
- * Every `job` record is a request that was sent and finished (ok or failed), so a job that failed and was later
+ * Every `job` record is a request that was sent and finished (ok, incomplete or failed), so a job that failed and was later
  * rerun counts once per outcome, and journals set aside by `--fresh` still count: they were billed. Records with
  * `attempts: 0` are the exception: they mark image files renamed on a resume, which sent nothing.
  */
-import type { JournalRecord, JobRecord } from '../output/journal.js';
+import type { JournalRecord, JobRecord, JobState } from '../output/journal.js';
 import { UsageTable, type UsageGrouping } from '../output/usage-table.js';
 
 /** What `nightshift report --by` groups by. */
@@ -40,12 +40,15 @@ export function addToReport(report: UsageTable<JobRecord>, record: JournalRecord
   if (isRequest(record)) report.add(record, record);
 }
 
+const OUTCOMES = new Set<JobState>(['done', 'incomplete', 'failed']);
+
 /**
  * Whether a journal record stands for a request that was sent and finished: a job outcome, apart from resume-time
- * image renames. States other than done and failed (the Batch API's `submitted`, to come) are not outcomes yet.
+ * image renames. States other than done, incomplete and failed (the Batch API's `submitted`, to come) are not
+ * outcomes yet.
  */
 export const isRequest = (record: JournalRecord): record is JobRecord =>
-  record.type === 'job' && record.attempts > 0 && (record.state === 'done' || record.state === 'failed');
+  record.type === 'job' && record.attempts > 0 && OUTCOMES.has(record.state);
 
 /** The UTC date (`2025-06-30`) of an ISO timestamp. */
 function utcDay(timestamp: string): string {

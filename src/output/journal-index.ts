@@ -25,6 +25,8 @@ export interface RecordRef extends RecordLocation {
 const DONE = 1;
 const HAS_FILES = 2;
 const PRESENT = 4;
+/** The latest record is an answer cut off (neither DONE nor INCOMPLETE: failed). */
+const INCOMPLETE = 8;
 
 /**
  * What the journal says, in a few dozen bytes per job: for each id, the fingerprint, state and location of its
@@ -74,10 +76,10 @@ export class JournalIndex {
     return count;
   }
 
-  /** Jobs with at least one success, superseded ones included. */
-  succeeded(): number {
+  /** Jobs with at least one paid answer (a success, superseded ones included, or an answer cut off). */
+  answered(): number {
     let count = 0;
-    for (let slot = 0; slot < this.slots.size; slot++) if ((this.flags[slot]! & DONE) !== 0 || this.earlier.has(slot)) count++;
+    for (let slot = 0; slot < this.slots.size; slot++) if ((this.flags[slot]! & (DONE | INCOMPLETE)) !== 0 || this.earlier.has(slot)) count++;
     return count;
   }
 
@@ -133,7 +135,7 @@ export class JournalIndex {
     const flags = this.flags[slot]!;
     return {
       key: this.keys.subarray(slot * KEY_BYTES, (slot + 1) * KEY_BYTES),
-      state: (flags & DONE) !== 0 ? 'done' : 'failed',
+      state: (flags & DONE) !== 0 ? 'done' : (flags & INCOMPLETE) !== 0 ? 'incomplete' : 'failed',
       hasFiles: (flags & HAS_FILES) !== 0,
       offset: this.offsets[slot]!,
       length: this.lengths[slot]!,
@@ -158,7 +160,7 @@ export class JournalIndex {
     ref.key.copy(this.keys, slot * KEY_BYTES, 0, KEY_BYTES);
     this.offsets[slot] = ref.offset;
     this.lengths[slot] = ref.length;
-    this.flags[slot] = PRESENT | (ref.state === 'done' ? DONE : 0) | (ref.hasFiles ? HAS_FILES : 0);
+    this.flags[slot] = PRESENT | (ref.state === 'done' ? DONE : ref.state === 'incomplete' ? INCOMPLETE : 0) | (ref.hasFiles ? HAS_FILES : 0);
   }
 
   private grow(): void {
@@ -282,7 +284,7 @@ function scanJobRecord(bytes: Buffer, text: string, start: number, end: number, 
   if (stateAt < 0 || stateAt > end) return undefined;
   const stateStart = stateAt + FIELD.state.length;
   const state = text.slice(stateStart, text.indexOf('"', stateStart));
-  if (state !== 'done' && state !== 'failed') return undefined;
+  if (state !== 'done' && state !== 'incomplete' && state !== 'failed') return undefined;
   const attempts = numberAfter(text, FIELD.attempts, stateStart, end);
   const filesAt = text.indexOf(FIELD.files, stateStart);
   if (attempts === undefined || attempts === null || filesAt < 0 || filesAt > end) return undefined;

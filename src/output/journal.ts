@@ -8,11 +8,12 @@ import type { JobKind, Usage } from '../common/types.js';
 export const JOURNAL_FILE = 'journal.jsonl';
 
 /**
- * Where a job stands. `done` and `failed` are final for one request fingerprint. The Batch API adds
+ * Where a job stands. `done`, `incomplete` and `failed` are final for one request fingerprint: `incomplete` is an
+ * answer cut off (at the token limit, or by the content filter), paid for but not whole. The Batch API adds
  * `submitted` (handed to a batch) and `collected` later: states are plain strings on the same record shape,
  * and readers keep the latest record per job, so new states need no rewrite of old journals.
  */
-export type JobState = 'done' | 'failed';
+export type JobState = 'done' | 'incomplete' | 'failed';
 
 /** A file a job produced, with what is needed to tell later whether it is still intact. */
 export interface ProducedFile {

@@ -1,6 +1,6 @@
 import { stringify } from 'csv-stringify/sync';
 import { zeroUsage, type Job } from '../common/types.js';
-import type { JobRecord } from './journal.js';
+import type { JobRecord, JobState } from './journal.js';
 import { formatUsd } from './usage-table.js';
 
 /** Columns of `results.csv`, one row per job in input order. */
@@ -27,10 +27,13 @@ export const RESULT_COLUMNS = [
 ] as const;
 
 /**
- * A job's status in the results: `ok` and `failed` come from the journal; `pending` means the job has no
- * outcome for its current request yet (the run stopped early, or the request changed since it last ran).
+ * A job's status in the results: `ok`, `incomplete` (the answer was cut off) and `failed` come from the journal;
+ * `pending` means the job has no outcome for its current request yet (the run stopped early, or the request changed
+ * since it last ran).
  */
-export type ResultStatus = 'ok' | 'failed' | 'pending';
+export type ResultStatus = 'ok' | 'incomplete' | 'failed' | 'pending';
+
+const STATUS_OF: Readonly<Record<JobState, ResultStatus>> = { done: 'ok', incomplete: 'incomplete', failed: 'failed' };
 
 /** What a `results.csv` row shows of the job itself. */
 export interface ResultJob {
@@ -51,7 +54,8 @@ export function resultLine(job: Job, record: JobRecord | undefined): string {
 export const recordLine = (record: JobRecord): string => resultRow(record, record);
 
 function resultRow(job: ResultJob, record: JobRecord | undefined): string {
-  const status: ResultStatus = record ? (record.state === 'done' ? 'ok' : 'failed') : 'pending';
+  // A state this version does not know is no success.
+  const status: ResultStatus = record ? (STATUS_OF[record.state] ?? 'failed') : 'pending';
   const usage = record?.usage ?? zeroUsage();
   const row = [
     job.id,

@@ -14,6 +14,8 @@ export const USAGE_METRIC_COLUMNS = [
   'images',
   'cost_usd',
   'unpriced_jobs',
+  // Last, so that the columns of earlier releases keep their places.
+  'incomplete',
 ] as const;
 
 /** Columns of `usage.csv`: one row per model and kind, then `TOTAL`. */
@@ -31,6 +33,8 @@ export interface UsageGroup {
   keys: readonly string[];
   jobs: number;
   ok: number;
+  /** Answers cut off (paid for, so their usage and cost count). */
+  incomplete: number;
   failed: number;
   usage: Usage;
   costUsd: number;
@@ -106,6 +110,7 @@ export class UsageTable<T> {
       group.usage.images,
       group.unpricedJobs > 0 && group !== this.total ? '' : formatUsd(group.costUsd),
       group.unpricedJobs,
+      group.incomplete,
     ]);
     return [[...this.grouping.columns, ...USAGE_METRIC_COLUMNS], ...lines];
   }
@@ -132,13 +137,14 @@ function compareKeys(a: readonly string[], b: readonly string[]): number {
 }
 
 function emptyGroup(keys: readonly string[]): UsageGroup {
-  return { keys, jobs: 0, ok: 0, failed: 0, usage: zeroUsage(), costUsd: 0, unpricedJobs: 0 };
+  return { keys, jobs: 0, ok: 0, incomplete: 0, failed: 0, usage: zeroUsage(), costUsd: 0, unpricedJobs: 0 };
 }
 
 function addTo(group: UsageGroup, record: JobRecord | undefined): void {
   group.jobs++;
   if (!record) return;
   if (record.state === 'done') group.ok++;
+  else if (record.state === 'incomplete') group.incomplete++;
   else group.failed++;
   for (const key of Object.keys(group.usage) as (keyof Usage)[]) group.usage[key] += record.usage[key];
   if (record.costUsd === null) group.unpricedJobs++;

@@ -3,7 +3,7 @@ import type { Clock } from '../common/clock.js';
 import { zeroUsage, type Job } from '../common/types.js';
 import { costOf, costOptionsOf } from '../cost/cost.js';
 import { ImageSaveError } from '../output/images.js';
-import type { JobRecord } from '../output/journal.js';
+import type { JobRecord, JobState } from '../output/journal.js';
 import { executeJob, type AttemptResult } from './execute.js';
 import type { RunEvent, RunOptions, StopReason } from './options.js';
 import type { RateScheduler } from './rate-limit.js';
@@ -27,6 +27,10 @@ export interface AttemptContext {
   /** A failed attempt is to be tried again: counted, and reported as the event. */
   retrying(event: Extract<RunEvent, { type: 'retry' }>): void;
   stop(reason: StopReason, message: string): void;
+  /** The API said `model` does not exist: no further job of it is to be sent. */
+  modelMissing(model: string): void;
+  /** True (and counted) when `job` is not to be sent because its model does not exist; it stays pending. */
+  heldBack(job: Job): boolean;
 }
 
 /** A job's outcome as the journal records it, less what every record of the job shares (see {@link jobRecord}). */
@@ -53,6 +57,7 @@ export async function attemptJob(job: Job, fp: string, run: AttemptContext, reco
   let lastError: AttemptError | undefined;
   let attempts = 0;
   for (let attempt = 1; attempt <= options.maxAttempts; attempt++) {
+    if (run.heldBack(job)) return undefined;
     // A graceful stop lets a job in flight finish, but starts nothing new: no retry, and no job still waiting
     // for a rate-limit slot (it stays pending). An abort also stops `stopped`.
     const permit = await rates.acquire(countTokens, job.model, run.stopped);
@@ -97,12 +102,15 @@ export async function attemptJob(job: Job, fp: string, run: AttemptContext, reco
     const costUsd = result.usageReported ? costOf(result.usage, job.model, options.prices, costOptionsOf(job)).usd : null;
     if (!result.usageReported) run.emit({ type: 'warning', message: `job ${job.id}: the server reported no token usage; its cost is unknown` });
     const { output, files, finishReason, usage, requestId } = result;
-    await finish({ attempts: attempt, latencyFrom: attemptStart }, { state: 'done', output, files, finishReason, usage, costUsd, requestId });
+    const state = answerState(finishReason);
+    await finish({ attempts: attempt, latencyFrom: attemptStart }, { state, output, files, finishReason, usage, costUsd, requestId });
     // A budget counts an answer of unknown cost at its worst case.
     return costUsd ?? options.budget?.worstCaseUsd(job) ?? undefined;
   }
   if (!lastError) return undefined;
   const { message: error, status, requestId } = lastError;
+  // Before the record is written, so that no other worker starts a job of the model meanwhile.
+  if (isModelNotFound(lastError)) run.modelMissing(job.model);
   // A failed request is not billed.
   await finish({ attempts, latencyFrom: startedAt }, { state: 'failed', error, status, usage: zeroUsage(), costUsd: 0, requestId });
   return 0;
@@ -155,3 +163,17 @@ function jobRecord(job: Job, fp: string, timing: Timing, outcome: Outcome, clock
     finishedAt: new Date(clock.now()).toISOString(),
   };
 }
+
+/** Finish reasons of a choice the model did not end itself: its text is cut short, or missing. */
+const CUT_OFF = new Set(['length', 'content_filter']);
+
+/**
+ * The state of an answer from its finish reasons (`;`-separated, one per choice): `incomplete` when any choice was cut
+ * off, since the reply is then not what was asked for, though it was paid for.
+ */
+export function answerState(finishReason: string | undefined): Extract<JobState, 'done' | 'incomplete'> {
+  return finishReason?.split(';').some((reason) => CUT_OFF.has(reason)) ? 'incomplete' : 'done';
+}
+
+/** The API says the model does not exist, or that the key cannot use it: every job of it would fail the same way. */
+const isModelNotFound = (error: AttemptError): boolean => error.status === 404 && error.code === 'model_not_found';

@@ -8,7 +8,7 @@ import type { Job } from '../common/types.js';
 
 /** How a rerun treats the jobs already in the journal. */
 export interface PlanMode {
-  /** Rerun only jobs whose last outcome was a failure. @default false */
+  /** Rerun only jobs whose last outcome was a failure or an answer cut off (`incomplete`). @default false */
   onlyFailed?: boolean;
   /** Send every job again, whatever the journal says. @default false */
   force?: boolean;
@@ -16,14 +16,17 @@ export interface PlanMode {
 
 /** What to do with one job. */
 export type Decision =
-  /** Succeeded before with the same request and its files are intact: nothing to send. */
+  /**
+   * Succeeded before with the same request and its files are intact, or was cut off with the same request (it was
+   * paid for, and the same request would be cut off again): nothing to send.
+   */
   | { action: 'skip' }
   /** Succeeded before with the same request, but its image files should carry other names: move them. */
   | { action: 'move'; moves: { from: string; to: string }[] }
   /** Never ran. */
   | { action: 'new' }
-  /** Ran before but failed, its request changed, or its files are missing or damaged. */
-  | { action: 'rerun'; reason: 'failed' | 'changed' | 'damaged' | 'forced' }
+  /** Ran before but failed (or, with --only-failed, was cut off), its request changed, or its files are missing or damaged. */
+  | { action: 'rerun'; reason: 'failed' | 'incomplete' | 'changed' | 'damaged' | 'forced' }
   /** Left out by --only-failed. */
   | { action: 'leave' };
 
@@ -44,14 +47,16 @@ export interface KnownOutcome {
 export function decide(record: KnownOutcome | undefined, mode: PlanMode): Decision | 'files' {
   if (mode.onlyFailed) {
     if (record?.state === 'failed') return { action: 'rerun', reason: 'failed' };
+    if (record?.state === 'incomplete') return { action: 'rerun', reason: 'incomplete' };
     // What is already done still counts as done (and renamed images cost nothing); only sending is held back.
     const decision = decide(record, {});
     return decision === 'files' || decision.action === 'skip' ? decision : { action: 'leave' };
   }
   if (!record) return { action: 'new' };
   if (mode.force) return { action: 'rerun', reason: 'forced' };
-  if (record.state !== 'done') return { action: 'rerun', reason: 'failed' };
+  if (record.state === 'failed') return { action: 'rerun', reason: 'failed' };
   if (!record.sameRequest) return { action: 'rerun', reason: 'changed' };
+  if (record.state === 'incomplete') return { action: 'skip' };
   return record.hasFiles ? 'files' : { action: 'skip' };
 }
 

@@ -25,6 +25,8 @@ export class Dispatch implements AttemptContext {
   retries = 0;
   stopReason: StopReason | undefined;
   stopMessage: string | undefined;
+  /** Models the API said do not exist, each with how many of its jobs were then not sent. */
+  readonly missingModels = new Map<string, number>();
   readonly rates: RateScheduler;
   readonly requests: RequestSignals;
   /** What ended the run other than a stop: the job files changed under it. Thrown once requests in flight are done. */
@@ -104,6 +106,19 @@ export class Dispatch implements AttemptContext {
     this.stopMessage = message;
     this.stopping.abort();
     this.emit({ type: 'stopping', reason, message });
+  }
+
+  modelMissing(model: string): void {
+    if (this.missingModels.has(model)) return;
+    this.missingModels.set(model, 0);
+    this.emit({ type: 'warning', message: `the API says model ${model} does not exist (404 model_not_found): no other job of it is sent` });
+  }
+
+  heldBack(job: Job): boolean {
+    const held = this.missingModels.get(job.model);
+    if (held === undefined) return false;
+    this.missingModels.set(job.model, held + 1);
+    return true;
   }
 
   /** Ends the run on an error it cannot go on after: requests in flight finish and journal, then it is thrown. */

@@ -61,12 +61,16 @@ export interface RunSummary {
   rerun: number;
   fresh: number;
   ok: number;
+  /** Answers cut off (`finish_reason` `length` or `content_filter`): paid for, but not whole. */
+  incomplete: number;
   failed: number;
   pending: number;
   retries: number;
   usage: Usage;
   costUsd: number;
   unpricedModels: string[];
+  /** Models the API said do not exist (404 `model_not_found`), each with how many of its jobs were not sent: they stay pending. */
+  missingModels: { model: string; notSent: number }[];
   stopReason?: StopReason;
   stopMessage?: string;
   outDir: string;

@@ -33,6 +33,10 @@ export class ApiError extends Error {
 export const invalidRequest = (message: string, param: string | null, code: string | null = null): ApiError =>
   new ApiError(400, message, { param, code });
 
+/** The real API's answer for a model that does not exist, or that the key cannot use. */
+export const modelNotFound = (model: string): ApiError =>
+  new ApiError(404, `The model \`${model}\` does not exist or you do not have access to it.`, { code: 'model_not_found' });
+
 /** The 429 of an account out of credit: unlike a rate limit, waiting does not help. */
 export const insufficientQuota = (): ApiError =>
   new ApiError(

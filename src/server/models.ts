@@ -1,6 +1,9 @@
 import type OpenAI from 'openai';
 
-/** Listed by `GET /v1/models`. The server answers for any model name; these are just what a client can discover. */
+/**
+ * Listed by `GET /v1/models` unless the server is given its own `models`. The server then answers for any model name;
+ * these are just what a client can discover.
+ */
 const MODEL_IDS = [
   'gpt-4o-mini',
   'gpt-4o',
@@ -16,6 +19,6 @@ const MODEL_IDS = [
   'dall-e-3',
 ];
 
-export function listModels(created: number): { object: 'list'; data: OpenAI.Model[] } {
-  return { object: 'list', data: MODEL_IDS.map((id) => ({ id, object: 'model', created, owned_by: 'system' })) };
+export function listModels(created: number, models: Iterable<string> = MODEL_IDS): { object: 'list'; data: OpenAI.Model[] } {
+  return { object: 'list', data: [...models].map((id) => ({ id, object: 'model', created, owned_by: 'system' })) };
 }

@@ -1,4 +1,4 @@
-import { checkBoolean, checkInteger, checkNumber, checkObject, checkString } from './checks.js';
+import { checkArray, checkBoolean, checkInteger, checkNumber, checkObject, checkString } from './checks.js';
 import { validateFaultRules, type FaultRule } from './faults.js';
 import type { RateLimits } from './rate-limit.js';
 
@@ -6,7 +6,7 @@ import type { RateLimits } from './rate-limit.js';
  * How `startOfflineServer` behaves. Every option is checked when the server starts; a bad value throws a
  * `NightshiftError` with code `E_USAGE` that names it.
  *
- * What the server answers, for any model name:
+ * What the server answers, for any model name (or, with `models`, for those models only):
  * - `POST /v1/chat/completions`: a reply derived from a hash of the prompt (same input, same reply) quoting the
  *   last user message; a JSON object for `response_format` JSON modes; `n` choices. `usage` counts the prompt as
  *   `nightshift estimate` does (the model's tokenizer, OpenAI's per-message overhead, `image_url` parts by the
@@ -68,6 +68,11 @@ export interface OfflineServerOptions {
    * @default false
    */
   omitUsage?: boolean;
+  /**
+   * The models the account can use: `GET /v1/models` lists them, and a request for any other model gets the real
+   * API's 404 `model_not_found` (type `invalid_request_error`). Unset: any model name is answered.
+   */
+  models?: readonly string[];
 }
 
 /** Options with defaults applied, checked. */
@@ -80,10 +85,11 @@ export interface ResolvedOptions {
   rateLimit: RateLimits | undefined;
   recordRequests: boolean;
   omitUsage: boolean;
+  models: ReadonlySet<string> | undefined;
 }
 
 export function resolveOptions(options: OfflineServerOptions = {}): ResolvedOptions {
-  const { host = '127.0.0.1', port = 0, latencyMs = 0, faults = [], quota, rateLimit, recordRequests = true, omitUsage = false } =
+  const { host = '127.0.0.1', port = 0, latencyMs = 0, faults = [], quota, rateLimit, recordRequests = true, omitUsage = false, models } =
     checkObject('options', options) as OfflineServerOptions;
   if (quota !== undefined) checkInteger('quota.afterRequests', checkObject('quota', quota).afterRequests, 0);
   if (rateLimit !== undefined) {
@@ -100,5 +106,6 @@ export function resolveOptions(options: OfflineServerOptions = {}): ResolvedOpti
     rateLimit,
     recordRequests: checkBoolean('recordRequests', recordRequests),
     omitUsage: checkBoolean('omitUsage', omitUsage),
+    models: models === undefined ? undefined : new Set(checkArray('models', models).map((model, index) => checkString(`models[${index}]`, model))),
   };
 }

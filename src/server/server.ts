@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ApiError, insufficientQuota } from './api-error.js';
+import { ApiError, insufficientQuota, modelNotFound } from './api-error.js';
 import { buildChatCompletion, chatTokenEstimate, describeChat, parseChatRequest } from './chat.js';
 import { FaultInjector, faultAnswer, faultError, json, validateFaultRules, type AnswerText, type FaultRule } from './faults.js';
 import { FileStore } from './file-store.js';
@@ -153,7 +153,7 @@ class OfflineHttpServer implements OfflineServer {
       },
       'GET /v1/models': {
         describe: () => ({ key: '' }),
-        prepare: () => ({ tokens: 0, respond: () => listModels(unixSeconds()) }),
+        prepare: () => ({ tokens: 0, respond: () => listModels(unixSeconds(), this.#options.models) }),
       },
     };
   }
@@ -302,7 +302,7 @@ class OfflineHttpServer implements OfflineServer {
     response.end();
   }
 
-  /** Decides the answer. Order: route, JSON body, injected faults, quota, validation, rate limit. */
+  /** Decides the answer. Order: route, JSON body, injected faults, model, quota, validation, rate limit. */
   #decide(
     method: string,
     path: string,
@@ -319,6 +319,8 @@ class OfflineHttpServer implements OfflineServer {
       const fault = this.#faults.take({ path, model: record.model, key: record.key });
       if (fault?.drop === true) return { drop: true, delayMs: fault.delayMs ?? 0 };
       if (fault?.status !== undefined) return errorOutcome(faultError({ ...fault, status: fault.status }), fault.delayMs ?? 0, fault);
+      const { models } = this.#options;
+      if (models !== undefined && record.model !== undefined && !models.has(record.model)) throw modelNotFound(record.model);
       const { quota } = this.#options;
       if (quota !== undefined && this.#granted >= quota.afterRequests) throw insufficientQuota();
 
