@@ -126,7 +126,7 @@ export function formatSummary(summary: RunSummary): string {
       ` (${summary.usage.reasoning_tokens} reasoning); images: ${summary.usage.images}`,
     `cost: $${formatUsd(summary.costUsd)}` +
       (summary.unpricedModels.length > 0 ? ` (incomplete: no price for ${summary.unpricedModels.join(', ')})` : ''),
-    `outputs: ${summary.outDir}/results.csv, ${summary.outDir}/usage.csv, ${summary.outDir}/images/`,
+    `outputs: ${summary.outDir}/results.csv, ${summary.outDir}/results.jsonl, ${summary.outDir}/usage.csv, ${summary.outDir}/images/`,
   ];
   return `${lines.join('\n')}\n`;
 }

@@ -1,6 +1,7 @@
 import { stringify } from 'csv-stringify/sync';
 import { zeroUsage, type Job } from '../common/types.js';
 import type { JobRecord } from './journal.js';
+import { spreadsheetSafe } from './spreadsheet-safe.js';
 import { formatUsd } from './usage-table.js';
 
 /** Columns of `results.csv`, one row per job in input order. */
@@ -42,39 +43,62 @@ export interface ResultJob {
   source: string;
 }
 
+/** One job's result: the fields of results.csv, in its column order, with their exact values (as in results.jsonl). */
+export type ResultRow = {
+  [K in (typeof RESULT_COLUMNS)[number]]: K extends 'tags' ? readonly string[] : string | number | null;
+};
+
 /** One `results.csv` row (as a CSV line) for a job and its current record. */
 export function resultLine(job: Job, record: JobRecord | undefined): string {
-  return resultRow({ id: job.id, kind: job.kind, model: job.model, tags: job.tags, source: `${job.source.file}:${job.source.line}` }, record);
+  return csvOf(resultOf(resultJob(job), record));
+}
+
+/** One `results.jsonl` line for a job and its current record: the exact values, numbers as numbers, unknown as null. */
+export function resultJsonLine(job: Job, record: JobRecord | undefined): string {
+  return `${JSON.stringify(resultOf(resultJob(job), record))}\n`;
 }
 
 /** The `results.csv` row of a finished job from its journal record alone, which names the job as it was when it ran. */
-export const recordLine = (record: JobRecord): string => resultRow(record, record);
+export const recordLine = (record: JobRecord): string => csvOf(resultOf(record, record));
 
-function resultRow(job: ResultJob, record: JobRecord | undefined): string {
+const resultJob = (job: Job): ResultJob => ({ id: job.id, kind: job.kind, model: job.model, tags: job.tags, source: `${job.source.file}:${job.source.line}` });
+
+function resultOf(job: ResultJob, record: JobRecord | undefined): ResultRow {
   const status: ResultStatus = record ? (record.state === 'done' ? 'ok' : 'failed') : 'pending';
   const usage = record?.usage ?? zeroUsage();
-  const row = [
-    job.id,
-    job.kind,
-    job.model,
+  return {
+    id: job.id,
+    kind: job.kind,
+    model: job.model,
     status,
-    record?.attempts ?? 0,
-    record ? (record.files.length > 0 ? record.files.map((file) => file.path).join(';') : record.output) : '',
-    record?.finishReason ?? '',
-    record?.error ?? '',
-    usage.input_tokens,
-    usage.cached_input_tokens,
-    usage.output_tokens,
-    usage.reasoning_tokens,
-    usage.total_tokens,
-    usage.images,
-    record ? formatUsd(record.costUsd) : '',
-    record?.latencyMs ?? '',
-    record?.requestId ?? '',
-    job.source,
-    job.tags.join(';'),
-  ];
-  return csvLine(row);
+    attempts: record?.attempts ?? 0,
+    output: record ? (record.files.length > 0 ? record.files.map((file) => file.path).join(';') : record.output) : null,
+    finish_reason: record?.finishReason ?? null,
+    error: record?.error ?? null,
+    input_tokens: usage.input_tokens,
+    cached_input_tokens: usage.cached_input_tokens,
+    output_tokens: usage.output_tokens,
+    reasoning_tokens: usage.reasoning_tokens,
+    total_tokens: usage.total_tokens,
+    images: usage.images,
+    cost_usd: record?.costUsd ?? null,
+    latency_ms: record?.latencyMs ?? null,
+    request_id: record?.requestId ?? null,
+    source: job.source,
+    tags: job.tags,
+  };
+}
+
+/** The CSV line of a result: text made spreadsheet-safe, unknowns empty, the cost as decimal dollars. */
+function csvOf(row: ResultRow): string {
+  return csvLine(
+    RESULT_COLUMNS.map((column): string | number => {
+      if (column === 'tags') return spreadsheetSafe(row.tags.join(';'));
+      const value = row[column];
+      if (column === 'cost_usd') return typeof value === 'number' ? formatUsd(value) : '';
+      return typeof value === 'string' ? spreadsheetSafe(value) : (value ?? '');
+    }),
+  );
 }
 
 const NEEDS_QUOTES = /[",\n\r]/;
