@@ -1,4 +1,5 @@
 import type { Job, JobKind, SourceLocation } from '../common/types.js';
+import { checkImageParams } from './image-params.js';
 import { hasImagePart } from './kind.js';
 import { checkOutput, defaultOutputPattern } from './output-path.js';
 import { parseFields } from './parse-fields.js';
@@ -29,6 +30,7 @@ export function batchRequestToJob(record: Readonly<Record<string, unknown>>, sou
   if (endpoint === '/v1/images/generations') {
     kind = 'image';
     if (body['prompt'] === undefined) problems.push({ field: 'body.prompt', message: 'required: the text of the image to generate' });
+    problems.push(...checkImageParams(body.model, body, 'body.'));
   } else {
     kind = hasImagePart(body['messages']) ? 'vision' : 'chat';
     if (body['messages'] === undefined) problems.push({ field: 'body.messages', message: 'required: an array of messages' });

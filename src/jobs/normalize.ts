@@ -4,6 +4,7 @@ import { batchRequestToJob, isBatchRequest } from './batch.js';
 import { buildChatBody, buildImageBody, buildMessages, CHAT_BODY_FIELDS } from './body.js';
 import { decodeRow } from './csv-fields.js';
 import { applyDefaults, type CliDefaults, type FileDefaults } from './defaults.js';
+import { checkImageParams } from './image-params.js';
 import { resolveImage, type ImageLoader } from './images.js';
 import { hasImagePart, inferKind } from './kind.js';
 import { checkOutput, defaultOutputPattern } from './output-path.js';
@@ -177,6 +178,7 @@ function toImageJob(values: ImageJobFields, { id, source, fields, details, conte
   const cliModel = context.cli.model !== undefined && isImageModel(context.cli.model) ? context.cli.model : undefined;
   const model = values.model ?? cliModel ?? DEFAULT_IMAGE_MODEL;
   if (!given('prompt')) details.push({ field: 'prompt', message: 'required' });
+  details.push(...checkImageParams(model, values));
   const n = values.n ?? 1;
   const output = values.output ?? defaultOutputPattern(n, values.output_format);
   // An invalid n or output is reported already; checking the file names against it would only add noise.
