@@ -150,8 +150,46 @@ function toChatJob(values: VisionJobFields, kind: 'chat' | 'vision', draft: Draf
     details.push({ field: 'images', message: 'required for vision jobs' });
   }
   const images = values.images ?? [];
-  if (images.length === 0) return chatJob(values, kind, model, [], draft);
-  return resolveImages(images, draft).then((urls) => chatJob(values, kind, model, urls, draft));
+  const inline = values.messages !== undefined && values.messages.some((message) => partsOf(message).some((part) => urlToResolve(part) !== undefined));
+  if (images.length === 0 && !inline) return chatJob(values, kind, model, [], draft);
+  return (async () => {
+    const messages = inline ? await resolveMessageImages(values.messages!, draft) : values.messages;
+    const urls = await resolveImages(images, draft);
+    return chatJob({ ...values, messages }, kind, model, urls, draft);
+  })();
+}
+
+type Message = NonNullable<VisionJobFields['messages']>[number];
+type Part = ReturnType<typeof partsOf>[number];
+const partsOf = (message: Message) => (Array.isArray(message.content) ? message.content : []);
+
+/** The URL of an `image_url` part that is not http(s): a local path to inline, or a data URL to check, as in `images`. */
+function urlToResolve(part: Part): string | undefined {
+  const image = part['image_url'];
+  if (part.type !== 'image_url' || !isJsonObject(image)) return undefined;
+  const url = image['url'];
+  return typeof url === 'string' && !/^https?:\/\//i.test(url) ? url : undefined;
+}
+
+/** `messages` with the local images of their `image_url` parts inlined like those of `images`; each that cannot be is a problem. */
+async function resolveMessageImages(messages: readonly Message[], { source, details, context }: Draft): Promise<Message[]> {
+  const resolved: Message[] = [];
+  for (const [i, message] of messages.entries()) {
+    if (!Array.isArray(message.content)) {
+      resolved.push(message);
+      continue;
+    }
+    const content: Part[] = [];
+    for (const [j, part] of message.content.entries()) {
+      const url = urlToResolve(part);
+      const image = url === undefined ? undefined : await resolveImage(url, source.file, context.loadImage);
+      if (image !== undefined && 'url' in image) content.push({ ...part, image_url: { ...(part['image_url'] as object), url: image.url } });
+      else content.push(part);
+      if (image !== undefined && 'error' in image) details.push({ field: `messages.${i}.content.${j}.image_url.url`, message: image.error });
+    }
+    resolved.push({ ...message, content });
+  }
+  return resolved;
 }
 
 /** The URLs to send for a job's `images`, local files read and inlined; each entry that cannot be is a problem. */

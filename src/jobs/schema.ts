@@ -100,7 +100,8 @@ export const chatFields = {
   system: text().describe('non-empty text'),
   /**
    * The whole conversation in the Chat Completions format: `[{"role": "user", "content": "..."}]`, roles
-   * `system`, `developer`, `user`, `assistant`, `tool`; content is a string or an array of content parts.
+   * `system`, `developer`, `user`, `assistant`, `tool`; content is a string or an array of content parts. The `url` of
+   * an `image_url` part may be a local file, read and inlined as for `images`.
    */
   messages: z.array(message).min(1).describe('a non-empty array of {"role", "content"} messages'),
   /** Sampling temperature, 0 to 2. */
