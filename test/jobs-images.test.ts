@@ -121,6 +121,16 @@ describe('local images in messages', () => {
     expect((await readCsv(join(out, 'results.csv'))).map((row) => row.status)).toEqual(['ok', 'ok']);
   });
 
+  test('of a Batch API line, whose body is sent unchanged, are refused at the part that names them', async () => {
+    const dir = await scratch();
+    await copyFile('fixtures/images/red-dot.png', join(dir, 'dot.png'));
+    const line = (id: string, url: string) => ({ custom_id: id, method: 'POST', url: '/v1/chat/completions', body: { model: 'gpt-4o-mini', messages: question(url) } });
+    const file = await writeJobs(dir, [line('remote', 'https://example.com/cat.png'), line('local', 'dot.png')]);
+    const { jobs, problems } = await loadJobs([file]);
+    expect(jobs.map((job) => job.id)).toEqual(['remote']);
+    expect(problems.map((problem) => [problem.line, problem.field])).toEqual([[2, 'body.messages.0.content.1.image_url.url']]);
+  });
+
   test('that cannot be read are problems at the part that names them', async () => {
     const dir = await scratch();
     const file = await writeJobs(dir, [
