@@ -110,28 +110,28 @@ export interface ImageParamProblem {
 }
 
 /**
- * Every field of an images request (`size`, `quality`, `n`, `background`, ...) that `rules` refuse. Fields of the
- * wrong type are left to the caller's own checks.
+ * Every field of an images request (`size`, `quality`, `n`, `background`, ...) that `rules` refuse, worded for
+ * `model`. Fields of the wrong type are left to the caller's own checks.
  */
-export function imageParamProblems(rules: ImageFamilyRules, fields: Readonly<Record<string, unknown>>): ImageParamProblem[] {
+export function imageParamProblems(rules: ImageFamilyRules, fields: Readonly<Record<string, unknown>>, model = rules.models): ImageParamProblem[] {
   const problems: ImageParamProblem[] = [];
   const refuse = (field: string, message: string, unsupported = false) => problems.push({ field, message, unsupported });
   const given = (field: string) => fields[field] !== undefined && fields[field] !== null;
   const { size, quality, n, prompt, background, output_format: format } = fields;
-  for (const field of rules.refuses) if (given(field)) refuse(field, `not taken by ${rules.models}`, true);
+  for (const field of rules.refuses) if (given(field)) refuse(field, `not taken by ${model}`, true);
   if (typeof size === 'string' && !takesSize(rules, size)) {
     const custom = rules.customSizes ? ', or WIDTHxHEIGHT with edges divisible by 16, within 3:1 and up to 3840x2160' : '';
-    refuse('size', `${JSON.stringify(size)} is not a size of ${rules.models}: expected one of ${rules.sizes.join(', ')}${custom}`);
+    refuse('size', `${JSON.stringify(size)} is not a size of ${model}: expected one of ${rules.sizes.join(', ')}${custom}`);
   }
   if (typeof quality === 'string' && !rules.qualities.includes(quality)) {
-    refuse('quality', `${JSON.stringify(quality)} is not a quality of ${rules.models}: expected one of ${rules.qualities.join(', ')}`);
+    refuse('quality', `${JSON.stringify(quality)} is not a quality of ${model}: expected one of ${rules.qualities.join(', ')}`);
   }
-  if (typeof n === 'number' && n > rules.maxN) refuse('n', `${rules.models} makes at most ${rules.maxN} image${rules.maxN === 1 ? '' : 's'} per request`);
+  if (typeof n === 'number' && n > rules.maxN) refuse('n', `${model} makes at most ${rules.maxN} image${rules.maxN === 1 ? '' : 's'} per request`);
   if (typeof prompt === 'string' && prompt.length > rules.maxPromptChars) {
-    refuse('prompt', `${prompt.length} characters, over the ${rules.maxPromptChars} that ${rules.models} takes`);
+    refuse('prompt', `${prompt.length} characters, over the ${rules.maxPromptChars} that ${model} takes`);
   }
   if (background === 'transparent' && !rules.refuses.includes('background')) {
-    if (!rules.transparent) refuse('background', `${rules.models} cannot make transparent backgrounds: expected opaque or auto`);
+    if (!rules.transparent) refuse('background', `${model} cannot make transparent backgrounds: expected opaque or auto`);
     else if (format === 'jpeg') refuse('background', 'a transparent background needs output_format png or webp, not jpeg');
   }
   return problems;

@@ -9,5 +9,5 @@ import type { ProblemDetail } from './problems.js';
 export function checkImageParams(model: string, fields: Readonly<Record<string, unknown>>, prefix = ''): ProblemDetail[] {
   const family = imageFamilyOf(model);
   if (family === undefined) return [];
-  return imageParamProblems(IMAGE_FAMILIES[family], fields).map(({ field, message }) => ({ field: `${prefix}${field}`, message }));
+  return imageParamProblems(IMAGE_FAMILIES[family], fields, model).map(({ field, message }) => ({ field: `${prefix}${field}`, message }));
 }

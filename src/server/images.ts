@@ -65,7 +65,7 @@ export function parseImageRequest(body: unknown): ImageRequest {
   optionalEnum(fields, 'moderation', ['low', 'auto']);
   optionalEnum(fields, 'style', ['vivid', 'natural']);
   const responseFormat = optionalEnum(fields, 'response_format', ['url', 'b64_json']) ?? 'url';
-  const [problem] = imageParamProblems(rules, fields);
+  const [problem] = imageParamProblems(rules, fields, model);
   if (problem !== undefined) throw refusal(problem);
   return {
     model,
