@@ -53,6 +53,9 @@ describe('outputs', () => {
     expect(rows.every((row) => /^\d+$/.test(row.input_tokens!))).toBe(true);
     const usage = await readCsv(join(out, 'usage.csv'));
     expect(usage.map((row) => row.model)).toEqual(["'=evil", 'gpt-4o-mini', 'TOTAL']);
+    const report = join(dir, 'by-tag.csv');
+    expect((await cli(['report', out, '--by', 'tag', '--csv', report])).code).toBe(0);
+    expect((await readCsv(report)).map((row) => row.tag)).toEqual(expect.arrayContaining(["'@SUM(1+1)", "'-2+3", "'\tx", "'\rsum", 'ok']));
 
     const lines = (await readFile(join(out, 'results.jsonl'), 'utf8')).trimEnd().split('\n');
     const results = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
