@@ -12,7 +12,7 @@ import { indexJournal, RecordReader, refOf, type JournalIndex, type RecordRef } 
 import { JournalWriter } from './journal-writer.js';
 import { acquireLock } from './lock.js';
 import { applyMoves, type PlannedMove } from './moves.js';
-import { resultJsonLine, resultLine, resultsHeader } from './results.js';
+import { jobResult, resultCsvLine, resultJsonLine, resultLine, resultsHeader } from './results.js';
 import { ResultsView } from './results-view.js';
 import { UsageSummary } from './usage-table.js';
 
@@ -138,8 +138,9 @@ class Folder implements OutputFolder {
         position++;
         const record = ref && (await reader.read(ref));
         usage.add(job, record);
-        await writeOutput(jsonPath, () => json.write(resultJsonLine(job, record)));
-        yield resultLine(job, record);
+        const result = jobResult(job, record);
+        await writeOutput(jsonPath, () => json.write(resultJsonLine(result)));
+        yield resultCsvLine(result);
       }
     }
     const resultsPath = join(this.dir, RESULTS_FILE);

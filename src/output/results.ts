@@ -49,14 +49,16 @@ export type ResultRow = {
 };
 
 /** One `results.csv` row (as a CSV line) for a job and its current record. */
-export function resultLine(job: Job, record: JobRecord | undefined): string {
-  return csvOf(resultOf(resultJob(job), record));
-}
+export const resultLine = (job: Job, record: JobRecord | undefined): string => csvOf(jobResult(job, record));
 
-/** One `results.jsonl` line for a job and its current record: the exact values, numbers as numbers, unknown as null. */
-export function resultJsonLine(job: Job, record: JobRecord | undefined): string {
-  return `${JSON.stringify(resultOf(resultJob(job), record))}\n`;
-}
+/** A job's result from the job and its current record (undefined: pending). */
+export const jobResult = (job: Job, record: JobRecord | undefined): ResultRow => resultOf(resultJob(job), record);
+
+/** A result as a `results.csv` line: text made spreadsheet-safe, unknowns empty, the cost as decimal dollars. */
+export const resultCsvLine = (row: ResultRow): string => csvOf(row);
+
+/** A result as a `results.jsonl` line: the exact values, numbers as numbers, unknowns as null. */
+export const resultJsonLine = (row: ResultRow): string => `${JSON.stringify(row)}\n`;
 
 /** The `results.csv` row of a finished job from its journal record alone, which names the job as it was when it ran. */
 export const recordLine = (record: JobRecord): string => csvOf(resultOf(record, record));
@@ -89,7 +91,6 @@ function resultOf(job: ResultJob, record: JobRecord | undefined): ResultRow {
   };
 }
 
-/** The CSV line of a result: text made spreadsheet-safe, unknowns empty, the cost as decimal dollars. */
 function csvOf(row: ResultRow): string {
   return csvLine(
     RESULT_COLUMNS.map((column): string | number => {
