@@ -138,7 +138,7 @@ export function buildImagesResponse(
 const familyOf = (model: string): Family =>
   model.startsWith('dall-e-3') ? 'dall-e-3' : model.startsWith('dall-e') ? 'dall-e-2' : 'gpt-image';
 
-/** The rules the request is held to: its family's, and those of the default model for a model nightshift does not know. */
+/** The rules the request is held to: its family's, or for a model nightshift does not know, those of the family it answers like. */
 const rulesOf = (model: string): ImageFamily => imageFamilyOf(model) ?? familyOf(model);
 
 /**
