@@ -1,8 +1,10 @@
-import { mkdtemp, readFile, truncate, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { cachedLoader, MAX_IMAGE_BYTES, readLocalImage, resolveImage, sniffImageMime, type ImageLoader } from '../src/jobs/images.js';
+import { loadJobs } from '../src/jobs/load.js';
+import { cli, offlineServerPerTest, readCsv, writeJobs } from './helpers.js';
 
 const scratch = () => mkdtemp(join(tmpdir(), 'nightshift-images-'));
 
@@ -89,4 +91,58 @@ test('cachedLoader reads each path once', async () => {
   const load = cachedLoader(async () => (reads++, { url: 'data:image/png;base64,AA' }));
   await Promise.all([load('a.png'), load('a.png'), load('b.png')]);
   expect(reads).toBe(2);
+});
+
+describe('local images in messages', () => {
+  const offline = offlineServerPerTest('sk-messages-images');
+  const question = (url: string) => [
+    { role: 'user', content: [{ type: 'text', text: 'What is this?' }, { type: 'image_url', image_url: { url, detail: 'low' } }] },
+  ];
+
+  test('are read relative to the job file and sent inline, exactly as the images field sends them', async () => {
+    const dir = await scratch();
+    await mkdir(join(dir, 'pics'));
+    await copyFile('fixtures/images/red-dot.png', join(dir, 'pics', 'dot.png'));
+    const file = await writeJobs(dir, [
+      { id: 'in-messages', model: 'gpt-4o-mini', messages: question('pics/dot.png') },
+      { id: 'in-images', model: 'gpt-4o-mini', prompt: 'What is this?', images: 'pics/dot.png', detail: 'low' },
+    ]);
+
+    const { jobs, problems } = await loadJobs([file]);
+    expect(problems).toEqual([]);
+    // The same body: the same bytes fingerprinted, the same vision tokens estimated.
+    expect(jobs[0]!.kind).toBe('vision');
+    expect(jobs[0]!.body).toEqual(jobs[1]!.body);
+    const dataUrl = `data:image/png;base64,${(await readFile('fixtures/images/red-dot.png')).toString('base64')}`;
+    expect(JSON.stringify(jobs[0]!.body)).toContain(dataUrl);
+
+    const out = join(dir, 'out');
+    expect((await cli(['run', file, '--out', out], { env: await offline.serve() })).code).toBe(0);
+    expect((await readCsv(join(out, 'results.csv'))).map((row) => row.status)).toEqual(['ok', 'ok']);
+  });
+
+  test('of a Batch API line, whose body is sent unchanged, are refused at the part that names them', async () => {
+    const dir = await scratch();
+    await copyFile('fixtures/images/red-dot.png', join(dir, 'dot.png'));
+    const line = (id: string, url: string) => ({ custom_id: id, method: 'POST', url: '/v1/chat/completions', body: { model: 'gpt-4o-mini', messages: question(url) } });
+    const file = await writeJobs(dir, [line('remote', 'https://example.com/cat.png'), line('local', 'dot.png')]);
+    const { jobs, problems } = await loadJobs([file]);
+    expect(jobs.map((job) => job.id)).toEqual(['remote']);
+    expect(problems.map((problem) => [problem.line, problem.field])).toEqual([[2, 'body.messages.0.content.1.image_url.url']]);
+  });
+
+  test('that cannot be read are problems at the part that names them', async () => {
+    const dir = await scratch();
+    const file = await writeJobs(dir, [
+      { id: 'fine', model: 'gpt-4o-mini', messages: question('https://example.com/cat.png') },
+      { id: 'missing', model: 'gpt-4o-mini', messages: question('pics/missing.png') },
+      { id: 'not-an-image', model: 'gpt-4o-mini', messages: question(join(process.cwd(), 'fixtures/images/not-an-image.png')) },
+    ]);
+    const { jobs, problems } = await loadJobs([file]);
+    expect(jobs.map((job) => job.id)).toEqual(['fine']);
+    expect(problems.map((problem) => [problem.line, problem.field])).toEqual([
+      [2, 'messages.0.content.1.image_url.url'],
+      [3, 'messages.0.content.1.image_url.url'],
+    ]);
+  });
 });

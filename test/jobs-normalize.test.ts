@@ -256,9 +256,9 @@ describe('vision bodies', () => {
 
 describe('image jobs', () => {
   test('sends only the given fields and defaults the output pattern', async () => {
-    const job = jobOf(await normalize({ id: 'cat', prompt: 'A cat', quality: 'high', output_format: 'webp', style: 'vivid', moderation: 'low' }));
+    const job = jobOf(await normalize({ id: 'cat', prompt: 'A cat', quality: 'high', output_format: 'webp', background: 'opaque', moderation: 'low' }));
     expect(job).toMatchObject({ kind: 'image', model: 'gpt-image-1.5', endpoint: '/v1/images/generations', output: '{id}.webp' });
-    expect(job.body).toEqual({ model: 'gpt-image-1.5', prompt: 'A cat', quality: 'high', output_format: 'webp', style: 'vivid', moderation: 'low' });
+    expect(job.body).toEqual({ model: 'gpt-image-1.5', prompt: 'A cat', quality: 'high', output_format: 'webp', background: 'opaque', moderation: 'low' });
   });
 
   test('numbers the files of a multi-image job', async () => {

@@ -29,6 +29,46 @@ describe('outputs', () => {
     expect(bytes.subarray(1, 4).toString('latin1')).toBe('PNG');
   });
 
+  it('neutralises cells a spreadsheet would run as formulas, and writes the exact values to results.jsonl', async () => {
+    const dir = await tempDir();
+    const jobs = [
+      { id: '=HYPERLINK("http://evil.example","click")', model: '=evil', prompt: 'a', tags: ['@SUM(1+1)', 'plain'] },
+      { id: '+cmd|calc', model: 'gpt-4o-mini', prompt: 'b', tags: ['-2+3'] },
+      { id: '@a', model: 'gpt-4o-mini', prompt: 'c', tags: ['\tx', '\rsum'] },
+      { id: '-1', model: 'gpt-4o-mini', prompt: 'd' },
+      { id: 'safe', model: 'gpt-4o-mini', prompt: 'e', tags: ['ok'] },
+    ];
+    const file = await writeJobs(dir, jobs);
+    const out = join(dir, 'out');
+    expect((await cli(['run', file, '--out', out, '--offline'])).code).toBe(0);
+
+    const rows = await readCsv(join(out, 'results.csv'));
+    expect(rows.map((row) => [row.id, row.model, row.tags])).toEqual([
+      [`'=HYPERLINK("http://evil.example","click")`, "'=evil", "'@SUM(1+1);plain"],
+      ["'+cmd|calc", 'gpt-4o-mini', "'-2+3"],
+      ["'@a", 'gpt-4o-mini', "'\tx;\rsum"],
+      ["'-1", 'gpt-4o-mini', ''],
+      ['safe', 'gpt-4o-mini', 'ok'],
+    ]);
+    expect(rows.every((row) => /^\d+$/.test(row.input_tokens!))).toBe(true);
+    const usage = await readCsv(join(out, 'usage.csv'));
+    expect(usage.map((row) => row.model)).toEqual(["'=evil", 'gpt-4o-mini', 'TOTAL']);
+    const report = join(dir, 'by-tag.csv');
+    expect((await cli(['report', out, '--by', 'tag', '--csv', report])).code).toBe(0);
+    expect((await readCsv(report)).map((row) => row.tag)).toEqual(expect.arrayContaining(["'@SUM(1+1)", "'-2+3", "'\tx", "'\rsum", 'ok']));
+
+    const lines = (await readFile(join(out, 'results.jsonl'), 'utf8')).trimEnd().split('\n');
+    const results = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(results.map((result) => [result.id, result.model, result.tags])).toEqual(jobs.map((job) => [job.id, job.model, job.tags ?? []]));
+    expect(Object.keys(results[0]!)).toEqual(Object.keys(rows[0]!));
+    for (const result of results) {
+      expect(result).toMatchObject({ status: 'ok', attempts: 1, images: 0, finish_reason: 'stop', error: null });
+      expect(result.output).toMatch(/^Offline reply/);
+      for (const field of ['input_tokens', 'output_tokens', 'total_tokens', 'latency_ms']) expect(typeof result[field]).toBe('number');
+    }
+    expect(results.map((result) => result.cost_usd)).toEqual([null, ...rows.slice(1).map((row) => Number(row.cost_usd))]);
+  });
+
   it('clears temporary files a killed run left behind, and nothing else', async () => {
     const dir = await tempDir();
     const out = join(dir, 'out');

@@ -50,7 +50,7 @@ export type FlagSpec = (BooleanFlag | StringFlag | NumberFlag) & { name?: string
 export const FLAGS = {
   out: {
     type: 'string',
-    description: 'Output folder (journal, results.csv, usage.csv, images/). Default: out/<first job file name>, with -offline appended for --offline',
+    description: 'Output folder (journal, results.csv, results.jsonl, usage.csv, images/). Default: out/<first job file name>, with -offline appended for --offline',
   },
   'estimate-out': {
     name: 'out',

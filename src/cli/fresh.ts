@@ -1,7 +1,7 @@
 import { rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NightshiftError } from '../common/errors.js';
-import { RESULTS_FILE, USAGE_FILE } from '../output/folder.js';
+import { RESULTS_FILE, RESULTS_JSONL_FILE, USAGE_FILE } from '../output/folder.js';
 import { JOURNAL_FILE } from '../output/journal.js';
 import { indexJournal } from '../output/journal-index.js';
 import { acquireLock } from '../output/lock.js';
@@ -31,7 +31,7 @@ export async function startFresh(outDir: string, force: boolean): Promise<void> 
     try {
       await rename(path, join(outDir, `journal-${stamp}.jsonl`));
       // The views of the old journal go too, so they are never taken for this run's results.
-      await Promise.all([RESULTS_FILE, USAGE_FILE].map((name) => rm(join(outDir, name), { force: true })));
+      await Promise.all([RESULTS_FILE, RESULTS_JSONL_FILE, USAGE_FILE].map((name) => rm(join(outDir, name), { force: true })));
     } catch (error) {
       throw new NightshiftError('E_OUTPUT', `Cannot start afresh in ${outDir}: ${(error as Error).message}`, { outDir }, { cause: error });
     }

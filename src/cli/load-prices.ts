@@ -1,15 +1,24 @@
 import { readFile } from 'node:fs/promises';
 import { NightshiftError } from '../common/errors.js';
+import { offsetDeeperThan, TOO_DEEP } from '../common/json-depth.js';
 import { createPriceBook, parsePriceOverrides, type PriceBook } from '../cost/prices.js';
 
 /** The price book, with the `--prices` file's overrides when one is given. */
 export async function loadPrices(path: string | undefined): Promise<PriceBook> {
   if (!path) return createPriceBook();
+  let text: string;
   let json: unknown;
   try {
-    json = JSON.parse(await readFile(path, 'utf8'));
+    text = await readFile(path, 'utf8');
+    json = JSON.parse(text);
   } catch (error) {
     throw new NightshiftError('E_USAGE', `Cannot read the prices file ${path}: ${(error as Error).message}`);
+  }
+  // Checking the prices walks them recursively: a file nested thousands deep would overflow the stack.
+  const deep = offsetDeeperThan(text);
+  if (deep !== undefined) {
+    const line = text.slice(0, deep).split('\n').length;
+    throw new NightshiftError('E_USAGE', `The prices file ${path}:${line} is invalid: ${TOO_DEEP}`, { file: path, line });
   }
   const { overrides, problems } = parsePriceOverrides(json);
   if (problems.length > 0 || !overrides) {

@@ -1,6 +1,7 @@
 import { stringify } from 'csv-stringify/sync';
 import { NightshiftError } from '../common/errors.js';
 import { writeFileAtomic } from '../common/atomic-file.js';
+import { spreadsheetSafeRow } from '../output/spreadsheet-safe.js';
 
 /**
  * Lays out rows of cells (header first) in aligned columns for a terminal. Numbers get thousands separators; a column
@@ -24,10 +25,10 @@ export function formatTable(rows: readonly (readonly (string | number)[])[]): st
     .concat('\n');
 }
 
-/** Writes rows of cells (header first) to a CSV file; a file that cannot be written is `E_OUTPUT` (exit 4), not a bug. */
+/** Writes rows of cells (header first) to a CSV file, text made spreadsheet-safe; a file that cannot be written is `E_OUTPUT` (exit 4), not a bug. */
 export async function writeCsvFile(path: string, rows: (string | number)[][]): Promise<void> {
   try {
-    await writeFileAtomic(path, stringify(rows));
+    await writeFileAtomic(path, stringify(rows.map(spreadsheetSafeRow)));
   } catch (error) {
     throw new NightshiftError('E_OUTPUT', `Cannot write ${path}: ${(error as Error).message}`, {}, { cause: error });
   }

@@ -1,8 +1,10 @@
 import type { Job, JobKind, SourceLocation } from '../common/types.js';
+import { checkImageParams } from './image-params.js';
 import { hasImagePart } from './kind.js';
 import { checkOutput, defaultOutputPattern } from './output-path.js';
 import { parseFields } from './parse-fields.js';
 import type { ProblemDetail } from './problems.js';
+import { isJsonObject } from './records.js';
 import { batchBodyFields, batchRequestFields } from './schema.js';
 
 /** True when a record is written in the OpenAI Batch API input format rather than as a nightshift job. */
@@ -29,9 +31,11 @@ export function batchRequestToJob(record: Readonly<Record<string, unknown>>, sou
   if (endpoint === '/v1/images/generations') {
     kind = 'image';
     if (body['prompt'] === undefined) problems.push({ field: 'body.prompt', message: 'required: the text of the image to generate' });
+    problems.push(...checkImageParams(body.model, body, 'body.'));
   } else {
     kind = hasImagePart(body['messages']) ? 'vision' : 'chat';
     if (body['messages'] === undefined) problems.push({ field: 'body.messages', message: 'required: an array of messages' });
+    problems.push(...localImageParts(body['messages']));
   }
   const job: Job = { id, kind, model: body.model, tags: [], source, endpoint, body };
   if (kind === 'image') {
@@ -45,4 +49,20 @@ export function batchRequestToJob(record: Readonly<Record<string, unknown>>, sou
     if (reason !== undefined) problems.push({ field: 'custom_id', message: `makes an unusable image file name: ${reason}` });
   }
   return problems.length > 0 ? { problems } : { job };
+}
+
+/** A Batch body is sent unchanged, so an `image_url` part naming a local file (which a nightshift job would inline) is refused. */
+function localImageParts(messages: unknown): ProblemDetail[] {
+  if (!Array.isArray(messages)) return [];
+  return messages.flatMap((message: unknown, i) => {
+    const content = isJsonObject(message) ? message['content'] : undefined;
+    if (!Array.isArray(content)) return [];
+    return content.flatMap((part: unknown, j) => {
+      const image = isJsonObject(part) && part['type'] === 'image_url' ? part['image_url'] : undefined;
+      const url = isJsonObject(image) ? image['url'] : undefined;
+      if (typeof url !== 'string' || /^(https?|data):/i.test(url)) return [];
+      const message = 'a Batch API body is sent unchanged: use an http(s) or data: URL, or write the job as a nightshift job to inline a local file';
+      return [{ field: `body.messages.${i}.content.${j}.image_url.url`, message }];
+    });
+  });
 }

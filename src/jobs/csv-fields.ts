@@ -1,3 +1,4 @@
+import { isNestedDeeperThan, TOO_DEEP } from '../common/json-depth.js';
 import type { ProblemDetail } from './problems.js';
 import { FIELDS_BY_KIND } from './schema.js';
 import { closest } from './suggest.js';
@@ -55,12 +56,21 @@ export function decodeRow(cells: Readonly<Record<string, string>>): DecodedRow {
     if (NUMBER_FIELDS.has(name)) {
       row.fields[name] = NUMBER.test(trimmed) ? Number(trimmed) : cell;
     } else if (isJsonCell(name, trimmed)) {
+      let value: unknown;
       try {
-        row.fields[name] = JSON.parse(cell);
+        value = JSON.parse(cell);
       } catch (error) {
         row.fields[name] = cell;
         row.failed.add(name);
         row.problems.push({ field: name, message: `not valid JSON: ${(error as SyntaxError).message}` });
+        continue;
+      }
+      if (isNestedDeeperThan(value)) {
+        row.fields[name] = cell;
+        row.failed.add(name);
+        row.problems.push({ field: name, message: TOO_DEEP });
+      } else {
+        row.fields[name] = value;
       }
     } else if (name === 'images') {
       // `;base64,` belongs to a data: URL and does not separate images.

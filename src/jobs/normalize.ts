@@ -4,6 +4,7 @@ import { batchRequestToJob, isBatchRequest } from './batch.js';
 import { buildChatBody, buildImageBody, buildMessages, CHAT_BODY_FIELDS } from './body.js';
 import { decodeRow } from './csv-fields.js';
 import { applyDefaults, type CliDefaults, type FileDefaults } from './defaults.js';
+import { checkImageParams } from './image-params.js';
 import { resolveImage, type ImageLoader } from './images.js';
 import { hasImagePart, inferKind } from './kind.js';
 import { checkOutput, defaultOutputPattern } from './output-path.js';
@@ -149,8 +150,46 @@ function toChatJob(values: VisionJobFields, kind: 'chat' | 'vision', draft: Draf
     details.push({ field: 'images', message: 'required for vision jobs' });
   }
   const images = values.images ?? [];
-  if (images.length === 0) return chatJob(values, kind, model, [], draft);
-  return resolveImages(images, draft).then((urls) => chatJob(values, kind, model, urls, draft));
+  const inline = values.messages !== undefined && values.messages.some((message) => partsOf(message).some((part) => urlToResolve(part) !== undefined));
+  if (images.length === 0 && !inline) return chatJob(values, kind, model, [], draft);
+  return (async () => {
+    const messages = inline ? await resolveMessageImages(values.messages!, draft) : values.messages;
+    const urls = await resolveImages(images, draft);
+    return chatJob({ ...values, messages }, kind, model, urls, draft);
+  })();
+}
+
+type Message = NonNullable<VisionJobFields['messages']>[number];
+type Part = ReturnType<typeof partsOf>[number];
+const partsOf = (message: Message) => (Array.isArray(message.content) ? message.content : []);
+
+/** The URL of an `image_url` part that is not http(s): a local path to inline, or a data URL to check, as in `images`. */
+function urlToResolve(part: Part): string | undefined {
+  const image = part['image_url'];
+  if (part.type !== 'image_url' || !isJsonObject(image)) return undefined;
+  const url = image['url'];
+  return typeof url === 'string' && !/^https?:\/\//i.test(url) ? url : undefined;
+}
+
+/** `messages` with the local images of their `image_url` parts inlined like those of `images`; each that cannot be is a problem. */
+async function resolveMessageImages(messages: readonly Message[], { source, details, context }: Draft): Promise<Message[]> {
+  const resolved: Message[] = [];
+  for (const [i, message] of messages.entries()) {
+    if (!Array.isArray(message.content)) {
+      resolved.push(message);
+      continue;
+    }
+    const content: Part[] = [];
+    for (const [j, part] of message.content.entries()) {
+      const url = urlToResolve(part);
+      const image = url === undefined ? undefined : await resolveImage(url, source.file, context.loadImage);
+      if (image !== undefined && 'url' in image) content.push({ ...part, image_url: { ...(part['image_url'] as object), url: image.url } });
+      else content.push(part);
+      if (image !== undefined && 'error' in image) details.push({ field: `messages.${i}.content.${j}.image_url.url`, message: image.error });
+    }
+    resolved.push({ ...message, content });
+  }
+  return resolved;
 }
 
 /** The URLs to send for a job's `images`, local files read and inlined; each entry that cannot be is a problem. */
@@ -177,6 +216,7 @@ function toImageJob(values: ImageJobFields, { id, source, fields, details, conte
   const cliModel = context.cli.model !== undefined && isImageModel(context.cli.model) ? context.cli.model : undefined;
   const model = values.model ?? cliModel ?? DEFAULT_IMAGE_MODEL;
   if (!given('prompt')) details.push({ field: 'prompt', message: 'required' });
+  details.push(...checkImageParams(model, values));
   const n = values.n ?? 1;
   const output = values.output ?? defaultOutputPattern(n, values.output_format);
   // An invalid n or output is reported already; checking the file names against it would only add noise.

@@ -1,4 +1,5 @@
 import { parseTree, printParseErrorCode, type Node, type ParseError } from 'jsonc-parser';
+import { offsetDeeperThan, TOO_DEEP } from '../common/json-depth.js';
 import { splitLines } from './lines.js';
 import { problemRecord, type RawRecord } from './records.js';
 
@@ -20,6 +21,12 @@ export async function* readJson(chunks: AsyncIterable<Uint8Array>, file: string)
 
 function* parseJsonDocument(text: string, file: string): Generator<RawRecord> {
   const lineOf = lineLocator(text);
+  // The parser recurses: a document nested thousands deep would overflow the stack.
+  const deep = offsetDeeperThan(text);
+  if (deep !== undefined) {
+    yield problemRecord(file, lineOf(deep), TOO_DEEP);
+    return;
+  }
   const errors: ParseError[] = [];
   const root = parseTree(text, errors, { allowTrailingComma: false, disallowComments: true, allowEmptyContent: false });
   if (errors.length > 0) {

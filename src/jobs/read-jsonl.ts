@@ -1,3 +1,4 @@
+import { isNestedDeeperThan, TOO_DEEP } from '../common/json-depth.js';
 import { splitLineBatches } from './lines.js';
 import { problemRecord, type RawRecord, type SkippedRecord } from './records.js';
 
@@ -32,6 +33,10 @@ export async function* readJsonl(
         value = JSON.parse(line.text);
       } catch (error) {
         yield problemRecord(file, line.number, `not valid JSON: ${(error as SyntaxError).message}`);
+        continue;
+      }
+      if (isNestedDeeperThan(value)) {
+        yield problemRecord(file, line.number, TOO_DEEP);
         continue;
       }
       yield { type: 'job', source: { file, line: line.number }, index, value };

@@ -20,7 +20,7 @@ const ENDPOINTS = ['/v1/chat/completions', '/v1/images/generations'] as const sa
 export const DEFAULT_IMAGE_MODEL = 'gpt-image-1.5';
 
 /** Models served by the images endpoint: an image job is inferred from such a model. */
-export const isImageModel = (model: string): boolean => /^(gpt-image|dall-e)/.test(model);
+export const isImageModel = (model: string): boolean => /^(gpt-image|chatgpt-image|dall-e)/.test(model);
 
 /** Splits a `;`-separated list, trimming items and dropping empty ones. */
 const splitList = (value: string): string[] =>
@@ -76,7 +76,7 @@ export const commonFields = {
   /**
    * `chat`, `vision` or `image`. Default: inferred. `images` makes a vision job; any image-only field
    * (`size`, `quality`, `n`, `output_format`, `background`, `moderation`, `output_compression`, `style`,
-   * `output`) or an image model (`gpt-image-*`, `dall-e-*`) makes an image job; `prompt`, `system` or
+   * `output`) or an image model (`gpt-image-*`, `chatgpt-image-*`, `dall-e-*`) makes an image job; `prompt`, `system` or
    * `messages` make a chat job (a vision job when a message has an `image_url` part).
    */
   kind: oneOf(JOB_KINDS),
@@ -100,7 +100,8 @@ export const chatFields = {
   system: text().describe('non-empty text'),
   /**
    * The whole conversation in the Chat Completions format: `[{"role": "user", "content": "..."}]`, roles
-   * `system`, `developer`, `user`, `assistant`, `tool`; content is a string or an array of content parts.
+   * `system`, `developer`, `user`, `assistant`, `tool`; content is a string or an array of content parts. The `url` of
+   * an `image_url` part may be a local file, read and inlined as for `images`.
    */
   messages: z.array(message).min(1).describe('a non-empty array of {"role", "content"} messages'),
   /** Sampling temperature, 0 to 2. */
@@ -145,12 +146,15 @@ export const imageFields = {
   ...commonFields,
   /** What to draw. Required. */
   prompt: text().describe('non-empty text'),
-  /** `auto` or `WIDTHxHEIGHT`, e.g. `1024x1024`, `1536x1024`, `1024x1536` (sizes vary by model). */
+  /**
+   * `auto` or `WIDTHxHEIGHT`, e.g. `1024x1024`, `1536x1024`, `1024x1536`. Sizes vary by model and are checked for the
+   * models nightshift knows (src/common/image-params.ts): gpt-image-2 also takes other sizes, DALL-E its own.
+   */
   size: z
     .string()
     .regex(/^(auto|[1-9]\d*x[1-9]\d*)$/)
     .describe('"auto" or WIDTHxHEIGHT, such as "1024x1024"'),
-  /** `auto`, `low`, `medium`, `high` (GPT Image), or `standard`, `hd` (DALL-E 3). */
+  /** `auto`, `low`, `medium`, `high` (GPT Image), or `standard` (DALL-E), `hd` (DALL-E 3); checked per model. */
   quality: oneOf(['auto', 'low', 'medium', 'high', 'standard', 'hd']),
   /** Number of images, 1 to 10. Default: 1. */
   n: z.int().min(1).max(10).describe('an integer from 1 to 10'),
@@ -162,9 +166,9 @@ export const imageFields = {
   moderation: oneOf(['auto', 'low']),
   /** Compression of jpeg and webp output, 0 to 100 (GPT Image). */
   output_compression: z.int().min(0).max(100).describe('an integer from 0 to 100'),
-  /** `vivid` or `natural` (DALL-E 3; passed through for compatible servers). */
+  /** `vivid` or `natural` (DALL-E 3, and compatible servers; GPT image models refuse it). */
   style: oneOf(['vivid', 'natural']),
-  /** `url` or `b64_json` (DALL-E; GPT Image always returns base64; passed through for compatible servers). */
+  /** `url` or `b64_json` (DALL-E, and compatible servers; GPT image models refuse it, they always return base64). */
   response_format: oneOf(['url', 'b64_json']),
   /**
    * File name, or pattern, of the saved image under the run's `images/` folder; `{id}` is the job id and

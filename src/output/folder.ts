@@ -1,6 +1,6 @@
 import { lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isTempFile, writeFileAtomic } from '../common/atomic-file.js';
+import { AtomicFile, isTempFile, writeFileAtomic } from '../common/atomic-file.js';
 import { messageOf, NightshiftError } from '../common/errors.js';
 import { isFileSystemError } from '../common/fs-errors.js';
 import type { IdTable } from '../common/id-table.js';
@@ -12,12 +12,14 @@ import { indexJournal, RecordReader, refOf, type JournalIndex, type RecordRef } 
 import { JournalWriter } from './journal-writer.js';
 import { acquireLock } from './lock.js';
 import { applyMoves, type PlannedMove } from './moves.js';
-import { resultLine, resultsHeader } from './results.js';
+import { jobResult, resultCsvLine, resultJsonLine, resultLine, resultsHeader } from './results.js';
 import { ResultsView } from './results-view.js';
 import { UsageSummary } from './usage-table.js';
 
 /** The view of every job's latest outcome, one row per job in input order. */
 export const RESULTS_FILE = 'results.csv';
+/** The same results with their exact values, one JSON object per line, for programs. */
+export const RESULTS_JSONL_FILE = 'results.jsonl';
 /** The view of tokens and dollars by model and kind. */
 export const USAGE_FILE = 'usage.csv';
 /** nightshift's own state beside the outputs: caches, safe to delete. */
@@ -30,7 +32,7 @@ export type JournalView = Pick<JournalIndex, 'answerOf' | 'currentOf' | 'spentUs
 
 /**
  * An output folder, held by one process at a time: its journal (the truth), the views rebuilt from it
- * (results.csv, usage.csv) and the images. Whatever engine sends the jobs records their outcomes here.
+ * (results.csv, results.jsonl, usage.csv) and the images. Whatever engine sends the jobs records their outcomes here.
  */
 export interface OutputFolder {
   readonly dir: string;
@@ -49,7 +51,7 @@ export interface OutputFolder {
    * rejects with `E_OUTPUT` when the journal cannot be written, and from then on every record does.
    */
   record(job: Job, record: JobRecord): Promise<void>;
-  /** Rewrites results.csv and usage.csv from the journal, a row for every job of `source`; returns the totals. */
+  /** Rewrites results.csv, results.jsonl and usage.csv from the journal, a row for every job of `source`; returns the totals. */
   writeResults(source: JobSource): Promise<UsageSummary>;
   /** Closes the journal and releases the folder. */
   close(): Promise<void>;
@@ -73,7 +75,7 @@ export async function openOutputFolder(dir: string, { ids }: { ids?: IdTable } =
     const reader = await RecordReader.open(journalPath);
     opened.push(reader);
     // The views are rewritten at the end: something in their way is found now, before anything is paid for.
-    for (const name of [RESULTS_FILE, USAGE_FILE]) await writeOutput(join(dir, name), () => replaceable(join(dir, name)));
+    for (const name of [RESULTS_FILE, RESULTS_JSONL_FILE, USAGE_FILE]) await writeOutput(join(dir, name), () => replaceable(join(dir, name)));
     return new Folder(dir, index, journal, reader, release);
   } catch (error) {
     await closeAll(opened.reverse(), release);
@@ -125,6 +127,9 @@ class Folder implements OutputFolder {
     await this.stopResults();
     const usage = new UsageSummary();
     const { index, reader } = this;
+    // results.jsonl is written in the same pass as results.csv, so each record is read once.
+    const jsonPath = join(this.dir, RESULTS_JSONL_FILE);
+    const json = new AtomicFile(jsonPath, { durable: false });
     async function* lines(): AsyncGenerator<string> {
       yield resultsHeader();
       let position = 0;
@@ -133,11 +138,19 @@ class Folder implements OutputFolder {
         position++;
         const record = ref && (await reader.read(ref));
         usage.add(job, record);
-        yield resultLine(job, record);
+        const result = jobResult(job, record);
+        await writeOutput(jsonPath, () => json.write(resultJsonLine(result)));
+        yield resultCsvLine(result);
       }
     }
     const resultsPath = join(this.dir, RESULTS_FILE);
-    await writeOutput(resultsPath, () => writeFileAtomic(resultsPath, lines(), { durable: false }));
+    try {
+      await writeOutput(resultsPath, () => writeFileAtomic(resultsPath, lines(), { durable: false }));
+    } catch (error) {
+      await json.discard();
+      throw error;
+    }
+    await writeOutput(jsonPath, () => json.commit());
     const usagePath = join(this.dir, USAGE_FILE);
     await writeOutput(usagePath, () => writeFileAtomic(usagePath, usage.toCsv()));
     return usage;

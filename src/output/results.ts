@@ -1,6 +1,7 @@
 import { stringify } from 'csv-stringify/sync';
 import { zeroUsage, type Job } from '../common/types.js';
 import type { JobRecord, JobState } from './journal.js';
+import { spreadsheetSafe } from './spreadsheet-safe.js';
 import { formatUsd } from './usage-table.js';
 
 /** Columns of `results.csv`, one row per job in input order. */
@@ -45,40 +46,64 @@ export interface ResultJob {
   source: string;
 }
 
+/** One job's result: the fields of results.csv, in its column order, with their exact values (as in results.jsonl). */
+export type ResultRow = {
+  [K in (typeof RESULT_COLUMNS)[number]]: K extends 'tags' ? readonly string[] : string | number | null;
+};
+
 /** One `results.csv` row (as a CSV line) for a job and its current record. */
-export function resultLine(job: Job, record: JobRecord | undefined): string {
-  return resultRow({ id: job.id, kind: job.kind, model: job.model, tags: job.tags, source: `${job.source.file}:${job.source.line}` }, record);
-}
+export const resultLine = (job: Job, record: JobRecord | undefined): string => csvOf(jobResult(job, record));
+
+/** A job's result from the job and its current record (undefined: pending). */
+export const jobResult = (job: Job, record: JobRecord | undefined): ResultRow => resultOf(resultJob(job), record);
+
+/** A result as a `results.csv` line: text made spreadsheet-safe, unknowns empty, the cost as decimal dollars. */
+export const resultCsvLine = (row: ResultRow): string => csvOf(row);
+
+/** A result as a `results.jsonl` line: the exact values, numbers as numbers, unknowns as null. */
+export const resultJsonLine = (row: ResultRow): string => `${JSON.stringify(row)}\n`;
 
 /** The `results.csv` row of a finished job from its journal record alone, which names the job as it was when it ran. */
-export const recordLine = (record: JobRecord): string => resultRow(record, record);
+export const recordLine = (record: JobRecord): string => csvOf(resultOf(record, record));
 
-function resultRow(job: ResultJob, record: JobRecord | undefined): string {
+const resultJob = (job: Job): ResultJob => ({ id: job.id, kind: job.kind, model: job.model, tags: job.tags, source: `${job.source.file}:${job.source.line}` });
+
+function resultOf(job: ResultJob, record: JobRecord | undefined): ResultRow {
   // A state this version does not know is no success.
   const status: ResultStatus = record ? (STATUS_OF[record.state] ?? 'failed') : 'pending';
   const usage = record?.usage ?? zeroUsage();
-  const row = [
-    job.id,
-    job.kind,
-    job.model,
+  return {
+    id: job.id,
+    kind: job.kind,
+    model: job.model,
     status,
-    record?.attempts ?? 0,
-    record ? (record.files.length > 0 ? record.files.map((file) => file.path).join(';') : record.output) : '',
-    record?.finishReason ?? '',
-    record?.error ?? '',
-    usage.input_tokens,
-    usage.cached_input_tokens,
-    usage.output_tokens,
-    usage.reasoning_tokens,
-    usage.total_tokens,
-    usage.images,
-    record ? formatUsd(record.costUsd) : '',
-    record?.latencyMs ?? '',
-    record?.requestId ?? '',
-    job.source,
-    job.tags.join(';'),
-  ];
-  return csvLine(row);
+    attempts: record?.attempts ?? 0,
+    output: record ? (record.files.length > 0 ? record.files.map((file) => file.path).join(';') : record.output) : null,
+    finish_reason: record?.finishReason ?? null,
+    error: record?.error ?? null,
+    input_tokens: usage.input_tokens,
+    cached_input_tokens: usage.cached_input_tokens,
+    output_tokens: usage.output_tokens,
+    reasoning_tokens: usage.reasoning_tokens,
+    total_tokens: usage.total_tokens,
+    images: usage.images,
+    cost_usd: record?.costUsd ?? null,
+    latency_ms: record?.latencyMs ?? null,
+    request_id: record?.requestId ?? null,
+    source: job.source,
+    tags: job.tags,
+  };
+}
+
+function csvOf(row: ResultRow): string {
+  return csvLine(
+    RESULT_COLUMNS.map((column): string | number => {
+      if (column === 'tags') return spreadsheetSafe(row.tags.join(';'));
+      const value = row[column];
+      if (column === 'cost_usd') return typeof value === 'number' ? formatUsd(value) : '';
+      return typeof value === 'string' ? spreadsheetSafe(value) : (value ?? '');
+    }),
+  );
 }
 
 const NEEDS_QUOTES = /[",\n\r]/;

@@ -1,6 +1,7 @@
 import { stringify } from 'csv-stringify/sync';
 import { zeroUsage, type Job, type Usage } from '../common/types.js';
 import type { JobRecord } from './journal.js';
+import { spreadsheetSafeRow } from './spreadsheet-safe.js';
 
 /** The columns of a usage table after its key columns: counts, token sums and cost. */
 export const USAGE_METRIC_COLUMNS = [
@@ -116,7 +117,7 @@ export class UsageTable<T> {
   }
 
   toCsv(): string {
-    return stringify(this.table());
+    return stringify(this.table().map(spreadsheetSafeRow));
   }
 }
 

@@ -1,6 +1,7 @@
 import type OpenAI from 'openai';
 import { invalidRequest } from './api-error.js';
-import { imageOutputTokens, STANDARD_IMAGE_SIZES } from '../cost/image-output-tokens.js';
+import { IMAGE_FAMILIES, imageFamilyOf, imageParamProblems, type ImageFamily, type ImageParamProblem } from '../common/image-params.js';
+import { imageOutputTokens } from '../cost/image-output-tokens.js';
 import { renderPng } from './render.js';
 import { asRecord, optionalEnum, optionalInteger, requireString } from './request-fields.js';
 import { countTextTokens, encodingFor } from '../cost/tokens.js';
@@ -8,6 +9,7 @@ import { countTextTokens, encodingFor } from '../cost/tokens.js';
 /** The model used when the body names none (the real API would pick `dall-e-2`; nightshift always names one). */
 const DEFAULT_IMAGE_MODEL = 'gpt-image-1.5';
 
+/** How a model answers: GPT image models in base64 with usage, DALL-E models as their own. */
 type Family = 'gpt-image' | 'dall-e-2' | 'dall-e-3';
 type Quality = 'low' | 'medium' | 'high' | 'standard' | 'hd';
 
@@ -29,20 +31,8 @@ export interface ImageRequest {
   promptTokens: number;
 }
 
-const SIZES: Record<Family, string[]> = {
-  'gpt-image': [...STANDARD_IMAGE_SIZES, 'auto'],
-  'dall-e-2': ['256x256', '512x512', '1024x1024'],
-  'dall-e-3': ['1024x1024', '1792x1024', '1024x1792'],
-};
-const QUALITIES: Record<Family, Quality[]> = {
-  'gpt-image': ['low', 'medium', 'high'],
-  'dall-e-2': ['standard'],
-  'dall-e-3': ['standard', 'hd'],
-};
 /** What `quality: 'auto'` (the default) turns into. */
 const AUTO_QUALITY: Record<Family, Quality> = { 'gpt-image': 'high', 'dall-e-2': 'standard', 'dall-e-3': 'standard' };
-const MAX_PROMPT_CHARS: Record<Family, number> = { 'gpt-image': 32_000, 'dall-e-2': 1000, 'dall-e-3': 4000 };
-
 
 /** The model and key (the prompt) of an images body, read leniently for fault matching and the log. */
 export function describeImages(body: unknown): { model?: string; key: string } {
@@ -58,38 +48,25 @@ export function parseImageRequest(body: unknown): ImageRequest {
   const fields = asRecord(body);
   const model =
     fields.model === undefined || fields.model === null ? DEFAULT_IMAGE_MODEL : requireString(fields, 'model');
+  const rules = IMAGE_FAMILIES[rulesOf(model)];
   const family = familyOf(model);
   const prompt = requireString(fields, 'prompt');
-  if (prompt.length > MAX_PROMPT_CHARS[family]) {
-    throw invalidRequest(
-      `Invalid 'prompt': string too long. Expected a string with maximum length ${MAX_PROMPT_CHARS[family]}, ` +
-        `but got a string with length ${prompt.length} instead.`,
-      'prompt',
-      'string_above_max_length',
-    );
-  }
   if (fields.stream === true) {
     throw invalidRequest('The offline server does not stream; omit `stream`.', 'stream', 'unsupported_value');
   }
-  const n = optionalInteger(fields, 'n', 1, family === 'dall-e-3' ? 1 : 10) ?? 1;
-  const { width, height } = readSize(fields.size, model, family);
-  const quality = optionalEnum(fields, 'quality', [...QUALITIES[family], 'auto']) ?? 'auto';
+  // Types first, as the API checks them, then what the model's family takes (the table validation uses too).
+  const n = optionalInteger(fields, 'n', 1, 10) ?? 1;
+  const { width, height } = readSize(fields.size);
+  const quality = optionalEnum(fields, 'quality', ['auto', 'low', 'medium', 'high', 'standard', 'hd']) ?? 'auto';
   const outputFormat = (optionalEnum(fields, 'output_format', ['png', 'jpeg', 'webp']) ??
     'png') as ImageRequest['outputFormat'];
   const background = optionalEnum(fields, 'background', ['transparent', 'opaque', 'auto']) ?? 'auto';
-  if (background === 'transparent' && (outputFormat === 'jpeg' || model.startsWith('gpt-image-2'))) {
-    throw invalidRequest(
-      outputFormat === 'jpeg'
-        ? "Transparent background is not supported for output format 'jpeg'; use 'png' or 'webp'."
-        : "Transparent background is not supported for this model; use 'opaque' or 'auto'.",
-      'background',
-      'invalid_value',
-    );
-  }
   optionalInteger(fields, 'output_compression', 0, 100);
   optionalEnum(fields, 'moderation', ['low', 'auto']);
   optionalEnum(fields, 'style', ['vivid', 'natural']);
   const responseFormat = optionalEnum(fields, 'response_format', ['url', 'b64_json']) ?? 'url';
+  const [problem] = imageParamProblems(rules, fields, model);
+  if (problem !== undefined) throw refusal(problem);
   return {
     model,
     family,
@@ -103,6 +80,13 @@ export function parseImageRequest(body: unknown): ImageRequest {
     responseFormat: family === 'gpt-image' ? 'b64_json' : (responseFormat as ImageRequest['responseFormat']),
     promptTokens: countTextTokens(prompt, encodingFor(model).name),
   };
+}
+
+/** A 400 as the API words it: an unknown parameter, a string too long, or a value not supported. */
+function refusal({ field, message, unsupported }: ImageParamProblem) {
+  if (unsupported) return invalidRequest(`Unknown parameter: '${field}'.`, field, 'unknown_parameter');
+  if (field === 'prompt') return invalidRequest(`Invalid 'prompt': string too long (${message}).`, field, 'string_above_max_length');
+  return invalidRequest(`Invalid value for '${field}': ${message}.`, field, 'invalid_value');
 }
 
 /** Tokens the request counts against a tokens-per-minute limit. */
@@ -150,9 +134,12 @@ export function buildImagesResponse(
   };
 }
 
-/** Which rules apply: every model not named `dall-e-*` is treated as a GPT image model. */
+/** How the model answers: every model not named `dall-e-*` answers like a GPT image model. */
 const familyOf = (model: string): Family =>
   model.startsWith('dall-e-3') ? 'dall-e-3' : model.startsWith('dall-e') ? 'dall-e-2' : 'gpt-image';
+
+/** The rules the request is held to: its family's, or for a model nightshift does not know, those of the family it answers like. */
+const rulesOf = (model: string): ImageFamily => imageFamilyOf(model) ?? familyOf(model);
 
 /**
  * Output tokens of one image, by the estimator's table so that a rehearsal reports what `nightshift estimate` predicts.
@@ -166,35 +153,14 @@ function outputImageTokens({ model, family, quality, width, height }: ImageReque
   return imageOutputTokens(model, size, quality) ?? imageOutputTokens(standIn, size, quality) ?? 0;
 }
 
-function readSize(value: unknown, model: string, family: Family): { width: number; height: number } {
-  if (value === undefined || value === null || (value === 'auto' && family === 'gpt-image')) {
-    return { width: 1024, height: 1024 };
-  }
+/** The size to draw; whether the model takes it is checked against its family's rules. */
+function readSize(value: unknown): { width: number; height: number } {
+  if (value === undefined || value === null || value === 'auto') return { width: 1024, height: 1024 };
   const match = typeof value === 'string' ? /^(\d+)x(\d+)$/.exec(value) : null;
-  const width = Number(match?.[1]);
-  const height = Number(match?.[2]);
-  const standard = typeof value === 'string' && SIZES[family].includes(value);
-  if (match === null || !(standard || (takesCustomSizes(model) && isCustomSize(width, height)))) {
-    throw badSize(value, family);
+  if (match === null) {
+    throw invalidRequest(`Invalid value: '${String(value)}'. Expected 'auto' or WIDTHxHEIGHT.`, 'size', 'invalid_value');
   }
-  return { width, height };
+  return { width: Number(match[1]), height: Number(match[2]) };
 }
 
-const takesCustomSizes = (model: string): boolean => model.startsWith('gpt-image-2');
-
-/** `gpt-image-2` takes any size with edges divisible by 16, an aspect ratio within 3:1, up to 3840x2160 pixels. */
-const isCustomSize = (width: number, height: number): boolean =>
-  width % 16 === 0 &&
-  height % 16 === 0 &&
-  width > 0 &&
-  height > 0 &&
-  Math.max(width, height) <= 3840 &&
-  Math.max(width, height) <= 3 * Math.min(width, height) &&
-  width * height <= 3840 * 2160;
-
-const badSize = (value: unknown, family: Family) =>
-  invalidRequest(
-    `Invalid value: '${String(value)}'. Supported values are: ${SIZES[family].map((size) => `'${size}'`).join(', ')}.`,
-    'size',
-    'invalid_value',
-  );
+const takesCustomSizes = (model: string): boolean => imageFamilyOf(model) === 'gpt-image-2';
