@@ -4,6 +4,8 @@ export interface CliIO {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
   isTTY: boolean;
+  /** The time, for what depends on the date (model shutdowns). @default Date.now */
+  now?: () => number;
   /** Aborted on the first Ctrl-C or SIGTERM: stop dispatching. */
   stopSignal?: AbortSignal;
   /** Aborted on the second Ctrl-C (or when the grace period ends): abandon requests in flight. */

@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NightshiftError } from '../common/errors.js';
 import { validateJobFiles, type ValidationResult } from '../jobs/load.js';
+import { shutdownNotices } from '../jobs/model-lifecycle.js';
 import { jobsInFiles, jobsInMemory, type JobSource } from '../jobs/source.js';
 import { SAVED_VALIDATION } from '../output/folder.js';
 import type { CliIO } from './io.js';
@@ -60,6 +61,8 @@ export async function loadOrExplain(
       { problems: problems.length },
     );
   }
+  // A model OpenAI has shut down fails every request: worth a word before anything is sent.
+  for (const notice of shutdownNotices(found.models, (io.now ?? Date.now)())) io.stderr(`warning: ${notice}\n`);
   // An empty file is almost always the wrong file: say so rather than report an empty success.
   if (found.count === 0) throw new NightshiftError('E_VALIDATION', `No jobs in ${files.join(', ')}; nothing was sent.`);
   return { ...found, jobs: jobs ? jobsInMemory(jobs, digests) : jobsInFiles(files, { count: found.count, digests: digests!, defaults, newJobsFrom }) };

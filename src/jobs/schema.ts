@@ -17,7 +17,7 @@ const MESSAGE_ROLES = ['system', 'developer', 'user', 'assistant', 'tool'] as co
 const ENDPOINTS = ['/v1/chat/completions', '/v1/images/generations'] as const satisfies readonly Endpoint[];
 
 /** Model of image jobs that name none. */
-export const DEFAULT_IMAGE_MODEL = 'gpt-image-1.5';
+export const DEFAULT_IMAGE_MODEL = 'gpt-image-2';
 
 /** Models served by the images endpoint: an image job is inferred from such a model. */
 export const isImageModel = (model: string): boolean => /^(gpt-image|chatgpt-image|dall-e)/.test(model);

@@ -7,7 +7,7 @@ import { asRecord, optionalEnum, optionalInteger, requireString } from './reques
 import { countTextTokens, encodingFor } from '../cost/tokens.js';
 
 /** The model used when the body names none (the real API would pick `dall-e-2`; nightshift always names one). */
-const DEFAULT_IMAGE_MODEL = 'gpt-image-1.5';
+const DEFAULT_IMAGE_MODEL = 'gpt-image-2';
 
 /** How a model answers: GPT image models in base64 with usage, DALL-E models as their own. */
 type Family = 'gpt-image' | 'dall-e-2' | 'dall-e-3';

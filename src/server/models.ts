@@ -5,18 +5,14 @@ import type OpenAI from 'openai';
  * these are just what a client can discover.
  */
 const MODEL_IDS = [
-  'gpt-4o-mini',
-  'gpt-4o',
   'gpt-4.1-mini',
   'gpt-4.1',
-  'gpt-5-mini',
-  'gpt-5',
+  'gpt-5.2',
+  'gpt-5.4',
+  'gpt-5.4-mini',
+  'gpt-5.4-nano',
   'o4-mini',
-  'gpt-image-1',
-  'gpt-image-1-mini',
-  'gpt-image-1.5',
-  'dall-e-2',
-  'dall-e-3',
+  'gpt-image-2',
 ];
 
 export function listModels(created: number, models: Iterable<string> = MODEL_IDS): { object: 'list'; data: OpenAI.Model[] } {

@@ -23,7 +23,7 @@ describe.skipIf(!env.OPENAI_API_KEY)('live API', () => {
         detail: 'low',
         max_completion_tokens: 5,
       },
-      { id: 'image', model: 'gpt-image-1-mini', prompt: 'A small red circle', size: '1024x1024', quality: 'low' },
+      { id: 'image', model: 'gpt-image-2', prompt: 'A small red circle', size: '1024x1024', quality: 'low' },
     ]);
     const out = join(dir, 'out');
     const { code, stderr } = await cli(['run', file, '--out', out, '--budget', '0.05'], { env });
