@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
 
@@ -73,4 +73,18 @@ export async function writeFileAtomic(
     throw error;
   }
   await file.commit();
+}
+
+/**
+ * Flushes a folder's entries (the renames and creations in it) to disk, so that what was renamed before stays
+ * renamed after a power loss. Systems that cannot open a folder for this (Windows) keep their own order.
+ */
+export async function syncFolder(path: string): Promise<void> {
+  if (process.platform === 'win32') return;
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }

@@ -11,7 +11,7 @@ import { JOURNAL_FILE, type JobRecord, type RunRecord } from './journal.js';
 import { indexJournal, RecordReader, refOf, type JournalIndex, type RecordRef } from './journal-index.js';
 import { JournalWriter } from './journal-writer.js';
 import { acquireLock } from './lock.js';
-import { applyMoves, type PlannedMove } from './moves.js';
+import { applyMoves, recoverMoves, type PlannedMove } from './moves.js';
 import { resultLine, resultsHeader } from './results.js';
 import { ResultsView } from './results-view.js';
 import { UsageSummary } from './usage-table.js';
@@ -24,6 +24,8 @@ export const USAGE_FILE = 'usage.csv';
 export const STATE_DIR = '.nightshift';
 /** Where the validation of large job files is saved for the next run (see `jobs/saved-validation.ts`). */
 export const SAVED_VALIDATION = join(STATE_DIR, 'validated-jobs.bin');
+/** The renames of images under way, kept until they are done and journaled (see `output/moves.ts`). */
+export const MOVES_INTENT = join(STATE_DIR, 'moves.json');
 
 /** What planning and budgeting read of the journal index; only {@link OutputFolder.record} adds to it. */
 export type JournalView = Pick<JournalIndex, 'answerOf' | 'currentOf' | 'spentUsd' | 'warnings'>;
@@ -72,6 +74,8 @@ export async function openOutputFolder(dir: string, { ids }: { ids?: IdTable } =
     opened.push(journal);
     const reader = await RecordReader.open(journalPath);
     opened.push(reader);
+    const moves = { outDir: dir, intentPath: join(dir, MOVES_INTENT), index, journal };
+    await writeOutput(join(dir, 'images'), () => recoverMoves(moves, reader));
     // The views are rewritten at the end: something in their way is found now, before anything is paid for.
     for (const name of [RESULTS_FILE, USAGE_FILE]) await writeOutput(join(dir, name), () => replaceable(join(dir, name)));
     return new Folder(dir, index, journal, reader, release);
@@ -101,7 +105,8 @@ class Folder implements OutputFolder {
   }
 
   async moveImages(moves: readonly PlannedMove[], now: () => string): Promise<void> {
-    await writeOutput(join(this.dir, 'images'), () => applyMoves(moves, { outDir: this.dir, index: this.index, journal: this.journal, now }));
+    const context = { outDir: this.dir, intentPath: join(this.dir, MOVES_INTENT), index: this.index, journal: this.journal, now };
+    await writeOutput(join(this.dir, 'images'), () => applyMoves(moves, context));
   }
 
   startResults(digests: JobDigests): void {
