@@ -27,7 +27,8 @@ export class AtomicFile {
     { durable = true }: { durable?: boolean } = {},
   ) {
     this.temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    this.stream = createWriteStream(this.temp, { flush: durable });
+    // `wx`: a new file, never one that something (a link) already put under this name.
+    this.stream = createWriteStream(this.temp, { flags: 'wx', flush: durable });
     // Reported by `write` or `commit`; without a listener a failed open would crash the process.
     this.stream.on('error', () => {});
   }

@@ -67,6 +67,7 @@ export async function openOutputFolder(dir: string, { ids }: { ids?: IdTable } =
   const release = await acquireLock(dir);
   const opened: { close(): Promise<void> }[] = [];
   try {
+    for (const name of [JOURNAL_FILE, STATE_DIR, 'images']) await writeOutput(join(dir, name), () => refuseLink(join(dir, name)));
     await writeOutput(dir, () => sweepTempFiles(dir));
     const journalPath = join(dir, JOURNAL_FILE);
     const index = await indexJournal(journalPath, ids ? { ids } : {});
@@ -190,11 +191,26 @@ async function writeOutput<T>(path: string, write: () => Promise<T>): Promise<T>
 
 /** Throws when `path` is there and is not a file, so that writing a new file over it would fail. */
 async function replaceable(path: string): Promise<void> {
+  await refuseLink(path);
   const stats = await lstat(path).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return undefined;
     throw error;
   });
-  if (stats && !stats.isFile() && !stats.isSymbolicLink()) throw new Error('something other than a file is in the way');
+  if (stats && !stats.isFile()) throw new Error('something other than a file is in the way');
+}
+
+/**
+ * Refuses a link where nightshift writes: what it journals, views and keeps must lie in the output folder itself,
+ * never in whatever a link leads to (the folder itself may be a link). Links inside `images/` are checked per image.
+ */
+async function refuseLink(path: string): Promise<void> {
+  const stats = await lstat(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  if (stats?.isSymbolicLink()) {
+    throw new NightshiftError('E_OUTPUT', `${path} is a link: nightshift writes nothing through links in the output folder. Remove it, or choose another --out.`, { path });
+  }
 }
 
 async function prepare(dir: string): Promise<void> {
