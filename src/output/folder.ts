@@ -1,4 +1,4 @@
-import { lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isTempFile, writeFileAtomic } from '../common/atomic-file.js';
 import { messageOf, NightshiftError } from '../common/errors.js';
@@ -226,8 +226,9 @@ async function prepare(dir: string): Promise<void> {
 }
 
 /**
- * Removes temporary files a killed process left in the output folder, its `.nightshift/` and `images/`. Called only
- * while holding the folder's lock, so no live writer owns them. Returns how many were removed.
+ * Removes temporary files a killed process left in the output folder, its `.nightshift/` and `images/`, and puts back
+ * images a killed rename set aside (see `restoreSetAside`). Called only while holding the folder's lock, so no live
+ * writer owns them. Returns how many were removed.
  */
 export async function sweepTempFiles(dir: string): Promise<number> {
   let removed = 0;
@@ -244,6 +245,36 @@ export async function sweepTempFiles(dir: string): Promise<number> {
       await rm(join(folder, name), { force: true });
       removed++;
     }
+    if (recursive) await restoreSetAside(dir, names);
   }
   return removed;
+}
+
+/** An image set aside by a rename (`<name>.<pid>.moving` in release 0.1.0, `<name>.<8 hex>.moving` since). */
+const SET_ASIDE = /^(.+)\.[0-9a-f]+\.moving$/;
+
+/**
+ * Puts images that a killed rename left set aside back under their names, when those are free: release 0.1.0
+ * journaled a job's renamed images only once they were in place, so its journal still names them so. Renames with
+ * an intent on record are finished by `recoverMoves` instead.
+ */
+async function restoreSetAside(dir: string, names: readonly string[]): Promise<void> {
+  const images = join(dir, 'images');
+  const setAside = names.filter((name) => SET_ASIDE.test(name));
+  if (setAside.length === 0 || (await exists(join(dir, MOVES_INTENT)))) return;
+  for (const name of setAside) {
+    const original = SET_ASIDE.exec(name)?.[1];
+    // Taken by another image since: this one stays aside, and the job that lost it is planned like any damaged one.
+    if (original && !(await exists(join(images, original)))) await rename(join(images, name), join(images, original));
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return lstat(path).then(
+    () => true,
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return false;
+      throw error;
+    },
+  );
 }
