@@ -132,7 +132,8 @@ describe('a lock that cannot be written', () => {
   it.skipIf(process.platform === 'win32')('exits 4 without a stack trace, sending nothing, when the disk is full as the lock is taken', async () => {
     const env = await offline.serve();
     const dir = await tempDir();
-    const file = await writeJobs(dir, [{ id: 'a', model: 'gpt-4o-mini', prompt: 'Hello' }]);
+    // Long tags (not sent) make the file too large to keep: its validation is saved in the folder first, and fails too.
+    const file = await writeJobs(dir, Array.from({ length: 30 }, (_, i) => ({ id: `j${i}`, model: 'gpt-4o-mini', prompt: 'Hello', tags: 'x'.repeat(300_000) })));
     const out = join(dir, 'out');
     await mkdir(out);
     await writeFile(join(out, 'journal.jsonl'), '');
