@@ -144,20 +144,22 @@ describe('SIGKILL during image renames', () => {
       // file stepped aside, so that kills fall before, among and after the renames and while they are journaled.
       const before = await journalBytes(out);
       const onAside = random() < 0.7;
+      // Files set aside by an earlier kill are there from the start: a rename is one that changes the set.
+      const aside = async (): Promise<string> => (await readdir(join(out, 'images'))).filter((name) => name.endsWith('.moving')).sort().join('/');
+      const asideBefore = await aside();
       const child = spawnCli(args, { cwd: dir, env });
       const finished = { value: false };
       void child.exited.then(() => (finished.value = true));
       let started = false;
-      const look = async (): Promise<boolean> =>
-        onAside ? (await readdir(join(out, 'images'))).some((name) => name.endsWith('.moving')) : (await journalBytes(out)) > before;
+      const look = async (): Promise<boolean> => (onAside ? (await aside()) !== asideBefore : (await journalBytes(out)) > before);
       const poll = setInterval(() => void look().then((seen) => (started ||= seen)), 1);
       await waitFor(() => finished.value || started, 15_000, 'the renames').finally(() => clearInterval(poll));
       const delay = Math.floor(random() * 10);
       await new Promise((resolve) => setTimeout(resolve, delay));
       child.child.kill('SIGKILL');
       const { signal } = await child.exited;
-      const moving = (await readdir(join(out, 'images'))).filter((name) => name.endsWith('.moving')).length;
-      landed.push(signal === 'SIGKILL' ? `killed ${delay} ms after ${onAside ? 'the first rename' : 'the run record'} (${moving} aside)` : 'finished before the kill');
+      const moving = (await aside()).split('/').filter(Boolean).length;
+      landed.push(signal === 'SIGKILL' ? `killed ${delay} ms after ${onAside ? 'a rename' : 'the run record'} (${moving} aside)` : 'finished before the kill');
     }
 
     const final = spawnCli(args, { cwd: dir, env });
