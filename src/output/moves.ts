@@ -118,7 +118,9 @@ async function finishMoves(intent: MoveIntent, { outDir, intentPath, index, jour
     if (await exists(path(step.temp))) await rename(path(step.temp), path(step.to));
   }
   for (const folder of folders) await syncFolder(folder);
-  for (const record of intent.records) index.add(record.id, refOf(record, await journal.append(record)));
+  // Appended together, the records go to the disk in one write (group commit), not one flush each.
+  const locations = await Promise.all(intent.records.map((record) => journal.append(record)));
+  intent.records.forEach((record, position) => index.add(record.id, refOf(record, locations[position]!)));
   await rm(intentPath, { force: true });
 }
 
