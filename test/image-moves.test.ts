@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readdir, readFile, rename } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cli, journalLines, offlineServerPerTest, tempDir, writeJobs } from './helpers.js';
@@ -27,5 +27,21 @@ describe('images set aside by a killed rename of release 0.1.0', () => {
     expect(await readdir(join(out, 'images'))).toEqual(['first.png', 'second.png']);
     expect(sha(await readFile(join(out, 'images', 'first.png')))).toBe(first);
     expect((await journalLines(out)).filter((line) => line.type === 'job')).toHaveLength(2);
+  });
+});
+
+describe('the record of renames under way', () => {
+  it.each(['{"phase": "pl', '{"phase": "place"}', 'null'])('refuses (exit 4, no stack trace, nothing sent) a moves.json that is not one: %s', async (text) => {
+    const env = await offline.serve();
+    const dir = await tempDir();
+    const out = join(dir, 'out');
+    await mkdir(join(out, '.nightshift'), { recursive: true });
+    await writeFile(join(out, '.nightshift', 'moves.json'), text);
+    const file = await writeJobs(dir, [{ id: 'a', model: 'gpt-4o-mini', prompt: 'Hello' }]);
+    const { code, stderr } = await cli(['run', file, '--out', out], { env });
+    expect(code).toBe(4);
+    expect(stderr).toContain('moves.json');
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect(offline.server.stats.requests).toBe(0);
   });
 });

@@ -79,16 +79,19 @@ export async function applyMoves(planned: readonly PlannedMove[], context: MoveC
  * folder, under its lock, before anything is planned.
  */
 export async function recoverMoves(context: MoveContext, reader: RecordReader): Promise<void> {
-  let intent: MoveIntent;
+  let intent: Partial<MoveIntent> | null;
+  const foreign = (): NightshiftError =>
+    new NightshiftError('E_OUTPUT', `${context.intentPath} is not a record of renames; remove it to continue.`, { path: context.intentPath });
   try {
-    intent = JSON.parse(await readFile(context.intentPath, 'utf8')) as MoveIntent;
+    intent = JSON.parse(await readFile(context.intentPath, 'utf8')) as Partial<MoveIntent> | null;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
     // The intent is written whole or not at all: one that does not parse was not written by nightshift.
-    if (error instanceof SyntaxError) {
-      throw new NightshiftError('E_OUTPUT', `${context.intentPath} is not a record of renames; remove it to continue.`, { path: context.intentPath });
-    }
+    if (error instanceof SyntaxError) throw foreign();
     throw error;
+  }
+  if (!intent || (intent.phase !== 'aside' && intent.phase !== 'place') || !Array.isArray(intent.steps) || !Array.isArray(intent.records)) {
+    throw foreign();
   }
   await checkTargets(context.outDir, intent.steps);
   const journaled = async (record: JobRecord): Promise<boolean> => {
@@ -99,7 +102,7 @@ export async function recoverMoves(context: MoveContext, reader: RecordReader): 
   };
   const records = [];
   for (const record of intent.records) if (!(await journaled(record))) records.push(record);
-  await finishMoves({ ...intent, records }, context);
+  await finishMoves({ phase: intent.phase, steps: intent.steps, records }, context);
 }
 
 async function finishMoves(intent: MoveIntent, { outDir, intentPath, index, journal }: MoveContext): Promise<void> {
@@ -107,8 +110,8 @@ async function finishMoves(intent: MoveIntent, { outDir, intentPath, index, jour
   const folders = [...new Set(intent.steps.flatMap((step) => [dirname(path(step.from)), dirname(path(step.to))]))];
   if (intent.phase === 'aside') {
     for (const step of intent.steps) {
-      // Already aside, or (after a kill) aside and this is the second pass; a file gone from both places is lost
-      // and its job is made again by the planning that follows.
+      // After a kill, some files are aside already. One found in neither place is lost: the planning that follows
+      // sees its job's image missing and makes it again.
       if (!(await exists(path(step.temp))) && (await exists(path(step.from)))) await rename(path(step.from), path(step.temp));
     }
     for (const folder of folders) await syncFolder(folder);
