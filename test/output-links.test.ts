@@ -69,6 +69,21 @@ describe.skipIf(process.platform === 'win32')('links in the output folder', () =
     expect(await readdir(outside)).toEqual([]);
   });
 
+  it('never truncates what a link in place of its write probe leads to', async () => {
+    const env = await offline.serve();
+    const dir = await tempDir();
+    const out = join(dir, 'out');
+    await mkdir(out);
+    const outside = join(dir, 'outside.txt');
+    await writeFile(outside, OUTSIDE);
+    // The probe is named after the process: this one, for a run in process.
+    await symlink(outside, join(out, `.write-test-${process.pid}`));
+    const file = await writeJobs(dir, [{ id: 'a', model: 'gpt-4o-mini', prompt: 'Hello' }]);
+
+    expect((await cli(['run', file, '--out', out], { env })).code).toBe(0);
+    expect(await readFile(outside, 'utf8')).toBe(OUTSIDE);
+  });
+
   it('never appends to the file a journal link leads to, even past the opening checks', async () => {
     const dir = await tempDir();
     const outside = join(dir, 'outside.txt');

@@ -218,7 +218,9 @@ async function prepare(dir: string): Promise<void> {
     await mkdir(join(dir, 'images'), { recursive: true });
     // Prove the folder is writable now rather than after the first paid request.
     const probe = join(dir, `.write-test-${process.pid}`);
-    await writeFile(probe, '');
+    // Maybe left by a killed process with this PID; `wx` never truncates what a link put in its place leads to.
+    await rm(probe, { force: true });
+    await writeFile(probe, '', { flag: 'wx' });
     await rm(probe, { force: true });
   } catch (error) {
     throw new NightshiftError('E_OUTPUT', `Cannot write to the output folder ${dir}: ${messageOf(error)}`, { outDir: dir }, { cause: error });
