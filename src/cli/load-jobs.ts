@@ -1,10 +1,10 @@
-import { stat } from 'node:fs/promises';
+import { lstat, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NightshiftError } from '../common/errors.js';
 import { validateJobFiles, type ValidationResult } from '../jobs/load.js';
 import { shutdownNotices } from '../jobs/model-lifecycle.js';
 import { jobsInFiles, jobsInMemory, type JobSource } from '../jobs/source.js';
-import { SAVED_VALIDATION } from '../output/folder.js';
+import { SAVED_VALIDATION, STATE_DIR } from '../output/folder.js';
 import type { CliIO } from './io.js';
 import { formatProblems } from './problems.js';
 
@@ -41,7 +41,8 @@ export async function loadOrExplain(
   const started = Date.now();
   if (!keep) say?.(`checking ${files.join(', ')} (${(size / 1e6).toFixed(1)} MB)`);
   // Large files are validated once per output folder: a resume validates only what changed since.
-  const saved = !keep && outDir ? { saved: join(outDir, SAVED_VALIDATION) } : {};
+  // Not through a link: the run refuses a linked state folder (exit 4), and must not have written where it leads first.
+  const saved = !keep && outDir && !(await isLink(join(outDir, STATE_DIR))) ? { saved: join(outDir, SAVED_VALIDATION) } : {};
   const { problems, jobs, digests, newJobsFrom, reused, ...found } = await validateJobFiles(files, {
     defaults,
     digests: true,
@@ -80,4 +81,12 @@ async function totalSize(files: readonly string[]): Promise<number> {
     ),
   );
   return sizes.reduce((sum, size) => sum + size, 0);
+}
+
+/** True when `path` is a symbolic link; false when it is anything else or cannot be looked at (the run reports that). */
+async function isLink(path: string): Promise<boolean> {
+  return lstat(path).then(
+    (stats) => stats.isSymbolicLink(),
+    () => false,
+  );
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
 
@@ -27,7 +27,8 @@ export class AtomicFile {
     { durable = true }: { durable?: boolean } = {},
   ) {
     this.temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    this.stream = createWriteStream(this.temp, { flush: durable });
+    // `wx`: a new file, never one that something (a link) already put under this name.
+    this.stream = createWriteStream(this.temp, { flags: 'wx', flush: durable });
     // Reported by `write` or `commit`; without a listener a failed open would crash the process.
     this.stream.on('error', () => {});
   }
@@ -73,4 +74,18 @@ export async function writeFileAtomic(
     throw error;
   }
   await file.commit();
+}
+
+/**
+ * Flushes a folder's entries (the renames and creations in it) to disk, so that what was renamed before stays
+ * renamed after a power loss. Systems that cannot open a folder for this (Windows) keep their own order.
+ */
+export async function syncFolder(path: string): Promise<void> {
+  if (process.platform === 'win32') return;
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }

@@ -1,4 +1,4 @@
-import { lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AtomicFile, isTempFile, writeFileAtomic } from '../common/atomic-file.js';
 import { messageOf, NightshiftError } from '../common/errors.js';
@@ -11,7 +11,7 @@ import { JOURNAL_FILE, type JobRecord, type RunRecord } from './journal.js';
 import { indexJournal, RecordReader, refOf, type JournalIndex, type RecordRef } from './journal-index.js';
 import { JournalWriter } from './journal-writer.js';
 import { acquireLock } from './lock.js';
-import { applyMoves, type PlannedMove } from './moves.js';
+import { applyMoves, recoverMoves, type PlannedMove } from './moves.js';
 import { jobResult, resultCsvLine, resultJsonLine, resultLine, resultsHeader } from './results.js';
 import { ResultsView } from './results-view.js';
 import { UsageSummary } from './usage-table.js';
@@ -26,6 +26,8 @@ export const USAGE_FILE = 'usage.csv';
 export const STATE_DIR = '.nightshift';
 /** Where the validation of large job files is saved for the next run (see `jobs/saved-validation.ts`). */
 export const SAVED_VALIDATION = join(STATE_DIR, 'validated-jobs.bin');
+/** The renames of images under way, kept until they are done and journaled (see `output/moves.ts`). */
+export const MOVES_INTENT = join(STATE_DIR, 'moves.json');
 
 /** What planning and budgeting read of the journal index; only {@link OutputFolder.record} adds to it. */
 export type JournalView = Pick<JournalIndex, 'answerOf' | 'currentOf' | 'spentUsd' | 'warnings'>;
@@ -67,6 +69,7 @@ export async function openOutputFolder(dir: string, { ids }: { ids?: IdTable } =
   const release = await acquireLock(dir);
   const opened: { close(): Promise<void> }[] = [];
   try {
+    for (const name of [JOURNAL_FILE, STATE_DIR, 'images']) await writeOutput(join(dir, name), () => refuseLink(join(dir, name)));
     await writeOutput(dir, () => sweepTempFiles(dir));
     const journalPath = join(dir, JOURNAL_FILE);
     const index = await indexJournal(journalPath, ids ? { ids } : {});
@@ -74,6 +77,8 @@ export async function openOutputFolder(dir: string, { ids }: { ids?: IdTable } =
     opened.push(journal);
     const reader = await RecordReader.open(journalPath);
     opened.push(reader);
+    const moves = { outDir: dir, intentPath: join(dir, MOVES_INTENT), index, journal };
+    await writeOutput(join(dir, 'images'), () => recoverMoves(moves, reader));
     // The views are rewritten at the end: something in their way is found now, before anything is paid for.
     for (const name of [RESULTS_FILE, RESULTS_JSONL_FILE, USAGE_FILE]) await writeOutput(join(dir, name), () => replaceable(join(dir, name)));
     return new Folder(dir, index, journal, reader, release);
@@ -103,7 +108,8 @@ class Folder implements OutputFolder {
   }
 
   async moveImages(moves: readonly PlannedMove[], now: () => string): Promise<void> {
-    await writeOutput(join(this.dir, 'images'), () => applyMoves(moves, { outDir: this.dir, index: this.index, journal: this.journal, now }));
+    const context = { outDir: this.dir, intentPath: join(this.dir, MOVES_INTENT), index: this.index, journal: this.journal, now };
+    await writeOutput(join(this.dir, 'images'), () => applyMoves(moves, context));
   }
 
   startResults(digests: JobDigests): void {
@@ -198,11 +204,26 @@ async function writeOutput<T>(path: string, write: () => Promise<T>): Promise<T>
 
 /** Throws when `path` is there and is not a file, so that writing a new file over it would fail. */
 async function replaceable(path: string): Promise<void> {
+  await refuseLink(path);
   const stats = await lstat(path).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return undefined;
     throw error;
   });
-  if (stats && !stats.isFile() && !stats.isSymbolicLink()) throw new Error('something other than a file is in the way');
+  if (stats && !stats.isFile()) throw new Error('something other than a file is in the way');
+}
+
+/**
+ * Refuses a link where nightshift writes: what it journals, views and keeps must lie in the output folder itself,
+ * never in whatever a link leads to (the folder itself may be a link). Links inside `images/` are checked per image.
+ */
+async function refuseLink(path: string): Promise<void> {
+  const stats = await lstat(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  if (stats?.isSymbolicLink()) {
+    throw new NightshiftError('E_OUTPUT', `${path} is a link: nightshift writes nothing through links in the output folder. Remove it, or choose another --out.`, { path });
+  }
 }
 
 async function prepare(dir: string): Promise<void> {
@@ -210,7 +231,9 @@ async function prepare(dir: string): Promise<void> {
     await mkdir(join(dir, 'images'), { recursive: true });
     // Prove the folder is writable now rather than after the first paid request.
     const probe = join(dir, `.write-test-${process.pid}`);
-    await writeFile(probe, '');
+    // Maybe left by a killed process with this PID; `wx` never truncates what a link put in its place leads to.
+    await rm(probe, { force: true });
+    await writeFile(probe, '', { flag: 'wx' });
     await rm(probe, { force: true });
   } catch (error) {
     throw new NightshiftError('E_OUTPUT', `Cannot write to the output folder ${dir}: ${messageOf(error)}`, { outDir: dir }, { cause: error });
@@ -218,8 +241,9 @@ async function prepare(dir: string): Promise<void> {
 }
 
 /**
- * Removes temporary files a killed process left in the output folder, its `.nightshift/` and `images/`. Called only
- * while holding the folder's lock, so no live writer owns them. Returns how many were removed.
+ * Removes temporary files a killed process left in the output folder, its `.nightshift/` and `images/`, and puts back
+ * images a killed rename set aside (see `restoreSetAside`). Called only while holding the folder's lock, so no live
+ * writer owns them. Returns how many were removed.
  */
 export async function sweepTempFiles(dir: string): Promise<number> {
   let removed = 0;
@@ -236,6 +260,36 @@ export async function sweepTempFiles(dir: string): Promise<number> {
       await rm(join(folder, name), { force: true });
       removed++;
     }
+    if (recursive) await restoreSetAside(dir, names);
   }
   return removed;
+}
+
+/** An image set aside by a rename (`<name>.<pid>.moving` in release 0.1.0, `<name>.<8 hex>.moving` since). */
+const SET_ASIDE = /^(.+)\.[0-9a-f]+\.moving$/;
+
+/**
+ * Puts images that a killed rename left set aside back under their names, when those are free: release 0.1.0
+ * journaled a job's renamed images only once they were in place, so its journal still names them so. Renames with
+ * an intent on record are finished by `recoverMoves` instead.
+ */
+async function restoreSetAside(dir: string, names: readonly string[]): Promise<void> {
+  const images = join(dir, 'images');
+  const setAside = names.filter((name) => SET_ASIDE.test(name));
+  if (setAside.length === 0 || (await exists(join(dir, MOVES_INTENT)))) return;
+  for (const name of setAside) {
+    const original = SET_ASIDE.exec(name)?.[1];
+    // Taken by another image since: this one stays aside, and the job that lost it is planned like any damaged one.
+    if (original && !(await exists(join(images, original)))) await rename(join(images, name), join(images, original));
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return lstat(path).then(
+    () => true,
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return false;
+      throw error;
+    },
+  );
 }

@@ -1,6 +1,9 @@
 import { constants } from 'node:fs';
-import { appendFile, open, truncate, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { parseRecord, type JournalRecord, type RecordLocation } from './journal.js';
+
+/** A journal that is a link is never written through (`ELOOP`): records go to the folder's own file or nowhere. */
+const NO_FOLLOW = constants.O_NOFOLLOW ?? 0;
 
 /**
  * Appends records to the journal. Records appended while a write is under way are written together
@@ -35,7 +38,7 @@ export class JournalWriter {
     const { O_WRONLY, O_APPEND, O_CREAT, O_DSYNC } = constants;
     const durable = options.durable ?? true;
     // Windows has no O_DSYNC: there each write is followed by fdatasync.
-    const handle = await open(path, O_WRONLY | O_APPEND | O_CREAT | (durable && O_DSYNC !== undefined ? O_DSYNC : 0));
+    const handle = await open(path, O_WRONLY | O_APPEND | O_CREAT | NO_FOLLOW | (durable && O_DSYNC !== undefined ? O_DSYNC : 0));
     const { size } = await handle.stat();
     return new JournalWriter(handle, durable && O_DSYNC === undefined, size);
   }
@@ -83,7 +86,7 @@ export class JournalWriter {
 async function cutTornTail(path: string): Promise<void> {
   let handle: FileHandle;
   try {
-    handle = await open(path, 'r');
+    handle = await open(path, constants.O_RDWR | NO_FOLLOW);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw error;
@@ -101,15 +104,14 @@ async function cutTornTail(path: string): Promise<void> {
       if (end === size && buffer[buffer.length - 1] === 0x0a) return;
       const index = buffer.lastIndexOf(0x0a);
       if (index >= 0) {
-        await endTail(handle, path, start + index + 1, size);
+        await endTail(handle, start + index + 1, size);
         return;
       }
       end = start;
     }
-    await endTail(handle, path, 0, size);
+    await endTail(handle, 0, size);
   } finally {
-    // `endTail` closes the handle itself before cutting the file; closing it again fails harmlessly.
-    await handle.close().catch(() => {});
+    await handle.close();
   }
 }
 
@@ -117,10 +119,9 @@ async function cutTornTail(path: string): Promise<void> {
  * Ends the journal at the last full line. A last line that is a complete record and lost only its newline is
  * kept (given its newline): readers count it, so cutting it would forget a job this run already took as done.
  */
-async function endTail(handle: FileHandle, path: string, from: number, size: number): Promise<void> {
+async function endTail(handle: FileHandle, from: number, size: number): Promise<void> {
   const tail = Buffer.alloc(size - from);
   await handle.read(tail, 0, tail.length, from);
-  await handle.close();
-  if (parseRecord(tail.toString('utf8'))) await appendFile(path, '\n');
-  else await truncate(path, from);
+  if (parseRecord(tail.toString('utf8'))) await handle.write('\n', size);
+  else await handle.truncate(from);
 }

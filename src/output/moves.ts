@@ -1,9 +1,12 @@
-import { rename } from 'node:fs/promises';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { lstat, mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { syncFolder, writeFileAtomic } from '../common/atomic-file.js';
+import { NightshiftError } from '../common/errors.js';
 import type { Job } from '../common/types.js';
 import { safeTarget } from './images.js';
 import type { JobRecord } from './journal.js';
-import { refOf, type JournalIndex } from './journal-index.js';
+import { fingerprintKey, refOf, type JournalIndex, type RecordReader } from './journal-index.js';
 import type { JournalWriter } from './journal-writer.js';
 
 /** A rename of one produced file, both paths relative to the output folder. */
@@ -17,6 +20,28 @@ export interface PlannedMove {
   job: Pick<Job, 'id' | 'source'>;
   moves: FileMove[];
   record: JobRecord;
+}
+
+/**
+ * The renames under way, kept on disk from before the first rename until every renamed job is journaled, so that a
+ * process killed at any point is finished by the next one: no paid image is lost or made again.
+ */
+interface MoveIntent {
+  /** `aside`: files are being renamed to their temporary names; `place`: from those to their new names. */
+  phase: 'aside' | 'place';
+  /** Paths relative to the output folder; `temp` is a name no other file has. */
+  steps: (FileMove & { temp: string })[];
+  /** The records to journal once the files are in place. */
+  records: JobRecord[];
+}
+
+/** Where, in the output folder, and with whom a set of renames works. */
+export interface MoveContext {
+  outDir: string;
+  /** The intent file's path (see {@link MoveIntent}). */
+  intentPath: string;
+  index: JournalIndex;
+  journal: JournalWriter;
 }
 
 /**
@@ -34,33 +59,91 @@ function movedRecord(record: JobRecord, moves: readonly FileMove[], job: Pick<Jo
 
 /**
  * Renames the images of jobs whose `output` changed but whose request did not, journaling each job's new record:
- * nothing is sent or paid.
+ * nothing is sent or paid. Every file first steps aside to a temporary name, then takes its new one, so that jobs
+ * trading names (a.png <-> b.png) never overwrite each other's images; the intent file written first lets
+ * {@link recoverMoves} finish the work after a kill at any point.
  */
-export async function applyMoves(
-  planned: readonly PlannedMove[],
-  { outDir, index, journal, now }: { outDir: string; index: JournalIndex; journal: JournalWriter; now: () => string },
-): Promise<void> {
+export async function applyMoves(planned: readonly PlannedMove[], context: MoveContext & { now: () => string }): Promise<void> {
+  if (planned.length === 0) return;
+  const steps = planned.flatMap((move) => move.moves.map((step) => ({ ...step, temp: `${step.from}.${randomBytes(4).toString('hex')}.moving` })));
   // Every destination is checked before anything moves, so a refused one leaves all files where they were.
-  const steps = new Map<PlannedMove, (FileMove & { target: string })[]>();
-  for (const move of planned) {
-    const list = [];
-    for (const step of move.moves) list.push({ ...step, target: await safeTarget(join(outDir, 'images'), step.to.replace(/^images\//, '')) });
-    steps.set(move, list);
+  await checkTargets(context.outDir, steps);
+  const records = planned.map((move) => movedRecord(move.record, move.moves, move.job, context.now()));
+  await writeIntent(context.intentPath, { phase: 'aside', steps, records });
+  await finishMoves({ phase: 'aside', steps, records }, context);
+}
+
+/**
+ * Finishes the renames a killed process left under way (see {@link applyMoves}), if any: the files that had not
+ * stepped aside yet do, those aside take their new names, and the jobs not journaled yet are. Run on opening the
+ * folder, under its lock, before anything is planned.
+ */
+export async function recoverMoves(context: MoveContext, reader: RecordReader): Promise<void> {
+  let intent: Partial<MoveIntent> | null;
+  const foreign = (): NightshiftError =>
+    new NightshiftError('E_OUTPUT', `${context.intentPath} is not a record of renames; remove it to continue.`, { path: context.intentPath });
+  try {
+    intent = JSON.parse(await readFile(context.intentPath, 'utf8')) as Partial<MoveIntent> | null;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    // The intent is written whole or not at all: one that does not parse was not written by nightshift.
+    if (error instanceof SyntaxError) throw foreign();
+    throw error;
   }
-  // A file whose name another file is about to take steps aside first, so that jobs trading output names
-  // (a.png <-> b.png) do not overwrite each other's images.
-  const targets = new Set([...steps.values()].flatMap((list) => list.map((step) => step.to)));
-  const aside = new Map<string, string>();
-  for (const list of steps.values()) {
-    for (const step of list.filter((step) => targets.has(step.from))) {
-      const temp = `${step.from}.${process.pid}.moving`;
-      await rename(join(outDir, step.from), join(outDir, temp));
-      aside.set(step.from, temp);
+  if (!intent || (intent.phase !== 'aside' && intent.phase !== 'place') || !Array.isArray(intent.steps) || !Array.isArray(intent.records)) {
+    throw foreign();
+  }
+  await checkTargets(context.outDir, intent.steps);
+  const journaled = async (record: JobRecord): Promise<boolean> => {
+    const ref = context.index.current(record.id, fingerprintKey(record.fingerprint));
+    if (!ref?.hasFiles) return false;
+    const known = await reader.read(ref);
+    return JSON.stringify(known.files) === JSON.stringify(record.files);
+  };
+  const records = [];
+  for (const record of intent.records) if (!(await journaled(record))) records.push(record);
+  await finishMoves({ phase: intent.phase, steps: intent.steps, records }, context);
+}
+
+async function finishMoves(intent: MoveIntent, { outDir, intentPath, index, journal }: MoveContext): Promise<void> {
+  const path = (relative: string): string => join(outDir, relative);
+  const folders = [...new Set(intent.steps.flatMap((step) => [dirname(path(step.from)), dirname(path(step.to))]))];
+  if (intent.phase === 'aside') {
+    for (const step of intent.steps) {
+      // After a kill, some files are aside already. One found in neither place is lost: the planning that follows
+      // sees its job's image missing and makes it again.
+      if (!(await exists(path(step.temp))) && (await exists(path(step.from)))) await rename(path(step.from), path(step.temp));
     }
+    for (const folder of folders) await syncFolder(folder);
+    await writeIntent(intentPath, { ...intent, phase: 'place' });
   }
-  for (const [move, list] of steps) {
-    for (const step of list) await rename(join(outDir, aside.get(step.from) ?? step.from), step.target);
-    const moved = movedRecord(move.record, move.moves, move.job, now());
-    index.add(move.job.id, refOf(moved, await journal.append(moved)));
+  for (const step of intent.steps) {
+    if (await exists(path(step.temp))) await rename(path(step.temp), path(step.to));
+  }
+  for (const folder of folders) await syncFolder(folder);
+  // Appended together, the records go to the disk in one write (group commit), not one flush each.
+  const locations = await Promise.all(intent.records.map((record) => journal.append(record)));
+  intent.records.forEach((record, position) => index.add(record.id, refOf(record, locations[position]!)));
+  await rm(intentPath, { force: true });
+}
+
+/** Makes sure that no destination leads outside `images/` (through a link), creating the folders they need. */
+async function checkTargets(outDir: string, steps: readonly FileMove[]): Promise<void> {
+  for (const step of steps) await safeTarget(join(outDir, 'images'), step.to.replace(/^images\//, ''));
+}
+
+async function writeIntent(path: string, intent: MoveIntent): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFileAtomic(path, JSON.stringify(intent));
+  await syncFolder(dirname(path));
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
   }
 }

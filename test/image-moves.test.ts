@@ -1,0 +1,47 @@
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { cli, journalLines, offlineServerPerTest, tempDir, writeJobs } from './helpers.js';
+
+const offline = offlineServerPerTest('sk-test-moves-key-1234567890');
+const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
+
+describe('images set aside by a killed rename of release 0.1.0', () => {
+  it('puts an image left as <name>.<pid>.moving back under its name, sending nothing', async () => {
+    const env = await offline.serve();
+    const dir = await tempDir();
+    const out = join(dir, 'out');
+    const file = await writeJobs(dir, [
+      { id: 'a', kind: 'image', model: 'dall-e-2', size: '256x256', prompt: 'A blue circle', output: 'first.png' },
+      { id: 'b', kind: 'image', model: 'dall-e-2', size: '256x256', prompt: 'A green square', output: 'second.png' },
+    ]);
+    expect((await cli(['run', file, '--out', out], { env })).code).toBe(0);
+    const first = sha(await readFile(join(out, 'images', 'first.png')));
+    // 0.1.0, killed while a.png and b.png traded names: first.png had stepped aside, nothing had been renamed yet.
+    await rename(join(out, 'images', 'first.png'), join(out, 'images', 'first.png.4242.moving'));
+
+    const again = await cli(['run', file, '--out', out], { env });
+    expect(again.code).toBe(0);
+    expect(offline.server.stats.requests).toBe(2);
+    expect(await readdir(join(out, 'images'))).toEqual(['first.png', 'second.png']);
+    expect(sha(await readFile(join(out, 'images', 'first.png')))).toBe(first);
+    expect((await journalLines(out)).filter((line) => line.type === 'job')).toHaveLength(2);
+  });
+});
+
+describe('the record of renames under way', () => {
+  it.each(['{"phase": "pl', '{"phase": "place"}', 'null'])('refuses (exit 4, no stack trace, nothing sent) a moves.json that is not one: %s', async (text) => {
+    const env = await offline.serve();
+    const dir = await tempDir();
+    const out = join(dir, 'out');
+    await mkdir(join(out, '.nightshift'), { recursive: true });
+    await writeFile(join(out, '.nightshift', 'moves.json'), text);
+    const file = await writeJobs(dir, [{ id: 'a', model: 'gpt-4o-mini', prompt: 'Hello' }]);
+    const { code, stderr } = await cli(['run', file, '--out', out], { env });
+    expect(code).toBe(4);
+    expect(stderr).toContain('moves.json');
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect(offline.server.stats.requests).toBe(0);
+  });
+});
