@@ -20,9 +20,9 @@ async function serve(): Promise<{ env: Record<string, string> }> {
 }
 
 const imageJobs = (): Record<string, unknown>[] => [
-  { id: 'lighthouse', kind: 'image', prompt: 'A lighthouse at dusk', size: '1024x1024', quality: 'low', background: 'opaque' },
-  { id: 'robot', kind: 'image', prompt: 'A friendly robot', size: '1024x1024', quality: 'low', n: 2, output: 'robots/{id}-{index}.png' },
-  { id: 'fox', kind: 'image', prompt: 'A red fox in snow', size: '1024x1024', quality: 'low' },
+  { id: 'lighthouse', model: 'gpt-image-1.5', prompt: 'A lighthouse at dusk', size: '1024x1024', quality: 'low', background: 'opaque' },
+  { id: 'robot', model: 'gpt-image-1.5', prompt: 'A friendly robot', size: '1024x1024', quality: 'low', n: 2, output: 'robots/{id}-{index}.png' },
+  { id: 'fox', model: 'gpt-image-1.5', prompt: 'A red fox in snow', size: '1024x1024', quality: 'low' },
 ];
 
 const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');

@@ -109,9 +109,9 @@ describe('defaults', () => {
     expect(image.body).toEqual({ model: 'gpt-image-1.5', prompt: 'A cat', quality: 'low' });
   });
 
-  test('gives image jobs gpt-image-1.5, not a chat model from the command line', async () => {
+  test('gives image jobs gpt-image-2, not a chat model from the command line', async () => {
     const job = jobOf(await normalize({ prompt: 'A cat', size: '1024x1024' }, { cli: { model: 'gpt-5-mini' } }));
-    expect(job.model).toBe('gpt-image-1.5');
+    expect(job.model).toBe('gpt-image-2');
   });
 
   test('reports invalid, unknown and id defaults once, with a defaults. path', () => {
@@ -257,8 +257,8 @@ describe('vision bodies', () => {
 describe('image jobs', () => {
   test('sends only the given fields and defaults the output pattern', async () => {
     const job = jobOf(await normalize({ id: 'cat', prompt: 'A cat', quality: 'high', output_format: 'webp', background: 'opaque', moderation: 'low' }));
-    expect(job).toMatchObject({ kind: 'image', model: 'gpt-image-1.5', endpoint: '/v1/images/generations', output: '{id}.webp' });
-    expect(job.body).toEqual({ model: 'gpt-image-1.5', prompt: 'A cat', quality: 'high', output_format: 'webp', background: 'opaque', moderation: 'low' });
+    expect(job).toMatchObject({ kind: 'image', model: 'gpt-image-2', endpoint: '/v1/images/generations', output: '{id}.webp' });
+    expect(job.body).toEqual({ model: 'gpt-image-2', prompt: 'A cat', quality: 'high', output_format: 'webp', background: 'opaque', moderation: 'low' });
   });
 
   test('numbers the files of a multi-image job', async () => {

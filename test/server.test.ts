@@ -295,7 +295,7 @@ describe('image generation', () => {
 
   it('draws an RGBA image for a transparent background', async () => {
     const { client } = await start();
-    const response = await client.images.generate({ prompt: 'a sticker of a star', background: 'transparent' });
+    const response = await client.images.generate({ model: 'gpt-image-1.5', prompt: 'a sticker of a star', background: 'transparent' });
 
     expect(decodePng(response.data?.[0]?.b64_json).colorType).toBe(6);
   });
@@ -315,7 +315,7 @@ describe('image generation', () => {
   it('rejects a missing prompt and an unsupported size', async () => {
     const { client } = await start();
     const noPrompt = await failure(client.images.generate({ model: 'gpt-image-1.5' } as never));
-    const badSize = await failure(client.images.generate({ prompt: 'a cat', size: '256x256' }));
+    const badSize = await failure(client.images.generate({ model: 'gpt-image-1.5', prompt: 'a cat', size: '256x256' }));
 
     expect((noPrompt as BadRequestError).param).toBe('prompt');
     expect(badSize).toBeInstanceOf(BadRequestError);
@@ -481,7 +481,7 @@ describe('concurrency, rate limits and bookkeeping', () => {
     expect(server.countByKey('beta')).toBe(1);
     expect(server.requests[2]).toMatchObject({
       path: '/v1/images/generations',
-      model: 'gpt-image-1.5',
+      model: 'gpt-image-2',
       key: 'beta',
       status: 200,
     });
@@ -530,7 +530,7 @@ describe('http surface', () => {
 
     expect(health.status).toBe(200);
     expect(await health.text()).toBe('ok');
-    expect((await client.models.list()).data.map((model) => model.id)).toContain('gpt-image-1.5');
+    expect((await client.models.list()).data.map((model) => model.id)).toContain('gpt-image-2');
     expect(unknown.status).toBe(404);
     expect(await unknown.json()).toEqual({
       error: { message: 'Invalid URL (POST /v1/nothing-here)', type: 'invalid_request_error', param: null, code: null },
