@@ -112,6 +112,7 @@ function engineOptions(flags: RunFlags, { client, prices, budget, onEvent }: Eng
     files,
     // With --fresh the journal starts empty, so there is nothing done to send again.
     mode: { force: flags.force && !flags.fresh, onlyFailed: flags.onlyFailed },
+    fresh: flags.fresh,
     redact: createRedactor([io.env.OPENAI_API_KEY]),
     ...(budget ? { budget } : {}),
     ...(io.stopSignal ? { stopSignal: io.stopSignal } : {}),

@@ -7,7 +7,7 @@ import type { IdTable } from '../common/id-table.js';
 import type { Job } from '../common/types.js';
 import type { JobDigests } from '../jobs/digests.js';
 import type { JobSource } from '../jobs/source.js';
-import { JOURNAL_FILE, type JobRecord, type RunRecord } from './journal.js';
+import { JOURNAL_FILE, journalSize, type JobRecord, type RunRecord } from './journal.js';
 import { indexJournal, RecordReader, refOf, type JournalIndex, type RecordRef } from './journal-index.js';
 import { JournalWriter } from './journal-writer.js';
 import { acquireLock } from './lock.js';
@@ -55,18 +55,28 @@ export interface OutputFolder {
   close(): Promise<void>;
 }
 
+/** Options of {@link openOutputFolder}. */
+export interface OpenFolderOptions {
+  /** The run's jobs, as validation numbered them: the index keeps records of those jobs only. */
+  ids?: IdTable;
+  /** The folder is started afresh (`--fresh`): outputs without a journal are taken over rather than refused. @default false */
+  fresh?: boolean;
+}
+
 /**
  * Opens an output folder for a run: creates it, proves it writable, takes its lock, removes the temporary files a
  * killed process left, and reads the journal into an index. With `ids` (the run's jobs, as validation numbered them),
- * the index keeps records of those jobs only; the others still count as spending.
+ * the index keeps records of those jobs only; the others still count as spending. Outputs without a journal are
+ * refused (`E_OUTPUT`) unless `fresh`: the journal was lost, and planning without it would send everything again.
  */
-export async function openOutputFolder(dir: string, { ids }: { ids?: IdTable } = {}): Promise<OutputFolder> {
+export async function openOutputFolder(dir: string, { ids, fresh = false }: OpenFolderOptions = {}): Promise<OutputFolder> {
   await prepare(dir);
   const release = await acquireLock(dir);
   const opened: { close(): Promise<void> }[] = [];
   try {
     await writeOutput(dir, () => sweepTempFiles(dir));
     const journalPath = join(dir, JOURNAL_FILE);
+    if (!fresh && (await journalSize(journalPath)) === 0) await writeOutput(dir, () => refuseOutputsWithoutJournal(dir));
     const index = await indexJournal(journalPath, ids ? { ids } : {});
     const journal = await writeOutput(journalPath, () => JournalWriter.open(journalPath));
     opened.push(journal);
@@ -190,6 +200,40 @@ async function replaceable(path: string): Promise<void> {
     throw error;
   });
   if (stats && !stats.isFile() && !stats.isSymbolicLink()) throw new Error('something other than a file is in the way');
+}
+
+/**
+ * Throws `E_OUTPUT` when the folder holds outputs (results.csv, usage.csv, a file under images/) but its journal is
+ * missing or empty: a run writes its journal before any output, so the journal was deleted or emptied since.
+ */
+async function refuseOutputsWithoutJournal(dir: string): Promise<void> {
+  const outputs: string[] = [];
+  for (const name of [RESULTS_FILE, USAGE_FILE]) if (await present(join(dir, name))) outputs.push(name);
+  if (await holdsFiles(join(dir, 'images'))) outputs.push('images/');
+  if (outputs.length === 0) return;
+  throw new NightshiftError(
+    'E_OUTPUT',
+    `${dir} holds ${outputs.join(', ')} but no ${JOURNAL_FILE}: the journal of what was done is missing or empty, so every job would be sent again. ` +
+      'Restore the journal, choose another --out, or add --fresh to start this folder afresh.',
+    { outDir: dir },
+  );
+}
+
+/** Whether something is at `path`. */
+async function present(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
+  }
+}
+
+/** Whether a folder holds a file at any depth. */
+async function holdsFiles(folder: string): Promise<boolean> {
+  const entries = await readdir(folder, { recursive: true, withFileTypes: true });
+  return entries.some((entry) => !entry.isDirectory());
 }
 
 async function prepare(dir: string): Promise<void> {

@@ -36,6 +36,8 @@ export interface RunOptions {
   /** The job files, recorded in the journal. */
   files: string[];
   mode?: PlanMode;
+  /** The folder is started afresh (`--fresh`): outputs left without a journal are taken over, not refused. @default false */
+  fresh?: boolean;
   /** When aborted: dispatch nothing new, let requests in flight finish. */
   stopSignal?: AbortSignal;
   /** When aborted: abandon requests in flight too. */

@@ -18,7 +18,7 @@ export async function runJobs(jobs: readonly Job[] | JobSource, options: RunOpti
   const now = (): string => new Date(clock.now()).toISOString();
 
   // Numbered as validation numbered the jobs: records of ids no longer in the job files only count as spending.
-  const folder = await openOutputFolder(options.outDir, { ids: source.digests.ids });
+  const folder = await openOutputFolder(options.outDir, { ids: source.digests.ids, fresh: options.fresh ?? false });
   try {
     for (const message of folder.index.warnings) emit({ type: 'warning', message });
     const plan = await planJobs(source, folder, options);
