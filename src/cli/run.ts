@@ -5,6 +5,7 @@ import { worstCaseCost } from '../cost/estimate.js';
 import type { PriceBook } from '../cost/prices.js';
 import type { RunEvent, RunOptions } from '../run/options.js';
 import { runJobs } from '../run/run.js';
+import { OFFLINE_ORIGIN } from '../output/journal.js';
 import { startOfflineServer } from '../server/server.js';
 import { apiClient } from './client.js';
 import { resolveCommand, usageError, type Command, type CommandSpec } from './command.js';
@@ -78,6 +79,7 @@ export function resolveRunFlags(argv: Record<string, unknown>): RunFlags {
     ...(flags.prices !== undefined ? { prices: flags.prices } : {}),
     ...(flags.budget !== undefined ? { budgetUsd: flags.budget } : {}),
     fresh: flags.fresh,
+    ...(flags.offline ? { origin: OFFLINE_ORIGIN } : {}),
     force: flags.force,
     onlyFailed: flags['only-failed'],
     quiet: flags.quiet,
@@ -113,6 +115,7 @@ function engineOptions(flags: RunFlags, { client, prices, budget, onEvent }: Eng
     // With --fresh the journal starts empty, so there is nothing done to send again.
     mode: { force: flags.force && !flags.fresh, onlyFailed: flags.onlyFailed },
     fresh: flags.fresh,
+    ...(flags.offline ? { origin: OFFLINE_ORIGIN } : {}),
     redact: createRedactor([io.env.OPENAI_API_KEY]),
     ...(budget ? { budget } : {}),
     ...(io.stopSignal ? { stopSignal: io.stopSignal } : {}),

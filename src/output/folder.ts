@@ -7,7 +7,7 @@ import type { IdTable } from '../common/id-table.js';
 import type { Job } from '../common/types.js';
 import type { JobDigests } from '../jobs/digests.js';
 import type { JobSource } from '../jobs/source.js';
-import { JOURNAL_FILE, journalSize, type JobRecord, type RunRecord } from './journal.js';
+import { JOURNAL_FILE, journalSize, OFFLINE_ORIGIN, type JobRecord, type RunRecord } from './journal.js';
 import { indexJournal, RecordReader, refOf, type JournalIndex, type RecordRef } from './journal-index.js';
 import { JournalWriter } from './journal-writer.js';
 import { acquireLock } from './lock.js';
@@ -26,7 +26,7 @@ export const STATE_DIR = '.nightshift';
 export const SAVED_VALIDATION = join(STATE_DIR, 'validated-jobs.bin');
 
 /** What planning and budgeting read of the journal index; only {@link OutputFolder.record} adds to it. */
-export type JournalView = Pick<JournalIndex, 'answerOf' | 'currentOf' | 'spentUsd' | 'warnings'>;
+export type JournalView = Pick<JournalIndex, 'answerOf' | 'currentOf' | 'setAsideOf' | 'spentUsd' | 'warnings'>;
 
 /**
  * An output folder, held by one process at a time: its journal (the truth), the views rebuilt from it
@@ -61,6 +61,11 @@ export interface OpenFolderOptions {
   ids?: IdTable;
   /** The folder is started afresh (`--fresh`): outputs without a journal are taken over rather than refused. @default false */
   fresh?: boolean;
+  /**
+   * Where the run's answers come from (see `JobRecord.origin`). Unless it is the offline server, the answers the
+   * offline server gave earlier are set aside: they are not done, and cost nothing real. @default a real API
+   */
+  origin?: string;
 }
 
 /**
@@ -69,7 +74,7 @@ export interface OpenFolderOptions {
  * the index keeps records of those jobs only; the others still count as spending. Outputs without a journal are
  * refused (`E_OUTPUT`) unless `fresh`: the journal was lost, and planning without it would send everything again.
  */
-export async function openOutputFolder(dir: string, { ids, fresh = false }: OpenFolderOptions = {}): Promise<OutputFolder> {
+export async function openOutputFolder(dir: string, { ids, fresh = false, origin }: OpenFolderOptions = {}): Promise<OutputFolder> {
   await prepare(dir);
   const release = await acquireLock(dir);
   const opened: { close(): Promise<void> }[] = [];
@@ -77,7 +82,7 @@ export async function openOutputFolder(dir: string, { ids, fresh = false }: Open
     await writeOutput(dir, () => sweepTempFiles(dir));
     const journalPath = join(dir, JOURNAL_FILE);
     if (!fresh && (await journalSize(journalPath)) === 0) await writeOutput(dir, () => refuseOutputsWithoutJournal(dir));
-    const index = await indexJournal(journalPath, ids ? { ids } : {});
+    const index = await indexJournal(journalPath, { ...(ids ? { ids } : {}), setAsideOffline: origin !== OFFLINE_ORIGIN });
     const journal = await writeOutput(journalPath, () => JournalWriter.open(journalPath));
     opened.push(journal);
     const reader = await RecordReader.open(journalPath);

@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { IdTable } from '../common/id-table.js';
 import { KEY_BYTES } from '../jobs/digests.js';
-import { journalSize, parseRecord, type JobRecord, type JobState, type RecordLocation } from './journal.js';
+import { answeredOffline, journalSize, OFFLINE_ORIGIN, parseRecord, type JobRecord, type JobState, type RecordLocation } from './journal.js';
 
 /**
  * The short form of a request fingerprint that the index compares. A sha256 hex fingerprint keeps its first
@@ -25,6 +25,22 @@ export interface RecordRef extends RecordLocation {
 const DONE = 1;
 const HAS_FILES = 2;
 const PRESENT = 4;
+/** An answer of the offline server was set aside (see {@link IndexOptions.setAsideOffline}). */
+const SET_ASIDE = 8;
+
+/** Options of {@link JournalIndex} and {@link indexJournal}. */
+export interface IndexOptions {
+  /**
+   * The run's jobs, as validation numbered them: the index uses their numbers as its slots and keeps records of
+   * those jobs only (spending still counts every record).
+   */
+  ids?: IdTable;
+  /**
+   * Set aside the answers of the offline server (for a run against an API): they are not outcomes, and their dollars
+   * are not spent. Which jobs had one is still known ({@link JournalIndex.setAsideOf}). @default false
+   */
+  setAsideOffline?: boolean;
+}
 
 /**
  * What the journal says, in a few dozen bytes per job: for each id, the fingerprint, state and location of its
@@ -33,7 +49,7 @@ const PRESENT = 4;
  */
 export class JournalIndex {
   runs = 0;
-  /** Dollars spent by every request the journal records (priced ones), across all runs in the folder. */
+  /** Dollars spent by every request the journal records (priced ones, answers set aside excepted), across all runs in the folder. */
   spentUsd = 0;
   readonly warnings: string[] = [];
 
@@ -101,6 +117,20 @@ export class JournalIndex {
     this.store(slot, ref);
   }
 
+  /** Notes that an answer of the offline server to job `id` was set aside. */
+  setAside(id: string): void {
+    const slot = this.fixed ? this.slots.indexOf(id) : this.slots.add(id);
+    if (slot < 0) return;
+    if (slot >= this.capacity) this.grow();
+    this.flags[slot]! |= SET_ASIDE;
+  }
+
+  /** Whether an answer of the offline server to the job whose id `ids` numbers `number` was set aside. */
+  setAsideOf(ids: IdTable, number: number): boolean {
+    const slot = ids === this.slots ? number : this.slots.indexOfIn(ids, number);
+    return slot >= 0 && slot < this.capacity && (this.flags[slot]! & SET_ASIDE) !== 0;
+  }
+
   /**
    * The record that answers for job `id` sending the request `key`: its success with that request if it has one
    * (undoing an edit must not pay for the same request twice), otherwise its latest record.
@@ -158,7 +188,7 @@ export class JournalIndex {
     ref.key.copy(this.keys, slot * KEY_BYTES, 0, KEY_BYTES);
     this.offsets[slot] = ref.offset;
     this.lengths[slot] = ref.length;
-    this.flags[slot] = PRESENT | (ref.state === 'done' ? DONE : 0) | (ref.hasFiles ? HAS_FILES : 0);
+    this.flags[slot] = (this.flags[slot]! & SET_ASIDE) | PRESENT | (ref.state === 'done' ? DONE : 0) | (ref.hasFiles ? HAS_FILES : 0);
   }
 
   private grow(): void {
@@ -188,20 +218,22 @@ export function refOf(record: Pick<JobRecord, 'fingerprint' | 'state' | 'files'>
  * Reads a journal into a {@link JournalIndex}, one line at a time. A missing journal is empty. A torn last line,
  * left by a process killed mid-write, is skipped with a warning; so is any line that does not parse as a record.
  */
-export async function indexJournal(path: string, { ids }: { ids?: IdTable } = {}): Promise<JournalIndex> {
+export async function indexJournal(path: string, { ids, setAsideOffline = false }: IndexOptions = {}): Promise<JournalIndex> {
   const index = new JournalIndex(ids);
   if ((await journalSize(path)) === 0) return index;
   let lineNumber = 0;
   const key = Buffer.alloc(KEY_BYTES);
+  const addJob = (id: string, ref: RecordRef, { offline, costUsd, attempts }: Pick<ScannedJob, 'offline' | 'costUsd' | 'attempts'>): void => {
+    if (offline && setAsideOffline) return index.setAside(id);
+    index.add(id, ref);
+    // A record with no attempt (images renamed) sent nothing: its cost is already counted once.
+    if (costUsd !== null && attempts > 0) index.spentUsd += costUsd;
+  };
   /** Indexes the line at `start`..`end` of `bytes` (`text` is `bytes` as latin1: the same offsets), which lies at `offset` in the file. */
   const take = (bytes: Buffer, text: string, start: number, end: number, offset: number): void => {
     lineNumber++;
     const quick = scanJobRecord(bytes, text, start, end, key);
-    if (quick) {
-      index.add(quick.id, { key, state: quick.state, hasFiles: quick.hasFiles, offset, length: end - start });
-      if (quick.costUsd !== null && quick.attempts > 0) index.spentUsd += quick.costUsd;
-      return;
-    }
+    if (quick) return addJob(quick.id, { key, state: quick.state, hasFiles: quick.hasFiles, offset, length: end - start }, quick);
     const line = bytes.toString('utf8', start, end);
     if (line.trim() === '') return;
     const record = parseRecord(line);
@@ -210,11 +242,7 @@ export async function indexJournal(path: string, { ids }: { ids?: IdTable } = {}
       return;
     }
     if (record.type === 'run') index.runs++;
-    else if (record.type === 'job') {
-      index.add(record.id, refOf(record, { offset, length: end - start }));
-      // A record with no attempt (images renamed) sent nothing: its cost is already counted once.
-      if (record.costUsd !== null && record.attempts > 0) index.spentUsd += record.costUsd;
-    }
+    else if (record.type === 'job') addJob(record.id, refOf(record, { offset, length: end - start }), { ...record, offline: answeredOffline(record) });
   };
   const takeWhole = (line: Buffer, offset: number): void => take(line, line.toString('latin1'), 0, line.length, offset);
 
@@ -249,6 +277,8 @@ interface ScannedJob {
   hasFiles: boolean;
   costUsd: number | null;
   attempts: number;
+  /** The answer came from the offline server. */
+  offline: boolean;
 }
 
 const JOB_START = '{"type":"job","id":"';
@@ -289,9 +319,11 @@ function scanJobRecord(bytes: Buffer, text: string, start: number, end: number, 
   const costUsd = numberAfter(text, FIELD.costUsd, filesAt, end);
   if (costUsd === undefined) return undefined;
   const hasFiles = text.charCodeAt(filesAt + FIELD.files.length) !== 0x5d;
-  return { id, state, hasFiles, costUsd, attempts };
+  // The origin is written last; a string's quotes are escaped, so the line can end so only with the field itself.
+  return { id, state, hasFiles, costUsd, attempts, offline: text.endsWith(OFFLINE_ENDING, end) };
 }
 
+const OFFLINE_ENDING = `,"origin":${JSON.stringify(OFFLINE_ORIGIN)}}`;
 const ASCII = /^[\x20-\x7e]*$/;
 const NUMBER = /^-?\d+(\.\d+)?([eE][+-]?\d+)?$/;
 

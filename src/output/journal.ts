@@ -49,7 +49,26 @@ export interface JobRecord {
   requestId?: string;
   startedAt: string;
   finishedAt: string;
+  /**
+   * Where the answer came from: {@link OFFLINE_ORIGIN} for the offline server of `--offline`, otherwise the API's
+   * origin (`https://api.openai.com`: scheme, host and port, never a path, credentials or the key). Written last.
+   * Absent from journals of nightshift 0.1.0, whose answers count as real ones (see {@link answeredOffline}).
+   */
+  origin?: string;
 }
+
+/** The origin of answers from the offline server that `--offline` starts: never done for a run against an API. */
+export const OFFLINE_ORIGIN = 'offline';
+
+/**
+ * Whether a record's answer came from the offline server. A record without an origin (nightshift 0.1.0) counts as
+ * real: 0.1.0 wrote offline runs to their own `-offline` folders by default, and taking a real answer for a fake one
+ * would pay for it again.
+ */
+export const answeredOffline = (record: Pick<JobRecord, 'origin'>): boolean => record.origin === OFFLINE_ORIGIN;
+
+/** The origin to journal for answers from the API at `baseURL`: scheme, host and port only. */
+export const apiOrigin = (baseURL: string): string => new URL(baseURL).origin;
 
 /** Where a record's line lies in journal.jsonl (newline excluded). */
 export interface RecordLocation {
@@ -63,6 +82,8 @@ export interface RunRecord {
   startedAt: string;
   files: string[];
   jobs: number;
+  /** Where this run's answers come from, as {@link JobRecord.origin}. */
+  origin?: string;
 }
 
 export type JournalRecord = JobRecord | RunRecord;

@@ -16,6 +16,8 @@ const SEND = new Set<number>([ACTIONS.indexOf('new'), ACTIONS.indexOf('rerun')])
 export interface Plan {
   actions: Uint8Array;
   moves: PlannedMove[];
+  /** Jobs to send that the offline server answered before: set aside by a run against an API. */
+  offline: number;
 }
 
 /** How many jobs each decision took, for progress and the run's summary. */
@@ -26,6 +28,8 @@ export interface PlanCounts {
   rerun: number;
   fresh: number;
   left: number;
+  /** Of the jobs to rerun, those the offline server answered before. */
+  offline: number;
 }
 
 /** A job to send, with the fingerprint of its request (checked against the plan). */
@@ -48,7 +52,7 @@ export async function planJobs(
   { mode = {}, budget }: Pick<RunOptions, 'mode' | 'budget'>,
 ): Promise<Plan> {
   const { digests } = source;
-  const plan: Plan = { actions: new Uint8Array(source.count), moves: [] };
+  const plan: Plan = { actions: new Uint8Array(source.count), moves: [], offline: 0 };
   // Jobs whose earlier success left image files, which decide: looked at with the job in hand.
   const byFiles = new Map<number, RecordRef>();
   for (let position = 0; position < source.count; position++) {
@@ -56,7 +60,11 @@ export async function planJobs(
     const ref = folder.index.answerOf(digests.ids, position, key);
     const decision = decide(ref && { state: ref.state, sameRequest: ref.key.equals(key), hasFiles: ref.hasFiles }, mode);
     if (decision === 'files') byFiles.set(position, { ...ref!, key: Buffer.from(ref!.key) });
-    else plan.actions[position] = ACTIONS.indexOf(decision.action);
+    else if (SEND.has(ACTIONS.indexOf(decision.action)) && folder.index.setAsideOf(digests.ids, position)) {
+      // An answer of the offline server is no answer for a run against an API: the job is sent again.
+      plan.actions[position] = ACTIONS.indexOf('rerun');
+      plan.offline++;
+    } else plan.actions[position] = ACTIONS.indexOf(decision.action);
   }
   if (byFiles.size === 0 && !budget) return plan;
 
@@ -85,7 +93,15 @@ export function countPlan(plan: Plan): PlanCounts {
   const counts = new Array<number>(ACTIONS.length).fill(0);
   for (const code of plan.actions) counts[code]!++;
   const count = (action: Decision['action']): number => counts[ACTIONS.indexOf(action)]!;
-  return { total: plan.actions.length, skipped: count('skip'), moved: count('move'), rerun: count('rerun'), fresh: count('new'), left: count('leave') };
+  return {
+    total: plan.actions.length,
+    skipped: count('skip'),
+    moved: count('move'),
+    rerun: count('rerun'),
+    fresh: count('new'),
+    left: count('leave'),
+    offline: plan.offline,
+  };
 }
 
 /**
