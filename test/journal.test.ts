@@ -82,6 +82,7 @@ describe('journal', () => {
       '"state":"failed","files":[{"x":1}],"costUsd":9',
       'ünïcödé 🌙',
       'a\ud800',
+      'escaped controls \u0001 \u0000 \t and a newline\n',
     ];
     const records: JobRecord[] = tricky.flatMap((text, i) => [
       { ...record(text), fingerprint: sha(`request ${i}`), output: text, tags: [text], source: `${text}:1`, costUsd: 0.001 * (i + 1) },

@@ -35,9 +35,15 @@ async function reportOn(folders: string[], { by, csv }: { by: ReportKey; csv: st
   // Answers of the offline server were never billed: they get a table of their own, outside the TOTAL and --csv.
   const offline = createReport(by);
   let offlineAnswers = 0;
+  let skipped = 0;
   for (const folder of folders) {
     for (const path of await journalsIn(folder)) {
-      const records = readJournalRecords(path, { onWarning: (warning) => io.stderr(`warning: ${warning}\n`) });
+      const records = readJournalRecords(path, {
+        onWarning: (warning) => {
+          skipped++;
+          io.stderr(`warning: ${warning}\n`);
+        },
+      });
       for await (const record of records) {
         if (isOfflineAnswer(record)) {
           offlineAnswers++;
@@ -54,6 +60,7 @@ async function reportOn(folders: string[], { by, csv }: { by: ReportKey; csv: st
     io.stdout(`\nAnswered by the offline server (--offline): not billed, left out of the TOTAL above${csv ? ' and of the CSV' : ''}:\n`);
     io.stdout(formatTable(offline.table()));
   }
+  if (skipped > 0) io.stderr(`warning: ${skipped} journal line${skipped === 1 ? ' was' : 's were'} not valid records (see above) and ${skipped === 1 ? 'is' : 'are'} left out of the report\n`);
   const unpriced = report.unpricedModels();
   if (unpriced.length > 0) {
     io.stderr(`warning: no price was known for ${unpriced.join(', ')} when they ran; their cost is left empty and the TOTAL is incomplete\n`);

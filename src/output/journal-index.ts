@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { NightshiftError } from '../common/errors.js';
 import { IdTable } from '../common/id-table.js';
 import { KEY_BYTES } from '../jobs/digests.js';
-import { answeredOffline, journalSize, OFFLINE_ORIGIN, parseRecord, type JobRecord, type JobState, type RecordLocation } from './journal.js';
+import { answeredOffline, isJobRecord, journalSize, parseRecord, type JobRecord, type JobState, type RecordLocation } from './journal.js';
 
 /**
  * The short form of a request fingerprint that the index compares. A sha256 hex fingerprint keeps its first
@@ -215,36 +216,43 @@ export function refOf(record: Pick<JobRecord, 'fingerprint' | 'state' | 'files'>
 }
 
 /**
- * Reads a journal into a {@link JournalIndex}, one line at a time. A missing journal is empty. A torn last line,
- * left by a process killed mid-write, is skipped with a warning; so is any line that does not parse as a record.
+ * Reads a journal into a {@link JournalIndex}, one line at a time. A missing journal is empty. A line that is not a
+ * valid record (torn by a process killed while writing it, or damaged since) is skipped with a warning naming it:
+ * its job counts as not done, so the next run sends it again.
  */
 export async function indexJournal(path: string, { ids, setAsideOffline = false }: IndexOptions = {}): Promise<JournalIndex> {
   const index = new JournalIndex(ids);
   if ((await journalSize(path)) === 0) return index;
   let lineNumber = 0;
-  const key = Buffer.alloc(KEY_BYTES);
-  const addJob = (id: string, ref: RecordRef, { offline, costUsd, attempts }: Pick<ScannedJob, 'offline' | 'costUsd' | 'attempts'>): void => {
-    if (offline && setAsideOffline) return index.setAside(id);
-    index.add(id, ref);
+  const addJob = (record: JobRecord, location: RecordLocation): void => {
+    if (setAsideOffline && answeredOffline(record)) return index.setAside(record.id);
+    index.add(record.id, refOf(record, location));
     // A record with no attempt (images renamed) sent nothing: its cost is already counted once.
-    if (costUsd !== null && attempts > 0) index.spentUsd += costUsd;
+    if (record.costUsd !== null && record.attempts > 0) index.spentUsd += record.costUsd;
   };
-  /** Indexes the line at `start`..`end` of `bytes` (`text` is `bytes` as latin1: the same offsets), which lies at `offset` in the file. */
-  const take = (bytes: Buffer, text: string, start: number, end: number, offset: number): void => {
+  /**
+   * Indexes the line at `start`..`end` of `bytes` (`text` is `bytes` as latin1: the same offsets), which lies at
+   * `offset` in the file; `clean` when it holds no control character.
+   */
+  const take = (bytes: Buffer, text: string, start: number, end: number, offset: number, clean: boolean): void => {
     lineNumber++;
-    const quick = scanJobRecord(bytes, text, start, end, key);
-    if (quick) return addJob(quick.id, { key, state: quick.state, hasFiles: quick.hasFiles, offset, length: end - start }, quick);
+    const location = { offset, length: end - start };
+    const quick = clean ? quickJobRecord(bytes, text, start, end) : undefined;
+    if (quick) return addJob(quick, location);
     const line = bytes.toString('utf8', start, end);
     if (line.trim() === '') return;
     const record = parseRecord(line);
     if (!record) {
-      index.warnings.push(`${path}:${lineNumber}: skipped an incomplete journal line (a process was probably killed while writing it)`);
+      index.warnings.push(`${path}:${lineNumber}: ${NOT_A_RECORD}`);
       return;
     }
     if (record.type === 'run') index.runs++;
-    else if (record.type === 'job') addJob(record.id, refOf(record, { offset, length: end - start }), { ...record, offline: answeredOffline(record) });
+    else if (record.type === 'job') addJob(record, location);
   };
-  const takeWhole = (line: Buffer, offset: number): void => take(line, line.toString('latin1'), 0, line.length, offset);
+  const takeWhole = (line: Buffer, offset: number): void => {
+    const text = line.toString('latin1');
+    take(line, text, 0, line.length, offset, controlAt(text, 0) === text.length);
+  };
 
   let position = 0;
   let pending: Buffer[] = [];
@@ -252,12 +260,17 @@ export async function indexJournal(path: string, { ids, setAsideOffline = false 
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
     // One latin1 string a chunk: a character per byte, so lines are found and scanned at the bytes' own offsets.
     const text = chunk.toString('latin1');
+    // Control characters are found once a chunk, not once a line.
+    let control = controlAt(text, 0);
     let start = 0;
     for (let newline = text.indexOf('\n'); newline !== -1; newline = text.indexOf('\n', start)) {
       if (pending.length > 0) {
         takeWhole(Buffer.concat([...pending, chunk.subarray(start, newline)]), pendingStart);
         pending = [];
-      } else take(chunk, text, start, newline, position + start);
+      } else {
+        if (control < start) control = controlAt(text, start);
+        take(chunk, text, start, newline, position + start, control >= newline);
+      }
       start = newline + 1;
     }
     if (start < chunk.length) {
@@ -270,92 +283,70 @@ export async function indexJournal(path: string, { ids, setAsideOffline = false 
   return index;
 }
 
-/** What indexing takes from a job record (its fingerprint key goes to a buffer of the caller's). */
-interface ScannedJob {
-  id: string;
-  state: JobState;
-  hasFiles: boolean;
-  costUsd: number | null;
-  attempts: number;
-  /** The answer came from the offline server. */
-  offline: boolean;
+/** What is said of a journal line skipped because it is not a valid record. */
+const NOT_A_RECORD = 'skipped a journal line that is not a valid record (torn by a process killed while writing it, or damaged); its job counts as not done';
+
+// Looking for control characters is the point here.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\x00-\x09\x0b-\x1f]/g;
+
+/** Where the first control character (newline apart) of `text` at or after `from` is; `text.length` when there is none. */
+function controlAt(text: string, from: number): number {
+  CONTROL.lastIndex = from;
+  return CONTROL.exec(text)?.index ?? text.length;
 }
 
 const JOB_START = '{"type":"job","id":"';
-const FIELD = {
-  fingerprint: '","fingerprint":"',
-  state: ',"state":"',
-  attempts: ',"attempts":',
-  files: ',"files":[',
-  costUsd: ',"costUsd":',
-};
+const OUTPUT = ',"output":"';
+const AFTER_OUTPUT = ',"files":';
 
 /**
- * The fields an index needs of a job record as nightshift writes it, found without parsing the line (its reply
- * text is most of it): a million-record journal is indexed several times faster. Any line not laid out exactly so
- * (written by hand, torn, another record type) gives undefined and is parsed in full instead. In JSON text a quote
- * inside a string is always escaped, so a key pattern can only match the key itself. `text` is `bytes` decoded as
- * latin1; the line is `start`..`end` of both. The fingerprint's first 16 bytes are written to `key`.
+ * A job record as nightshift writes it (its reply text is most of the line), checked in full without parsing the
+ * reply: a million-record journal is indexed several times faster. The reply's string is checked where it lies (its
+ * escapes and its end), and the rest of the line is parsed and checked as a record whose reply is empty. A line not
+ * laid out so (written by hand, torn, damaged, another record type) gives undefined and is parsed in full instead.
+ * In JSON text a quote inside a string is always escaped, so a key pattern can only match the key itself. `text` is
+ * `bytes` decoded as latin1; the line is `start`..`end` of both, and holds no control character.
  */
-function scanJobRecord(bytes: Buffer, text: string, start: number, end: number, key: Buffer): ScannedJob | undefined {
+function quickJobRecord(bytes: Buffer, text: string, start: number, end: number): JobRecord | undefined {
   if (!text.startsWith(JOB_START, start) || text.charCodeAt(end - 1) !== 0x7d) return undefined;
-  const idStart = start + JOB_START.length;
-  const idEnd = stringEnd(text, idStart, end);
-  if (idEnd < 0 || !text.startsWith(FIELD.fingerprint, idEnd)) return undefined;
-  const raw = text.slice(idStart, idEnd);
-  // Plain ASCII reads the same in latin1; anything else is decoded from the bytes (and unescaped, if need be).
-  const id = raw.includes('\\') ? (JSON.parse(bytes.toString('utf8', idStart - 1, idEnd + 1)) as string) : ASCII.test(raw) ? raw : bytes.toString('utf8', idStart, idEnd);
-  const fpStart = idEnd + FIELD.fingerprint.length;
-  if (text.charCodeAt(fpStart + 64) !== 0x22 || !hexToKey(text, fpStart, key)) return undefined;
-
-  const stateAt = text.indexOf(FIELD.state, fpStart);
-  if (stateAt < 0 || stateAt > end) return undefined;
-  const stateStart = stateAt + FIELD.state.length;
-  const state = text.slice(stateStart, text.indexOf('"', stateStart));
-  if (state !== 'done' && state !== 'failed') return undefined;
-  const attempts = numberAfter(text, FIELD.attempts, stateStart, end);
-  const filesAt = text.indexOf(FIELD.files, stateStart);
-  if (attempts === undefined || attempts === null || filesAt < 0 || filesAt > end) return undefined;
-  const costUsd = numberAfter(text, FIELD.costUsd, filesAt, end);
-  if (costUsd === undefined) return undefined;
-  const hasFiles = text.charCodeAt(filesAt + FIELD.files.length) !== 0x5d;
-  // The origin is written last; a string's quotes are escaped, so the line can end so only with the field itself.
-  return { id, state, hasFiles, costUsd, attempts, offline: text.endsWith(OFFLINE_ENDING, end) };
-}
-
-const OFFLINE_ENDING = `,"origin":${JSON.stringify(OFFLINE_ORIGIN)}}`;
-const ASCII = /^[\x20-\x7e]*$/;
-const NUMBER = /^-?\d+(\.\d+)?([eE][+-]?\d+)?$/;
-
-/** Writes the first 16 bytes of the 64 lowercase hex digits at `at` to `key`; false when they are not such digits. */
-function hexToKey(text: string, at: number, key: Buffer): boolean {
-  for (let i = 0; i < 64; i++) if (hexValue(text.charCodeAt(at + i)) < 0) return false;
-  for (let i = 0; i < KEY_BYTES; i++) key[i] = (hexValue(text.charCodeAt(at + 2 * i)) << 4) | hexValue(text.charCodeAt(at + 2 * i + 1));
-  return true;
-}
-
-const hexValue = (code: number): number => (code >= 0x30 && code <= 0x39 ? code - 0x30 : code >= 0x61 && code <= 0x66 ? code - 0x57 : -1);
-
-/** Where the JSON string whose text starts at `from` ends (its closing quote) before `end`, or -1. */
-function stringEnd(text: string, from: number, end: number): number {
-  for (let quote = text.indexOf('"', from); quote >= 0 && quote < end; quote = text.indexOf('"', quote + 1)) {
-    let backslashes = 0;
-    while (text.charCodeAt(quote - 1 - backslashes) === 0x5c) backslashes++;
-    if (backslashes % 2 === 0) return quote;
+  const at = text.indexOf(OUTPUT, start);
+  if (at < 0 || at >= end) return undefined;
+  const from = at + OUTPUT.length;
+  const close = stringEnd(text, from, end);
+  if (close < 0 || !text.startsWith(AFTER_OUTPUT, close + 1)) return undefined;
+  let rest: unknown;
+  try {
+    rest = JSON.parse(bytes.toString('utf8', start, from) + bytes.toString('utf8', close, end));
+  } catch (error) {
+    // Damaged outside the reply: the full parse says so.
+    if (error instanceof SyntaxError) return undefined;
+    throw error;
   }
-  return -1;
+  return isJobRecord(rest) ? rest : undefined;
 }
 
-/** The number (or null) that follows `field` in the line, searching from `from`; undefined when there is none. */
-function numberAfter(text: string, field: string, from: number, end: number): number | null | undefined {
-  const at = text.indexOf(field, from);
-  if (at < 0 || at > end) return undefined;
-  const start = at + field.length;
-  let stop = start;
-  while (stop < end && text.charCodeAt(stop) !== 0x2c && text.charCodeAt(stop) !== 0x7d) stop++;
-  const value = text.slice(start, stop);
-  if (value === 'null') return null;
-  return NUMBER.test(value) ? Number(value) : undefined;
+/** The escapes a JSON string may hold after a backslash (`u` takes four hex digits more). */
+const ESCAPES = new Set([...'"\\/bfnrtu'].map((char) => char.charCodeAt(0)));
+const HEX4 = /^[0-9a-fA-F]{4}$/;
+
+/**
+ * Where the JSON string whose text starts at `from` ends (its closing quote) before `end`, or -1 when it does not
+ * end there or holds an escape JSON does not have. Each search stops at the closing quote: a line never scans the next.
+ */
+function stringEnd(text: string, from: number, end: number): number {
+  let at = from;
+  let quote = text.indexOf('"', at);
+  for (;;) {
+    if (quote < 0 || quote >= end) return -1;
+    const slash = text.slice(at, quote).indexOf('\\');
+    if (slash < 0) return quote;
+    const escape = at + slash;
+    const code = text.charCodeAt(escape + 1);
+    if (!ESCAPES.has(code) || (code === 0x75 && !HEX4.test(text.slice(escape + 2, escape + 6)))) return -1;
+    at = escape + (code === 0x75 ? 6 : 2);
+    if (at > quote) quote = text.indexOf('"', at);
+  }
 }
 
 /**
@@ -373,10 +364,13 @@ export class RecordReader {
   private windowStart = 0;
   private hits = 0;
 
-  private constructor(private readonly handle: FileHandle) {}
+  private constructor(
+    private readonly path: string,
+    private readonly handle: FileHandle,
+  ) {}
 
   static async open(path: string): Promise<RecordReader> {
-    return new RecordReader(await open(path, 'r'));
+    return new RecordReader(path, await open(path, 'r'));
   }
 
   async read({ offset, length }: RecordLocation): Promise<JobRecord> {
@@ -390,8 +384,10 @@ export class RecordReader {
       if (bytesRead < length) throw new Error(`journal record at byte ${offset} is cut short`);
     }
     this.hits++;
-    const text = this.window.toString('utf8', offset - this.windowStart, end - this.windowStart);
-    return JSON.parse(text) as JobRecord;
+    const record = parseRecord(this.window.toString('utf8', offset - this.windowStart, end - this.windowStart));
+    // Indexing checked every record: one that no longer reads back was changed by something else since.
+    if (record?.type !== 'job') throw new NightshiftError('E_OUTPUT', `${this.path} changed during the run: the record at byte ${offset} is no longer valid`, { path: this.path });
+    return record;
   }
 
   async close(): Promise<void> {

@@ -96,8 +96,8 @@ export interface ReadJournalOptions {
 
 /**
  * Streams every record of a journal, oldest first, one line at a time (flat memory whatever the journal's size).
- * A missing or empty journal yields nothing. A torn last line, left by a process killed mid-write, is skipped
- * with a warning; so is any line that does not parse as a record.
+ * A missing or empty journal yields nothing. A line that is not a valid record (a torn last line, left by a process
+ * killed mid-write, or a damaged one) is skipped with a warning naming it.
  */
 export async function* readJournalRecords(path: string, options: ReadJournalOptions = {}): AsyncGenerator<JournalRecord> {
   if ((await journalSize(path)) === 0) return;
@@ -108,7 +108,7 @@ export async function* readJournalRecords(path: string, options: ReadJournalOpti
     if (line.trim() === '') continue;
     const record = parseRecord(line);
     if (record) yield record;
-    else options.onWarning?.(`${path}:${lineNumber}: skipped an incomplete journal line (a process was probably killed while writing it)`);
+    else options.onWarning?.(`${path}:${lineNumber}: skipped a journal line that is not a valid record (torn by a process killed while writing it, or damaged)`);
   }
 }
 
@@ -128,15 +128,51 @@ export async function journalSize(path: string): Promise<number> {
   return stats.size;
 }
 
-/** One journal line as a record, or undefined when it is torn or not a record. */
+/**
+ * One journal line as a record, or undefined when it is torn, damaged or not a record: job and run records must have
+ * every field of the right type. Records of other types (to come) are taken as they are.
+ */
 export function parseRecord(line: string): JournalRecord | undefined {
   let record: unknown;
   try {
     record = JSON.parse(line);
   } catch (error) {
-    // A torn or foreign line; anything but a syntax error would be a bug.
+    // A torn, damaged or foreign line; anything but a syntax error would be a bug.
     if (error instanceof SyntaxError) return undefined;
     throw error;
   }
-  return typeof record === 'object' && record !== null && 'type' in record ? (record as JournalRecord) : undefined;
+  if (!isObject(record) || typeof record.type !== 'string') return undefined;
+  if (record.type === 'job') return isJobRecord(record) ? record : undefined;
+  if (record.type === 'run') return isRunRecord(record) ? record : undefined;
+  return record as unknown as JournalRecord;
 }
+
+/** Whether a parsed journal line is a job record with every field of the right type (a state is any string: new states come). */
+export function isJobRecord(value: unknown): value is JobRecord {
+  if (!isObject(value) || value.type !== 'job') return false;
+  const { id, fingerprint, state, kind, model, tags, source, attempts, output, files, usage, costUsd, latencyMs, startedAt, finishedAt } = value;
+  return (
+    [id, fingerprint, state, kind, model, source, output, startedAt, finishedAt].every((field) => typeof field === 'string') &&
+    [attempts, latencyMs].every(isNumber) &&
+    (costUsd === null || isNumber(costUsd)) &&
+    Array.isArray(tags) &&
+    tags.every((tag) => typeof tag === 'string') &&
+    Array.isArray(files) &&
+    files.every(isProducedFile) &&
+    isObject(usage) &&
+    Object.values(usage).every(isNumber) &&
+    (['finishReason', 'error', 'requestId', 'origin'] as const).every((name) => value[name] === undefined || typeof value[name] === 'string') &&
+    (value.status === undefined || isNumber(value.status))
+  );
+}
+
+function isRunRecord(value: Record<string, unknown>): value is RunRecord & Record<string, unknown> {
+  return typeof value.startedAt === 'string' && Array.isArray(value.files) && isNumber(value.jobs) && (value.origin === undefined || typeof value.origin === 'string');
+}
+
+const isProducedFile = (value: unknown): value is ProducedFile =>
+  isObject(value) && typeof value.path === 'string' && isNumber(value.bytes) && typeof value.sha256 === 'string';
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+const isNumber = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
