@@ -4,7 +4,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { NightshiftError } from '../common/errors.js';
 import { IdTable } from '../common/id-table.js';
 import { KEY_BYTES } from '../jobs/digests.js';
-import { answeredOffline, isJobRecord, journalSize, parseRecord, type JobRecord, type JobState, type RecordLocation } from './journal.js';
+import { answeredOffline, journalSize, OFFLINE_ORIGIN, parseRecord, type JobRecord, type JobState, type RecordLocation } from './journal.js';
 
 /**
  * The short form of a request fingerprint that the index compares. A sha256 hex fingerprint keeps its first
@@ -224,35 +224,29 @@ export async function indexJournal(path: string, { ids, setAsideOffline = false 
   const index = new JournalIndex(ids);
   if ((await journalSize(path)) === 0) return index;
   let lineNumber = 0;
-  const addJob = (record: JobRecord, location: RecordLocation): void => {
-    if (setAsideOffline && answeredOffline(record)) return index.setAside(record.id);
-    index.add(record.id, refOf(record, location));
+  const addJob = ({ id, ref, offline, costUsd, attempts }: IndexedJob): void => {
+    if (setAsideOffline && offline) return index.setAside(id);
+    index.add(id, ref);
     // A record with no attempt (images renamed) sent nothing: its cost is already counted once.
-    if (record.costUsd !== null && record.attempts > 0) index.spentUsd += record.costUsd;
+    if (costUsd !== null && attempts > 0) index.spentUsd += costUsd;
   };
-  /**
-   * Indexes the line at `start`..`end` of `bytes` (`text` is `bytes` as latin1: the same offsets), which lies at
-   * `offset` in the file; `clean` when it holds no control character.
-   */
-  const take = (bytes: Buffer, text: string, start: number, end: number, offset: number, clean: boolean): void => {
+  /** Indexes the line at `start`..`end` of `bytes` (`text` is `bytes` as latin1: the same offsets), which lies at `offset` in the file. */
+  const take = (bytes: Buffer, text: string, start: number, end: number, offset: number): void => {
     lineNumber++;
     const location = { offset, length: end - start };
-    const quick = clean ? quickJobRecord(bytes, text, start, end) : undefined;
-    if (quick) return addJob(quick, location);
+    const quick = scanJobRecord(bytes, text, start, end, location);
+    if (quick) return addJob(quick);
     const line = bytes.toString('utf8', start, end);
     if (line.trim() === '') return;
     const record = parseRecord(line);
     if (!record) {
-      index.warnings.push(`${path}:${lineNumber}: ${NOT_A_RECORD}`);
+      index.warnings.push(`${path}:${lineNumber}: skipped a journal line that is not a valid record (torn by a process killed while writing it, or damaged); its job counts as not done`);
       return;
     }
     if (record.type === 'run') index.runs++;
-    else if (record.type === 'job') addJob(record, location);
+    else if (record.type === 'job') addJob({ ...record, ref: refOf(record, location), offline: answeredOffline(record) });
   };
-  const takeWhole = (line: Buffer, offset: number): void => {
-    const text = line.toString('latin1');
-    take(line, text, 0, line.length, offset, controlAt(text, 0) === text.length);
-  };
+  const takeWhole = (line: Buffer, offset: number): void => take(line, line.toString('latin1'), 0, line.length, offset);
 
   let position = 0;
   let pending: Buffer[] = [];
@@ -260,17 +254,12 @@ export async function indexJournal(path: string, { ids, setAsideOffline = false 
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
     // One latin1 string a chunk: a character per byte, so lines are found and scanned at the bytes' own offsets.
     const text = chunk.toString('latin1');
-    // Control characters are found once a chunk, not once a line.
-    let control = controlAt(text, 0);
     let start = 0;
     for (let newline = text.indexOf('\n'); newline !== -1; newline = text.indexOf('\n', start)) {
       if (pending.length > 0) {
         takeWhole(Buffer.concat([...pending, chunk.subarray(start, newline)]), pendingStart);
         pending = [];
-      } else {
-        if (control < start) control = controlAt(text, start);
-        take(chunk, text, start, newline, position + start, control >= newline);
-      }
+      } else take(chunk, text, start, newline, position + start);
       start = newline + 1;
     }
     if (start < chunk.length) {
@@ -283,71 +272,65 @@ export async function indexJournal(path: string, { ids, setAsideOffline = false 
   return index;
 }
 
-/** What is said of a journal line skipped because it is not a valid record. */
-const NOT_A_RECORD = 'skipped a journal line that is not a valid record (torn by a process killed while writing it, or damaged); its job counts as not done';
-
-// Looking for control characters is the point here.
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\x00-\x09\x0b-\x1f]/g;
-
-/** Where the first control character (newline apart) of `text` at or after `from` is; `text.length` when there is none. */
-function controlAt(text: string, from: number): number {
-  CONTROL.lastIndex = from;
-  return CONTROL.exec(text)?.index ?? text.length;
+/** What indexing takes from a job record. */
+interface IndexedJob {
+  id: string;
+  ref: RecordRef;
+  costUsd: number | null;
+  attempts: number;
+  /** The answer came from the offline server. */
+  offline: boolean;
 }
 
-const JOB_START = '{"type":"job","id":"';
-const OUTPUT = ',"output":"';
-const AFTER_OUTPUT = ',"files":';
+/** A JSON string: no control character, no escape JSON does not have. One character an iteration, so a line that fails is given up in linear time. */
+const STRING = String.raw`"(?:[^"\\\x00-\x1f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"`;
+const NUMBER = String.raw`-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?`;
+const FILE = `\\{"path":${STRING},"bytes":${NUMBER},"sha256":${STRING}\\}`;
+const OBJECT_OF_NUMBERS = `\\{(?:${STRING}:${NUMBER}(?:,${STRING}:${NUMBER})*)?\\}`;
+const LIST_OF = (item: string): string => `\\[(?:${item}(?:,${item})*)?\\]`;
 
 /**
- * A job record as nightshift writes it (its reply text is most of the line), checked in full without parsing the
- * reply: a million-record journal is indexed several times faster. The reply's string is checked where it lies (its
- * escapes and its end), and the rest of the line is parsed and checked as a record whose reply is empty. A line not
- * laid out so (written by hand, torn, damaged, another record type) gives undefined and is parsed in full instead.
- * In JSON text a quote inside a string is always escaped, so a key pattern can only match the key itself. `text` is
- * `bytes` decoded as latin1; the line is `start`..`end` of both, and holds no control character.
+ * A job record exactly as `run/attempt.ts` lays it out, every field of its type: the captures are the id, the
+ * fingerprint, the state, the attempts, the files (empty when none), the cost and the origin.
  */
-function quickJobRecord(bytes: Buffer, text: string, start: number, end: number): JobRecord | undefined {
-  if (!text.startsWith(JOB_START, start) || text.charCodeAt(end - 1) !== 0x7d) return undefined;
-  const at = text.indexOf(OUTPUT, start);
-  if (at < 0 || at >= end) return undefined;
-  const from = at + OUTPUT.length;
-  const close = stringEnd(text, from, end);
-  if (close < 0 || !text.startsWith(AFTER_OUTPUT, close + 1)) return undefined;
-  let rest: unknown;
-  try {
-    rest = JSON.parse(bytes.toString('utf8', start, from) + bytes.toString('utf8', close, end));
-  } catch (error) {
-    // Damaged outside the reply: the full parse says so.
-    if (error instanceof SyntaxError) return undefined;
-    throw error;
-  }
-  return isJobRecord(rest) ? rest : undefined;
-}
+const JOB_LINE = new RegExp(
+  `\\{"type":"job","id":(${STRING}),"fingerprint":"([0-9a-f]{64})","kind":${STRING},"model":${STRING},"tags":${LIST_OF(STRING)},` +
+    `"source":${STRING},"state":(${STRING}),"attempts":(${NUMBER}),"output":${STRING},"files":\\[((?:${FILE}(?:,${FILE})*)?)\\]` +
+    `(?:,"finishReason":${STRING})?(?:,"error":${STRING})?(?:,"status":${NUMBER})?,"usage":${OBJECT_OF_NUMBERS},"costUsd":(${NUMBER}|null),` +
+    `"latencyMs":${NUMBER}(?:,"requestId":${STRING})?,"startedAt":${STRING},"finishedAt":${STRING}(?:,"origin":(${STRING}))?\\}`,
+  'y',
+);
 
-/** The escapes a JSON string may hold after a backslash (`u` takes four hex digits more). */
-const ESCAPES = new Set([...'"\\/bfnrtu'].map((char) => char.charCodeAt(0)));
-const HEX4 = /^[0-9a-fA-F]{4}$/;
+const OFFLINE_STRING = JSON.stringify(OFFLINE_ORIGIN);
 
 /**
- * Where the JSON string whose text starts at `from` ends (its closing quote) before `end`, or -1 when it does not
- * end there or holds an escape JSON does not have. Each search stops at the closing quote: a line never scans the next.
+ * The fields an index needs of a job record as nightshift writes it, checked by one regular expression rather than
+ * parsed (its reply text is most of the line): a million-record journal is indexed several times faster, and a
+ * record that is damaged anywhere (a stray byte, a control character, a field of the wrong type) does not match.
+ * Any line not laid out exactly so (written by hand, torn, damaged, another record type) gives undefined and is
+ * parsed in full instead. `text` is `bytes` decoded as latin1; the line is `start`..`end` of both.
  */
-function stringEnd(text: string, from: number, end: number): number {
-  let at = from;
-  let quote = text.indexOf('"', at);
-  for (;;) {
-    if (quote < 0 || quote >= end) return -1;
-    const slash = text.slice(at, quote).indexOf('\\');
-    if (slash < 0) return quote;
-    const escape = at + slash;
-    const code = text.charCodeAt(escape + 1);
-    if (!ESCAPES.has(code) || (code === 0x75 && !HEX4.test(text.slice(escape + 2, escape + 6)))) return -1;
-    at = escape + (code === 0x75 ? 6 : 2);
-    if (at > quote) quote = text.indexOf('"', at);
-  }
+function scanJobRecord(bytes: Buffer, text: string, start: number, end: number, location: RecordLocation): IndexedJob | undefined {
+  JOB_LINE.lastIndex = start;
+  const match = JOB_LINE.exec(text);
+  if (!match || JOB_LINE.lastIndex !== end) return undefined;
+  const [, id, fingerprint, state, attempts, files, costUsd, origin] = match as unknown as string[];
+  // Plain ASCII reads the same in latin1; anything else is decoded from the bytes (and unescaped, if need be).
+  const idStart = match.index + JOB_START.length;
+  const decoded = ASCII.test(id!) ? id!.slice(1, -1) : (JSON.parse(bytes.toString('utf8', idStart, idStart + id!.length)) as string);
+  const jobState = (state!.includes('\\') ? JSON.parse(state!) : state!.slice(1, -1)) as JobState;
+  return {
+    id: decoded,
+    ref: { key: fingerprintKey(fingerprint!), state: jobState, hasFiles: files !== '', ...location },
+    costUsd: costUsd === 'null' ? null : Number(costUsd),
+    attempts: Number(attempts),
+    offline: origin === OFFLINE_STRING,
+  };
 }
+
+/** How a job record's line starts, up to the quote that opens its id. */
+const JOB_START = '{"type":"job","id":';
+const ASCII = /^"[\x20-\x5b\x5d-\x7e]*"$/;
 
 /**
  * How much of the journal one read brings in. Records are read in input order, which is mostly journal order, so
