@@ -6,9 +6,10 @@ import { isFileSystemError } from '../common/fs-errors.js';
 import type { IdTable } from '../common/id-table.js';
 import type { Job } from '../common/types.js';
 import type { JobDigests } from '../jobs/digests.js';
-import type { JobSource } from '../jobs/source.js';
+import { fingerprint } from '../jobs/fingerprint.js';
+import { jobFilesChanged, type JobSource } from '../jobs/source.js';
 import { JOURNAL_FILE, journalSize, OFFLINE_ORIGIN, type JobRecord, type RunRecord } from './journal.js';
-import { indexJournal, RecordReader, refOf, type JournalIndex, type RecordRef } from './journal-index.js';
+import { fingerprintKey, indexJournal, RecordReader, refOf, type JournalIndex, type RecordRef } from './journal-index.js';
 import { JournalWriter } from './journal-writer.js';
 import { acquireLock } from './lock.js';
 import { applyMoves, type PlannedMove } from './moves.js';
@@ -49,7 +50,11 @@ export interface OutputFolder {
    * rejects with `E_OUTPUT` when the journal cannot be written, and from then on every record does.
    */
   record(job: Job, record: JobRecord): Promise<void>;
-  /** Rewrites results.csv and usage.csv from the journal, a row for every job of `source`; returns the totals. */
+  /**
+   * Rewrites results.csv and usage.csv from the journal, a row for every job of `source` (its own outcome, matched by
+   * id and request); returns the totals. Rejects with `E_VALIDATION` once both are written when the job files no
+   * longer hold the jobs validated (changed during the run).
+   */
   writeResults(source: JobSource): Promise<UsageSummary>;
   /** Closes the journal and releases the folder. */
   close(): Promise<void>;
@@ -140,21 +145,29 @@ class Folder implements OutputFolder {
     await this.stopResults();
     const usage = new UsageSummary();
     const { index, reader } = this;
+    const { digests } = source;
+    let changed = false;
     async function* lines(): AsyncGenerator<string> {
       yield resultsHeader();
       let position = 0;
       for await (const job of source.open()) {
-        const ref = position < source.count ? index.currentOf(source.digests.ids, position, source.digests.key(position)) : undefined;
+        // Each row is the job's own outcome, found by its id and request: never by its position alone, which a line
+        // inserted in the job file since validation would shift.
+        const key = fingerprintKey(fingerprint(job));
+        if (position >= source.count || digests.ids.indexOf(job.id) !== position || !key.equals(digests.key(position))) changed = true;
         position++;
+        const ref = index.current(job.id, key);
         const record = ref && (await reader.read(ref));
         usage.add(job, record);
         yield resultLine(job, record);
       }
+      if (position !== source.count) changed = true;
     }
     const resultsPath = join(this.dir, RESULTS_FILE);
     await writeOutput(resultsPath, () => writeFileAtomic(resultsPath, lines(), { durable: false }));
     const usagePath = join(this.dir, USAGE_FILE);
     await writeOutput(usagePath, () => writeFileAtomic(usagePath, usage.toCsv()));
+    if (changed) throw jobFilesChanged();
     return usage;
   }
 

@@ -1,7 +1,7 @@
 import { NightshiftError } from '../common/errors.js';
 import type { Job } from '../common/types.js';
 import { fingerprint } from '../jobs/fingerprint.js';
-import type { JobSource } from '../jobs/source.js';
+import { jobFilesChanged, type JobSource } from '../jobs/source.js';
 import type { OutputFolder } from '../output/folder.js';
 import { fingerprintKey, type RecordRef } from '../output/journal-index.js';
 import type { PlannedMove } from '../output/moves.js';
@@ -38,10 +38,6 @@ export interface ToSend {
   fp: string;
 }
 
-/** The error for job files that no longer match what was validated and planned. */
-const changedFiles = (): NightshiftError =>
-  new NightshiftError('E_VALIDATION', 'The job files changed during the run; stopped. Run the same command again to validate and continue.');
-
 /**
  * Decides what each job needs, from its digest and the journal index. The job files are read again only for the
  * jobs whose decision depends on their image files, and, with a budget, for the jobs to send (each must have a worst case).
@@ -71,7 +67,7 @@ export async function planJobs(
   const unpriced = new Set<string>();
   const wanted = (position: number): boolean => position >= source.count || byFiles.has(position) || (budget !== undefined && SEND.has(plan.actions[position]!));
   for await (const { position, job } of source.pick(wanted, firstWanted(wanted))) {
-    if (position >= source.count || !fingerprintKey(fingerprint(job)).equals(digests.key(position))) throw changedFiles();
+    if (position >= source.count || !fingerprintKey(fingerprint(job)).equals(digests.key(position))) throw jobFilesChanged();
     const ref = byFiles.get(position);
     if (ref) {
       const record = await folder.readRecord(ref);
@@ -111,9 +107,9 @@ export function countPlan(plan: Plan): PlanCounts {
 export async function* jobsToSend(source: JobSource, plan: Plan): AsyncGenerator<ToSend> {
   const wanted = (position: number): boolean => position >= plan.actions.length || SEND.has(plan.actions[position]!);
   for await (const { position, job } of source.pick(wanted, firstWanted(wanted))) {
-    if (position >= plan.actions.length) throw changedFiles();
+    if (position >= plan.actions.length) throw jobFilesChanged();
     const fp = fingerprint(job);
-    if (!fingerprintKey(fp).equals(source.digests.key(position))) throw changedFiles();
+    if (!fingerprintKey(fp).equals(source.digests.key(position))) throw jobFilesChanged();
     yield { job, fp };
   }
 }
