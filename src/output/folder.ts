@@ -248,10 +248,10 @@ async function present(path: string): Promise<boolean> {
   }
 }
 
-/** Whether a folder holds a file at any depth. */
+/** Whether a folder holds a regular file at any depth (links are not what a run writes). */
 async function holdsFiles(folder: string): Promise<boolean> {
   const entries = await readdir(folder, { recursive: true, withFileTypes: true });
-  return entries.some((entry) => !entry.isDirectory());
+  return entries.some((entry) => entry.isFile());
 }
 
 async function prepare(dir: string): Promise<void> {
