@@ -1,6 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { scanJobRecord } from '../src/output/journal-index.js';
 import { cli, offlineServerPerTest, readCsv, tempDir, writeJobs } from './helpers.js';
 
 const offline = offlineServerPerTest('sk-test-damaged-journal-1234567890');
@@ -61,5 +62,22 @@ describe('a damaged journal record', () => {
     expect(report.code).toBe(0);
     expect(report.stderr).toContain(`journal.jsonl:${line}:`);
     expect((await readCsv(csv)).at(-1)).toMatchObject({ model: 'TOTAL', jobs: '2', ok: '2' });
+  });
+});
+
+describe('the records a run writes', () => {
+  it('are all read by the quick scan of indexing, which checks every field without parsing the reply', async () => {
+    const env = await offline.serve({ faults: [{ status: 400, times: 1, match: { promptIncludes: 'refused' } }] });
+    const dir = await tempDir();
+    const file = await writeJobs(dir, [
+      { id: 'chat', model: 'gpt-4o-mini', prompt: 'Say "hi"\n\tand ünïcödé 🌙', tags: ['a', 'b'] },
+      { id: 'refused', model: 'gpt-4o-mini', prompt: 'This one is refused' },
+      { id: 'picture', kind: 'image', model: 'gpt-image-1', prompt: 'A lighthouse', size: '1024x1024', quality: 'low' },
+    ]);
+    const out = join(dir, 'out');
+    expect((await cli(['run', file, '--quiet', '--out', out], { env })).code).toBe(1);
+    const lines = (await readFile(join(out, 'journal.jsonl'), 'latin1')).split('\n').filter((line) => line.startsWith('{"type":"job"'));
+    expect(lines).toHaveLength(3);
+    for (const line of lines) expect(scanJobRecord(Buffer.from(line, 'latin1'), line, 0, line.length, { offset: 0, length: line.length }), line).toBeDefined();
   });
 });

@@ -79,7 +79,6 @@ export function resolveRunFlags(argv: Record<string, unknown>): RunFlags {
     ...(flags.prices !== undefined ? { prices: flags.prices } : {}),
     ...(flags.budget !== undefined ? { budgetUsd: flags.budget } : {}),
     fresh: flags.fresh,
-    ...(flags.offline ? { origin: OFFLINE_ORIGIN } : {}),
     force: flags.force,
     onlyFailed: flags['only-failed'],
     quiet: flags.quiet,

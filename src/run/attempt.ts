@@ -155,7 +155,7 @@ function jobRecord(job: Job, fp: string, timing: Timing, outcome: Outcome, clock
     ...(requestId ? { requestId } : {}),
     startedAt: new Date(timing.startedAt).toISOString(),
     finishedAt: new Date(clock.now()).toISOString(),
-    // Last, where reading the journal looks for it.
+    // Last: the layout the journal's index reads (`output/journal-index.ts`).
     ...(origin ? { origin } : {}),
   };
 }
