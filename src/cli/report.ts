@@ -60,7 +60,10 @@ async function reportOn(folders: string[], { by, csv }: { by: ReportKey; csv: st
     io.stdout(`\nAnswered by the offline server (--offline): not billed, left out of the TOTAL above${csv ? ' and of the CSV' : ''}:\n`);
     io.stdout(formatTable(offline.table()));
   }
-  if (skipped > 0) io.stderr(`warning: ${skipped} journal line${skipped === 1 ? ' was' : 's were'} not valid records (see above) and ${skipped === 1 ? 'is' : 'are'} left out of the report\n`);
+  if (skipped > 0) {
+    const lines = skipped === 1 ? '1 journal line is not a valid record (see above); it is' : `${skipped} journal lines are not valid records (see above); they are`;
+    io.stderr(`warning: ${lines} left out of the report\n`);
+  }
   const unpriced = report.unpricedModels();
   if (unpriced.length > 0) {
     io.stderr(`warning: no price was known for ${unpriced.join(', ')} when they ran; their cost is left empty and the TOTAL is incomplete\n`);
