@@ -9,7 +9,9 @@ import { ESTIMATE_COLUMNS, EstimateSummary } from '../src/cost/estimate-summary.
 import { loadJobs } from '../src/jobs/load.js';
 import { createPriceBook } from '../src/cost/prices.js';
 import { zeroUsage, type Job } from '../src/common/types.js';
-import { cli, readCsv, tempDir, writeJobs } from './helpers.js';
+import { cli, offlineServerPerTest, readCsv, tempDir, writeJobs } from './helpers.js';
+
+const api = offlineServerPerTest('sk-test-estimate-key-1234567890');
 
 /** Rates pinned so that the expectations below do not move with the price table (USD per million tokens). */
 const book = createPriceBook({
@@ -204,11 +206,12 @@ describe('nightshift estimate', () => {
   });
 
   it('leaves out jobs already done in the output folder, but not jobs whose request changed', async () => {
+    const env = await api.serve();
     const dir = await tempDir();
     const out = join(dir, 'out');
     const jobs = [1, 2, 3].map((i) => ({ id: `q${i}`, model: 'gpt-4.1-mini', prompt: `Question number ${i}` }));
     const file = await writeJobs(dir, jobs);
-    expect((await cli(['run', file, '--offline', '--quiet', '--out', out])).code).toBe(0);
+    expect((await cli(['run', file, '--quiet', '--out', out], { env })).code).toBe(0);
 
     await writeJobs(dir, [jobs[0]!, { ...jobs[1]!, prompt: 'A different question' }, jobs[2]!, { id: 'q4', model: 'gpt-4.1-mini', prompt: 'New' }]);
     const csv = join(dir, 'estimate.csv');

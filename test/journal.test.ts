@@ -4,20 +4,21 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { JobRecord } from '../src/output/journal.js';
 import { JournalWriter } from '../src/output/journal-writer.js';
-import { fingerprintKey, indexJournal, JournalIndex, RecordReader, refOf } from '../src/output/journal-index.js';
+import { fingerprintKey, indexJournal, JournalIndex, RecordReader, refOf, scanJobRecord } from '../src/output/journal-index.js';
 import { createHash } from 'node:crypto';
 import { zeroUsage } from '../src/common/types.js';
 import { IdTable } from '../src/common/id-table.js';
 
+// The fields in the order a run writes them (`run/attempt.ts`), which indexing reads without parsing.
 const record = (id: string, state: JobRecord['state'] = 'done'): JobRecord => ({
   type: 'job',
   id,
   fingerprint: `fp-${id}`,
-  state,
   kind: 'chat',
   model: 'gpt-5-mini',
   tags: [],
   source: 'jobs.jsonl:1',
+  state,
   attempts: 1,
   output: `reply ${id}`,
   files: [],
@@ -27,6 +28,16 @@ const record = (id: string, state: JobRecord['state'] = 'done'): JobRecord => ({
   startedAt: '2026-11-28T00:00:00.000Z',
   finishedAt: '2026-11-28T00:00:01.000Z',
 });
+
+/** Every field of a run's job record, in the order `run/attempt.ts` writes them. */
+const FIELD_ORDER = [
+  'type', 'id', 'fingerprint', 'kind', 'model', 'tags', 'source', 'state', 'attempts', 'output', 'files', 'finishReason', 'error',
+  'status', 'usage', 'costUsd', 'latencyMs', 'requestId', 'startedAt', 'finishedAt', 'origin',
+] as const;
+
+/** `item` with its fields in the order a run writes them. */
+const laidOut = (item: JobRecord): JobRecord =>
+  Object.fromEntries(FIELD_ORDER.filter((name) => name in item).map((name) => [name, item[name]])) as unknown as JobRecord;
 
 async function tempJournal(): Promise<string> {
   return join(await mkdtemp(join(tmpdir(), 'nightshift-journal-')), 'journal.jsonl');
@@ -82,10 +93,11 @@ describe('journal', () => {
       '"state":"failed","files":[{"x":1}],"costUsd":9',
       'ünïcödé 🌙',
       'a\ud800',
+      'escaped controls \u0001 \u0000 \t and a newline\n',
     ];
     const records: JobRecord[] = tricky.flatMap((text, i) => [
-      { ...record(text), fingerprint: sha(`request ${i}`), output: text, tags: [text], source: `${text}:1`, costUsd: 0.001 * (i + 1) },
-      { ...record(`job-${i}`, i % 2 === 0 ? 'failed' : 'done'), fingerprint: sha(`other ${i}`), error: text, costUsd: i === 3 ? null : 0.5 },
+      { ...record(text), fingerprint: sha(`request ${i}`), output: text, tags: [text], source: `${text}:1`, costUsd: 0.001 * (i + 1), origin: 'offline' },
+      { ...record(`job-${i}`, i % 2 === 0 ? 'failed' : 'done'), fingerprint: sha(`other ${i}`), error: text, costUsd: i === 3 ? null : 0.5, origin: 'https://api.openai.com' },
       {
         ...record(`image-${i}`),
         fingerprint: sha(`image ${i}`),
@@ -98,12 +110,18 @@ describe('journal', () => {
     // A reply longer than a read of the journal (1 MB): its line spans two reads.
     records.splice(4, 0, { ...record('long reply'), fingerprint: sha('long'), output: `${'x'.repeat(1_500_000)}"\\` });
     const writer = await JournalWriter.open(path);
-    for (const item of records) await writer.append(item);
+    for (const item of records) await writer.append(laidOut(item));
     // A record written by hand, its keys in another order: parsed in full.
     await writer.close();
     const handWritten = { ...record('by-hand'), fingerprint: sha('by hand') };
     const { fingerprint, ...rest } = handWritten;
     await appendFile(path, `${JSON.stringify({ fingerprint, ...rest })}\n`);
+
+    // Every line the writer wrote is read without parsing; the one written by hand is not.
+    const written = (await readFile(path)).toString('latin1').split('\n').filter(Boolean);
+    expect(written.map((line) => scanJobRecord(Buffer.from(line, 'latin1'), line, 0, line.length, { offset: 0, length: line.length }) !== undefined)).toEqual(
+      written.map((_, i) => i < written.length - 1),
+    );
 
     // The same journal indexed by parsing every line.
     const expected = new JournalIndex();

@@ -76,6 +76,8 @@ describe('outputs', () => {
     const leftovers = [join(out, 'results.csv.4242.tmp'), join(out, 'images', 'sub', 'a.png.4242.0badcafe.tmp')];
     for (const path of leftovers) await writeFile(path, 'partial');
     await writeFile(join(out, 'images', 'notes.tmp'), 'mine');
+    // The killed run had journaled its start (a folder with outputs and no journal is refused).
+    await writeFile(join(out, 'journal.jsonl'), `${JSON.stringify({ type: 'run', startedAt: new Date(0).toISOString(), files: [], jobs: 1 })}\n`);
     const file = await writeJobs(dir, [{ id: 'a', model: 'gpt-4o-mini', prompt: 'hi' }]);
     expect((await cli(['run', file, '--out', out, '--offline'])).code).toBe(0);
     for (const path of leftovers) expect(await exists(path)).toBe(false);
@@ -95,7 +97,7 @@ describe('progress', () => {
     let now = 0;
     let text = '';
     const progress = new Progress({ write: (t) => (text += t), isTTY: false, intervalSeconds: 30, now: () => now });
-    progress.handle({ type: 'planned', total: 10, skipped: 6, moved: 0, rerun: 0, fresh: 4, left: 0 });
+    progress.handle({ type: 'planned', total: 10, skipped: 6, moved: 0, rerun: 0, fresh: 4, left: 0, offline: 0 });
     now = 10_000;
     progress.handle({ type: 'finished', job, record: record('done') });
     progress.handle({ type: 'finished', job, record: record('failed') });

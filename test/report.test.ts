@@ -4,7 +4,10 @@ import { describe, expect, it } from 'vitest';
 import { readJournalRecords, type JobRecord, type JournalRecord } from '../src/output/journal.js';
 import { addToReport, createReport, UNTAGGED, type ReportKey } from '../src/cost/report.js';
 import { zeroUsage } from '../src/common/types.js';
-import { cli, readCsv, tempDir, writeJobs } from './helpers.js';
+import { cli, offlineServerPerTest, readCsv, tempDir, writeJobs } from './helpers.js';
+
+// A served instance reached through OPENAI_BASE_URL stands for the real API: --offline answers are reported apart.
+const api = offlineServerPerTest('sk-test-report-key-1234567890');
 
 function record(fields: Partial<JobRecord> = {}): JobRecord {
   return {
@@ -100,8 +103,9 @@ describe('report aggregation', () => {
 });
 
 describe('nightshift report', () => {
-  /** Runs job files offline into two output folders and returns them with their results.csv rows. */
+  /** Runs job files into two output folders and returns them with their results.csv rows. */
   async function twoRuns() {
+    const env = await api.serve();
     const dir = await tempDir();
     const first = await writeJobs(
       dir,
@@ -121,8 +125,8 @@ describe('nightshift report', () => {
       'second.jsonl',
     );
     const folders = [join(dir, 'out-1'), join(dir, 'out-2')];
-    expect((await cli(['run', first, '--offline', '--quiet', '--out', folders[0]!])).code).toBe(0);
-    expect((await cli(['run', second, '--offline', '--quiet', '--out', folders[1]!])).code).toBe(0);
+    expect((await cli(['run', first, '--quiet', '--out', folders[0]!], { env })).code).toBe(0);
+    expect((await cli(['run', second, '--quiet', '--out', folders[1]!], { env })).code).toBe(0);
     const results = [...(await readCsv(join(folders[0]!, 'results.csv'))), ...(await readCsv(join(folders[1]!, 'results.csv')))];
     return { dir, folders, results };
   }
@@ -173,11 +177,12 @@ describe('nightshift report', () => {
   });
 
   it('still counts the journals that --fresh set aside', async () => {
+    const env = await api.serve();
     const dir = await tempDir();
     const file = await writeJobs(dir, [{ id: 'a', model: 'gpt-4.1-mini', prompt: 'Hi' }, { id: 'b', model: 'gpt-4.1-mini', prompt: 'Ho' }]);
     const out = join(dir, 'out');
-    expect((await cli(['run', file, '--offline', '--quiet', '--out', out])).code).toBe(0);
-    expect((await cli(['run', file, '--offline', '--quiet', '--out', out, '--fresh', '--force'])).code).toBe(0);
+    expect((await cli(['run', file, '--quiet', '--out', out], { env })).code).toBe(0);
+    expect((await cli(['run', file, '--quiet', '--out', out, '--fresh', '--force'], { env })).code).toBe(0);
     expect((await readdir(out)).filter((name) => name.startsWith('journal'))).toHaveLength(2);
     const csv = join(dir, 'report.csv');
     expect((await cli(['report', out, '--csv', csv])).code).toBe(0);

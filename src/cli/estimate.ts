@@ -54,7 +54,8 @@ export const estimateCommand: Command = { ...SPEC, run: (argv, io) => estimateJo
 async function estimateJobs(flags: EstimateFlags, io: CliIO): Promise<number> {
   const { jobs } = await loadOrExplain(flags.files, flags.defaults, io);
   const prices = await loadPrices(flags.prices);
-  const journal = await indexJournal(join(flags.outDir, JOURNAL_FILE));
+  // What finishing the run would cost at the API: answers of the offline server are not done for it.
+  const journal = await indexJournal(join(flags.outDir, JOURNAL_FILE), { setAsideOffline: true });
   for (const warning of journal.warnings) io.stderr(`warning: ${warning}\n`);
 
   const options: EstimateOptions = flags.expectedOutputTokens === undefined ? {} : { expectedOutputTokens: flags.expectedOutputTokens };

@@ -44,7 +44,9 @@ export class Progress {
         this.total = event.total;
         this.toSend = event.rerun + event.fresh;
         this.line(
-          `${event.total} jobs: ${event.fresh} new, ${event.rerun} to rerun, ${event.skipped} already done` +
+          `${event.total} jobs: ${event.fresh} new, ${event.rerun} to rerun` +
+            (event.offline ? ` (${event.offline} answered by the offline server, sent again)` : '') +
+            `, ${event.skipped} already done` +
             (event.moved ? `, ${event.moved} with images renamed (nothing sent)` : '') +
             (event.left ? `, ${event.left} left out by --only-failed` : ''),
         );

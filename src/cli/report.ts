@@ -2,7 +2,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NightshiftError } from '../common/errors.js';
 import { readJournalRecords } from '../output/journal.js';
-import { addToReport, createReport, type ReportKey } from '../cost/report.js';
+import { addToReport, createReport, isOfflineAnswer, type ReportKey } from '../cost/report.js';
 import { resolveCommand, usageError, type Command, type CommandSpec } from './command.js';
 import { EXIT } from './exit.js';
 import type { CliIO } from './io.js';
@@ -32,16 +32,38 @@ export const reportCommand: Command = {
 
 async function reportOn(folders: string[], { by, csv }: { by: ReportKey; csv: string | undefined }, io: CliIO): Promise<number> {
   const report = createReport(by);
+  // Answers of the offline server were never billed: they get a table of their own, outside the TOTAL and --csv.
+  const offline = createReport(by);
+  let offlineAnswers = 0;
+  let skipped = 0;
   for (const folder of folders) {
     for (const path of await journalsIn(folder)) {
-      const records = readJournalRecords(path, { onWarning: (warning) => io.stderr(`warning: ${warning}\n`) });
-      for await (const record of records) addToReport(report, record);
+      const records = readJournalRecords(path, {
+        onWarning: (warning) => {
+          skipped++;
+          io.stderr(`warning: ${warning}\n`);
+        },
+      });
+      for await (const record of records) {
+        if (isOfflineAnswer(record)) {
+          offlineAnswers++;
+          addToReport(offline, record);
+        } else addToReport(report, record);
+      }
     }
   }
 
   const table = report.table();
   io.stdout(formatTable(table));
   if (by === 'tag') io.stdout('A job counts under each of its tags, so the tag rows can add up to more than the TOTAL.\n');
+  if (offlineAnswers > 0) {
+    io.stdout(`\nAnswered by the offline server (--offline): not billed, left out of the TOTAL above${csv ? ' and of the CSV' : ''}:\n`);
+    io.stdout(formatTable(offline.table()));
+  }
+  if (skipped > 0) {
+    const lines = skipped === 1 ? '1 journal line is not a valid record (see above); it is' : `${skipped} journal lines are not valid records (see above); they are`;
+    io.stderr(`warning: ${lines} left out of the report\n`);
+  }
   const unpriced = report.unpricedModels();
   if (unpriced.length > 0) {
     io.stderr(`warning: no price was known for ${unpriced.join(', ')} when they ran; their cost is left empty and the TOTAL is incomplete\n`);

@@ -5,6 +5,7 @@ import { worstCaseCost } from '../cost/estimate.js';
 import type { PriceBook } from '../cost/prices.js';
 import type { RunEvent, RunOptions } from '../run/options.js';
 import { runJobs } from '../run/run.js';
+import { OFFLINE_ORIGIN } from '../output/journal.js';
 import { startOfflineServer } from '../server/server.js';
 import { apiClient } from './client.js';
 import { resolveCommand, usageError, type Command, type CommandSpec } from './command.js';
@@ -112,6 +113,8 @@ function engineOptions(flags: RunFlags, { client, prices, budget, onEvent }: Eng
     files,
     // With --fresh the journal starts empty, so there is nothing done to send again.
     mode: { force: flags.force && !flags.fresh, onlyFailed: flags.onlyFailed },
+    fresh: flags.fresh,
+    ...(flags.offline ? { origin: OFFLINE_ORIGIN } : {}),
     redact: createRedactor([io.env.OPENAI_API_KEY]),
     ...(budget ? { budget } : {}),
     ...(io.stopSignal ? { stopSignal: io.stopSignal } : {}),

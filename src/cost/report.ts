@@ -6,7 +6,7 @@
  * rerun counts once per outcome, and journals set aside by `--fresh` still count: they were billed. Records with
  * `attempts: 0` are the exception: they mark image files renamed on a resume, which sent nothing.
  */
-import type { JournalRecord, JobRecord, JobState } from '../output/journal.js';
+import { answeredOffline, type JournalRecord, type JobRecord, type JobState } from '../output/journal.js';
 import { UsageTable, type UsageGrouping } from '../output/usage-table.js';
 
 /** What `nightshift report --by` groups by. */
@@ -34,6 +34,12 @@ const GROUPINGS: Readonly<Record<ReportKey, UsageGrouping<JobRecord>>> = {
 export function createReport(by: ReportKey): UsageTable<JobRecord> {
   return new UsageTable(GROUPINGS[by]);
 }
+
+/**
+ * Whether a journal record is an answer of the offline server: no request to an API, no dollar billed. The report
+ * shows them apart, so that nobody audits their dollars as real ones.
+ */
+export const isOfflineAnswer = (record: JournalRecord): boolean => record.type === 'job' && answeredOffline(record);
 
 /** Counts `record` in `report` when it stands for a request that was sent. */
 export function addToReport(report: UsageTable<JobRecord>, record: JournalRecord): void {

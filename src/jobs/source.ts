@@ -1,3 +1,4 @@
+import { NightshiftError } from '../common/errors.js';
 import type { Job } from '../common/types.js';
 import type { CliDefaults } from './defaults.js';
 import { JobDigests } from './digests.js';
@@ -20,6 +21,13 @@ export interface JobSource {
   /** Each job's id and request fingerprint, by position: enough to plan the run without reading the jobs. */
   digests: JobDigests;
 }
+
+/**
+ * The error for job files that no longer hold the jobs validated and planned (a line inserted, removed or edited
+ * during the run): they must be validated again.
+ */
+export const jobFilesChanged = (): NightshiftError =>
+  new NightshiftError('E_VALIDATION', 'The job files changed during the run; stopped. Run the same command again to validate and continue.');
 
 /** A {@link JobSource} over jobs already in memory (small job files, tests); `digests` when validation made them. */
 export function jobsInMemory(jobs: readonly Job[], digests = JobDigests.of(jobs)): JobSource {

@@ -6,9 +6,10 @@ import { isFileSystemError } from '../common/fs-errors.js';
 import type { IdTable } from '../common/id-table.js';
 import type { Job } from '../common/types.js';
 import type { JobDigests } from '../jobs/digests.js';
-import type { JobSource } from '../jobs/source.js';
-import { JOURNAL_FILE, type JobRecord, type RunRecord } from './journal.js';
-import { indexJournal, RecordReader, refOf, type JournalIndex, type RecordRef } from './journal-index.js';
+import { fingerprint } from '../jobs/fingerprint.js';
+import { jobFilesChanged, type JobSource } from '../jobs/source.js';
+import { JOURNAL_FILE, journalSize, OFFLINE_ORIGIN, type JobRecord, type RunRecord } from './journal.js';
+import { fingerprintKey, indexJournal, RecordReader, refOf, type JournalIndex, type RecordRef } from './journal-index.js';
 import { JournalWriter } from './journal-writer.js';
 import { acquireLock } from './lock.js';
 import { applyMoves, recoverMoves, type PlannedMove } from './moves.js';
@@ -30,7 +31,7 @@ export const SAVED_VALIDATION = join(STATE_DIR, 'validated-jobs.bin');
 export const MOVES_INTENT = join(STATE_DIR, 'moves.json');
 
 /** What planning and budgeting read of the journal index; only {@link OutputFolder.record} adds to it. */
-export type JournalView = Pick<JournalIndex, 'answerOf' | 'currentOf' | 'spentUsd' | 'warnings'>;
+export type JournalView = Pick<JournalIndex, 'answerOf' | 'currentOf' | 'setAsideOf' | 'spentUsd' | 'warnings'>;
 
 /**
  * An output folder, held by one process at a time: its journal (the truth), the views rebuilt from it
@@ -53,18 +54,36 @@ export interface OutputFolder {
    * rejects with `E_OUTPUT` when the journal cannot be written, and from then on every record does.
    */
   record(job: Job, record: JobRecord): Promise<void>;
-  /** Rewrites results.csv, results.jsonl and usage.csv from the journal, a row for every job of `source`; returns the totals. */
+  /**
+   * Rewrites results.csv, results.jsonl and usage.csv from the journal, a row for every job of `source` (its own
+   * outcome, matched by id and request); returns the totals. Rejects with `E_VALIDATION` once they are written when the
+   * job files no longer hold the jobs validated (changed during the run).
+   */
   writeResults(source: JobSource): Promise<UsageSummary>;
   /** Closes the journal and releases the folder. */
   close(): Promise<void>;
 }
 
+/** Options of {@link openOutputFolder}. */
+export interface OpenFolderOptions {
+  /** The run's jobs, as validation numbered them: the index keeps records of those jobs only. */
+  ids?: IdTable;
+  /** The folder is started afresh (`--fresh`): outputs without a journal are taken over rather than refused. @default false */
+  fresh?: boolean;
+  /**
+   * Where the run's answers come from (see `JobRecord.origin`). Unless it is the offline server, the answers the
+   * offline server gave earlier are set aside: they are not done, and cost nothing real. @default a real API
+   */
+  origin?: string;
+}
+
 /**
  * Opens an output folder for a run: creates it, proves it writable, takes its lock, removes the temporary files a
  * killed process left, and reads the journal into an index. With `ids` (the run's jobs, as validation numbered them),
- * the index keeps records of those jobs only; the others still count as spending.
+ * the index keeps records of those jobs only; the others still count as spending. Outputs without a journal are
+ * refused (`E_OUTPUT`) unless `fresh`: the journal was lost, and planning without it would send everything again.
  */
-export async function openOutputFolder(dir: string, { ids }: { ids?: IdTable } = {}): Promise<OutputFolder> {
+export async function openOutputFolder(dir: string, { ids, fresh = false, origin }: OpenFolderOptions = {}): Promise<OutputFolder> {
   await prepare(dir);
   const release = await acquireLock(dir);
   const opened: { close(): Promise<void> }[] = [];
@@ -72,7 +91,8 @@ export async function openOutputFolder(dir: string, { ids }: { ids?: IdTable } =
     for (const name of [JOURNAL_FILE, STATE_DIR, 'images']) await writeOutput(join(dir, name), () => refuseLink(join(dir, name)));
     await writeOutput(dir, () => sweepTempFiles(dir));
     const journalPath = join(dir, JOURNAL_FILE);
-    const index = await indexJournal(journalPath, ids ? { ids } : {});
+    if (!fresh && (await journalSize(journalPath)) === 0) await writeOutput(dir, () => refuseOutputsWithoutJournal(dir));
+    const index = await indexJournal(journalPath, { ...(ids ? { ids } : {}), setAsideOffline: origin !== OFFLINE_ORIGIN });
     const journal = await writeOutput(journalPath, () => JournalWriter.open(journalPath));
     opened.push(journal);
     const reader = await RecordReader.open(journalPath);
@@ -136,18 +156,25 @@ class Folder implements OutputFolder {
     // results.jsonl is written in the same pass as results.csv, so each record is read once.
     const jsonPath = join(this.dir, RESULTS_JSONL_FILE);
     const json = new AtomicFile(jsonPath, { durable: false });
+    const { digests } = source;
+    let changed = false;
     async function* lines(): AsyncGenerator<string> {
       yield resultsHeader();
       let position = 0;
       for await (const job of source.open()) {
-        const ref = position < source.count ? index.currentOf(source.digests.ids, position, source.digests.key(position)) : undefined;
+        // Each row is the job's own outcome, found by its id and request: never by its position alone, which a line
+        // inserted in the job file since validation would shift.
+        const key = fingerprintKey(fingerprint(job));
+        if (position >= source.count || digests.ids.indexOf(job.id) !== position || !key.equals(digests.key(position))) changed = true;
         position++;
+        const ref = index.current(job.id, key);
         const record = ref && (await reader.read(ref));
         usage.add(job, record);
         const result = jobResult(job, record);
         await writeOutput(jsonPath, () => json.write(resultJsonLine(result)));
         yield resultCsvLine(result);
       }
+      if (position !== source.count) changed = true;
     }
     const resultsPath = join(this.dir, RESULTS_FILE);
     try {
@@ -159,6 +186,7 @@ class Folder implements OutputFolder {
     await writeOutput(jsonPath, () => json.commit());
     const usagePath = join(this.dir, USAGE_FILE);
     await writeOutput(usagePath, () => writeFileAtomic(usagePath, usage.toCsv()));
+    if (changed) throw jobFilesChanged();
     return usage;
   }
 
@@ -224,6 +252,40 @@ async function refuseLink(path: string): Promise<void> {
   if (stats?.isSymbolicLink()) {
     throw new NightshiftError('E_OUTPUT', `${path} is a link: nightshift writes nothing through links in the output folder. Remove it, or choose another --out.`, { path });
   }
+}
+
+/**
+ * Throws `E_OUTPUT` when the folder holds outputs (results.csv, usage.csv, a file under images/) but its journal is
+ * missing or empty: a run writes its journal before any output, so the journal was deleted or emptied since.
+ */
+async function refuseOutputsWithoutJournal(dir: string): Promise<void> {
+  const outputs: string[] = [];
+  for (const name of [RESULTS_FILE, USAGE_FILE]) if (await present(join(dir, name))) outputs.push(name);
+  if (await holdsFiles(join(dir, 'images'))) outputs.push('images/');
+  if (outputs.length === 0) return;
+  throw new NightshiftError(
+    'E_OUTPUT',
+    `${dir} holds ${outputs.join(', ')} but no ${JOURNAL_FILE}: the journal of what was done is missing or empty, so every job would be sent again. ` +
+      'Restore the journal, choose another --out, or add --fresh to start this folder afresh.',
+    { outDir: dir },
+  );
+}
+
+/** Whether something is at `path`. */
+async function present(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
+  }
+}
+
+/** Whether a folder holds a regular file at any depth (links are not what a run writes). */
+async function holdsFiles(folder: string): Promise<boolean> {
+  const entries = await readdir(folder, { recursive: true, withFileTypes: true });
+  return entries.some((entry) => entry.isFile());
 }
 
 async function prepare(dir: string): Promise<void> {

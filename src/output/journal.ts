@@ -50,7 +50,26 @@ export interface JobRecord {
   requestId?: string;
   startedAt: string;
   finishedAt: string;
+  /**
+   * Where the answer came from: {@link OFFLINE_ORIGIN} for the offline server of `--offline`, otherwise the API's
+   * origin (`https://api.openai.com`: scheme, host and port, never a path, credentials or the key). Written last.
+   * Absent from journals of nightshift 0.1.0, whose answers count as real ones (see {@link answeredOffline}).
+   */
+  origin?: string;
 }
+
+/** The origin of answers from the offline server that `--offline` starts: never done for a run against an API. */
+export const OFFLINE_ORIGIN = 'offline';
+
+/**
+ * Whether a record's answer came from the offline server. A record without an origin (nightshift 0.1.0) counts as
+ * real: 0.1.0 wrote offline runs to their own `-offline` folders by default, and taking a real answer for a fake one
+ * would pay for it again.
+ */
+export const answeredOffline = (record: Pick<JobRecord, 'origin'>): boolean => record.origin === OFFLINE_ORIGIN;
+
+/** The origin to journal for answers from the API at `baseURL`: scheme, host and port only. */
+export const apiOrigin = (baseURL: string): string => new URL(baseURL).origin;
 
 /** Where a record's line lies in journal.jsonl (newline excluded). */
 export interface RecordLocation {
@@ -64,6 +83,8 @@ export interface RunRecord {
   startedAt: string;
   files: string[];
   jobs: number;
+  /** Where this run's answers come from, as {@link JobRecord.origin}. */
+  origin?: string;
 }
 
 export type JournalRecord = JobRecord | RunRecord;
@@ -76,8 +97,8 @@ export interface ReadJournalOptions {
 
 /**
  * Streams every record of a journal, oldest first, one line at a time (flat memory whatever the journal's size).
- * A missing or empty journal yields nothing. A torn last line, left by a process killed mid-write, is skipped
- * with a warning; so is any line that does not parse as a record.
+ * A missing or empty journal yields nothing. A line that is not a valid record (a torn last line, left by a process
+ * killed mid-write, or a damaged one) is skipped with a warning naming it.
  */
 export async function* readJournalRecords(path: string, options: ReadJournalOptions = {}): AsyncGenerator<JournalRecord> {
   if ((await journalSize(path)) === 0) return;
@@ -88,7 +109,7 @@ export async function* readJournalRecords(path: string, options: ReadJournalOpti
     if (line.trim() === '') continue;
     const record = parseRecord(line);
     if (record) yield record;
-    else options.onWarning?.(`${path}:${lineNumber}: skipped an incomplete journal line (a process was probably killed while writing it)`);
+    else options.onWarning?.(`${path}:${lineNumber}: skipped a journal line that is not a valid record (torn by a process killed while writing it, or damaged)`);
   }
 }
 
@@ -108,15 +129,51 @@ export async function journalSize(path: string): Promise<number> {
   return stats.size;
 }
 
-/** One journal line as a record, or undefined when it is torn or not a record. */
+/**
+ * One journal line as a record, or undefined when it is torn, damaged or not a record: job and run records must have
+ * every field of the right type. Records of other types (to come) are taken as they are.
+ */
 export function parseRecord(line: string): JournalRecord | undefined {
   let record: unknown;
   try {
     record = JSON.parse(line);
   } catch (error) {
-    // A torn or foreign line; anything but a syntax error would be a bug.
+    // A torn, damaged or foreign line; anything but a syntax error would be a bug.
     if (error instanceof SyntaxError) return undefined;
     throw error;
   }
-  return typeof record === 'object' && record !== null && 'type' in record ? (record as JournalRecord) : undefined;
+  if (!isObject(record) || typeof record.type !== 'string') return undefined;
+  if (record.type === 'job') return isJobRecord(record) ? record : undefined;
+  if (record.type === 'run') return isRunRecord(record) ? record : undefined;
+  return record as unknown as JournalRecord;
 }
+
+/** Whether a parsed journal line is a job record with every field of the right type (a state is any string: new states come). */
+function isJobRecord(value: unknown): value is JobRecord {
+  if (!isObject(value) || value.type !== 'job') return false;
+  const { id, fingerprint, state, kind, model, tags, source, attempts, output, files, usage, costUsd, latencyMs, startedAt, finishedAt } = value;
+  return (
+    [id, fingerprint, state, kind, model, source, output, startedAt, finishedAt].every((field) => typeof field === 'string') &&
+    [attempts, latencyMs].every(isNumber) &&
+    (costUsd === null || isNumber(costUsd)) &&
+    Array.isArray(tags) &&
+    tags.every((tag) => typeof tag === 'string') &&
+    Array.isArray(files) &&
+    files.every(isProducedFile) &&
+    isObject(usage) &&
+    Object.values(usage).every(isNumber) &&
+    (['finishReason', 'error', 'requestId', 'origin'] as const).every((name) => value[name] === undefined || typeof value[name] === 'string') &&
+    (value.status === undefined || isNumber(value.status))
+  );
+}
+
+function isRunRecord(value: Record<string, unknown>): value is RunRecord & Record<string, unknown> {
+  return typeof value.startedAt === 'string' && Array.isArray(value.files) && isNumber(value.jobs) && (value.origin === undefined || typeof value.origin === 'string');
+}
+
+const isProducedFile = (value: unknown): value is ProducedFile =>
+  isObject(value) && typeof value.path === 'string' && isNumber(value.bytes) && typeof value.sha256 === 'string';
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+const isNumber = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);

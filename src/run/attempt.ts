@@ -50,7 +50,8 @@ interface Timing {
 export async function attemptJob(job: Job, fp: string, run: AttemptContext, record: (record: JobRecord) => Promise<void>): Promise<number | undefined> {
   const { options, clock, rates } = run;
   const startedAt = clock.now();
-  const finish = (timing: Omit<Timing, 'startedAt'>, outcome: Outcome): Promise<void> => record(jobRecord(job, fp, { ...timing, startedAt }, outcome, clock));
+  const finish = (timing: Omit<Timing, 'startedAt'>, outcome: Outcome): Promise<void> =>
+    record(jobRecord(job, fp, { ...timing, startedAt }, outcome, clock, options.origin));
   // Counted only when a token limit applies, and once for all attempts.
   let tokens: number | undefined;
   const countTokens = (): number => (tokens ??= requestTokens(job));
@@ -137,7 +138,7 @@ async function failUnsaved(job: Job, run: AttemptContext, error: ImageSaveError,
 }
 
 /** The one place a job's journal record is built: what every record of the job shares, then its outcome. */
-function jobRecord(job: Job, fp: string, timing: Timing, outcome: Outcome, clock: Clock): JobRecord {
+function jobRecord(job: Job, fp: string, timing: Timing, outcome: Outcome, clock: Clock, origin: string | undefined): JobRecord {
   const { finishReason, error, status, requestId } = outcome;
   return {
     type: 'job',
@@ -161,6 +162,8 @@ function jobRecord(job: Job, fp: string, timing: Timing, outcome: Outcome, clock
     ...(requestId ? { requestId } : {}),
     startedAt: new Date(timing.startedAt).toISOString(),
     finishedAt: new Date(clock.now()).toISOString(),
+    // Last: the layout the journal's index reads (`output/journal-index.ts`).
+    ...(origin ? { origin } : {}),
   };
 }
 

@@ -11,7 +11,7 @@ export type StopReason = 'quota' | 'unauthorized' | 'budget' | 'interrupted' | '
 
 /** Progress and diagnostics, for the CLI's progress display. */
 export type RunEvent =
-  | { type: 'planned'; total: number; skipped: number; moved: number; rerun: number; fresh: number; left: number }
+  | { type: 'planned'; total: number; skipped: number; moved: number; rerun: number; fresh: number; left: number; offline: number }
   | { type: 'warning'; message: string }
   | { type: 'retry'; job: Job; attempt: number; delayMs: number; error: AttemptError }
   | { type: 'finished'; job: Job; record: JobRecord }
@@ -36,6 +36,13 @@ export interface RunOptions {
   /** The job files, recorded in the journal. */
   files: string[];
   mode?: PlanMode;
+  /**
+   * Where the answers come from, journaled with each: `offline` (`OFFLINE_ORIGIN`) for the offline server of
+   * `--offline`. @default the origin of the client's base URL
+   */
+  origin?: string;
+  /** The folder is started afresh (`--fresh`): outputs left without a journal are taken over, not refused. @default false */
+  fresh?: boolean;
   /** When aborted: dispatch nothing new, let requests in flight finish. */
   stopSignal?: AbortSignal;
   /** When aborted: abandon requests in flight too. */

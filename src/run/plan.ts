@@ -1,7 +1,7 @@
 import { NightshiftError } from '../common/errors.js';
 import type { Job } from '../common/types.js';
 import { fingerprint } from '../jobs/fingerprint.js';
-import type { JobSource } from '../jobs/source.js';
+import { jobFilesChanged, type JobSource } from '../jobs/source.js';
 import type { OutputFolder } from '../output/folder.js';
 import { fingerprintKey, type RecordRef } from '../output/journal-index.js';
 import type { PlannedMove } from '../output/moves.js';
@@ -16,6 +16,8 @@ const SEND = new Set<number>([ACTIONS.indexOf('new'), ACTIONS.indexOf('rerun')])
 export interface Plan {
   actions: Uint8Array;
   moves: PlannedMove[];
+  /** Jobs to send that the offline server answered before: set aside by a run against an API. */
+  offline: number;
 }
 
 /** How many jobs each decision took, for progress and the run's summary. */
@@ -26,6 +28,8 @@ export interface PlanCounts {
   rerun: number;
   fresh: number;
   left: number;
+  /** Of the jobs to rerun, those the offline server answered before. */
+  offline: number;
 }
 
 /** A job to send, with the fingerprint of its request (checked against the plan). */
@@ -33,10 +37,6 @@ export interface ToSend {
   job: Job;
   fp: string;
 }
-
-/** The error for job files that no longer match what was validated and planned. */
-const changedFiles = (): NightshiftError =>
-  new NightshiftError('E_VALIDATION', 'The job files changed during the run; stopped. Run the same command again to validate and continue.');
 
 /**
  * Decides what each job needs, from its digest and the journal index. The job files are read again only for the
@@ -48,7 +48,7 @@ export async function planJobs(
   { mode = {}, budget }: Pick<RunOptions, 'mode' | 'budget'>,
 ): Promise<Plan> {
   const { digests } = source;
-  const plan: Plan = { actions: new Uint8Array(source.count), moves: [] };
+  const plan: Plan = { actions: new Uint8Array(source.count), moves: [], offline: 0 };
   // Jobs whose earlier success left image files, which decide: looked at with the job in hand.
   const byFiles = new Map<number, RecordRef>();
   for (let position = 0; position < source.count; position++) {
@@ -56,14 +56,18 @@ export async function planJobs(
     const ref = folder.index.answerOf(digests.ids, position, key);
     const decision = decide(ref && { state: ref.state, sameRequest: ref.key.equals(key), hasFiles: ref.hasFiles }, mode);
     if (decision === 'files') byFiles.set(position, { ...ref!, key: Buffer.from(ref!.key) });
-    else plan.actions[position] = ACTIONS.indexOf(decision.action);
+    else if (SEND.has(ACTIONS.indexOf(decision.action)) && folder.index.setAsideOf(digests.ids, position)) {
+      // An answer of the offline server is no answer for a run against an API: the job is sent again.
+      plan.actions[position] = ACTIONS.indexOf('rerun');
+      plan.offline++;
+    } else plan.actions[position] = ACTIONS.indexOf(decision.action);
   }
   if (byFiles.size === 0 && !budget) return plan;
 
   const unpriced = new Set<string>();
   const wanted = (position: number): boolean => position >= source.count || byFiles.has(position) || (budget !== undefined && SEND.has(plan.actions[position]!));
   for await (const { position, job } of source.pick(wanted, firstWanted(wanted))) {
-    if (position >= source.count || !fingerprintKey(fingerprint(job)).equals(digests.key(position))) throw changedFiles();
+    if (position >= source.count || !fingerprintKey(fingerprint(job)).equals(digests.key(position))) throw jobFilesChanged();
     const ref = byFiles.get(position);
     if (ref) {
       const record = await folder.readRecord(ref);
@@ -85,7 +89,15 @@ export function countPlan(plan: Plan): PlanCounts {
   const counts = new Array<number>(ACTIONS.length).fill(0);
   for (const code of plan.actions) counts[code]!++;
   const count = (action: Decision['action']): number => counts[ACTIONS.indexOf(action)]!;
-  return { total: plan.actions.length, skipped: count('skip'), moved: count('move'), rerun: count('rerun'), fresh: count('new'), left: count('leave') };
+  return {
+    total: plan.actions.length,
+    skipped: count('skip'),
+    moved: count('move'),
+    rerun: count('rerun'),
+    fresh: count('new'),
+    left: count('leave'),
+    offline: plan.offline,
+  };
 }
 
 /**
@@ -95,9 +107,9 @@ export function countPlan(plan: Plan): PlanCounts {
 export async function* jobsToSend(source: JobSource, plan: Plan): AsyncGenerator<ToSend> {
   const wanted = (position: number): boolean => position >= plan.actions.length || SEND.has(plan.actions[position]!);
   for await (const { position, job } of source.pick(wanted, firstWanted(wanted))) {
-    if (position >= plan.actions.length) throw changedFiles();
+    if (position >= plan.actions.length) throw jobFilesChanged();
     const fp = fingerprint(job);
-    if (!fingerprintKey(fp).equals(source.digests.key(position))) throw changedFiles();
+    if (!fingerprintKey(fp).equals(source.digests.key(position))) throw jobFilesChanged();
     yield { job, fp };
   }
 }

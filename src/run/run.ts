@@ -2,6 +2,7 @@ import { systemClock } from '../common/clock.js';
 import type { Job } from '../common/types.js';
 import { jobsInMemory, type JobSource } from '../jobs/source.js';
 import { openOutputFolder } from '../output/folder.js';
+import { apiOrigin } from '../output/journal.js';
 import { Dispatch } from './dispatch.js';
 import type { RunOptions, RunSummary } from './options.js';
 import { countPlan, jobsToSend, planJobs } from './plan.js';
@@ -11,21 +12,22 @@ import { countPlan, jobsToSend, planJobs } from './plan.js';
  * Rerunning on the same folder sends only what the journal does not already hold for the same request.
  * Memory stays flat in the number of jobs: they are streamed from `jobs`, and the journal is held as an index.
  */
-export async function runJobs(jobs: readonly Job[] | JobSource, options: RunOptions): Promise<RunSummary> {
+export async function runJobs(jobs: readonly Job[] | JobSource, given: RunOptions): Promise<RunSummary> {
+  const options = { ...given, origin: given.origin ?? apiOrigin(given.client.baseURL) };
   const source = isJobSource(jobs) ? jobs : jobsInMemory(jobs);
   const clock = options.clock ?? systemClock;
   const emit = options.onEvent ?? (() => {});
   const now = (): string => new Date(clock.now()).toISOString();
 
   // Numbered as validation numbered the jobs: records of ids no longer in the job files only count as spending.
-  const folder = await openOutputFolder(options.outDir, { ids: source.digests.ids });
+  const folder = await openOutputFolder(options.outDir, { ids: source.digests.ids, fresh: options.fresh ?? false, origin: options.origin });
   try {
     for (const message of folder.index.warnings) emit({ type: 'warning', message });
     const plan = await planJobs(source, folder, options);
     const planned = countPlan(plan);
     emit({ type: 'planned', ...planned });
 
-    await folder.startRun({ startedAt: now(), files: options.files, jobs: source.count });
+    await folder.startRun({ startedAt: now(), files: options.files, jobs: source.count, origin: options.origin });
     await folder.moveImages(plan.moves, now);
     folder.startResults(source.digests);
     const dispatch = new Dispatch(jobsToSend(source, plan), folder, options, clock, options.redact ?? ((text) => text), emit);
