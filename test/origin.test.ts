@@ -13,11 +13,11 @@ const jobRecords = async (out: string): Promise<Record<string, unknown>[]> => (a
 const runRecords = async (out: string): Promise<Record<string, unknown>[]> => (await journalLines(out)).filter((line) => line.type === 'run');
 
 /** A job file, and an output folder the built-in offline server (`--offline`) answered every job of. */
-async function answeredOffline(jobs = chatJobs(3)): Promise<{ dir: string; file: string; out: string }> {
+async function answeredOffline(jobs = chatJobs(3), exitCode = 0): Promise<{ dir: string; file: string; out: string }> {
   const dir = await tempDir();
   const file = await writeJobs(dir, jobs);
   const out = join(dir, 'out');
-  expect((await cli(['run', file, '--offline', '--quiet', '--out', out])).code).toBe(0);
+  expect((await cli(['run', file, '--offline', '--quiet', '--out', out])).code).toBe(exitCode);
   return { dir, file, out };
 }
 
@@ -64,15 +64,16 @@ describe('where an answer came from', () => {
   });
 
   it("never counts offline dollars against a real run's --budget", async () => {
-    // Replies cut at 5 tokens: each job's worst case is about what it costs.
-    const { file, out } = await answeredOffline(chatJobs(10, { max_completion_tokens: 5 }));
+    // Replies cut at 5 tokens: each job's worst case is about what it costs. Cut off, they are incomplete (exit 1).
+    const { file, out } = await answeredOffline(chatJobs(10, { max_completion_tokens: 5 }), 1);
     const offlineUsd = (await readCsv(join(out, 'results.csv'))).reduce((sum, row) => sum + Number(row.cost_usd), 0);
     expect(offlineUsd).toBeGreaterThan(0);
     // Enough for the ten real jobs, not for them on top of the offline ones.
     const budget = ((offlineUsd * 15) / 10).toPrecision(6);
     const env = await offline.serve();
     const real = await cli(['run', file, '--quiet', '--out', out, '--budget', budget, '--concurrency', '1'], { env });
-    expect(real.code).toBe(0);
+    // Every job sent and answered (cut off again: exit 1); a budget counting the offline dollars would stop it (exit 3).
+    expect(real.code).toBe(1);
     expect(offline.server.stats.requests).toBe(10);
   });
 
