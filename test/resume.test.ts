@@ -428,13 +428,13 @@ describe('an output folder that cannot be written', () => {
     }
   });
 
-  it.skipIf(!existsSync('/dev/full'))('exits 4 without a stack trace, sending nothing, when the disk is full', async () => {
+  it.skipIf(!existsSync('/dev/full'))('exits 4 without a stack trace, sending nothing, when journal.jsonl leads to a device that refuses writes', async () => {
     const { env } = await serve();
     const dir = await tempDir();
     const file = await writeJobs(dir, chatJobs(2));
     const out = join(dir, 'out');
     await mkdir(out);
-    // Every write to /dev/full fails with ENOSPC, as on a full disk.
+    // Refused as a link before anything is written (a disk full at the start is lock.test.ts's, with ulimit -f 0).
     await symlink('/dev/full', join(out, 'journal.jsonl'));
     const { code, stderr } = await cli(['run', file, '--out', out], { env });
     expect(code).toBe(4);
