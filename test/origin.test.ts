@@ -93,6 +93,15 @@ describe('where an answer came from', () => {
     expect(report.stdout.split('\n').filter((line) => line.startsWith('TOTAL'))).toHaveLength(2);
   });
 
+  it('lets a real --fresh run start over a folder of offline answers alone, and an offline one not', async () => {
+    const { file, out } = await answeredOffline();
+    // Offline again: those answers would be kept by a plain rerun, so --fresh asks for --force.
+    expect((await cli(['run', file, '--offline', '--quiet', '--fresh', '--out', out])).code).toBe(2);
+    const env = await offline.serve();
+    expect((await cli(['run', file, '--quiet', '--fresh', '--out', out], { env })).code).toBe(0);
+    expect(offline.server.stats.requests).toBe(3);
+  });
+
   it('leaves no job out of estimate for being answered by the offline server: a real run pays for it', async () => {
     const { dir, file, out } = await answeredOffline();
     const csv = join(dir, 'estimate.csv');

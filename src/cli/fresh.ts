@@ -7,7 +7,7 @@ import { indexJournal } from '../output/journal-index.js';
 import { acquireLock } from '../output/lock.js';
 
 /** Applies `--fresh`: the old journal is kept beside the new one (for audit) and the CSV views are rebuilt. */
-export async function startFresh(outDir: string, force: boolean): Promise<void> {
+export async function startFresh(outDir: string, force: boolean, { offline }: { offline: boolean }): Promise<void> {
   const path = join(outDir, JOURNAL_FILE);
   const exists = await stat(path).then(
     () => true,
@@ -19,8 +19,9 @@ export async function startFresh(outDir: string, force: boolean): Promise<void> 
   const release = await acquireLock(outDir);
   try {
     // Any success counts, including one a later edit superseded: a plain rerun could still reuse it. So does an answer
-    // cut off: it was paid for, and a plain rerun keeps it.
-    const finished = (await indexJournal(path)).answered();
+    // cut off: it was paid for, and a plain rerun keeps it. A run against an API would send again what only the
+    // offline server answered anyway: those answers cost nothing to set aside.
+    const finished = (await indexJournal(path, { setAsideOffline: !offline })).answered();
     if (finished > 0 && !force) {
       throw new NightshiftError(
         'E_USAGE',

@@ -164,7 +164,7 @@ async function runFromFlags(flags: RunFlags, io: CliIO): Promise<number> {
   try {
     const client = apiClient(io.env, flags.timeoutMs, server?.url);
     const budget = flags.budgetUsd === undefined ? undefined : budgetFor(models, prices, flags.budgetUsd);
-    if (flags.fresh) await startFresh(flags.outDir, flags.force);
+    if (flags.fresh) await startFresh(flags.outDir, flags.force, { offline: flags.offline });
     const progress = flags.quiet ? undefined : new Progress({ write: io.stderr, isTTY: io.isTTY, intervalSeconds: flags.progressIntervalSeconds });
     // Warnings (a torn journal line, say) are printed even with --quiet.
     const onEvent = (event: RunEvent): void => {
