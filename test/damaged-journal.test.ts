@@ -81,3 +81,25 @@ describe('the records a run writes', () => {
     for (const line of lines) expect(scanJobRecord(Buffer.from(line, 'latin1'), line, 0, line.length, { offset: 0, length: line.length }), line).toBeDefined();
   });
 });
+
+describe('a record with a reply of megabytes', () => {
+  it('is indexed (by a full parse) rather than overflowing the stack, and its job is not sent again', async () => {
+    const env = await offline.serve();
+    const dir = await tempDir();
+    const file = await writeJobs(dir, [{ id: 'long', model: 'gpt-4o-mini', prompt: 'A long answer' }]);
+    const out = join(dir, 'out');
+    expect((await cli(['run', file, '--quiet', '--out', out], { env })).code).toBe(0);
+    // A reply of 6 million quotes and line breaks: each one an escape in the journal line.
+    const path = join(out, 'journal.jsonl');
+    const lines = (await readFile(path, 'utf8')).trimEnd().split('\n');
+    const job = lines.findIndex((line) => line.startsWith('{"type":"job"'));
+    const record = JSON.parse(lines[job]!) as { output: string };
+    record.output = '"\n'.repeat(3_000_000);
+    lines[job] = JSON.stringify(record);
+    await writeFile(path, `${lines.join('\n')}\n`);
+    const rerun = await cli(['run', file, '--out', out], { env });
+    expect(rerun.code, rerun.stderr).toBe(0);
+    expect(offline.server.stats.requests).toBe(1);
+    expect((await readCsv(join(out, 'results.csv')))[0]?.output).toHaveLength(6_000_000);
+  });
+});

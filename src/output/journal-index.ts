@@ -284,8 +284,13 @@ export interface IndexedJob {
   offline: boolean;
 }
 
-/** A JSON string: no control character, no escape JSON does not have. One character an iteration, so a line that fails is given up in linear time. */
-const STRING = String.raw`"(?:[^"\\\x00-\x1f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"`;
+/**
+ * A JSON string: no control character, no escape JSON does not have. Unrolled (runs of plain characters, then one
+ * escape at a time): an escape begins with the one character the runs exclude, so there is a single way to match and a
+ * line that fails is given up in linear time; and a long reply is one run, not one step of the engine per character
+ * (which overflowed its stack on replies of a few megabytes).
+ */
+const STRING = String.raw`"[^"\\\x00-\x1f]*(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\\x00-\x1f]*)*"`;
 const NUMBER = String.raw`-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?`;
 const FILE = `\\{"path":${STRING},"bytes":${NUMBER},"sha256":${STRING}\\}`;
 const OBJECT_OF_NUMBERS = `\\{(?:${STRING}:${NUMBER}(?:,${STRING}:${NUMBER})*)?\\}`;
@@ -305,14 +310,19 @@ const JOB_LINE = new RegExp(
 
 const OFFLINE_STRING = JSON.stringify(OFFLINE_ORIGIN);
 
+/** The longest line {@link scanJobRecord} checks with {@link JOB_LINE}, far above any reply and far below a stack overflow. */
+const MAX_SCANNED_LINE = 256 * 1024;
+
 /**
  * The fields an index needs of a job record as nightshift writes it, checked by one regular expression rather than
- * parsed (its reply text is most of the line): about twice as fast as parsing a million records, and a
- * record that is damaged anywhere (a stray byte, a control character, a field of the wrong type) does not match.
+ * parsed (its reply text is most of the line): faster than parsing a million records of short replies, about as
+ * fast for replies of a few kilobytes, and a record that is damaged anywhere (a stray byte, a control character, a field of the wrong type) does not match.
  * Any line not laid out exactly so (written by hand, torn, damaged, another record type) gives undefined and is
  * parsed in full instead. `text` is `bytes` decoded as latin1; the line is `start`..`end` of both.
  */
 export function scanJobRecord(bytes: Buffer, text: string, start: number, end: number, location: RecordLocation): IndexedJob | undefined {
+  // The engine keeps a step of its stack per escape: a reply of megabytes is left to the full parse.
+  if (end - start > MAX_SCANNED_LINE) return undefined;
   JOB_LINE.lastIndex = start;
   const match = JOB_LINE.exec(text);
   if (!match || JOB_LINE.lastIndex !== end) return undefined;
