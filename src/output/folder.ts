@@ -9,7 +9,7 @@ import type { JobDigests } from '../jobs/digests.js';
 import { fingerprint } from '../jobs/fingerprint.js';
 import { jobFilesChanged, type JobSource } from '../jobs/source.js';
 import { JOURNAL_FILE, journalSize, OFFLINE_ORIGIN, type JobRecord, type RunRecord } from './journal.js';
-import { fingerprintKey, indexJournal, RecordReader, refOf, type JournalIndex, type RecordRef } from './journal-index.js';
+import { fingerprintKey, indexedJob, indexJournal, RecordReader, type JournalIndex, type RecordRef } from './journal-index.js';
 import { JournalWriter } from './journal-writer.js';
 import { acquireLock } from './lock.js';
 import { applyMoves, recoverMoves, type PlannedMove } from './moves.js';
@@ -140,7 +140,7 @@ class Folder implements OutputFolder {
   record(job: Job, record: JobRecord): Promise<void> {
     return this.journal.append(record).then(
       (location) => {
-        this.index.add(job.id, refOf(record, location));
+        this.index.take(indexedJob(record, location));
         this.results?.write(resultLine(job, record));
       },
       (error: unknown) => {

@@ -76,7 +76,11 @@ export class JournalIndex {
    * all of them from the start, and keeps records of those jobs only (spending still counts every record): no second
    * table of a million ids. Without, it numbers the ids it meets itself and grows as they come.
    */
-  constructor(ids?: IdTable) {
+  /** Answers of the offline server are set aside rather than taken (see {@link IndexOptions.setAsideOffline}). */
+  private readonly setAsideOffline: boolean;
+
+  constructor(ids?: IdTable, { setAsideOffline = false }: Pick<IndexOptions, 'setAsideOffline'> = {}) {
+    this.setAsideOffline = setAsideOffline;
     this.fixed = ids !== undefined;
     this.capacity = ids ? Math.max(1, ids.size) : 1024;
     this.slots = ids ?? new IdTable(this.capacity);
@@ -120,8 +124,19 @@ export class JournalIndex {
     this.store(slot, ref);
   }
 
+  /**
+   * The one way a job record enters the index, whether read from the journal, just journaled, or moved: an answer of
+   * the offline server is set aside when the index says so, any other is added, and what it cost counts as spent
+   * (unless it sent nothing: images renamed).
+   */
+  take(job: IndexedJob): void {
+    if (this.setAsideOffline && job.offline) return this.setAside(job.id);
+    this.add(job.id, job.ref);
+    if (job.costUsd !== null && job.attempts > 0) this.spentUsd += job.costUsd;
+  }
+
   /** Notes that an answer of the offline server to job `id` was set aside. */
-  setAside(id: string): void {
+  private setAside(id: string): void {
     const slot = this.fixed ? this.slots.indexOf(id) : this.slots.add(id);
     if (slot < 0) return;
     if (slot >= this.capacity) this.grow();
@@ -212,6 +227,11 @@ function grown<T extends Float64Array | Uint32Array | Uint8Array>(from: T, to: T
   return to;
 }
 
+/** What the index takes of a job record written at `location`. */
+export function indexedJob(record: JobRecord, location: RecordLocation): IndexedJob {
+  return { id: record.id, ref: refOf(record, location), costUsd: record.costUsd, attempts: record.attempts, offline: answeredOffline(record) };
+}
+
 /** The index entry of a record written at `location`. */
 export function refOf(record: Pick<JobRecord, 'fingerprint' | 'state' | 'files'>, location: RecordLocation): RecordRef {
   return { key: fingerprintKey(record.fingerprint), state: record.state, hasFiles: record.files.length > 0, ...location };
@@ -223,15 +243,10 @@ export function refOf(record: Pick<JobRecord, 'fingerprint' | 'state' | 'files'>
  * its job counts as not done, so the next run sends it again.
  */
 export async function indexJournal(path: string, { ids, setAsideOffline = false }: IndexOptions = {}): Promise<JournalIndex> {
-  const index = new JournalIndex(ids);
+  const index = new JournalIndex(ids, { setAsideOffline });
   if ((await journalSize(path)) === 0) return index;
   let lineNumber = 0;
-  const addJob = ({ id, ref, offline, costUsd, attempts }: IndexedJob): void => {
-    if (setAsideOffline && offline) return index.setAside(id);
-    index.add(id, ref);
-    // A record with no attempt (images renamed) sent nothing: its cost is already counted once.
-    if (costUsd !== null && attempts > 0) index.spentUsd += costUsd;
-  };
+  const addJob = (job: IndexedJob): void => index.take(job);
   /** Indexes the line at `start`..`end` of `bytes` (`text` is `bytes` as latin1: the same offsets), which lies at `offset` in the file. */
   const take = (bytes: Buffer, text: string, start: number, end: number, offset: number): void => {
     lineNumber++;
@@ -246,7 +261,7 @@ export async function indexJournal(path: string, { ids, setAsideOffline = false 
       return;
     }
     if (record.type === 'run') index.runs++;
-    else if (record.type === 'job') addJob({ ...record, ref: refOf(record, location), offline: answeredOffline(record) });
+    else if (record.type === 'job') addJob(indexedJob(record, location));
   };
   const takeWhole = (line: Buffer, offset: number): void => take(line, line.toString('latin1'), 0, line.length, offset);
 

@@ -6,7 +6,7 @@ import { NightshiftError } from '../common/errors.js';
 import type { Job } from '../common/types.js';
 import { safeTarget } from './images.js';
 import type { JobRecord } from './journal.js';
-import { fingerprintKey, refOf, type JournalIndex, type RecordReader } from './journal-index.js';
+import { fingerprintKey, indexedJob, type JournalIndex, type RecordReader } from './journal-index.js';
 import type { JournalWriter } from './journal-writer.js';
 
 /** A rename of one produced file, both paths relative to the output folder. */
@@ -123,7 +123,7 @@ async function finishMoves(intent: MoveIntent, { outDir, intentPath, index, jour
   for (const folder of folders) await syncFolder(folder);
   // Appended together, the records go to the disk in one write (group commit), not one flush each.
   const locations = await Promise.all(intent.records.map((record) => journal.append(record)));
-  intent.records.forEach((record, position) => index.add(record.id, refOf(record, locations[position]!)));
+  intent.records.forEach((record, position) => index.take(indexedJob(record, locations[position]!)));
   await rm(intentPath, { force: true });
 }
 
