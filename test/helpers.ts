@@ -125,8 +125,9 @@ export function offlineServerPerTest(apiKey: string): {
     current = undefined;
   });
   return {
+    // A served instance stands for the real API: its answers are not marked as the offline server's.
     serve: async (options = {}, key = apiKey) => {
-      current = await startOfflineServer(options);
+      current = await startOfflineServer({ markAnswers: false, ...options });
       return { OPENAI_API_KEY: key, OPENAI_BASE_URL: current.url };
     },
     get server(): OfflineServer {

@@ -15,7 +15,7 @@ afterEach(async () => {
 });
 
 async function serve(): Promise<{ env: Record<string, string> }> {
-  server = await startOfflineServer();
+  server = await startOfflineServer({ markAnswers: false });
   return { env: { OPENAI_API_KEY: 'sk-test-images-key-1234567890', OPENAI_BASE_URL: server.url } };
 }
 

@@ -117,10 +117,11 @@ describe('journal', () => {
     const { fingerprint, ...rest } = handWritten;
     await appendFile(path, `${JSON.stringify({ fingerprint, ...rest })}\n`);
 
-    // Every line the writer wrote is read without parsing; the one written by hand is not.
+    // Every line the writer wrote is read without parsing, but for the reply of megabytes (left to a full parse, which
+    // takes it whatever its escapes); the one written by hand is not.
     const written = (await readFile(path)).toString('latin1').split('\n').filter(Boolean);
     expect(written.map((line) => scanJobRecord(Buffer.from(line, 'latin1'), line, 0, line.length, { offset: 0, length: line.length }) !== undefined)).toEqual(
-      written.map((_, i) => i < written.length - 1),
+      written.map((line, i) => i < written.length - 1 && line.length < 1_000_000),
     );
 
     // The same journal indexed by parsing every line.

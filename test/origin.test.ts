@@ -93,6 +93,24 @@ describe('where an answer came from', () => {
     expect(report.stdout.split('\n').filter((line) => line.startsWith('TOTAL'))).toHaveLength(2);
   });
 
+  it('is offline for answers of a served offline server (nightshift serve) too, whatever its address', async () => {
+    const dir = await tempDir();
+    const file = await writeJobs(dir, chatJobs(3));
+    const out = join(dir, 'out');
+    // As `nightshift serve` answers: marked, reached through OPENAI_BASE_URL like any API.
+    const served = await offline.serve({ markAnswers: true });
+    expect((await cli(['run', file, '--quiet', '--out', out], { env: served })).code).toBe(0);
+    const origin = `offline@${new URL(served.OPENAI_BASE_URL!).origin}`;
+    expect((await jobRecords(out)).map((record) => record.origin)).toEqual([origin, origin, origin]);
+    // The same offline server again: its answers stand.
+    expect((await cli(['run', file, '--quiet', '--out', out], { env: served })).code).toBe(0);
+    expect(offline.server.stats.requests).toBe(3);
+    // Any other address is taken for an API: it is sent every job.
+    const real = await offline.serve();
+    expect((await cli(['run', file, '--quiet', '--out', out], { env: real })).code).toBe(0);
+    expect(offline.server.stats.requests).toBe(3);
+  });
+
   it('lets a real --fresh run start over a folder of offline answers alone, and an offline one not', async () => {
     const { file, out } = await answeredOffline();
     // Offline again: those answers would be kept by a plain rerun, so --fresh asks for --force.

@@ -40,8 +40,8 @@ describe('outputs', () => {
     ];
     const file = await writeJobs(dir, jobs);
     const out = join(dir, 'out');
-    // Served over HTTP, so that report counts the answers as billed ones (it shows --offline answers apart).
-    server = await startOfflineServer();
+    // Standing for the real API, so that report counts the answers as billed ones (it shows offline answers apart).
+    server = await startOfflineServer({ markAnswers: false });
     const env = { OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: server.url };
     expect((await cli(['run', file, '--out', out], { env })).code).toBe(0);
 

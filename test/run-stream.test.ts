@@ -22,7 +22,7 @@ afterEach(async () => {
 const chatJobs = (count: number) => Array.from({ length: count }, (_, i) => ({ id: `s${i + 1}`, model: 'gpt-4o-mini', prompt: `Stream ${i + 1}` }));
 
 async function setup(count: number): Promise<{ file: string; dir: string; options: (out: string) => RunOptions }> {
-  server = await startOfflineServer();
+  server = await startOfflineServer({ markAnswers: false });
   const dir = await tempDir();
   const file = await writeJobs(dir, chatJobs(count));
   const client = new OpenAI({ apiKey: 'offline', baseURL: server.url, maxRetries: 0 });
@@ -100,7 +100,7 @@ describe('jobs read from their files for each pass', () => {
     await runJobs(await fromFiles([file]), options('out'));
     await server!.close();
     // Slow answers: the prefill of the five finished rows has long been written when the first new job finishes.
-    server = await startOfflineServer({ latencyMs: 300 });
+    server = await startOfflineServer({ latencyMs: 300, markAnswers: false });
     const client = new OpenAI({ apiKey: 'offline', baseURL: server.url, maxRetries: 0 });
     const grown = await writeJobs(dir, chatJobs(7));
     let seen: string[] | undefined;
@@ -182,7 +182,7 @@ describe('the CLI with job files too large to keep', () => {
   });
 
   it('validate a large job file once per output folder: a resume validates and reads only the jobs added', async () => {
-    server = await startOfflineServer();
+    server = await startOfflineServer({ markAnswers: false });
     const dir = await tempDir();
     // Long tags (not sent) make the file too large to keep in memory, as a million short jobs would.
     const tagged = (from: number, to: number) => chatJobs(to).slice(from).map((job) => ({ ...job, tags: `t${job.id};${'x'.repeat(300_000)}` }));

@@ -1,5 +1,6 @@
 import OpenAI from 'openai';
 import { NightshiftError } from '../common/errors.js';
+import { apiOrigin } from '../output/journal.js';
 import type { CliIO } from './io.js';
 
 /**
@@ -24,4 +25,16 @@ export function apiClient(env: CliIO['env'], timeoutMs: number, offlineUrl?: str
     organization: env.OPENAI_ORG_ID || null,
     project: env.OPENAI_PROJECT_ID || null,
   });
+}
+
+/** OpenAI's API, where a run goes without `OPENAI_BASE_URL`. */
+const DEFAULT_BASE_URL = 'https://api.openai.com/v1';
+
+/**
+ * The origin a run in this environment would journal its answers with, for commands that send nothing (`estimate`).
+ * A `OPENAI_BASE_URL` that is not a URL counts as OpenAI's: the run itself refuses it.
+ */
+export function configuredOrigin(env: CliIO['env']): string {
+  const base = env.OPENAI_BASE_URL || DEFAULT_BASE_URL;
+  return URL.canParse(base) ? apiOrigin(base) : apiOrigin(DEFAULT_BASE_URL);
 }

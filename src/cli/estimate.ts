@@ -4,6 +4,7 @@ import { EstimateSummary } from '../cost/estimate-summary.js';
 import { fingerprint } from '../jobs/fingerprint.js';
 import { JOURNAL_FILE } from '../output/journal.js';
 import { fingerprintKey, indexJournal } from '../output/journal-index.js';
+import { configuredOrigin } from './client.js';
 import { resolveCommand, type Command, type CommandSpec } from './command.js';
 import { EXIT } from './exit.js';
 import { defaultOutDir } from './flags.js';
@@ -55,7 +56,7 @@ async function estimateJobs(flags: EstimateFlags, io: CliIO): Promise<number> {
   const { jobs } = await loadOrExplain(flags.files, flags.defaults, io);
   const prices = await loadPrices(flags.prices);
   // What finishing the run would cost at the API: answers of the offline server are not done for it.
-  const journal = await indexJournal(join(flags.outDir, JOURNAL_FILE), { setAsideOffline: true });
+  const journal = await indexJournal(join(flags.outDir, JOURNAL_FILE), { origin: configuredOrigin(io.env) });
   for (const warning of journal.warnings) io.stderr(`warning: ${warning}\n`);
 
   const options: EstimateOptions = flags.expectedOutputTokens === undefined ? {} : { expectedOutputTokens: flags.expectedOutputTokens };

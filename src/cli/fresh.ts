@@ -7,7 +7,7 @@ import { indexJournal } from '../output/journal-index.js';
 import { acquireLock } from '../output/lock.js';
 
 /** Applies `--fresh`: the old journal is kept beside the new one (for audit) and the CSV views are rebuilt. */
-export async function startFresh(outDir: string, force: boolean, { offline }: { offline: boolean }): Promise<void> {
+export async function startFresh(outDir: string, force: boolean, { origin }: { origin: string }): Promise<void> {
   const path = join(outDir, JOURNAL_FILE);
   const exists = await stat(path).then(
     () => true,
@@ -21,7 +21,7 @@ export async function startFresh(outDir: string, force: boolean, { offline }: { 
     // Any success counts, including one a later edit superseded: a plain rerun could still reuse it. So does an answer
     // cut off: it was paid for, and a plain rerun keeps it. A run against an API would send again what only the
     // offline server answered anyway: those answers cost nothing to set aside.
-    const finished = (await indexJournal(path, { setAsideOffline: !offline })).answered();
+    const finished = (await indexJournal(path, { origin })).answered();
     if (finished > 0 && !force) {
       throw new NightshiftError(
         'E_USAGE',

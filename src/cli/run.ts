@@ -5,7 +5,7 @@ import { worstCaseCost } from '../cost/estimate.js';
 import type { PriceBook } from '../cost/prices.js';
 import type { RunEvent, RunOptions } from '../run/options.js';
 import { runJobs } from '../run/run.js';
-import { OFFLINE_ORIGIN } from '../output/journal.js';
+import { apiOrigin, OFFLINE_ORIGIN } from '../output/journal.js';
 import { startOfflineServer } from '../server/server.js';
 import { apiClient } from './client.js';
 import { resolveCommand, usageError, type Command, type CommandSpec } from './command.js';
@@ -164,7 +164,7 @@ async function runFromFlags(flags: RunFlags, io: CliIO): Promise<number> {
   try {
     const client = apiClient(io.env, flags.timeoutMs, server?.url);
     const budget = flags.budgetUsd === undefined ? undefined : budgetFor(models, prices, flags.budgetUsd);
-    if (flags.fresh) await startFresh(flags.outDir, flags.force, { offline: flags.offline });
+    if (flags.fresh) await startFresh(flags.outDir, flags.force, { origin: flags.offline ? OFFLINE_ORIGIN : apiOrigin(client.baseURL) });
     const progress = flags.quiet ? undefined : new Progress({ write: io.stderr, isTTY: io.isTTY, intervalSeconds: flags.progressIntervalSeconds });
     // Warnings (a torn journal line, say) are printed even with --quiet.
     const onEvent = (event: RunEvent): void => {

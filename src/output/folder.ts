@@ -92,7 +92,7 @@ export async function openOutputFolder(dir: string, { ids, fresh = false, origin
     await writeOutput(dir, () => sweepTempFiles(dir));
     const journalPath = join(dir, JOURNAL_FILE);
     if (!fresh && (await journalSize(journalPath)) === 0) await writeOutput(dir, () => refuseOutputsWithoutJournal(dir));
-    const index = await indexJournal(journalPath, { ...(ids ? { ids } : {}), setAsideOffline: origin !== OFFLINE_ORIGIN });
+    const index = await indexJournal(journalPath, { ...(ids ? { ids } : {}), ...(origin !== undefined ? { origin } : {}) });
     const journal = await writeOutput(journalPath, () => JournalWriter.open(journalPath));
     opened.push(journal);
     const reader = await RecordReader.open(journalPath);

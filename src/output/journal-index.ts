@@ -4,7 +4,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { NightshiftError } from '../common/errors.js';
 import { IdTable } from '../common/id-table.js';
 import { KEY_BYTES } from '../jobs/digests.js';
-import { answeredOffline, journalSize, OFFLINE_ORIGIN, parseRecord, type JobRecord, type JobState, type RecordLocation } from './journal.js';
+import { answerCountsFor, journalSize, parseRecord, type JobRecord, type JobState, type RecordLocation } from './journal.js';
 
 /**
  * The short form of a request fingerprint that the index compares. A sha256 hex fingerprint keeps its first
@@ -28,7 +28,7 @@ const HAS_FILES = 2;
 const PRESENT = 4;
 /** The latest record is an answer cut off (neither DONE nor INCOMPLETE: failed). */
 const INCOMPLETE = 8;
-/** An answer of the offline server was set aside (see {@link IndexOptions.setAsideOffline}). */
+/** An answer of the offline server was set aside (see {@link IndexOptions.origin}). */
 const SET_ASIDE = 16;
 
 /** Options of {@link JournalIndex} and {@link indexJournal}. */
@@ -39,10 +39,11 @@ export interface IndexOptions {
    */
   ids?: IdTable;
   /**
-   * Set aside the answers of the offline server (for a run against an API): they are not outcomes, and their dollars
-   * are not spent. Which jobs had one is still known ({@link JournalIndex.setAsideOf}). @default false
+   * Where the run's answers come from (`offline`, or the API's origin): answers of the offline server it may not take
+   * as its own ({@link answerCountsFor}) are set aside: they are not outcomes, and their dollars are not spent. Which
+   * jobs had one is still known ({@link JournalIndex.setAsideOf}). Unset: every answer counts.
    */
-  setAsideOffline?: boolean;
+  origin?: string;
 }
 
 /**
@@ -76,11 +77,11 @@ export class JournalIndex {
    * all of them from the start, and keeps records of those jobs only (spending still counts every record): no second
    * table of a million ids. Without, it numbers the ids it meets itself and grows as they come.
    */
-  /** Answers of the offline server are set aside rather than taken (see {@link IndexOptions.setAsideOffline}). */
-  private readonly setAsideOffline: boolean;
+  /** The run's origin: see {@link IndexOptions.origin}. */
+  private readonly origin: string | undefined;
 
-  constructor(ids?: IdTable, { setAsideOffline = false }: Pick<IndexOptions, 'setAsideOffline'> = {}) {
-    this.setAsideOffline = setAsideOffline;
+  constructor(ids?: IdTable, { origin }: Pick<IndexOptions, 'origin'> = {}) {
+    this.origin = origin;
     this.fixed = ids !== undefined;
     this.capacity = ids ? Math.max(1, ids.size) : 1024;
     this.slots = ids ?? new IdTable(this.capacity);
@@ -130,7 +131,7 @@ export class JournalIndex {
    * (unless it sent nothing: images renamed).
    */
   take(job: IndexedJob): void {
-    if (this.setAsideOffline && job.offline) return this.setAside(job.id);
+    if (this.origin !== undefined && !answerCountsFor(job, this.origin)) return this.setAside(job.id);
     this.add(job.id, job.ref);
     if (job.costUsd !== null && job.attempts > 0) this.spentUsd += job.costUsd;
   }
@@ -229,7 +230,7 @@ function grown<T extends Float64Array | Uint32Array | Uint8Array>(from: T, to: T
 
 /** What the index takes of a job record written at `location`. */
 export function indexedJob(record: JobRecord, location: RecordLocation): IndexedJob {
-  return { id: record.id, ref: refOf(record, location), costUsd: record.costUsd, attempts: record.attempts, offline: answeredOffline(record) };
+  return { id: record.id, ref: refOf(record, location), costUsd: record.costUsd, attempts: record.attempts, ...(record.origin !== undefined ? { origin: record.origin } : {}) };
 }
 
 /** The index entry of a record written at `location`. */
@@ -242,8 +243,8 @@ export function refOf(record: Pick<JobRecord, 'fingerprint' | 'state' | 'files'>
  * valid record (torn by a process killed while writing it, or damaged since) is skipped with a warning naming it:
  * its job counts as not done, so the next run sends it again.
  */
-export async function indexJournal(path: string, { ids, setAsideOffline = false }: IndexOptions = {}): Promise<JournalIndex> {
-  const index = new JournalIndex(ids, { setAsideOffline });
+export async function indexJournal(path: string, { ids, origin }: IndexOptions = {}): Promise<JournalIndex> {
+  const index = new JournalIndex(ids, origin !== undefined ? { origin } : {});
   if ((await journalSize(path)) === 0) return index;
   let lineNumber = 0;
   const addJob = (job: IndexedJob): void => index.take(job);
@@ -295,8 +296,8 @@ export interface IndexedJob {
   ref: RecordRef;
   costUsd: number | null;
   attempts: number;
-  /** The answer came from the offline server. */
-  offline: boolean;
+  /** Where the answer came from (see {@link JobRecord.origin}). */
+  origin?: string;
 }
 
 /**
@@ -323,7 +324,6 @@ const JOB_LINE = new RegExp(
   'y',
 );
 
-const OFFLINE_STRING = JSON.stringify(OFFLINE_ORIGIN);
 
 /** The longest line {@link scanJobRecord} checks with {@link JOB_LINE}, far above any reply and far below a stack overflow. */
 const MAX_SCANNED_LINE = 256 * 1024;
@@ -351,7 +351,7 @@ export function scanJobRecord(bytes: Buffer, text: string, start: number, end: n
     ref: { key: fingerprintKey(fingerprint!), state: jobState, hasFiles: files !== '', ...location },
     costUsd: costUsd === 'null' ? null : Number(costUsd),
     attempts: Number(attempts),
-    offline: origin === OFFLINE_STRING,
+    ...(origin !== undefined ? { origin: origin.includes('\\') ? (JSON.parse(origin) as string) : origin.slice(1, -1) } : {}),
   };
 }
 

@@ -51,7 +51,8 @@ export interface JobRecord {
   startedAt: string;
   finishedAt: string;
   /**
-   * Where the answer came from: {@link OFFLINE_ORIGIN} for the offline server of `--offline`, otherwise the API's
+   * Where the answer came from: {@link OFFLINE_ORIGIN} for the offline server of `--offline`, `offline@` and the
+   * origin for an offline server reached at an address (`nightshift serve`: its answers say so), otherwise the API's
    * origin (`https://api.openai.com`: scheme, host and port, never a path, credentials or the key). Written last.
    * Absent from journals of nightshift 0.1.0, whose answers count as real ones (see {@link answeredOffline}).
    */
@@ -66,7 +67,19 @@ export const OFFLINE_ORIGIN = 'offline';
  * real: 0.1.0 wrote offline runs to their own `-offline` folders by default, and taking a real answer for a fake one
  * would pay for it again.
  */
-export const answeredOffline = (record: Pick<JobRecord, 'origin'>): boolean => record.origin === OFFLINE_ORIGIN;
+export const answeredOffline = (record: Pick<JobRecord, 'origin'>): boolean =>
+  record.origin === OFFLINE_ORIGIN || (record.origin?.startsWith(`${OFFLINE_ORIGIN}@`) ?? false);
+
+/** The origin to journal for an answer the offline server gave a run whose answers come from `runOrigin`. */
+export const offlineOrigin = (runOrigin: string): string => (runOrigin === OFFLINE_ORIGIN ? OFFLINE_ORIGIN : `${OFFLINE_ORIGIN}@${runOrigin}`);
+
+/**
+ * Whether a run whose answers come from `runOrigin` may take a record's answer as its own. A real answer, yes; an
+ * answer of the offline server only for an `--offline` run, or a run against that same offline server: never for a
+ * run against an API, which would otherwise keep a fake reply and count fake dollars.
+ */
+export const answerCountsFor = (record: Pick<JobRecord, 'origin'>, runOrigin: string): boolean =>
+  !answeredOffline(record) || runOrigin === OFFLINE_ORIGIN || record.origin === offlineOrigin(runOrigin);
 
 /** The origin to journal for answers from the API at `baseURL`: scheme, host and port only. */
 export const apiOrigin = (baseURL: string): string => new URL(baseURL).origin;

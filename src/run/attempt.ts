@@ -3,7 +3,7 @@ import type { Clock } from '../common/clock.js';
 import { zeroUsage, type Job } from '../common/types.js';
 import { costOf, costOptionsOf } from '../cost/cost.js';
 import { ImageSaveError } from '../output/images.js';
-import type { JobRecord, JobState } from '../output/journal.js';
+import { OFFLINE_ORIGIN, offlineOrigin, type JobRecord, type JobState } from '../output/journal.js';
 import { executeJob, type AttemptResult } from './execute.js';
 import type { RunEvent, RunOptions, StopReason } from './options.js';
 import type { RateScheduler } from './rate-limit.js';
@@ -34,7 +34,7 @@ export interface AttemptContext {
 }
 
 /** A job's outcome as the journal records it, less what every record of the job shares (see {@link jobRecord}). */
-type Outcome = Pick<JobRecord, 'state' | 'usage' | 'costUsd'> & Partial<Pick<JobRecord, 'output' | 'files' | 'finishReason' | 'error' | 'status' | 'requestId'>>;
+type Outcome = Pick<JobRecord, 'state' | 'usage' | 'costUsd'> & Partial<Pick<JobRecord, 'output' | 'files' | 'finishReason' | 'error' | 'status' | 'requestId' | 'origin'>>;
 
 /** When the job started and how many attempts it took; latency counts from `latencyFrom`. */
 interface Timing {
@@ -104,7 +104,9 @@ export async function attemptJob(job: Job, fp: string, run: AttemptContext, reco
     if (!result.usageReported) run.emit({ type: 'warning', message: `job ${job.id}: the server reported no token usage; its cost is unknown` });
     const { output, files, finishReason, usage, requestId } = result;
     const state = answerState(finishReason);
-    await finish({ attempts: attempt, latencyFrom: attemptStart }, { state, output, files, finishReason, usage, costUsd, requestId });
+    // The offline server says so on its answers, however it was reached: never taken for a real answer later.
+    const origin = result.offline ? offlineOrigin(options.origin ?? OFFLINE_ORIGIN) : undefined;
+    await finish({ attempts: attempt, latencyFrom: attemptStart }, { state, output, files, finishReason, usage, costUsd, requestId, ...(origin ? { origin } : {}) });
     // A budget counts an answer of unknown cost at its worst case.
     return costUsd ?? options.budget?.worstCaseUsd(job) ?? undefined;
   }
@@ -163,7 +165,7 @@ function jobRecord(job: Job, fp: string, timing: Timing, outcome: Outcome, clock
     startedAt: new Date(timing.startedAt).toISOString(),
     finishedAt: new Date(clock.now()).toISOString(),
     // Last: the layout the journal's index reads (`output/journal-index.ts`).
-    ...(origin ? { origin } : {}),
+    ...(outcome.origin ?? origin ? { origin: outcome.origin ?? origin } : {}),
   };
 }
 

@@ -4,6 +4,7 @@ import type { ChatCompletionCreateParamsNonStreaming } from 'openai/resources/ch
 import type { ImageGenerateParamsNonStreaming } from 'openai/resources/images';
 import type { ProducedFile } from '../output/journal.js';
 import { saveImages, type BilledAnswer, type SaveContext } from '../output/images.js';
+import { OFFLINE_ANSWER_HEADER } from '../common/offline-answer.js';
 import { zeroUsage, type Job, type Usage } from '../common/types.js';
 import { answerImages, chatChoices, parseAnswer, tokenCount } from './answer.js';
 
@@ -17,6 +18,8 @@ export interface AttemptResult {
   usageReported: boolean;
   requestId?: string;
   headers?: Headers;
+  /** The offline server answered (its header says so), whatever the address it was reached by. */
+  offline: boolean;
 }
 
 /** Everything an attempt needs from the outside world. */
@@ -36,6 +39,7 @@ export async function executeJob(job: Job, context: ExecuteContext): Promise<Att
   const { response, text } = await fetchAnswer(job, context);
   const data = parseAnswer(response, text);
   const requestId = response.headers.get('x-request-id');
+  const offline = response.headers.get(OFFLINE_ANSWER_HEADER) === '1';
   const billed = { ...(requestId ? { requestId: redact(requestId) } : {}), headers: response.headers };
   if (job.endpoint === '/v1/chat/completions') {
     const choices = chatChoices(response, data);
@@ -44,12 +48,12 @@ export async function executeJob(job: Job, context: ExecuteContext): Promise<Att
     const output = texts.length === 1 ? (texts[0] ?? '') : JSON.stringify(texts);
     const finishReason = redact(choices.map((choice) => choice.finishReason ?? '').join(';'));
     const usage = chatUsage(data.usage);
-    return { output, files: [], ...(finishReason ? { finishReason } : {}), usage: usage ?? zeroUsage(), usageReported: usage !== undefined, ...billed };
+    return { output, files: [], ...(finishReason ? { finishReason } : {}), usage: usage ?? zeroUsage(), usageReported: usage !== undefined, ...billed, offline };
   }
   const items = answerImages(response, data, typeof job.body.n === 'number' ? job.body.n : 1);
   const answer: BilledAnswer = { usage: imageUsage(data.usage, items.length), ...billed };
   const files = await saveImages(job, items, answer, context);
-  return { output: '', files, ...answer, usageReported: true };
+  return { output: '', files, ...answer, usageReported: true, offline };
 }
 
 /**

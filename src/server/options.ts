@@ -73,6 +73,13 @@ export interface OfflineServerOptions {
    * API's 404 `model_not_found` (type `invalid_request_error`). Unset: any model name is answered.
    */
   models?: readonly string[];
+  /**
+   * Mark every answer with the `x-nightshift-offline` header, so that nightshift journals it as an offline answer
+   * (never taken for a real one by a run against the API) whatever the address the server was reached by. Tests that
+   * stand the server in for the real API turn it off.
+   * @default true
+   */
+  markAnswers?: boolean;
 }
 
 /** Options with defaults applied, checked. */
@@ -86,10 +93,11 @@ export interface ResolvedOptions {
   recordRequests: boolean;
   omitUsage: boolean;
   models: ReadonlySet<string> | undefined;
+  markAnswers: boolean;
 }
 
 export function resolveOptions(options: OfflineServerOptions = {}): ResolvedOptions {
-  const { host = '127.0.0.1', port = 0, latencyMs = 0, faults = [], quota, rateLimit, recordRequests = true, omitUsage = false, models } =
+  const { host = '127.0.0.1', port = 0, latencyMs = 0, faults = [], quota, rateLimit, recordRequests = true, omitUsage = false, models, markAnswers = true } =
     checkObject('options', options) as OfflineServerOptions;
   if (quota !== undefined) checkInteger('quota.afterRequests', checkObject('quota', quota).afterRequests, 0);
   if (rateLimit !== undefined) {
@@ -106,6 +114,7 @@ export function resolveOptions(options: OfflineServerOptions = {}): ResolvedOpti
     rateLimit,
     recordRequests: checkBoolean('recordRequests', recordRequests),
     omitUsage: checkBoolean('omitUsage', omitUsage),
+    markAnswers: checkBoolean('markAnswers', markAnswers),
     models: models === undefined ? undefined : new Set(checkArray('models', models).map((model, index) => checkString(`models[${index}]`, model))),
   };
 }

@@ -1,3 +1,4 @@
+import { OFFLINE_ANSWER_HEADER } from '../common/offline-answer.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApiError, insufficientQuota, modelNotFound } from './api-error.js';
@@ -274,6 +275,7 @@ class OfflineHttpServer implements OfflineServer {
       ...outcome.headers,
       'x-request-id': requestId,
       'openai-processing-ms': String(Date.now() - started),
+      ...(this.#options.markAnswers ? { [OFFLINE_ANSWER_HEADER]: '1' } : {}),
       ...outcome.fault?.headers,
     };
     await this.#send(response, outcome.status, outcome.answer, headers, outcome.fault);
