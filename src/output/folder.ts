@@ -8,7 +8,7 @@ import type { Job } from '../common/types.js';
 import type { JobDigests } from '../jobs/digests.js';
 import { fingerprint } from '../jobs/fingerprint.js';
 import { jobFilesChanged, type JobSource } from '../jobs/source.js';
-import { JOURNAL_FILE, journalSize, OFFLINE_ORIGIN, type JobRecord, type RunRecord } from './journal.js';
+import { JOURNAL_FILE, journalSize, type JobRecord, type RunRecord } from './journal.js';
 import { fingerprintKey, indexedJob, indexJournal, RecordReader, type JournalIndex, type RecordRef } from './journal-index.js';
 import { JournalWriter } from './journal-writer.js';
 import { acquireLock } from './lock.js';
