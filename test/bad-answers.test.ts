@@ -98,7 +98,10 @@ describe('a 200 whose body is not an answer', () => {
     const { summary, records } = await runWith([{ body }], [chatJob]);
     expect(summary.failed).toBe(1);
     expect(server!.stats.requests).toBe(3);
-    expect(records).toMatchObject([{ id: 'q1', state: 'failed', attempts: 3, status: 200, costUsd: 0 }]);
+    expect(records).toMatchObject([{ id: 'q1', state: 'failed', attempts: 3, status: 200 }]);
+    // An answer that is not JSON says nothing of a bill; one that reports its usage was billed, usable or not.
+    if (['not-json', 'empty', 'html'].includes(body)) expect(records[0]?.costUsd).toBe(0);
+    else expect(records[0]?.costUsd).toBeGreaterThan(0);
     const error = String(records[0]?.error);
     expect(error).not.toMatch(/TypeError|SyntaxError|undefined/);
     expect(error).not.toContain('\n');
@@ -124,5 +127,22 @@ describe('an image answer without the images asked for', () => {
     expect(server!.stats.requests).toBe(3);
     expect(records).toMatchObject([{ id: 'pic', state: 'failed', attempts: 3, files: [] }]);
     expect(await imagesIn(out)).toEqual([]);
+  });
+
+  it.each(['not-image', 'fewer-images'] as const)('(%s) billed (its usage says so) counts in the job\'s cost, on success and on failure', async (body) => {
+    const once = await runWith([], [imageJob]);
+    const single = once.records[0]!.costUsd as number;
+    expect(single).toBeGreaterThan(0);
+    await server!.close();
+    const retried = await runWith([{ body, times: 1 }], [imageJob]);
+    expect(retried.records).toMatchObject([{ state: 'done', attempts: 2 }]);
+    // The unusable answer's images were billed but not made: its tokens, not its image count, add up.
+    expect(retried.records[0]!.costUsd).toBeCloseTo(2 * single, 12);
+    expect(retried.records[0]!.usage).toMatchObject({ images: 2 });
+    await server!.close();
+    const failed = await runWith([{ body }], [imageJob]);
+    expect(failed.records).toMatchObject([{ state: 'failed', attempts: 3 }]);
+    expect(failed.records[0]!.costUsd).toBeCloseTo(3 * single, 12);
+    expect(failed.summary.costUsd).toBeCloseTo(3 * single, 12);
   });
 });

@@ -62,6 +62,13 @@ export interface Usage {
   images: number;
 }
 
+/** `a` and `b` added up, field by field. */
+export function sumUsage(a: Usage, b: Usage): Usage {
+  const sum = { ...a };
+  for (const key of Object.keys(sum) as (keyof Usage)[]) sum[key] += b[key];
+  return sum;
+}
+
 export const zeroUsage = (): Usage => ({
   input_tokens: 0,
   cached_input_tokens: 0,

@@ -1,5 +1,6 @@
 import { imageFormat } from '../common/image-info.js';
 import type { ImageItem } from '../output/images.js';
+import type { Usage } from '../common/types.js';
 
 /**
  * A 200 answer that is not the answer asked for: a body that is not JSON (an empty one, a proxy's HTML page), a
@@ -11,6 +12,8 @@ export class BadAnswerError extends Error {
   readonly status: number;
   readonly requestId: string | undefined;
   readonly headers: Headers;
+  /** What the answer says it cost, when it says: it was billed, unusable or not. */
+  usage: Usage | undefined;
 
   constructor(response: Response, problem: string) {
     super(`the server answered ${response.status} with ${problem}`);

@@ -1,6 +1,7 @@
 import { APIError } from 'openai';
 import type { Clock } from '../common/clock.js';
-import { zeroUsage, type Job } from '../common/types.js';
+import { sumUsage, zeroUsage, type Job, type Usage } from '../common/types.js';
+import { BadAnswerError } from './answer.js';
 import { costOf, costOptionsOf } from '../cost/cost.js';
 import { ImageSaveError } from '../output/images.js';
 import { OFFLINE_ORIGIN, offlineOrigin, type JobRecord, type JobState } from '../output/journal.js';
@@ -57,6 +58,9 @@ export async function attemptJob(job: Job, fp: string, run: AttemptContext, reco
   const countTokens = (): number => (tokens ??= requestTokens(job));
   let lastError: AttemptError | undefined;
   let attempts = 0;
+  // What answers the server billed but that could not be used cost: counted in the job's record, whatever its outcome.
+  let wasted: Usage | undefined;
+  const costOfUsage = (usage: Usage): number | null => costOf(usage, job.model, options.prices, costOptionsOf(job)).usd;
   for (let attempt = 1; attempt <= options.maxAttempts; attempt++) {
     if (run.heldBack(job)) return undefined;
     // A graceful stop lets a job in flight finish, but starts nothing new: no retry, and no job still waiting
@@ -76,6 +80,7 @@ export async function attemptJob(job: Job, fp: string, run: AttemptContext, reco
         return await failUnsaved(job, run, error, (outcome) => finish({ attempts: attempt, latencyFrom: startedAt }, outcome));
       }
       if (error instanceof APIError) rates.observe(error.headers, permit);
+      if (error instanceof BadAnswerError && error.usage) wasted = wasted ? sumUsage(wasted, error.usage) : error.usage;
       lastError = classifyError(error, clock.now(), run.redact);
       if (lastError.verdict === 'stop-run') {
         // The job itself is fine; it stays pending so a rerun with credit, or with a key the API accepts, sends it.
@@ -100,9 +105,10 @@ export async function attemptJob(job: Job, fp: string, run: AttemptContext, reco
     const counted = result.usageReported ? countedTokens(job, result.usage) : undefined;
     if (counted !== undefined) rates.settle(permit, counted);
     // An answer without usage is paid for all the same: its cost is unknown (null), never 0.
-    const costUsd = result.usageReported ? costOf(result.usage, job.model, options.prices, costOptionsOf(job)).usd : null;
+    const usage = wasted ? sumUsage(result.usage, wasted) : result.usage;
+    const costUsd = result.usageReported ? costOfUsage(usage) : null;
     if (!result.usageReported) run.emit({ type: 'warning', message: `job ${job.id}: the server reported no token usage; its cost is unknown` });
-    const { output, files, finishReason, usage, requestId } = result;
+    const { output, files, finishReason, requestId } = result;
     const state = answerState(finishReason);
     // The offline server says so on its answers, however it was reached: never taken for a real answer later.
     const origin = result.offline ? offlineOrigin(options.origin ?? OFFLINE_ORIGIN) : undefined;
@@ -114,9 +120,10 @@ export async function attemptJob(job: Job, fp: string, run: AttemptContext, reco
   const { message: error, status, requestId } = lastError;
   // Before the record is written, so that no other worker starts a job of the model meanwhile.
   if (isModelNotFound(lastError)) run.modelMissing(job.model);
-  // A failed request is not billed.
-  await finish({ attempts, latencyFrom: startedAt }, { state: 'failed', error, status, usage: zeroUsage(), costUsd: 0, requestId });
-  return 0;
+  // A failed request is not billed, but an answer the server billed and that could not be used is.
+  const costUsd = wasted ? costOfUsage(wasted) : 0;
+  await finish({ attempts, latencyFrom: startedAt }, { state: 'failed', error, status, usage: wasted ?? zeroUsage(), costUsd, requestId });
+  return costUsd ?? options.budget?.worstCaseUsd(job) ?? undefined;
 }
 
 /**

@@ -6,7 +6,7 @@ import type { ProducedFile } from '../output/journal.js';
 import { saveImages, type BilledAnswer, type SaveContext } from '../output/images.js';
 import { OFFLINE_ANSWER_HEADER } from '../common/offline-answer.js';
 import { zeroUsage, type Job, type Usage } from '../common/types.js';
-import { answerImages, chatChoices, parseAnswer, tokenCount } from './answer.js';
+import { answerImages, BadAnswerError, chatChoices, parseAnswer, tokenCount } from './answer.js';
 
 /** What one successful attempt produced. */
 export interface AttemptResult {
@@ -42,15 +42,16 @@ export async function executeJob(job: Job, context: ExecuteContext): Promise<Att
   const offline = response.headers.get(OFFLINE_ANSWER_HEADER) === '1';
   const billed = { ...(requestId ? { requestId: redact(requestId) } : {}), headers: response.headers };
   if (job.endpoint === '/v1/chat/completions') {
-    const choices = chatChoices(response, data);
+    const usage = chatUsage(data.usage);
+    const choices = billedAnyway(usage, () => chatChoices(response, data));
     const texts = choices.map((choice) => redact(choice.text));
     // Several choices (n > 1) are kept apart as a JSON array so they can be split again without guessing.
     const output = texts.length === 1 ? (texts[0] ?? '') : JSON.stringify(texts);
     const finishReason = redact(choices.map((choice) => choice.finishReason ?? '').join(';'));
-    const usage = chatUsage(data.usage);
     return { output, files: [], ...(finishReason ? { finishReason } : {}), usage: usage ?? zeroUsage(), usageReported: usage !== undefined, ...billed, offline };
   }
-  const items = answerImages(response, data, typeof job.body.n === 'number' ? job.body.n : 1);
+  const reported = typeof data.usage === 'object' && data.usage !== null ? imageUsage(data.usage, 0) : undefined;
+  const items = billedAnyway(reported, () => answerImages(response, data, typeof job.body.n === 'number' ? job.body.n : 1));
   const answer: BilledAnswer = { usage: imageUsage(data.usage, items.length), ...billed };
   const files = await saveImages(job, items, answer, context);
   return { output: '', files, ...answer, usageReported: true, offline };
@@ -90,6 +91,16 @@ async function fetchAnswer(job: Job, context: ExecuteContext): Promise<{ respons
   } finally {
     clearTimeout(timer);
     context.signal?.removeEventListener('abort', abort);
+  }
+}
+
+/** Runs a check of an answer that reported `usage`: an answer it refuses carries that usage, since it was billed. */
+function billedAnyway<T>(usage: Usage | undefined, check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    if (error instanceof BadAnswerError && usage !== undefined) error.usage = usage;
+    throw error;
   }
 }
 
