@@ -153,6 +153,8 @@ export class Dispatch implements AttemptContext {
       const next = await this.take();
       if (next === undefined || this.stopped.aborted) return;
       const { job, fp } = next;
+      // A job of a model the API says does not exist is not sent: it reserves nothing of the budget either.
+      if (this.heldBack(job)) continue;
       // Planning made sure every job to send has a worst case.
       const reserved = this.budget ? (this.options.budget!.worstCaseUsd(job) ?? 0) : 0;
       if (this.budget && !(await this.budget.reserve(reserved, this.stopped))) {
