@@ -1,4 +1,4 @@
-import { isNestedDeeperThan, TOO_DEEP } from '../common/json-depth.js';
+import { isNestedDeeperThan, MAX_JSON_DEPTH, TOO_DEEP } from '../common/json-depth.js';
 import { splitLineBatches } from './lines.js';
 import { problemRecord, type RawRecord, type SkippedRecord } from './records.js';
 
@@ -35,11 +35,22 @@ export async function* readJsonl(
         yield problemRecord(file, line.number, `not valid JSON: ${(error as SyntaxError).message}`);
         continue;
       }
-      if (isNestedDeeperThan(value)) {
+      // A line with fewer brackets than the limit cannot nest deeper: most lines are not walked at all.
+      if (bracketsAtLeast(line.text, MAX_JSON_DEPTH + 1) && isNestedDeeperThan(value)) {
         yield problemRecord(file, line.number, TOO_DEEP);
         continue;
       }
       yield { type: 'job', source: { file, line: line.number }, index, value };
     }
   }
+}
+
+/** Whether `text` holds at least `count` opening brackets (`[` or `{`), strings included. */
+function bracketsAtLeast(text: string, count: number): boolean {
+  let found = 0;
+  for (let at = 0; at < text.length; at++) {
+    const char = text.charCodeAt(at);
+    if ((char === 0x5b || char === 0x7b) && ++found >= count) return true;
+  }
+  return false;
 }

@@ -260,7 +260,7 @@ async function refuseLink(path: string): Promise<void> {
  */
 async function refuseOutputsWithoutJournal(dir: string): Promise<void> {
   const outputs: string[] = [];
-  for (const name of [RESULTS_FILE, USAGE_FILE]) if (await present(join(dir, name))) outputs.push(name);
+  for (const name of [RESULTS_FILE, RESULTS_JSONL_FILE, USAGE_FILE]) if (await present(join(dir, name))) outputs.push(name);
   if (await holdsFiles(join(dir, 'images'))) outputs.push('images/');
   if (outputs.length === 0) return;
   throw new NightshiftError(
