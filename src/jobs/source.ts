@@ -20,6 +20,8 @@ export interface JobSource {
   pick(wanted: (position: number) => boolean, first: number): AsyncIterable<{ position: number; job: Job }>;
   /** Each job's id and request fingerprint, by position: enough to plan the run without reading the jobs. */
   digests: JobDigests;
+  /** The jobs are the ones validated, whatever happens to their files (kept in memory): no pass needs to check them. */
+  readonly settled?: boolean;
 }
 
 /**
@@ -34,6 +36,7 @@ export function jobsInMemory(jobs: readonly Job[], digests = JobDigests.of(jobs)
   return {
     count: jobs.length,
     digests,
+    settled: true,
     open: async function* () {
       yield* jobs;
     },

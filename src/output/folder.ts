@@ -164,8 +164,9 @@ class Folder implements OutputFolder {
       for await (const job of source.open()) {
         // Each row is the job's own outcome, found by its id and request: never by its position alone, which a line
         // inserted in the job file since validation would shift.
-        const key = fingerprintKey(fingerprint(job));
-        if (position >= source.count || digests.ids.indexOf(job.id) !== position || !key.equals(digests.key(position))) changed = true;
+        // Jobs kept in memory are the ones validated: their keys are known.
+        const key = source.settled ? digests.key(position) : fingerprintKey(fingerprint(job));
+        if (!source.settled && (position >= source.count || digests.ids.indexOf(job.id) !== position || !key.equals(digests.key(position)))) changed = true;
         position++;
         const ref = index.current(job.id, key);
         const record = ref && (await reader.read(ref));
