@@ -16,6 +16,8 @@ export interface AttemptResult {
   /** False when the answer carried no `usage` (some OpenAI-compatible servers omit it): its cost is unknown, not zero. */
   usageReported: boolean;
   requestId?: string;
+  /** The `service_tier` the answer reports: the tier that served (and bills) the request, which may differ from the one asked. */
+  serviceTier?: string;
   headers?: Headers;
 }
 
@@ -44,7 +46,16 @@ export async function executeJob(job: Job, context: ExecuteContext): Promise<Att
     const output = texts.length === 1 ? (texts[0] ?? '') : JSON.stringify(texts);
     const finishReason = redact(choices.map((choice) => choice.finishReason ?? '').join(';'));
     const usage = chatUsage(data.usage);
-    return { output, files: [], ...(finishReason ? { finishReason } : {}), usage: usage ?? zeroUsage(), usageReported: usage !== undefined, ...billed };
+    const serviceTier = typeof data.service_tier === 'string' && data.service_tier ? redact(data.service_tier) : undefined;
+    return {
+      output,
+      files: [],
+      ...(finishReason ? { finishReason } : {}),
+      usage: usage ?? zeroUsage(),
+      usageReported: usage !== undefined,
+      ...(serviceTier ? { serviceTier } : {}),
+      ...billed,
+    };
   }
   const items = answerImages(response, data, typeof job.body.n === 'number' ? job.body.n : 1);
   const answer: BilledAnswer = { usage: imageUsage(data.usage, items.length), ...billed };
