@@ -1,11 +1,12 @@
 import { lstat, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NightshiftError } from '../common/errors.js';
+import type { CliDefaults } from '../jobs/defaults.js';
 import { validateJobFiles, type ValidationResult } from '../jobs/load.js';
+import type { ServiceTier } from '../jobs/schema.js';
 import { shutdownNotices } from '../jobs/model-lifecycle.js';
 import { jobsInFiles, jobsInMemory, type JobSource } from '../jobs/source.js';
 import { SAVED_VALIDATION, STATE_DIR } from '../output/folder.js';
-import type { CliDefaults } from '../jobs/defaults.js';
 import type { CliIO } from './io.js';
 import { formatProblems } from './problems.js';
 
@@ -23,7 +24,7 @@ export interface ValidJobs extends Omit<ValidationResult, 'problems' | 'jobs'> {
 }
 
 /** File defaults from `--model`, `--system` and `--service-tier`, as `run`, `validate` and `estimate` apply them. */
-export function jobDefaults(flags: { model: string | undefined; system: string | undefined; 'service-tier'?: string | undefined }): CliDefaults {
+export function jobDefaults(flags: { model: string | undefined; system: string | undefined; 'service-tier'?: ServiceTier | undefined }): CliDefaults {
   const serviceTier = flags['service-tier'];
   return { ...(flags.model ? { model: flags.model } : {}), ...(flags.system ? { system: flags.system } : {}), ...(serviceTier ? { serviceTier } : {}) };
 }

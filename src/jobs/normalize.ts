@@ -208,7 +208,7 @@ function chatJob(values: VisionJobFields, kind: 'chat' | 'vision', model: string
   if (details.length > 0 || model === undefined) return undefined;
   const system = values.system ?? (Object.hasOwn(fields, 'messages') ? undefined : context.cli.system);
   const messages = buildMessages({ ...values, system }, imageUrls);
-  const serviceTier = values.service_tier ?? (context.cli.serviceTier as VisionJobFields['service_tier']);
+  const serviceTier = values.service_tier ?? context.cli.serviceTier;
   const sent = serviceTier === undefined ? values : { ...values, service_tier: serviceTier };
   return { id, kind, model, tags: values.tags ?? [], source, endpoint: '/v1/chat/completions', body: buildChatBody(model, messages, sent) };
 }

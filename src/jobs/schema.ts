@@ -19,6 +19,9 @@ const ENDPOINTS = ['/v1/chat/completions', '/v1/images/generations'] as const sa
 /** Values of a chat request's `service_tier` that nightshift sends (the API has others, for other contracts). */
 export const SERVICE_TIERS = ['auto', 'default', 'flex', 'priority'] as const;
 
+/** One of {@link SERVICE_TIERS}. */
+export type ServiceTier = (typeof SERVICE_TIERS)[number];
+
 /** Model of image jobs that name none. */
 export const DEFAULT_IMAGE_MODEL = 'gpt-image-2';
 
