@@ -64,6 +64,7 @@ describe('defaults are applied', () => {
       concurrency: 8,
       maxAttempts: 5,
       timeoutMs: 600_000,
+      flexTimeoutMs: 900_000,
       defaults: {},
       offline: false,
       fresh: false,

@@ -38,8 +38,10 @@ type FlagValue<F> = F extends { type: 'boolean' }
       ? number
       : F extends { type: 'number' }
         ? number | undefined
-        : F extends { choices: readonly (infer C)[] }
+        : F extends { choices: readonly (infer C)[]; default: string }
           ? C
+          : F extends { choices: readonly (infer C)[] }
+            ? C | undefined
           : F extends { default: string }
             ? string
             : string | undefined;

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { estimateJob, OUTPUT_DEFAULTS, type EstimateNote, type EstimateOptions } from '../cost/estimate.js';
 import { EstimateSummary } from '../cost/estimate-summary.js';
+import type { CliDefaults } from '../jobs/defaults.js';
 import { fingerprint } from '../jobs/fingerprint.js';
 import { JOURNAL_FILE } from '../output/journal.js';
 import { fingerprintKey, indexJournal } from '../output/journal-index.js';
@@ -18,7 +19,7 @@ const SPEC = {
   description: 'Estimate tokens and cost of job files, leaving out jobs already done in the output folder; sends nothing',
   positional: { name: 'files', description: 'Job files (.json, .jsonl, .csv)', missing: 'Expected at least one job file' },
   // `run`'s flags that shape the requests, and the estimate's own.
-  flags: ['estimate-out', 'model', 'system', 'prices', 'csv', 'expected-output'],
+  flags: ['estimate-out', 'model', 'system', 'service-tier', 'prices', 'csv', 'expected-output'],
 } as const satisfies CommandSpec;
 
 /** `nightshift estimate` flags after checking. */
@@ -26,7 +27,7 @@ export interface EstimateFlags {
   files: string[];
   /** The run's output folder whose finished jobs are left out. */
   outDir: string;
-  defaults: { model?: string; system?: string };
+  defaults: CliDefaults;
   prices?: string;
   csv?: string;
   expectedOutputTokens?: number;

@@ -1,6 +1,12 @@
 import { basename, extname, join } from 'node:path';
 import { OUTPUT_DEFAULTS } from '../cost/estimate.js';
 import { REPORT_KEYS } from '../cost/report.js';
+import { SERVICE_TIERS } from '../jobs/schema.js';
+
+/** Seconds `--timeout` waits for one request when not given. */
+export const DEFAULT_TIMEOUT_SECONDS = 600;
+/** Seconds a flex request waits when `--timeout` is not given: flex answers queue, and OpenAI advises 15 minutes. */
+export const FLEX_TIMEOUT_SECONDS = 900;
 
 /** A flag that takes no value: given means on. */
 export interface BooleanFlag {
@@ -59,9 +65,19 @@ export const FLAGS = {
   },
   concurrency: { type: 'number', default: 8, range: { whole: true, min: 1, max: 10_000 }, description: 'Requests in flight at most' },
   'max-attempts': { type: 'number', default: 5, range: { whole: true, min: 1, max: 100 }, description: 'Attempts per job, the first included' },
-  timeout: { type: 'number', default: 600, range: { whole: false, min: 0.001 }, description: 'Seconds to wait for one request' },
+  // No default in the table: left out, flex requests wait longer than the others.
+  timeout: {
+    type: 'number',
+    range: { whole: false, min: 0.001 },
+    description: `Seconds to wait for one request (default ${DEFAULT_TIMEOUT_SECONDS}; ${FLEX_TIMEOUT_SECONDS} for flex requests)`,
+  },
   model: { type: 'string', description: 'Model for jobs that name none (job field > file defaults > this flag)' },
   system: { type: 'string', description: 'System prompt for chat and vision jobs that have none' },
+  'service-tier': {
+    type: 'string',
+    choices: SERVICE_TIERS,
+    description: 'service_tier of chat and vision jobs that set none: auto, default, flex (Batch prices, slower) or priority',
+  },
   offline: { type: 'boolean', default: false, description: 'Run against the built-in offline server (no key, no cost)' },
   prices: { type: 'string', description: 'JSON file of prices that override or add to the built-in table' },
   budget: {

@@ -1,7 +1,9 @@
 import { lstat, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NightshiftError } from '../common/errors.js';
+import type { CliDefaults } from '../jobs/defaults.js';
 import { validateJobFiles, type ValidationResult } from '../jobs/load.js';
+import type { ServiceTier } from '../jobs/schema.js';
 import { shutdownNotices } from '../jobs/model-lifecycle.js';
 import { jobsInFiles, jobsInMemory, type JobSource } from '../jobs/source.js';
 import { SAVED_VALIDATION, STATE_DIR } from '../output/folder.js';
@@ -21,15 +23,16 @@ export interface ValidJobs extends Omit<ValidationResult, 'problems' | 'jobs'> {
   jobs: JobSource;
 }
 
-/** File defaults from `--model` and `--system`, as `run`, `validate` and `estimate` apply them. */
-export function jobDefaults(flags: { model: string | undefined; system: string | undefined }): { model?: string; system?: string } {
-  return { ...(flags.model ? { model: flags.model } : {}), ...(flags.system ? { system: flags.system } : {}) };
+/** File defaults from `--model`, `--system` and `--service-tier`, as `run`, `validate` and `estimate` apply them. */
+export function jobDefaults(flags: { model: string | undefined; system: string | undefined; 'service-tier'?: ServiceTier | undefined }): CliDefaults {
+  const serviceTier = flags['service-tier'];
+  return { ...(flags.model ? { model: flags.model } : {}), ...(flags.system ? { system: flags.system } : {}), ...(serviceTier ? { serviceTier } : {}) };
 }
 
 /** Validates job files; on any problem prints them all and throws `E_VALIDATION` (exit 2). */
 export async function loadOrExplain(
   files: string[],
-  defaults: { model?: string; system?: string },
+  defaults: CliDefaults,
   io: CliIO,
   { outDir, say }: { outDir?: string; say?: (line: string) => void } = {},
 ): Promise<ValidJobs> {

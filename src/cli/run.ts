@@ -3,6 +3,7 @@ import { NightshiftError } from '../common/errors.js';
 import { createRedactor } from '../common/redact.js';
 import { worstCaseCost } from '../cost/estimate.js';
 import type { PriceBook } from '../cost/prices.js';
+import type { CliDefaults } from '../jobs/defaults.js';
 import type { RunEvent, RunOptions } from '../run/options.js';
 import { runJobs } from '../run/run.js';
 import { apiOrigin, OFFLINE_ORIGIN } from '../output/journal.js';
@@ -10,7 +11,7 @@ import { startOfflineServer } from '../server/server.js';
 import { apiClient } from './client.js';
 import { resolveCommand, usageError, type Command, type CommandSpec } from './command.js';
 import { exitStatusOfRun } from './exit.js';
-import { defaultOutDir } from './flags.js';
+import { DEFAULT_TIMEOUT_SECONDS, defaultOutDir, FLEX_TIMEOUT_SECONDS } from './flags.js';
 import { startFresh } from './fresh.js';
 import type { CliIO } from './io.js';
 import { jobDefaults, loadOrExplain } from './load-jobs.js';
@@ -28,6 +29,7 @@ const SPEC = {
     'timeout',
     'model',
     'system',
+    'service-tier',
     'offline',
     'prices',
     'budget',
@@ -43,12 +45,12 @@ const SPEC = {
 } as const satisfies CommandSpec;
 
 /** The engine's options that `run`'s flags set as they are; the rest of {@link RunOptions} is built in `engineOptions`. */
-type EngineFlags = Pick<RunOptions, 'outDir' | 'files' | 'concurrency' | 'maxAttempts' | 'timeoutMs' | 'rpm' | 'tpm'>;
+type EngineFlags = Pick<RunOptions, 'outDir' | 'files' | 'concurrency' | 'maxAttempts' | 'timeoutMs' | 'flexTimeoutMs' | 'rpm' | 'tpm'>;
 
 /** `nightshift run` flags after checking: the engine options they set, and what the CLI itself needs. */
 export interface RunFlags extends EngineFlags {
-  /** `--model` and `--system`, for jobs that leave them out. */
-  defaults: { model?: string; system?: string };
+  /** `--model`, `--system` and `--service-tier`, for jobs that leave them out. */
+  defaults: CliDefaults;
   offline: boolean;
   /** The `--prices` file. */
   prices?: string;
@@ -71,7 +73,9 @@ export function resolveRunFlags(argv: Record<string, unknown>): RunFlags {
     outDir: flags.out ?? `${defaultOutDir(files)}${flags.offline ? '-offline' : ''}`,
     concurrency: flags.concurrency,
     maxAttempts: flags['max-attempts'],
-    timeoutMs: Math.round(flags.timeout * 1000),
+    timeoutMs: Math.round((flags.timeout ?? DEFAULT_TIMEOUT_SECONDS) * 1000),
+    // A timeout the user gave is the timeout of every request.
+    flexTimeoutMs: Math.round((flags.timeout ?? FLEX_TIMEOUT_SECONDS) * 1000),
     ...(flags.rpm !== undefined ? { rpm: flags.rpm } : {}),
     ...(flags.tpm !== undefined ? { tpm: flags.tpm } : {}),
     defaults: jobDefaults(flags),
@@ -100,7 +104,7 @@ interface EngineParts {
 
 /** The one place `run`'s flags, the process's signals and what the CLI made become the engine's {@link RunOptions}. */
 function engineOptions(flags: RunFlags, { client, prices, budget, onEvent }: EngineParts, io: CliIO): RunOptions {
-  const { outDir, files, concurrency, maxAttempts, timeoutMs, rpm, tpm } = flags;
+  const { outDir, files, concurrency, maxAttempts, timeoutMs, flexTimeoutMs, rpm, tpm } = flags;
   return {
     outDir,
     client,
@@ -110,6 +114,7 @@ function engineOptions(flags: RunFlags, { client, prices, budget, onEvent }: Eng
     ...(tpm !== undefined ? { tpm } : {}),
     maxAttempts,
     timeoutMs,
+    flexTimeoutMs,
     files,
     // With --fresh the journal starts empty, so there is nothing done to send again.
     mode: { force: flags.force && !flags.fresh, onlyFailed: flags.onlyFailed },

@@ -25,8 +25,13 @@ export interface Cost {
 
 /** Options of {@link costOf}: how the job was sent. */
 export interface CostOptions {
-  /** The job went through the Batch API, which OpenAI bills at a discount (see `ModelPrice.batchDiscount`). */
+  /** The job went through the Batch API, which OpenAI bills at a discount (see `ModelPrice.batchDiscount`), whatever its tier. */
   batch?: boolean;
+  /**
+   * The `service_tier` that served the request: `flex` is billed at Batch API rates, `priority` at the model's priority
+   * rates (`ModelPrice.priority`; unknown without them); any other tier, or none, at the standard rates.
+   */
+  serviceTier?: string;
   /**
    * Image size requested, for models priced per image.
    * @default '1024x1024' (the images endpoint's default for the DALL·E models)
@@ -39,11 +44,22 @@ export interface CostOptions {
   quality?: string;
 }
 
-/** The cost options a job's request sets: the image size and quality, for models priced per image. */
+/**
+ * The cost options a job's request sets: the image size and quality, for models priced per image, and the
+ * `service_tier` it asks for (what an answer that reports no tier is billed at).
+ */
 export function costOptionsOf(job: Pick<Job, 'body'>): CostOptions {
-  const { size, quality } = job.body;
-  return { ...(typeof size === 'string' && size ? { size } : {}), ...(typeof quality === 'string' && quality ? { quality } : {}) };
+  const { size, quality, service_tier: serviceTier } = job.body;
+  return {
+    ...(typeof size === 'string' && size ? { size } : {}),
+    ...(typeof quality === 'string' && quality ? { quality } : {}),
+    ...(typeof serviceTier === 'string' && serviceTier ? { serviceTier } : {}),
+  };
 }
+
+/** The tiers billed otherwise than the standard rates. */
+const FLEX = 'flex';
+const PRIORITY = 'priority';
 
 /** OpenAI's published Batch API discount: half price. */
 const DEFAULT_BATCH_DISCOUNT = 0.5;
@@ -70,16 +86,24 @@ interface Charge {
  * - text output: `output`; reasoning tokens are part of the output count and are not charged again;
  * - image output: `outputImage`, else `output` (`gpt-image-2` publishes its image output rate as `output_mtok`).
  *
- * A part with tokens but no rate, a model with no price, or images with neither a per-image price nor any token usage
- * make the cost unknown. Long-context tiers are chosen by `usage.input_tokens`, as OpenAI bills them.
+ * A `flex` answer costs the Batch API rate (see {@link CostOptions.serviceTier}); a `priority` one its model's priority rates.
+ *
+ * A part with tokens but no rate, a model with no price (or no priority price, for a priority answer), or images with
+ * neither a per-image price nor any token usage make the cost unknown. Long-context tiers are chosen by `usage.input_tokens`, as OpenAI bills them.
  */
 export function costOf(usage: Usage, model: string, book: PriceBook, options: CostOptions = {}): Cost {
-  const price = book.priceOf(model);
-  if (!price) return { usd: null, missing: [model] };
+  const listed = book.priceOf(model);
+  if (!listed) return { usd: null, missing: [model] };
+  const priority = options.serviceTier === PRIORITY && !options.batch;
+  // Priority processing has its own rates; a model whose priority rates are not known has an unknown cost, never a guess.
+  if (priority && !listed.priority) return { usd: null, missing: [`${model} at the priority tier`] };
+  const price: ModelPrice = priority ? { ...listed.priority } : listed;
   const charge =
     usage.images > 0 && price.perImage ? perImageCharge(usage.images, price.perImage, model, options) : tokenCharge(usage, price, model);
   if (charge.missing.length > 0) return { usd: null, missing: charge.missing };
-  const factor = options.batch ? 1 - (price.batchDiscount ?? DEFAULT_BATCH_DISCOUNT) : 1;
+  // Flex processing is billed at Batch API rates.
+  const discounted = options.batch === true || options.serviceTier === FLEX;
+  const factor = discounted ? 1 - (listed.batchDiscount ?? DEFAULT_BATCH_DISCOUNT) : 1;
   return { usd: Math.round(charge.microUsd * factor * NANO_PER_MICRO) / NANO_PER_USD };
 }
 

@@ -9,6 +9,9 @@
  *   planning cap ({@link OUTPUT_DEFAULTS}), not a guarantee. The expected output is a fixed guess capped by that bound.
  *   Both are per choice, times `n`.
  *
+ * The tier: a job's `service_tier` prices its expected cost (`flex` at Batch rates, `priority` at its own rates, unknown
+ * without them); a flex job's worst case is at the standard rates, in case the API serves it at the default tier.
+ *
  * Image jobs: models priced per image (DALL·E) cost their per-image price times `n`. GPT Image models cost the prompt's
  * text tokens plus `n` images' output tokens (`image-output-tokens.ts`) at the image output rate. Where the job leaves
  * `quality` or `size` to the model (`auto` or absent), the expected cost takes medium quality at 1024x1024 and the
@@ -138,7 +141,7 @@ function estimateChatJob(job: Job, book: PriceBook, options: EstimateOptions): J
     expectedOutputTokens,
     worstOutputTokens,
     images: 0,
-    ...priced(job, book, expected, worst),
+    ...priced(job, book, expected, worst, costOptionsOf(job)),
     notes: [...notes],
   };
 }
@@ -184,7 +187,9 @@ type Pricing = Pick<JobEstimate, 'expectedUsd' | 'worstUsd' | 'batchUsd' | 'miss
 
 function priced(job: Job, book: PriceBook, expected: Usage, worst: Usage, options: CostOptions = {}): Pricing {
   const expectedCost = costOf(expected, job.model, book, options);
-  const worstCost = costOf(worst, job.model, book, options);
+  // A flex request is expected at Batch rates, but the API may serve it at the default tier, and bill it so.
+  const { serviceTier, ...standard } = options;
+  const worstCost = costOf(worst, job.model, book, serviceTier === 'flex' ? standard : options);
   return {
     expectedUsd: expectedCost.usd,
     worstUsd: worstCost.usd,

@@ -44,6 +44,11 @@ export interface ModelPrice extends TokenRates {
   readonly batchDiscount?: number;
   /** Long-context tiers, by ascending `aboveInputTokens`. */
   readonly tiers?: readonly PriceTier[];
+  /**
+   * Rates of priority processing (`service_tier: "priority"`), which genai-prices does not list: known only from a
+   * `--prices` file. Absent, a priority answer's cost is unknown.
+   */
+  readonly priority?: TokenRates;
 }
 
 /** One model's override: these fields replace or add to the table's (see {@link parsePriceOverrides} for the file format). */
@@ -197,7 +202,7 @@ function applyOverride(price: ModelPrice, override: PriceOverride): ModelPrice {
   };
 }
 
-const FILE_FIELDS: readonly string[] = [...Object.values(FILE_KEYS), 'per_image', 'batch_discount'];
+const FILE_FIELDS: readonly string[] = [...Object.values(FILE_KEYS), 'per_image', 'batch_discount', 'priority'];
 
 /** Renders a JSON path for a problem message: `$["gpt-4.1"].per_image["hd:1024x1024"]`. Names the user chose are quoted. */
 function jsonPath(path: readonly PropertyKey[]): string {
@@ -236,6 +241,12 @@ const overrideSchema = z
         .min(0, { error: expected('a number from 0 to 1') })
         .max(1, { error: expected('a number from 0 to 1') })
         .optional(),
+      priority: z
+        .strictObject(
+          { input: rateSchema.optional(), cached_input: rateSchema.optional(), output: rateSchema.optional() },
+          { error: expected('an object of priority rates: input, cached_input, output') },
+        )
+        .optional(),
     },
     {
       error: (issue) =>
@@ -263,12 +274,14 @@ const fileSchema = z.record(z.string().min(1), overrideSchema, {
  *   "gpt-image-2": { "output_image": 30 },
  *   "local-llama": { "input": 0, "output": 0 },
  *   "dall-e-3": { "per_image": { "hd:1024x1024": 0.08, "*": 0.04 } },
- *   "my-model-without-batch": { "batch_discount": 0 }
+ *   "my-model-without-batch": { "batch_discount": 0 },
+ *   "gpt-5": { "priority": { "input": 2.5, "cached_input": 0.25, "output": 20 } }
  * }
  * ```
  *
  * Fields: `input`, `cached_input`, `output`, `input_image`, `cached_input_image`, `output_image`, `per_image`
- * (keys `<quality>:<size>`, `*:<size>` or `*`) and `batch_discount` (fraction off for Batch API jobs, 0 to 1).
+ * (keys `<quality>:<size>`, `*:<size>` or `*`), `batch_discount` (fraction off for Batch API jobs, 0 to 1) and
+ * `priority` (the `input`, `cached_input` and `output` rates of priority processing).
  * Zero is a real price (a local model is free); leave a field out to keep the table's.
  */
 export function parsePriceOverrides(json: unknown): { overrides?: PriceOverrides; problems: string[] } {
@@ -297,7 +310,17 @@ export function parsePriceOverrides(json: unknown): { overrides?: PriceOverrides
       ...rates,
       ...(fields.per_image ? { perImage: fields.per_image } : {}),
       ...(fields.batch_discount !== undefined ? { batchDiscount: fields.batch_discount } : {}),
+      ...(fields.priority ? { priority: priorityRates(fields.priority) } : {}),
     };
   }
   return { overrides, problems };
+}
+
+/** A `priority` object of a `--prices` file as {@link TokenRates}. */
+function priorityRates(fields: { input?: number | undefined; cached_input?: number | undefined; output?: number | undefined }): TokenRates {
+  return {
+    ...(fields.input !== undefined ? { input: fields.input } : {}),
+    ...(fields.cached_input !== undefined ? { cachedInput: fields.cached_input } : {}),
+    ...(fields.output !== undefined ? { output: fields.output } : {}),
+  };
 }

@@ -28,9 +28,10 @@ export const CHAT_BODY_FIELDS = [
   'max_tokens',
   'response_format',
   'seed',
+  'service_tier',
 ] as const;
 
-const OPTIONAL_CHAT_FIELDS = ['temperature', 'top_p', 'max_completion_tokens', 'response_format', 'seed'] as const;
+const OPTIONAL_CHAT_FIELDS = ['temperature', 'top_p', 'max_completion_tokens', 'response_format', 'seed', 'service_tier'] as const;
 const OPTIONAL_IMAGE_FIELDS = [
   'n',
   'size',

@@ -1,13 +1,15 @@
 import { parseFields } from './parse-fields.js';
 import type { ProblemDetail } from './problems.js';
 import { isJsonObject } from './records.js';
-import { FIELDS_BY_KIND, JOB_KINDS, type FieldSchemas } from './schema.js';
+import { FIELDS_BY_KIND, JOB_KINDS, type FieldSchemas, type ServiceTier } from './schema.js';
 import { closest } from './suggest.js';
 
-/** Defaults given on the command line (`--model`, `--system`): used when neither the job nor its file sets the field. */
+/** Defaults given on the command line (`--model`, `--system`, `--service-tier`): used when neither the job nor its file sets the field. */
 export interface CliDefaults {
   model?: string;
   system?: string;
+  /** `service_tier` of chat and vision jobs. */
+  serviceTier?: ServiceTier;
 }
 
 /** A file's `defaults`, checked: each value fits the field for at least one job kind. */

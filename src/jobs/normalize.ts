@@ -26,7 +26,7 @@ import {
 
 /** What normalizing a record needs besides the record. */
 export interface NormalizeContext {
-  /** `--model` and `--system`: the weakest defaults. */
+  /** `--model`, `--system` and `--service-tier`: the weakest defaults. */
   cli: CliDefaults;
   /** The `defaults` of the record's file, already checked. */
   fileDefaults: FileDefaults;
@@ -208,7 +208,9 @@ function chatJob(values: VisionJobFields, kind: 'chat' | 'vision', model: string
   if (details.length > 0 || model === undefined) return undefined;
   const system = values.system ?? (Object.hasOwn(fields, 'messages') ? undefined : context.cli.system);
   const messages = buildMessages({ ...values, system }, imageUrls);
-  return { id, kind, model, tags: values.tags ?? [], source, endpoint: '/v1/chat/completions', body: buildChatBody(model, messages, values) };
+  const serviceTier = values.service_tier ?? context.cli.serviceTier;
+  const sent = serviceTier === undefined ? values : { ...values, service_tier: serviceTier };
+  return { id, kind, model, tags: values.tags ?? [], source, endpoint: '/v1/chat/completions', body: buildChatBody(model, messages, sent) };
 }
 
 function toImageJob(values: ImageJobFields, { id, source, fields, details, context }: Draft): Job | undefined {

@@ -16,6 +16,12 @@ const MESSAGE_ROLES = ['system', 'developer', 'user', 'assistant', 'tool'] as co
 /** Endpoints a Batch API input line may target. */
 const ENDPOINTS = ['/v1/chat/completions', '/v1/images/generations'] as const satisfies readonly Endpoint[];
 
+/** Values of a chat request's `service_tier` that nightshift sends (the API has others, for other contracts). */
+export const SERVICE_TIERS = ['auto', 'default', 'flex', 'priority'] as const;
+
+/** One of {@link SERVICE_TIERS}. */
+export type ServiceTier = (typeof SERVICE_TIERS)[number];
+
 /** Model of image jobs that name none. */
 export const DEFAULT_IMAGE_MODEL = 'gpt-image-2';
 
@@ -124,6 +130,12 @@ export const chatFields = {
    * request body as they are. A key that is also a field above is a problem; `stream` is not supported.
    */
   params: z.record(z.string(), z.unknown()).describe('an object of Chat Completions parameters'),
+  /**
+   * How the API processes the request: `auto` (the project's setting), `default`, `flex` (slower, at Batch API
+   * prices, for the models that offer it) or `priority`. Default: the file's `defaults`, then `--service-tier`, then
+   * left out (the API's `auto`). Part of the request: changing it sends the job again.
+   */
+  service_tier: oneOf(SERVICE_TIERS),
 };
 
 /** Fields of vision jobs: chat jobs with images (POST /v1/chat/completions). */

@@ -320,7 +320,7 @@ const JOB_LINE = new RegExp(
   `\\{"type":"job","id":(${STRING}),"fingerprint":"([0-9a-f]{64})","kind":${STRING},"model":${STRING},"tags":${LIST_OF(STRING)},` +
     `"source":${STRING},"state":(${STRING}),"attempts":(${NUMBER}),"output":${STRING},"files":\\[((?:${FILE}(?:,${FILE})*)?)\\]` +
     `(?:,"finishReason":${STRING})?(?:,"error":${STRING})?(?:,"status":${NUMBER})?,"usage":${OBJECT_OF_NUMBERS},"costUsd":(${NUMBER}|null),` +
-    `"latencyMs":${NUMBER}(?:,"requestId":${STRING})?,"startedAt":${STRING},"finishedAt":${STRING}(?:,"origin":(${STRING}))?\\}`,
+    `"latencyMs":${NUMBER}(?:,"requestId":${STRING})?(?:,"serviceTier":${STRING})?,"startedAt":${STRING},"finishedAt":${STRING}(?:,"origin":(${STRING}))?\\}`,
   'y',
 );
 

@@ -48,6 +48,11 @@ export interface JobRecord {
   costUsd: number | null;
   latencyMs: number;
   requestId?: string;
+  /**
+   * The `service_tier` the answer reported (`default`, `flex`, `priority`...), which its cost follows. Absent when the
+   * server reported none, and in journals written before nightshift knew tiers.
+   */
+  serviceTier?: string;
   startedAt: string;
   finishedAt: string;
   /**
@@ -175,7 +180,7 @@ function isJobRecord(value: unknown): value is JobRecord {
     files.every(isProducedFile) &&
     isObject(usage) &&
     Object.values(usage).every(isNumber) &&
-    (['finishReason', 'error', 'requestId', 'origin'] as const).every((name) => value[name] === undefined || typeof value[name] === 'string') &&
+    (['finishReason', 'error', 'requestId', 'serviceTier', 'origin'] as const).every((name) => value[name] === undefined || typeof value[name] === 'string') &&
     (value.status === undefined || isNumber(value.status))
   );
 }

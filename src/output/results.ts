@@ -25,6 +25,8 @@ export const RESULT_COLUMNS = [
   'request_id',
   'source',
   'tags',
+  // Columns added after 0.1.0 come last, so that scripts reading its files by position keep working.
+  'service_tier',
 ] as const;
 
 /**
@@ -92,6 +94,7 @@ function resultOf(job: ResultJob, record: JobRecord | undefined): ResultRow {
     request_id: record?.requestId ?? null,
     source: job.source,
     tags: job.tags,
+    service_tier: record?.serviceTier ?? null,
   };
 }
 

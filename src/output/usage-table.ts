@@ -80,7 +80,8 @@ export class UsageTable<T> {
       addTo(group, record);
     }
     addTo(this.total, record);
-    if (record?.costUsd === null) this.unpriced.add(record.model);
+    // A priority answer can lack a price where its model has one: the priority rates are not in the table.
+    if (record?.costUsd === null) this.unpriced.add(record.serviceTier === 'priority' ? `${record.model} at the priority tier` : record.model);
   }
 
   /** Models whose cost is unknown, for the warning that says so. */

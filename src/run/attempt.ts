@@ -10,7 +10,7 @@ import type { RunEvent, RunOptions, StopReason } from './options.js';
 import type { RateScheduler } from './rate-limit.js';
 import { countedTokens, requestTokens } from './rate-limit-tokens.js';
 import type { RequestSignals } from './request-signals.js';
-import { backoffDelay, classifyError, type AttemptError } from './retry.js';
+import { backoffDelay, CAPACITY_BACKOFF, classifyError, isCapacityShortage, type AttemptError } from './retry.js';
 
 /** What one job's attempts need of the run that sends them. */
 export interface AttemptContext {
@@ -35,7 +35,8 @@ export interface AttemptContext {
 }
 
 /** A job's outcome as the journal records it, less what every record of the job shares (see {@link jobRecord}). */
-type Outcome = Pick<JobRecord, 'state' | 'usage' | 'costUsd'> & Partial<Pick<JobRecord, 'output' | 'files' | 'finishReason' | 'error' | 'status' | 'requestId' | 'origin'>>;
+type Outcome = Pick<JobRecord, 'state' | 'usage' | 'costUsd'> &
+  Partial<Pick<JobRecord, 'output' | 'files' | 'finishReason' | 'error' | 'status' | 'requestId' | 'serviceTier' | 'origin'>>;
 
 /** When the job started and how many attempts it took; latency counts from `latencyFrom`. */
 interface Timing {
@@ -72,7 +73,9 @@ export async function attemptJob(job: Job, fp: string, run: AttemptContext, reco
     let result: AttemptResult;
     const link = run.requests.take();
     try {
-      result = await executeJob(job, { client: options.client, outDir: options.outDir, timeoutMs: options.timeoutMs, signal: link.signal, redact: run.redact }).finally(link.release);
+      result = await executeJob(job, { client: options.client, outDir: options.outDir, timeoutMs: timeoutOf(job, options), signal: link.signal, redact: run.redact }).finally(
+        link.release,
+      );
     } catch (error) {
       if (run.aborted.aborted) return undefined;
       if (error instanceof ImageSaveError) {
@@ -92,9 +95,10 @@ export async function attemptJob(job: Job, fp: string, run: AttemptContext, reco
         return undefined;
       }
       if (lastError.verdict === 'fail' || attempt === options.maxAttempts) break;
-      const delayMs = lastError.retryAfterMs ?? backoffDelay(attempt, options.random ? { random: options.random } : {});
-      // A rate limit concerns the whole account: every worker waits, not just this one.
-      if (lastError.status === 429) rates.pause(delayMs);
+      const capacity = isCapacityShortage(lastError);
+      const delayMs = lastError.retryAfterMs ?? backoffDelay(attempt, { ...(capacity ? CAPACITY_BACKOFF : {}), ...(options.random ? { random: options.random } : {}) });
+      // A rate limit concerns the whole account: every worker waits, not just this one. Flex capacity concerns the request.
+      if (lastError.status === 429 && !capacity) rates.pause(delayMs);
       run.retrying({ type: 'retry', job, attempt, delayMs, error: lastError });
       // A stop ends the wait at once: no retry would follow it, and the job stays pending for the next run.
       await clock.sleep(delayMs, run.stopped);
@@ -105,14 +109,16 @@ export async function attemptJob(job: Job, fp: string, run: AttemptContext, reco
     const counted = result.usageReported ? countedTokens(job, result.usage) : undefined;
     if (counted !== undefined) rates.settle(permit, counted);
     // An answer without usage is paid for all the same: its cost is unknown (null), never 0.
+    const { output, files, finishReason, requestId, serviceTier } = result;
     const usage = wasted ? sumUsage(result.usage, wasted) : result.usage;
-    const costUsd = result.usageReported ? costOfUsage(usage) : null;
+    // Billed at the tier that served it, which the answer reports; without a report, at the tier asked for.
+    const billing = { ...costOptionsOf(job), ...(serviceTier ? { serviceTier } : {}) };
+    const costUsd = result.usageReported ? costOf(usage, job.model, options.prices, billing).usd : null;
     if (!result.usageReported) run.emit({ type: 'warning', message: `job ${job.id}: the server reported no token usage; its cost is unknown` });
-    const { output, files, finishReason, requestId } = result;
     const state = answerState(finishReason);
     // The offline server says so on its answers, however it was reached: never taken for a real answer later.
     const origin = result.offline ? offlineOrigin(options.origin ?? OFFLINE_ORIGIN) : undefined;
-    await finish({ attempts: attempt, latencyFrom: attemptStart }, { state, output, files, finishReason, usage, costUsd, requestId, ...(origin ? { origin } : {}) });
+    await finish({ attempts: attempt, latencyFrom: attemptStart }, { state, output, files, finishReason, usage, costUsd, requestId, serviceTier, ...(origin ? { origin } : {}) });
     // A budget counts an answer of unknown cost at its worst case.
     return costUsd ?? options.budget?.worstCaseUsd(job) ?? undefined;
   }
@@ -148,7 +154,7 @@ async function failUnsaved(job: Job, run: AttemptContext, error: ImageSaveError,
 
 /** The one place a job's journal record is built: what every record of the job shares, then its outcome. */
 function jobRecord(job: Job, fp: string, timing: Timing, outcome: Outcome, clock: Clock, origin: string | undefined): JobRecord {
-  const { finishReason, error, status, requestId } = outcome;
+  const { finishReason, error, status, requestId, serviceTier } = outcome;
   return {
     type: 'job',
     id: job.id,
@@ -169,12 +175,17 @@ function jobRecord(job: Job, fp: string, timing: Timing, outcome: Outcome, clock
     costUsd: outcome.costUsd,
     latencyMs: clock.now() - timing.latencyFrom,
     ...(requestId ? { requestId } : {}),
+    ...(serviceTier ? { serviceTier } : {}),
     startedAt: new Date(timing.startedAt).toISOString(),
     finishedAt: new Date(clock.now()).toISOString(),
     // Last: the layout the journal's index reads (`output/journal-index.ts`).
     ...(outcome.origin ?? origin ? { origin: outcome.origin ?? origin } : {}),
   };
 }
+
+/** How long one request of `job` may take: flex requests queue, and get `flexTimeoutMs`. */
+const timeoutOf = (job: Job, options: RunOptions): number =>
+  job.body.service_tier === 'flex' ? (options.flexTimeoutMs ?? options.timeoutMs) : options.timeoutMs;
 
 /** Finish reasons of a choice the model did not end itself: its text is cut short, or missing. */
 const CUT_OFF = new Set(['length', 'content_filter']);

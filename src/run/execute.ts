@@ -17,6 +17,8 @@ export interface AttemptResult {
   /** False when the answer carried no `usage` (some OpenAI-compatible servers omit it): its cost is unknown, not zero. */
   usageReported: boolean;
   requestId?: string;
+  /** The `service_tier` the answer reports: the tier that served (and bills) the request, which may differ from the one asked. */
+  serviceTier?: string;
   headers?: Headers;
   /** The offline server answered (its header says so), whatever the address it was reached by. */
   offline: boolean;
@@ -48,7 +50,17 @@ export async function executeJob(job: Job, context: ExecuteContext): Promise<Att
     // Several choices (n > 1) are kept apart as a JSON array so they can be split again without guessing.
     const output = texts.length === 1 ? (texts[0] ?? '') : JSON.stringify(texts);
     const finishReason = redact(choices.map((choice) => choice.finishReason ?? '').join(';'));
-    return { output, files: [], ...(finishReason ? { finishReason } : {}), usage: usage ?? zeroUsage(), usageReported: usage !== undefined, ...billed, offline };
+    const serviceTier = typeof data.service_tier === 'string' && data.service_tier ? redact(data.service_tier) : undefined;
+    return {
+      output,
+      files: [],
+      ...(finishReason ? { finishReason } : {}),
+      usage: usage ?? zeroUsage(),
+      usageReported: usage !== undefined,
+      ...(serviceTier ? { serviceTier } : {}),
+      ...billed,
+      offline,
+    };
   }
   const reported = typeof data.usage === 'object' && data.usage !== null ? imageUsage(data.usage, 0) : undefined;
   const items = billedAnyway(reported, () => answerImages(response, data, typeof job.body.n === 'number' ? job.body.n : 1));

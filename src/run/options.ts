@@ -33,6 +33,8 @@ export interface RunOptions {
   maxAttempts: number;
   /** Per-request timeout, in milliseconds. */
   timeoutMs: number;
+  /** Per-request timeout of flex requests (`service_tier: "flex"`), which can queue for minutes. @default timeoutMs */
+  flexTimeoutMs?: number;
   /** The job files, recorded in the journal. */
   files: string[];
   mode?: PlanMode;

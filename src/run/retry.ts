@@ -36,6 +36,19 @@ const RETRY = (status: number): boolean => status === 408 || status === 409 || s
 /** The account has no credit left: every further request would fail the same way. */
 const QUOTA_ERRORS = new Set(['insufficient_quota']);
 
+/** Flex processing is out of capacity: the request was refused (and not billed), and may succeed later. */
+const CAPACITY_ERRORS = new Set(['resource_unavailable']);
+
+/**
+ * A 429 that says flex processing lacks capacity, not that the account sent too much: it is retried with
+ * {@link CAPACITY_BACKOFF}, and other requests (other jobs, other tiers) go on without pausing.
+ */
+export const isCapacityShortage = (error: Pick<AttemptError, 'status' | 'type' | 'code'>): boolean =>
+  error.status === 429 && (CAPACITY_ERRORS.has(error.type ?? '') || CAPACITY_ERRORS.has(error.code ?? ''));
+
+/** Backoff after a capacity shortage: capacity comes back in minutes, not in the half second a blip takes. */
+export const CAPACITY_BACKOFF = { initialMs: 10_000, maxMs: 5 * 60_000 } as const satisfies BackoffOptions;
+
 /** The longest server-requested wait we honour; a larger value is treated as absent. */
 const MAX_RETRY_AFTER_MS = 10 * 60_000;
 

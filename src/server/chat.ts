@@ -25,7 +25,18 @@ export interface ChatRequest {
   promptTokens: number;
   /** All message text in order: what the reply is derived from and what prompt caching compares. */
   promptText: string;
+  /** The tier that serves the request, as the answer reports it: the one asked for, `default` for `auto` or none. */
+  serviceTier: string;
 }
+
+/** `service_tier` values the API takes on chat requests. */
+const SERVICE_TIERS = ['auto', 'default', 'flex', 'scale', 'priority'];
+
+/**
+ * Models the offline server serves at the flex tier, as OpenAI offers it (the o3 and o4-mini reasoning models and
+ * GPT-5 and its successors, not their chat variants); any other model refuses flex, as the API does.
+ */
+export const offersFlex = (model: string): boolean => /^(o3|o4-mini|gpt-5)/.test(model) && !/-chat/.test(model);
 
 
 const ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
@@ -48,14 +59,15 @@ const SENTENCES = [
 ];
 
 /** The model and key of a chat body, read leniently (before validation) for fault matching and the log. */
-export function describeChat(body: unknown): { model?: string; key: string } {
-  const { model, messages } = asRecord(body);
+export function describeChat(body: unknown): { model?: string; key: string; serviceTier?: string } {
+  const { model, messages, service_tier: serviceTier } = asRecord(body);
   const lastUser = Array.isArray(messages)
     ? [...messages].reverse().find((message) => asRecord(message).role === 'user')
     : undefined;
   return {
     model: typeof model === 'string' ? model : undefined,
     key: lastUser === undefined ? '' : contentText(asRecord(lastUser).content),
+    ...(typeof serviceTier === 'string' ? { serviceTier } : {}),
   };
 }
 
@@ -84,6 +96,11 @@ export function parseChatRequest(body: unknown): ChatRequest {
       'max_tokens',
       'unsupported_parameter',
     );
+  }
+  const serviceTier = optionalEnum(fields, 'service_tier', SERVICE_TIERS);
+  // The API refuses flex for a model that does not offer it, rather than serving the request at another tier.
+  if (serviceTier === 'flex' && !offersFlex(model)) {
+    throw invalidRequest(`Unsupported service_tier: flex is not available for the model '${model}'.`, 'service_tier', 'unsupported_value');
   }
   const reasoningEffort = optionalEnum(fields, 'reasoning_effort', Object.keys(EFFORTS));
   if (!reasoning && reasoningEffort !== undefined) {
@@ -144,6 +161,7 @@ export function parseChatRequest(body: unknown): ChatRequest {
     images,
     promptTokens,
     promptText,
+    serviceTier: serviceTier === undefined || serviceTier === 'auto' ? 'default' : serviceTier,
   };
 }
 
@@ -198,7 +216,7 @@ export function buildChatCompletion(
         rejected_prediction_tokens: 0,
       },
     },
-    service_tier: 'default',
+    service_tier: request.serviceTier as OpenAI.ChatCompletion['service_tier'],
     system_fingerprint: 'fp_offline',
   };
 }

@@ -17,7 +17,7 @@ export type BrokenBody = (typeof BROKEN_BODIES)[number];
  * A failure the offline server injects instead of answering, or into its answer. Rules are checked in order for
  * every API request; the first rule that matches and still has `times` left fires and uses up one of its times.
  * A rule with a `status` answers that error; a rule without one lets the request be answered and changes the
- * answer (`body`, `reply`, `headers`) or how it is sent (`reset`, `trickleMs`).
+ * answer (`body`, `reply`, `servedTier`, `headers`) or how it is sent (`reset`, `trickleMs`).
  */
 export interface FaultRule {
   /** HTTP status of the error to answer with, 400-599 (e.g. 429, 500, 503). Ignored when `drop` is set. */
@@ -54,6 +54,11 @@ export interface FaultRule {
     model?: string;
     /** A substring of the request's key: the last user message's text, or the image prompt. */
     promptIncludes?: string;
+    /**
+     * Exact `service_tier` of a chat request. With `status: 429` and `code: 'resource_unavailable'`, fakes flex
+     * processing out of capacity: `{status: 429, code: 'resource_unavailable', match: {serviceTier: 'flex'}}`.
+     */
+    serviceTier?: string;
   };
   /**
    * Waits this long (on top of `latencyMs`) before answering or dropping.
@@ -69,6 +74,8 @@ export interface FaultRule {
   body?: BrokenBody;
   /** Replaces the text of every choice of a chat answer, e.g. with something that echoes the key. */
   reply?: string;
+  /** Reports this `service_tier` in a chat answer, as the API does when it serves a request at another tier than asked. */
+  servedTier?: string;
   /** Headers added to the answer, over the server's own (`x-request-id` included). */
   headers?: Record<string, string>;
   /**
@@ -85,6 +92,7 @@ export interface FaultTarget {
   path: string;
   model?: string;
   key: string;
+  serviceTier?: string;
 }
 
 /** Checks rules given by a caller, naming the bad field as `faults[1].times`. */
@@ -92,10 +100,10 @@ export function validateFaultRules(rules: unknown, name = 'faults'): FaultRule[]
   return checkArray(name, rules).map((value, index) => {
     const at = `${name}[${index}]`;
     const rule = checkObject(at, value) as Partial<Record<keyof FaultRule, unknown>>;
-    const changesAnswer = ['drop', 'body', 'reply', 'headers', 'reset', 'trickleMs'].some((field) => field in rule);
+    const changesAnswer = ['drop', 'body', 'reply', 'servedTier', 'headers', 'reset', 'trickleMs'].some((field) => field in rule);
     // A rule that neither answers an error nor changes the answer would do nothing: a mistake.
     if (rule.status !== undefined || !changesAnswer) checkInteger(`${at}.status`, rule.status, 400, 599);
-    for (const field of ['type', 'code', 'message', 'reply'] as const) {
+    for (const field of ['type', 'code', 'message', 'reply', 'servedTier'] as const) {
       if (rule[field] !== undefined) checkString(`${at}.${field}`, rule[field]);
     }
     if (rule.times !== undefined) checkCount(`${at}.times`, rule.times);
@@ -112,7 +120,7 @@ export function validateFaultRules(rules: unknown, name = 'faults'): FaultRule[]
     }
     if (rule.match !== undefined) {
       const match = checkObject(`${at}.match`, rule.match);
-      for (const field of ['path', 'model', 'promptIncludes'] as const) {
+      for (const field of ['path', 'model', 'promptIncludes', 'serviceTier'] as const) {
         if (match[field] !== undefined) checkString(`${at}.match.${field}`, match[field]);
       }
     }
@@ -150,7 +158,8 @@ function matches({ match }: FaultRule, target: FaultTarget): boolean {
   return (
     (match.path === undefined || match.path === target.path) &&
     (match.model === undefined || match.model === target.model) &&
-    (match.promptIncludes === undefined || target.key.includes(match.promptIncludes))
+    (match.promptIncludes === undefined || target.key.includes(match.promptIncludes)) &&
+    (match.serviceTier === undefined || match.serviceTier === target.serviceTier)
   );
 }
 
@@ -174,12 +183,13 @@ export const json = (value: unknown): AnswerText => ({ contentType: 'application
 
 const NOT_AN_IMAGE = Buffer.from('This is not an image.').toString('base64');
 
-/** The real answer with a rule's `reply` and `body` applied. */
+/** The real answer with a rule's `reply`, `servedTier` and `body` applied. */
 export function faultAnswer(rule: FaultRule, answer: unknown): AnswerText {
   let changed = answer as Record<string, unknown>;
   const choices = (): Array<Record<string, unknown>> => (Array.isArray(changed.choices) ? (changed.choices as Array<Record<string, unknown>>) : []);
-  const { reply } = rule;
+  const { reply, servedTier } = rule;
   if (reply !== undefined) changed = { ...changed, choices: choices().map((choice) => ({ ...choice, message: { ...(choice.message as object), content: reply } })) };
+  if (servedTier !== undefined) changed = { ...changed, service_tier: servedTier };
   const data = Array.isArray(changed.data) ? (changed.data as unknown[]) : [];
   switch (rule.body) {
     case undefined:

@@ -22,6 +22,8 @@ export interface RequestRecord {
   model?: string;
   /** The last user message's text (chat and vision) or the prompt (images); `''` for other requests. */
   key: string;
+  /** The `service_tier` a chat request asked for, when it asked for one. */
+  serviceTier?: string;
   /** The status answered; 0 while the request is pending and when no answer was sent (dropped, or the client left). */
   status: number;
 }
@@ -69,7 +71,7 @@ export async function startOfflineServer(options: OfflineServerOptions = {}): Pr
 /** How one endpoint reads and answers a request. */
 interface Route {
   /** Model and key for fault matching and the log; lenient, never throws. */
-  describe(body: unknown): { model?: string; key: string };
+  describe(body: unknown): { model?: string; key: string; serviceTier?: string };
   /**
    * Validates (throwing {@link ApiError}) and says what the request costs against a tokens-per-minute limit;
    * `respond` builds the answer once the request is let through.
@@ -318,7 +320,7 @@ class OfflineHttpServer implements OfflineServer {
       const parsed = body === undefined ? undefined : parseJson(body);
       Object.assign(record, route.describe(parsed));
 
-      const fault = this.#faults.take({ path, model: record.model, key: record.key });
+      const fault = this.#faults.take({ path, model: record.model, key: record.key, ...(record.serviceTier === undefined ? {} : { serviceTier: record.serviceTier }) });
       if (fault?.drop === true) return { drop: true, delayMs: fault.delayMs ?? 0 };
       if (fault?.status !== undefined) return errorOutcome(faultError({ ...fault, status: fault.status }), fault.delayMs ?? 0, fault);
       const { models } = this.#options;
