@@ -56,7 +56,8 @@ export async function planJobs(
     const ref = folder.index.answerOf(digests.ids, position, key);
     const decision = decide(ref && { state: ref.state, sameRequest: ref.key.equals(key), hasFiles: ref.hasFiles }, mode);
     if (decision === 'files') byFiles.set(position, { ...ref!, key: Buffer.from(ref!.key) });
-    else if (SEND.has(ACTIONS.indexOf(decision.action)) && folder.index.setAsideOf(digests.ids, position)) {
+    // Counted as answered by the offline server only when nothing since answered it: a real failure is a failure.
+    else if (ref === undefined && SEND.has(ACTIONS.indexOf(decision.action)) && folder.index.setAsideOf(digests.ids, position)) {
       // An answer of the offline server is no answer for a run against an API: the job is sent again.
       plan.actions[position] = ACTIONS.indexOf('rerun');
       plan.offline++;
