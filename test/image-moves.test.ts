@@ -69,3 +69,26 @@ describe('renames a killed --offline run left under way', () => {
     expect(await readdir(join(out, 'images'))).toEqual(['renamed.png']);
   });
 });
+
+describe('--fresh --force over renames a killed run left under way', () => {
+  it('sets them aside with the old journal: every job is sent again, none kept by a finished rename', async () => {
+    const env = await offline.serve();
+    const dir = await tempDir();
+    const out = join(dir, 'out');
+    const job = { id: 'a', kind: 'image', model: 'dall-e-2', size: '256x256', prompt: 'A blue circle', output: 'first.png' };
+    const file = await writeJobs(dir, [job]);
+    expect((await cli(['run', file, '--quiet', '--out', out], { env })).code).toBe(0);
+    const [record] = (await journalLines(out)).filter((line) => line.type === 'job') as { files: { path: string }[] }[];
+    const temp = 'images/first.png.0123abcd.moving';
+    await rename(join(out, 'images', 'first.png'), join(out, temp));
+    const moved = { ...record, files: [{ ...record!.files[0], path: 'images/renamed.png' }], attempts: 0 };
+    await mkdir(join(out, '.nightshift'), { recursive: true });
+    await writeFile(join(out, '.nightshift', 'moves.json'), JSON.stringify({ phase: 'place', steps: [{ from: 'images/first.png', to: 'images/renamed.png', temp }], records: [moved] }));
+    await writeJobs(dir, [{ ...job, output: 'renamed.png' }]);
+
+    const fresh = await cli(['run', file, '--quiet', '--fresh', '--force', '--out', out], { env });
+    expect(fresh.code, fresh.stderr).toBe(0);
+    expect(offline.server.stats.requests).toBe(2);
+    expect((await journalLines(out)).filter((line) => line.type === 'job')).toMatchObject([{ id: 'a', attempts: 1 }]);
+  });
+});

@@ -1,7 +1,7 @@
 import { rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NightshiftError } from '../common/errors.js';
-import { RESULTS_FILE, RESULTS_JSONL_FILE, USAGE_FILE } from '../output/folder.js';
+import { MOVES_INTENT, RESULTS_FILE, RESULTS_JSONL_FILE, STATE_DIR, USAGE_FILE } from '../output/folder.js';
 import { JOURNAL_FILE } from '../output/journal.js';
 import { indexJournal } from '../output/journal-index.js';
 import { acquireLock } from '../output/lock.js';
@@ -31,6 +31,11 @@ export async function startFresh(outDir: string, force: boolean, { origin }: { o
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     try {
       await rename(path, join(outDir, `journal-${stamp}.jsonl`));
+      // Renames a killed run left under way belong to the old journal: finished, they would journal its records in the
+      // new one and keep jobs from being sent. Set aside with it; every job is sent again anyway.
+      await rename(join(outDir, MOVES_INTENT), join(outDir, STATE_DIR, `moves-${stamp}.json`)).catch((error: unknown) => {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      });
       // The views of the old journal go too, so they are never taken for this run's results.
       await Promise.all([RESULTS_FILE, RESULTS_JSONL_FILE, USAGE_FILE].map((name) => rm(join(outDir, name), { force: true })));
     } catch (error) {
