@@ -168,6 +168,9 @@ describe('exit statuses map as the README says', () => {
     expect(exitStatusOfRun({ failed: 0, incomplete: 0 })).toBe(0);
     expect(exitStatusOfRun({ failed: 2, incomplete: 0 })).toBe(1);
     expect(exitStatusOfRun({ failed: 0, incomplete: 1 })).toBe(1);
+    // Job files changed under the run: validate again (2), unless why it stopped comes first.
+    expect(exitStatusOfRun({ failed: 1, incomplete: 0, jobFilesChanged: true })).toBe(2);
+    expect(exitStatusOfRun({ stopReason: 'quota', failed: 0, incomplete: 0, jobFilesChanged: true })).toBe(3);
   });
 
   it('0: every job succeeded, or was already done', async () => {

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
-import { NightshiftError } from '../src/common/errors.js';
+import { EXIT, exitStatusOfRun } from '../src/cli/exit.js';
 import { createPriceBook } from '../src/cost/prices.js';
 import { validateJobFiles } from '../src/jobs/load.js';
 import { jobsInFiles, type JobSource } from '../src/jobs/source.js';
@@ -45,9 +45,9 @@ describe('a job file that changes under a run', () => {
     const onEvent: RunOptions['onEvent'] = (event) => {
       if (event.type === 'finished' && event.job.id === 'j6') writeFileSync(file, lines([job(0), ...jobs]));
     };
-    const run = runJobs(await fromFile(file), options(onEvent));
-    await expect(run).rejects.toBeInstanceOf(NightshiftError);
-    await expect(run).rejects.toMatchObject({ code: 'E_VALIDATION' });
+    const summary = await runJobs(await fromFile(file), options(onEvent));
+    expect(summary).toMatchObject({ jobFilesChanged: true });
+    expect(exitStatusOfRun(summary)).toBe(EXIT.invalid);
     expect(server.stats.requests).toBe(6);
 
     const rows = await readCsv(join(out, 'results.csv'));
@@ -73,7 +73,7 @@ describe('a job file that changes under a run', () => {
     const onEvent: RunOptions['onEvent'] = (event) => {
       if (event.type === 'finished' && event.job.id === 'j4') writeFileSync(file, lines(edited));
     };
-    await expect(runJobs(await fromFile(file), options(onEvent))).rejects.toMatchObject({ code: 'E_VALIDATION' });
+    expect(await runJobs(await fromFile(file), options(onEvent))).toMatchObject({ jobFilesChanged: true });
     const rows = await readCsv(join(out, 'results.csv'));
     expect(rows.map((row) => `${row.id}:${row.status}`)).toEqual(['j1:ok', 'j2:pending', 'j3:ok', 'j4:ok']);
   });

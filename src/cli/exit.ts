@@ -46,8 +46,10 @@ export function exitStatusOfError(error: unknown): ExitStatus {
 }
 
 /** The status for a run that finished or stopped: why it stopped, else whether any job failed or was cut off. */
-export function exitStatusOfRun(summary: Pick<RunSummary, 'stopReason' | 'failed' | 'incomplete'>): ExitStatus {
+export function exitStatusOfRun(summary: Pick<RunSummary, 'stopReason' | 'failed' | 'incomplete' | 'jobFilesChanged'>): ExitStatus {
+  // Why the run stopped says what to do first; then job files changed under it must be validated again.
   if (summary.stopReason) return BY_STOP_REASON[summary.stopReason];
+  if (summary.jobFilesChanged) return EXIT.invalid;
   return summary.failed > 0 || summary.incomplete > 0 ? EXIT.jobsFailed : EXIT.ok;
 }
 

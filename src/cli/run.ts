@@ -4,6 +4,7 @@ import { createRedactor } from '../common/redact.js';
 import { worstCaseCost } from '../cost/estimate.js';
 import type { PriceBook } from '../cost/prices.js';
 import type { CliDefaults } from '../jobs/defaults.js';
+import { jobFilesChanged } from '../jobs/source.js';
 import type { RunEvent, RunOptions } from '../run/options.js';
 import { runJobs } from '../run/run.js';
 import { apiOrigin, OFFLINE_ORIGIN } from '../output/journal.js';
@@ -188,6 +189,7 @@ async function runFromFlags(flags: RunFlags, io: CliIO): Promise<number> {
       io.stderr(`warning: no price known for ${summary.unpricedModels.join(', ')}; their cost is left empty (add them with --prices FILE)\n`);
     }
     if (summary.incomplete > 0) io.stderr(incompleteWarning(summary.incomplete));
+    if (summary.jobFilesChanged) io.stderr(`${jobFilesChanged().message}\n`);
     if (summary.stopReason) {
       // Progress already showed why the run stopped; without it, say so here.
       if (!progress) io.stderr(`${summary.stopMessage}\n`);

@@ -7,7 +7,7 @@ import type { IdTable } from '../common/id-table.js';
 import type { Job } from '../common/types.js';
 import type { JobDigests } from '../jobs/digests.js';
 import { fingerprint } from '../jobs/fingerprint.js';
-import { jobFilesChanged, type JobSource } from '../jobs/source.js';
+import type { JobSource } from '../jobs/source.js';
 import { JOURNAL_FILE, journalSize, type JobRecord, type RunRecord } from './journal.js';
 import { fingerprintKey, indexedJob, indexJournal, RecordReader, type JournalIndex, type RecordRef } from './journal-index.js';
 import { JournalWriter } from './journal-writer.js';
@@ -56,10 +56,10 @@ export interface OutputFolder {
   record(job: Job, record: JobRecord): Promise<void>;
   /**
    * Rewrites results.csv, results.jsonl and usage.csv from the journal, a row for every job of `source` (its own
-   * outcome, matched by id and request); returns the totals. Rejects with `E_VALIDATION` once they are written when the
-   * job files no longer hold the jobs validated (changed during the run).
+   * outcome, matched by id and request); returns the totals, and whether the job files no longer hold the jobs
+   * validated (changed during the run: the rows are those of the files as they are now).
    */
-  writeResults(source: JobSource): Promise<UsageSummary>;
+  writeResults(source: JobSource): Promise<{ usage: UsageSummary; jobFilesChanged: boolean }>;
   /** Closes the journal and releases the folder. */
   close(): Promise<void>;
 }
@@ -149,7 +149,7 @@ class Folder implements OutputFolder {
     );
   }
 
-  async writeResults(source: JobSource): Promise<UsageSummary> {
+  async writeResults(source: JobSource): Promise<{ usage: UsageSummary; jobFilesChanged: boolean }> {
     await this.stopResults();
     const usage = new UsageSummary();
     const { index, reader } = this;
@@ -187,8 +187,7 @@ class Folder implements OutputFolder {
     await writeOutput(jsonPath, () => json.commit());
     const usagePath = join(this.dir, USAGE_FILE);
     await writeOutput(usagePath, () => writeFileAtomic(usagePath, usage.toCsv()));
-    if (changed) throw jobFilesChanged();
-    return usage;
+    return { usage, jobFilesChanged: changed };
   }
 
   async close(): Promise<void> {

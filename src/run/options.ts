@@ -81,6 +81,8 @@ export interface RunSummary {
   /** Models the API said do not exist (404 `model_not_found`), each with how many of its jobs were not sent: they stay pending. */
   missingModels: { model: string; notSent: number }[];
   stopReason?: StopReason;
+  /** The job files changed during the run: what was sent is journaled, and they must be validated again. */
+  jobFilesChanged?: boolean;
   stopMessage?: string;
   outDir: string;
 }

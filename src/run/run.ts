@@ -33,7 +33,7 @@ export async function runJobs(jobs: readonly Job[] | JobSource, given: RunOption
     const dispatch = new Dispatch(jobsToSend(source, plan), folder, options, clock, options.redact ?? ((text) => text), emit);
     await dispatch.start();
 
-    const usage = await folder.writeResults(source);
+    const { usage, jobFilesChanged } = await folder.writeResults(source);
     const { total } = usage;
     return {
       total: source.count,
@@ -51,6 +51,7 @@ export async function runJobs(jobs: readonly Job[] | JobSource, given: RunOption
       unpricedModels: usage.unpricedModels(),
       missingModels: [...dispatch.missingModels].map(([model, notSent]) => ({ model, notSent })),
       ...(dispatch.stopReason ? { stopReason: dispatch.stopReason, stopMessage: dispatch.stopMessage } : {}),
+      ...(jobFilesChanged ? { jobFilesChanged } : {}),
       outDir: options.outDir,
     };
   } finally {
