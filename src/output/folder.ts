@@ -2,7 +2,7 @@ import { lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AtomicFile, isTempFile, writeFileAtomic } from '../common/atomic-file.js';
 import { messageOf, NightshiftError } from '../common/errors.js';
-import { isFileSystemError } from '../common/fs-errors.js';
+import { isFileSystemError, pathExists } from '../common/fs-errors.js';
 import type { IdTable } from '../common/id-table.js';
 import type { Job } from '../common/types.js';
 import type { JobDigests } from '../jobs/digests.js';
@@ -260,7 +260,7 @@ async function refuseLink(path: string): Promise<void> {
  */
 async function refuseOutputsWithoutJournal(dir: string): Promise<void> {
   const outputs: string[] = [];
-  for (const name of [RESULTS_FILE, RESULTS_JSONL_FILE, USAGE_FILE]) if (await present(join(dir, name))) outputs.push(name);
+  for (const name of [RESULTS_FILE, RESULTS_JSONL_FILE, USAGE_FILE]) if (await pathExists(join(dir, name))) outputs.push(name);
   if (await holdsFiles(join(dir, 'images'))) outputs.push('images/');
   if (outputs.length === 0) return;
   throw new NightshiftError(
@@ -269,17 +269,6 @@ async function refuseOutputsWithoutJournal(dir: string): Promise<void> {
       'Restore the journal, choose another --out, or add --fresh to start this folder afresh.',
     { outDir: dir },
   );
-}
-
-/** Whether something is at `path`. */
-async function present(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw error;
-  }
 }
 
 /** Whether a folder holds a regular file at any depth (links are not what a run writes). */
@@ -328,7 +317,7 @@ export async function sweepTempFiles(dir: string): Promise<number> {
 }
 
 /** An image set aside by a rename (`<name>.<pid>.moving` in release 0.1.0, `<name>.<8 hex>.moving` since). */
-const SET_ASIDE = /^(.+)\.[0-9a-f]+\.moving$/;
+const STEPPED_ASIDE = /^(.+)\.[0-9a-f]+\.moving$/;
 
 /**
  * Puts images that a killed rename left set aside back under their names, when those are free: release 0.1.0
@@ -337,21 +326,12 @@ const SET_ASIDE = /^(.+)\.[0-9a-f]+\.moving$/;
  */
 async function restoreSetAside(dir: string, names: readonly string[]): Promise<void> {
   const images = join(dir, 'images');
-  const setAside = names.filter((name) => SET_ASIDE.test(name));
-  if (setAside.length === 0 || (await exists(join(dir, MOVES_INTENT)))) return;
+  const setAside = names.filter((name) => STEPPED_ASIDE.test(name));
+  if (setAside.length === 0 || (await pathExists(join(dir, MOVES_INTENT)))) return;
   for (const name of setAside) {
-    const original = SET_ASIDE.exec(name)?.[1];
+    const original = STEPPED_ASIDE.exec(name)?.[1];
     // Taken by another image since: this one stays aside, and the job that lost it is planned like any damaged one.
-    if (original && !(await exists(join(images, original)))) await rename(join(images, name), join(images, original));
+    if (original && !(await pathExists(join(images, original)))) await rename(join(images, name), join(images, original));
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  return lstat(path).then(
-    () => true,
-    (error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') return false;
-      throw error;
-    },
-  );
-}

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { syncFolder, writeFileAtomic } from '../common/atomic-file.js';
 import { NightshiftError } from '../common/errors.js';
+import { pathExists } from '../common/fs-errors.js';
 import type { Job } from '../common/types.js';
 import { safeTarget } from './images.js';
 import type { JobRecord } from './journal.js';
@@ -112,13 +113,13 @@ async function finishMoves(intent: MoveIntent, { outDir, intentPath, index, jour
     for (const step of intent.steps) {
       // After a kill, some files are aside already. One found in neither place is lost: the planning that follows
       // sees its job's image missing and makes it again.
-      if (!(await exists(path(step.temp))) && (await exists(path(step.from)))) await rename(path(step.from), path(step.temp));
+      if (!(await pathExists(path(step.temp))) && (await pathExists(path(step.from)))) await rename(path(step.from), path(step.temp));
     }
     for (const folder of folders) await syncFolder(folder);
     await writeIntent(intentPath, { ...intent, phase: 'place' });
   }
   for (const step of intent.steps) {
-    if (await exists(path(step.temp))) await rename(path(step.temp), path(step.to));
+    if (await pathExists(path(step.temp))) await rename(path(step.temp), path(step.to));
   }
   for (const folder of folders) await syncFolder(folder);
   // Appended together, the records go to the disk in one write (group commit), not one flush each.
@@ -138,12 +139,3 @@ async function writeIntent(path: string, intent: MoveIntent): Promise<void> {
   await syncFolder(dirname(path));
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw error;
-  }
-}
