@@ -395,12 +395,17 @@ describe('batches', () => {
     expect(server.batchLinesSubmittedTwice()).toEqual(['b']);
   });
 
-  it('answers injected faults on the batch endpoints like any API request', async () => {
+  it('answers injected faults on the batch endpoints, and logs their requests, like any API request', async () => {
     const { server, client } = await start();
     const file = await upload(client, [chatLine('a')]);
     server.setFaults([{ status: 500, match: { path: '/v1/batches' }, times: 1 }]);
     const create = () => client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
     expect(await failure(create())).toBeInstanceOf(InternalServerError);
     expect((await create()).status).toBe('validating');
+    expect(server.requests.map((request) => [request.path, request.status])).toEqual([
+      ['/v1/files', 200],
+      ['/v1/batches', 500],
+      ['/v1/batches', 200],
+    ]);
   });
 });

@@ -272,6 +272,7 @@ class OfflineHttpServer implements OfflineServer {
     });
 
     if (STORE_PATH.test(path)) {
+      this.#log(record);
       await this.#handleStore(request, response, path, requestId, started);
       return;
     }
@@ -288,10 +289,7 @@ class OfflineHttpServer implements OfflineServer {
     const { host } = request.headers;
     const origin = host === undefined ? this.url.slice(0, -'/v1'.length) : `http://${host}`;
     const outcome = this.#decide(request.method ?? 'GET', path, body, record, { requestId, origin });
-    if (this.#options.recordRequests) {
-      this.requests.push(record);
-      this.#keyCounts.set(record.key, (this.#keyCounts.get(record.key) ?? 0) + 1);
-    }
+    this.#log(record);
 
     const delayMs = this.#options.latencyMs + outcome.delayMs;
     if (delayMs > 0) await this.#sleep(delayMs);
@@ -308,6 +306,12 @@ class OfflineHttpServer implements OfflineServer {
       ...outcome.fault?.headers,
     };
     await this.#send(response, outcome.status, outcome.answer, headers, outcome.fault);
+  }
+
+  #log(record: RequestRecord): void {
+    if (!this.#options.recordRequests) return;
+    this.requests.push(record);
+    this.#keyCounts.set(record.key, (this.#keyCounts.get(record.key) ?? 0) + 1);
   }
 
   /**
