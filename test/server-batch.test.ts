@@ -123,10 +123,12 @@ describe('files', () => {
     expect(listed).toEqual([kept.id]);
   });
 
-  it('removes its files from disk when closed', async () => {
+  it('removes its files from disk when closed, even with a batch half done', async () => {
     const before = (await readdir(tmpdir())).filter((name) => name.startsWith('nightshift-server-files-'));
-    const { server, client } = await start();
-    await upload(client, [chatLine('a')]);
+    const { server, client, advance } = await start({ batch: { processingMs: 4000 } });
+    const created = await submit(client, ['a', 'b', 'c', 'd'].map((id) => chatLine(id)));
+    advance(2000);
+    expect((await client.batches.retrieve(created.id)).request_counts?.completed).toBe(2);
     expect((await readdir(tmpdir())).filter((name) => name.startsWith('nightshift-server-files-')).length).toBe(before.length + 1);
     await server.close();
     servers.splice(servers.indexOf(server), 1);

@@ -63,7 +63,7 @@ export interface OfflineServer {
   setFaults(rules: FaultRule[]): void;
   /**
    * Forgets past traffic: stats, the log, the quota count, rate-limit buckets and the prompt cache.
-   * Fault rules and their remaining `times` stay.
+   * Fault rules and their remaining `times` stay, and so do files, batches and their line counts.
    */
   reset(): void;
   /** Stops listening, drops open connections and pending answers; the process can then exit. */
