@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import OpenAI, { BadRequestError, InternalServerError, NotFoundError, toFile, type APIError } from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
+import { tempDir } from './helpers.js';
 import { startOfflineServer, type OfflineServer, type OfflineServerOptions } from '../src/server/server.js';
 
 const servers: OfflineServer[] = [];
@@ -124,15 +124,22 @@ describe('files', () => {
   });
 
   it('removes its files from disk when closed, even with a batch half done', async () => {
-    const before = (await readdir(tmpdir())).filter((name) => name.startsWith('nightshift-server-files-'));
-    const { server, client, advance } = await start({ batch: { processingMs: 4000 } });
+    const filesDir = await tempDir();
+    const { server, client, advance } = await start({ filesDir, batch: { processingMs: 4000 } });
     const created = await submit(client, ['a', 'b', 'c', 'd'].map((id) => chatLine(id)));
     advance(2000);
     expect((await client.batches.retrieve(created.id)).request_counts?.completed).toBe(2);
-    expect((await readdir(tmpdir())).filter((name) => name.startsWith('nightshift-server-files-')).length).toBe(before.length + 1);
+    expect(await readdir(filesDir)).toHaveLength(1);
     await server.close();
     servers.splice(servers.indexOf(server), 1);
-    expect((await readdir(tmpdir())).filter((name) => name.startsWith('nightshift-server-files-'))).toEqual(before);
+    expect(await readdir(filesDir)).toEqual([]);
+  });
+
+  it('leaves no folder behind when the server cannot listen', async () => {
+    const { server } = await start();
+    const filesDir = await tempDir();
+    await expect(startOfflineServer({ port: server.port, filesDir })).rejects.toThrow();
+    expect(await readdir(filesDir)).toEqual([]);
   });
 });
 

@@ -1,6 +1,5 @@
 import { createReadStream, type ReadStream } from 'node:fs';
 import { mkdtemp, open, rename, rm, unlink } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiError, invalidRequest } from './api-error.js';
 import { multipartBoundary, readMultipart } from './multipart.js';
@@ -52,8 +51,9 @@ export class ApiFiles {
     this.#dir = dir;
   }
 
-  static async open(): Promise<ApiFiles> {
-    return new ApiFiles(await mkdtemp(join(tmpdir(), 'nightshift-server-files-')));
+  /** Makes the store's folder inside `parent`. */
+  static async open(parent: string): Promise<ApiFiles> {
+    return new ApiFiles(await mkdtemp(join(parent, 'nightshift-server-files-')));
   }
 
   /** `POST /v1/files`: a multipart upload with `purpose` and `file`, streamed to disk. */

@@ -1,3 +1,4 @@
+import { tmpdir } from 'node:os';
 import { checkArray, checkBoolean, checkCount, checkFunction, checkInteger, checkNumber, checkObject, checkString } from './checks.js';
 import type { BatchLineFault, BatchOptions, ResolvedBatchOptions } from './batches.js';
 import { validateFaultRules, type FaultRule } from './faults.js';
@@ -77,6 +78,11 @@ export interface OfflineServerOptions {
    * API's 404 `model_not_found` (type `invalid_request_error`). Unset: any model name is answered.
    */
   models?: readonly string[];
+  /**
+   * The folder in which the server makes a folder of its own for the files of `/v1/files` (removed on close).
+   * @default os.tmpdir()
+   */
+  filesDir?: string;
   /** How batches run and fail; see {@link BatchOptions}. */
   batch?: BatchOptions;
   /**
@@ -97,12 +103,13 @@ export interface ResolvedOptions {
   recordRequests: boolean;
   omitUsage: boolean;
   models: ReadonlySet<string> | undefined;
+  filesDir: string;
   batch: ResolvedBatchOptions;
   now: () => number;
 }
 
 export function resolveOptions(options: OfflineServerOptions = {}): ResolvedOptions {
-  const { host = '127.0.0.1', port = 0, latencyMs = 0, faults = [], quota, rateLimit, recordRequests = true, omitUsage = false, models, batch = {}, now = Date.now } =
+  const { host = '127.0.0.1', port = 0, latencyMs = 0, faults = [], quota, rateLimit, recordRequests = true, omitUsage = false, models, filesDir = tmpdir(), batch = {}, now = Date.now } =
     checkObject('options', options) as OfflineServerOptions;
   if (quota !== undefined) checkInteger('quota.afterRequests', checkObject('quota', quota).afterRequests, 0);
   if (rateLimit !== undefined) {
@@ -120,6 +127,7 @@ export function resolveOptions(options: OfflineServerOptions = {}): ResolvedOpti
     recordRequests: checkBoolean('recordRequests', recordRequests),
     omitUsage: checkBoolean('omitUsage', omitUsage),
     models: models === undefined ? undefined : new Set(checkArray('models', models).map((model, index) => checkString(`models[${index}]`, model))),
+    filesDir: checkString('filesDir', filesDir),
     batch: resolveBatchOptions(batch),
     now: checkFunction('now', now),
   };

@@ -175,15 +175,21 @@ class OfflineHttpServer implements OfflineServer {
 
   async listen(): Promise<void> {
     const { host, port } = this.#options;
-    this.#apiFiles = await ApiFiles.open();
+    this.#apiFiles = await ApiFiles.open(this.#options.filesDir);
     this.#batches = new Batches(this.#options.batch, this.#apiFiles, this.#lineHandler(), this.#options.now);
-    await new Promise<void>((resolve, reject) => {
-      this.#http.once('error', reject);
-      this.#http.listen(port, host, () => {
-        this.#http.off('error', reject);
-        resolve();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.#http.once('error', reject);
+        this.#http.listen(port, host, () => {
+          this.#http.off('error', reject);
+          resolve();
+        });
       });
-    });
+    } catch (error) {
+      // A server that cannot listen (port taken) leaves no folder behind.
+      await this.#apiFiles.close();
+      throw error;
+    }
     this.port = (this.#http.address() as AddressInfo).port;
     this.url = `http://${urlHost(host)}:${this.port}/v1`;
   }
