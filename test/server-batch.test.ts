@@ -1,6 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import OpenAI, { BadRequestError, InternalServerError, NotFoundError, toFile, type APIError } from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
+import { multipartBoundary, readMultipart } from '../src/server/multipart.js';
 import { tempDir } from './helpers.js';
 import { startOfflineServer, type OfflineServer, type OfflineServerOptions } from '../src/server/server.js';
 
@@ -79,6 +80,27 @@ async function failure(promise: Promise<unknown>): Promise<APIError> {
   }
   throw new Error('expected the request to fail');
 }
+
+describe('multipart uploads', () => {
+  it('reads what fetch encodes, whatever the chunk sizes it arrives in', async () => {
+    const form = new FormData();
+    const content = `${'{"a":1}\r\n--not-the-boundary\r\n'.repeat(300)}\r\n`;
+    form.append('file', new Blob([content]), 'lines.jsonl');
+    form.append('purpose', 'batch');
+    const encoded = new Request('http://offline/', { method: 'POST', body: form });
+    const body = Buffer.from(await encoded.arrayBuffer());
+    const boundary = multipartBoundary(encoded.headers.get('content-type') ?? undefined);
+    expect(boundary).toBeTruthy();
+    for (const size of [1, 2, 7, 64, body.length]) {
+      const chunks = Array.from({ length: Math.ceil(body.length / size) }, (_, index) => body.subarray(index * size, (index + 1) * size));
+      const written: Buffer[] = [];
+      const read = await readMultipart(chunks, boundary!, { write: async (chunk) => void written.push(Buffer.from(chunk)) }, 1 << 20);
+      expect(read.fields.get('purpose'), `chunks of ${size}`).toBe('batch');
+      expect(read.file).toEqual({ field: 'file', filename: 'lines.jsonl', bytes: Buffer.byteLength(content) });
+      expect(Buffer.concat(written).toString('utf8'), `chunks of ${size}`).toBe(content);
+    }
+  });
+});
 
 describe('files', () => {
   it('stores an upload and gives back its metadata and its exact bytes', async () => {

@@ -28,7 +28,7 @@ export function multipartBoundary(contentType: string | undefined): string | und
  * a file over the limit is a 400, as the API answers.
  */
 export async function readMultipart(
-  body: AsyncIterable<Buffer>,
+  body: AsyncIterable<Buffer> | Iterable<Buffer>,
   boundary: string,
   sink: FileSink,
   maxFileBytes: number,
