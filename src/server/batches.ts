@@ -154,9 +154,9 @@ interface BatchRun {
   object: BatchObject;
   /** Times in milliseconds on the server's clock. */
   createdMs: number;
-  inProgressMs: number;
-  cancellingMs: number;
-  finalizingMs: number;
+  inProgressAtMs: number;
+  cancellingAtMs: number;
+  finalizingAtMs: number;
   outputExpiresSeconds: number | null;
   /** The input file, open from creation to the end, so deleting it meanwhile does not break the batch. */
   input: FileHandle | undefined;
@@ -272,9 +272,9 @@ export class Batches {
           metadata,
         },
         createdMs: nowMs,
-        inProgressMs: nowMs + this.#options.validatingMs,
-        cancellingMs: 0,
-        finalizingMs: 0,
+        inProgressAtMs: nowMs + this.#options.validatingMs,
+        cancellingAtMs: 0,
+        finalizingAtMs: 0,
         outputExpiresSeconds,
         input: await open(file.path, 'r'),
         lines: undefined,
@@ -322,7 +322,7 @@ export class Batches {
       if (status !== 'cancelling') {
         run.object.status = 'cancelling';
         run.object.cancelling_at = seconds(now);
-        run.cancellingMs = now;
+        run.cancellingAtMs = now;
         await this.#advance(run, now);
       }
       return structuredClone(run.object);
@@ -355,7 +355,7 @@ export class Batches {
   async #advance(run: BatchRun, now: number): Promise<void> {
     const batch = run.object;
     if (batch.status === 'validating') {
-      if (now < run.inProgressMs) return;
+      if (now < run.inProgressAtMs) return;
       await this.#validate(run);
     }
     if (batch.status === 'in_progress') {
@@ -366,20 +366,20 @@ export class Batches {
       await this.#answerLines(run, due);
       const { total } = batch.request_counts;
       if (run.answered === total) {
-        run.finalizingMs = run.inProgressMs + processingMs;
+        run.finalizingAtMs = run.inProgressAtMs + processingMs;
         batch.status = 'finalizing';
-        batch.finalizing_at = seconds(run.finalizingMs);
+        batch.finalizing_at = seconds(run.finalizingAtMs);
       } else if (run.endsEarly !== undefined && run.answered >= run.endsEarly.afterLines) {
         await this.#end(run, run.endsEarly.status, now);
       } else if (now >= expiresMs) {
         await this.#end(run, 'expired', expiresMs);
       }
     }
-    if (batch.status === 'finalizing' && now >= run.finalizingMs + this.#options.finalizingMs) {
-      await this.#end(run, 'completed', run.finalizingMs + this.#options.finalizingMs);
+    if (batch.status === 'finalizing' && now >= run.finalizingAtMs + this.#options.finalizingMs) {
+      await this.#end(run, 'completed', run.finalizingAtMs + this.#options.finalizingMs);
     }
-    if (batch.status === 'cancelling' && now >= run.cancellingMs + this.#options.cancellingMs) {
-      await this.#end(run, 'cancelled', run.cancellingMs + this.#options.cancellingMs);
+    if (batch.status === 'cancelling' && now >= run.cancellingAtMs + this.#options.cancellingMs) {
+      await this.#end(run, 'cancelled', run.cancellingAtMs + this.#options.cancellingMs);
     }
   }
 
@@ -387,7 +387,7 @@ export class Batches {
     const { total } = run.object.request_counts;
     const { processingMs } = this.#options;
     if (processingMs === 0) return total;
-    return Math.min(total, Math.floor((total * Math.max(0, now - run.inProgressMs)) / processingMs));
+    return Math.min(total, Math.floor((total * Math.max(0, now - run.inProgressAtMs)) / processingMs));
   }
 
   /** Checks the input file as the API does; the batch then runs its lines, or fails with every problem found. */
@@ -436,7 +436,7 @@ export class Batches {
     }
     if (errors.length === 0) await this.#checkEnqueuedTokens(run, report);
 
-    const at = seconds(run.inProgressMs);
+    const at = seconds(run.inProgressAtMs);
     if (errors.length > 0) {
       batch.status = 'failed';
       batch.failed_at = at;
