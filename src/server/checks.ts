@@ -61,3 +61,8 @@ export function checkOneOf<T extends string>(name: string, value: unknown, allow
   if (!allowed.includes(value as T)) return fail(name, `one of ${allowed.map((item) => `'${item}'`).join(', ')}`, value);
   return value as T;
 }
+
+export function checkFunction<T>(name: string, value: T): T {
+  if (typeof value !== 'function') return fail(name, 'a function', value);
+  return value;
+}

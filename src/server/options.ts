@@ -1,4 +1,6 @@
-import { checkArray, checkBoolean, checkInteger, checkNumber, checkObject, checkString } from './checks.js';
+import { tmpdir } from 'node:os';
+import { checkArray, checkBoolean, checkCount, checkFunction, checkInteger, checkNumber, checkObject, checkString } from './checks.js';
+import type { BatchLineFault, BatchOptions, ResolvedBatchOptions } from './batches.js';
 import { validateFaultRules, type FaultRule } from './faults.js';
 import type { RateLimits } from './rate-limit.js';
 
@@ -17,6 +19,9 @@ import type { RateLimits } from './rate-limit.js';
  *   answer `b64_json` with token `usage`; `dall-e-*` answer a `url` served at `GET /files/<id>.png` (the newest
  *   1,000 are kept) or `b64_json`. Bytes are PNG even for `output_format: 'jpeg'` or `'webp'` (the response
  *   still echoes the requested format), so detect the format from the bytes.
+ * - `/v1/files` (multipart upload, retrieve, content, list, delete; kept on disk in a folder the server removes on
+ *   close) and `/v1/batches` (create, retrieve, list, cancel) for chat, vision and image lines, answered as the live
+ *   endpoints answer them; see {@link BatchOptions}.
  * - `GET /v1/models`, and `GET /health` (`ok`).
  * Every API answer carries `x-request-id` and `openai-processing-ms`; errors use OpenAI's
  * `{"error": {"message", "type", "param", "code"}}` shape.
@@ -80,6 +85,18 @@ export interface OfflineServerOptions {
    * @default true
    */
   markAnswers?: boolean;
+  /**
+   * The folder in which the server makes a folder of its own for the files of `/v1/files` (removed on close).
+   * @default os.tmpdir()
+   */
+  filesDir?: string;
+  /** How batches run and fail; see {@link BatchOptions}. */
+  batch?: BatchOptions;
+  /**
+   * The clock batches run on, in milliseconds since the epoch: tests move it forward to watch a batch progress.
+   * @default Date.now
+   */
+  now?: () => number;
 }
 
 /** Options with defaults applied, checked. */
@@ -94,10 +111,13 @@ export interface ResolvedOptions {
   omitUsage: boolean;
   models: ReadonlySet<string> | undefined;
   markAnswers: boolean;
+  filesDir: string;
+  batch: ResolvedBatchOptions;
+  now: () => number;
 }
 
 export function resolveOptions(options: OfflineServerOptions = {}): ResolvedOptions {
-  const { host = '127.0.0.1', port = 0, latencyMs = 0, faults = [], quota, rateLimit, recordRequests = true, omitUsage = false, models, markAnswers = true } =
+  const { host = '127.0.0.1', port = 0, latencyMs = 0, faults = [], quota, rateLimit, recordRequests = true, omitUsage = false, models, markAnswers = true, filesDir = tmpdir(), batch = {}, now = Date.now } =
     checkObject('options', options) as OfflineServerOptions;
   if (quota !== undefined) checkInteger('quota.afterRequests', checkObject('quota', quota).afterRequests, 0);
   if (rateLimit !== undefined) {
@@ -116,5 +136,66 @@ export function resolveOptions(options: OfflineServerOptions = {}): ResolvedOpti
     omitUsage: checkBoolean('omitUsage', omitUsage),
     markAnswers: checkBoolean('markAnswers', markAnswers),
     models: models === undefined ? undefined : new Set(checkArray('models', models).map((model, index) => checkString(`models[${index}]`, model))),
+    filesDir: checkString('filesDir', filesDir),
+    batch: resolveBatchOptions(batch),
+    now: checkFunction('now', now),
+  };
+}
+
+function resolveBatchOptions(options: BatchOptions): ResolvedBatchOptions {
+  const {
+    validatingMs = 0,
+    processingMs = 0,
+    finalizingMs = 0,
+    cancellingMs = 0,
+    expiresAfterMs = 86_400_000,
+    maxRequests = 50_000,
+    maxBytes = 209_715_200,
+    enqueuedTokenLimit,
+    failLines = [],
+    failValidation,
+    expire,
+    cancel,
+    shuffleOutput = false,
+  } = checkObject('batch', options) as BatchOptions;
+  if (enqueuedTokenLimit !== undefined) checkInteger('batch.enqueuedTokenLimit', enqueuedTokenLimit, 0);
+  checkArray('batch.failLines', failLines).forEach((value, index) => {
+    const at = `batch.failLines[${index}]`;
+    const rule = checkObject(at, value) as Partial<Record<keyof BatchLineFault, unknown>>;
+    checkInteger(`${at}.status`, rule.status, 400, 599);
+    for (const field of ['type', 'code', 'message'] as const) if (rule[field] !== undefined) checkString(`${at}.${field}`, rule[field]);
+    if (rule.times !== undefined) checkCount(`${at}.times`, rule.times);
+    if (rule.match !== undefined) {
+      const match = checkObject(`${at}.match`, rule.match);
+      if (match.customId !== undefined) checkString(`${at}.match.customId`, match.customId);
+      if (match.line !== undefined) checkInteger(`${at}.match.line`, match.line, 1);
+      if (match.promptIncludes !== undefined) checkString(`${at}.match.promptIncludes`, match.promptIncludes);
+    }
+  });
+  if (failValidation !== undefined) {
+    checkString('batch.failValidation.code', checkObject('batch.failValidation', failValidation).code);
+    if (failValidation.message !== undefined) checkString('batch.failValidation.message', failValidation.message);
+    if (failValidation.line !== undefined && failValidation.line !== null) checkInteger('batch.failValidation.line', failValidation.line, 1);
+    if (failValidation.times !== undefined) checkCount('batch.failValidation.times', failValidation.times);
+  }
+  for (const [name, end] of [['expire', expire], ['cancel', cancel]] as const) {
+    if (end === undefined) continue;
+    checkInteger(`batch.${name}.afterLines`, checkObject(`batch.${name}`, end).afterLines, 0);
+    if (end.times !== undefined) checkCount(`batch.${name}.times`, end.times);
+  }
+  return {
+    validatingMs: checkNumber('batch.validatingMs', validatingMs),
+    processingMs: checkNumber('batch.processingMs', processingMs),
+    finalizingMs: checkNumber('batch.finalizingMs', finalizingMs),
+    cancellingMs: checkNumber('batch.cancellingMs', cancellingMs),
+    expiresAfterMs: checkNumber('batch.expiresAfterMs', expiresAfterMs),
+    maxRequests: checkInteger('batch.maxRequests', maxRequests, 1),
+    maxBytes: checkInteger('batch.maxBytes', maxBytes, 1),
+    enqueuedTokenLimit,
+    failLines,
+    failValidation,
+    expire,
+    cancel,
+    shuffleOutput: checkBoolean('batch.shuffleOutput', shuffleOutput),
   };
 }

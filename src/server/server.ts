@@ -1,16 +1,21 @@
 import { OFFLINE_ANSWER_HEADER } from '../common/offline-answer.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { ApiError, insufficientQuota, modelNotFound } from './api-error.js';
+import { Batches, type LineHandler } from './batches.js';
 import { buildChatCompletion, chatTokenEstimate, describeChat, parseChatRequest } from './chat.js';
 import { FaultInjector, faultAnswer, faultError, json, validateFaultRules, type AnswerText, type FaultRule } from './faults.js';
 import { FileStore } from './file-store.js';
+import { ApiFiles } from './files.js';
 import { buildImagesResponse, describeImages, imageTokenEstimate, parseImageRequest } from './images.js';
 import { listModels } from './models.js';
 import { resolveOptions, type OfflineServerOptions, type ResolvedOptions } from './options.js';
 import { PromptCache } from './prompt-cache.js';
 import { RateLimiter, rateLimitError } from './rate-limit.js';
 
+export type { BatchLineFault, BatchOptions } from './batches.js';
 export type { FaultRule } from './faults.js';
 export type { OfflineServerOptions } from './options.js';
 
@@ -50,11 +55,18 @@ export interface OfflineServer {
   readonly requests: readonly RequestRecord[];
   /** How many logged requests had this key (see {@link RequestRecord.key}); 0 when `recordRequests` is false. */
   countByKey(key: string): number;
+  /**
+   * How many times batches that started running their lines carried a line with this `custom_id` (and this
+   * `body`, if given). A batch that failed validation carried none.
+   */
+  batchLinesSubmitted(customId: string, body?: unknown): number;
+  /** The `custom_id` of every line body that batches carried more than once. */
+  batchLinesSubmittedTwice(): string[];
   /** Replaces the fault rules; each starts with its full `times`. */
   setFaults(rules: FaultRule[]): void;
   /**
    * Forgets past traffic: stats, the log, the quota count, rate-limit buckets and the prompt cache.
-   * Fault rules and their remaining `times` stay.
+   * Fault rules and their remaining `times` stay, and so do files, batches and their line counts.
    */
   reset(): void;
   /** Stops listening, drops open connections and pending answers; the process can then exit. */
@@ -106,6 +118,9 @@ class OfflineHttpServer implements OfflineServer {
   readonly #limiter: RateLimiter | undefined;
   readonly #promptCache = new PromptCache();
   readonly #files = new FileStore();
+  /** `/v1/files` and `/v1/batches`, set up by `listen()` (their files live in a folder of their own). */
+  #apiFiles: ApiFiles | undefined;
+  #batches: Batches | undefined;
   /** Latency and fault-delay timers, cleared on close so pending answers cannot hold the process open. */
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #routes: Record<string, Route>;
@@ -163,19 +178,35 @@ class OfflineHttpServer implements OfflineServer {
 
   async listen(): Promise<void> {
     const { host, port } = this.#options;
-    await new Promise<void>((resolve, reject) => {
-      this.#http.once('error', reject);
-      this.#http.listen(port, host, () => {
-        this.#http.off('error', reject);
-        resolve();
+    this.#apiFiles = await ApiFiles.open(this.#options.filesDir);
+    this.#batches = new Batches(this.#options.batch, this.#apiFiles, this.#lineHandler(), this.#options.now);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.#http.once('error', reject);
+        this.#http.listen(port, host, () => {
+          this.#http.off('error', reject);
+          resolve();
+        });
       });
-    });
+    } catch (error) {
+      // A server that cannot listen (port taken) leaves no folder behind.
+      await this.#apiFiles.close();
+      throw error;
+    }
     this.port = (this.#http.address() as AddressInfo).port;
     this.url = `http://${urlHost(host)}:${this.port}/v1`;
   }
 
   countByKey(key: string): number {
     return this.#keyCounts.get(key) ?? 0;
+  }
+
+  batchLinesSubmitted(customId: string, body?: unknown): number {
+    return this.#batches?.linesSubmitted(customId, body) ?? 0;
+  }
+
+  batchLinesSubmittedTwice(): string[] {
+    return this.#batches?.linesSubmittedTwice() ?? [];
   }
 
   setFaults(rules: FaultRule[]): void {
@@ -202,6 +233,8 @@ class OfflineHttpServer implements OfflineServer {
     await closed;
     // Dropped responses report 'close' a tick later; wait so the stats are final once close() resolves.
     if (this.stats.inFlight > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
+    await this.#batches?.close();
+    await this.#apiFiles?.close();
   }
 
   #handle(request: IncomingMessage, response: ServerResponse): void {
@@ -247,6 +280,11 @@ class OfflineHttpServer implements OfflineServer {
       if (stats.inFlight === 0) this.#drained?.();
     });
 
+    if (STORE_PATH.test(path)) {
+      this.#log(record);
+      await this.#handleStore(request, response, path, requestId, started);
+      return;
+    }
     let body: Buffer | undefined;
     if (request.method === 'POST') {
       try {
@@ -260,10 +298,7 @@ class OfflineHttpServer implements OfflineServer {
     const { host } = request.headers;
     const origin = host === undefined ? this.url.slice(0, -'/v1'.length) : `http://${host}`;
     const outcome = this.#decide(request.method ?? 'GET', path, body, record, { requestId, origin });
-    if (this.#options.recordRequests) {
-      this.requests.push(record);
-      this.#keyCounts.set(record.key, (this.#keyCounts.get(record.key) ?? 0) + 1);
-    }
+    this.#log(record);
 
     const delayMs = this.#options.latencyMs + outcome.delayMs;
     if (delayMs > 0) await this.#sleep(delayMs);
@@ -281,6 +316,128 @@ class OfflineHttpServer implements OfflineServer {
       ...outcome.fault?.headers,
     };
     await this.#send(response, outcome.status, outcome.answer, headers, outcome.fault);
+  }
+
+  #log(record: RequestRecord): void {
+    if (!this.#options.recordRequests) return;
+    this.requests.push(record);
+    this.#keyCounts.set(record.key, (this.#keyCounts.get(record.key) ?? 0) + 1);
+  }
+
+  /**
+   * `/v1/files` and `/v1/batches`: fault rules and latency apply as to any API request; the answer may be a file
+   * streamed from disk, and an upload is streamed to disk as it arrives.
+   */
+  async #handleStore(request: IncomingMessage, response: ServerResponse, path: string, requestId: string, started: number): Promise<void> {
+    const fault = this.#faults.take({ path, key: '' });
+    const delayMs = this.#options.latencyMs + (fault?.delayMs ?? 0);
+    if (fault?.drop === true || fault?.status !== undefined) {
+      // The request's body is not wanted: let it flow away rather than stall the connection.
+      request.resume();
+      if (delayMs > 0) await this.#sleep(delayMs);
+      if (response.destroyed) return;
+      if (fault.drop === true) {
+        response.socket?.destroy();
+        return;
+      }
+      const error = faultError({ ...fault, status: fault.status ?? 500 });
+      sendJson(response, error.status, error.body(), { ...error.headers, 'x-request-id': requestId, ...fault.headers });
+      return;
+    }
+    if (delayMs > 0) await this.#sleep(delayMs);
+    let answer: StoreAnswer;
+    try {
+      answer = await this.#store(request, path);
+    } catch (error) {
+      if (isClientGone(error)) return;
+      if (!(error instanceof ApiError)) throw error;
+      answer = { status: error.status, json: error.body(), headers: error.headers };
+    }
+    if (response.destroyed) {
+      answer.stream?.destroy();
+      return;
+    }
+    const headers = { ...answer.headers, 'x-request-id': requestId, 'openai-processing-ms': String(Date.now() - started), ...fault?.headers };
+    if (answer.stream === undefined) {
+      sendJson(response, answer.status, answer.json, headers);
+      return;
+    }
+    response.writeHead(200, { ...headers, 'content-type': 'application/octet-stream', 'content-length': answer.bytes ?? 0 });
+    try {
+      await pipeline(answer.stream, response);
+    } catch (error) {
+      // The client left mid-download; 'close' has counted the request.
+      if (!isClientGone(error)) throw error;
+    }
+  }
+
+  async #store(request: IncomingMessage, path: string): Promise<StoreAnswer> {
+    const files = this.#apiFiles;
+    const batches = this.#batches;
+    if (files === undefined || batches === undefined) throw new Error('the server is not listening');
+    const method = request.method ?? 'GET';
+    const query = new URL(request.url ?? '/', 'http://offline').searchParams;
+    const [, resource, id, action] = path.split('/').slice(1); // ['v1', 'files' | 'batches', id?, action?]
+    const ok = (json: unknown): StoreAnswer => ({ status: 200, json });
+    const route = `${method} ${resource}${id === undefined ? '' : '/:id'}${action === undefined ? '' : `/${action}`}`;
+    switch (route) {
+      case 'POST files':
+        return ok(await files.upload(request, request.headers['content-type'], Math.floor(this.#options.now() / 1000)));
+      case 'GET files':
+        return ok(files.list(query));
+      case 'GET files/:id':
+        return ok(files.get(id ?? '').object);
+      case 'GET files/:id/content': {
+        const { stream, bytes } = files.content(id ?? '');
+        return { status: 200, stream, bytes };
+      }
+      case 'DELETE files/:id':
+        return ok(await files.delete(id ?? ''));
+      case 'POST batches':
+        return ok(await batches.create(parseJson(await readBody(request))));
+      case 'GET batches':
+        return ok(await batches.list(query));
+      case 'GET batches/:id':
+        return ok(await batches.retrieve(id ?? ''));
+      case 'POST batches/:id/cancel':
+        return ok(await batches.cancel(id ?? ''));
+      default:
+        request.resume();
+        throw notFound(method, path);
+    }
+  }
+
+  /** Batch lines are answered by the live endpoints' own logic; rate limits, quota and fault rules are not theirs. */
+  #lineHandler(): LineHandler {
+    const route = (url: string): Route => {
+      const found = this.#routes[`POST ${url}`];
+      if (found === undefined) throw new Error(`no route for batch endpoint ${url}`);
+      return found;
+    };
+    return {
+      describe: (url, body) => route(url).describe(body),
+      tokens: (url, body) => {
+        try {
+          return route(url).prepare(body).tokens;
+        } catch (error) {
+          // A line the endpoint refuses is answered with its 400 and takes no tokens.
+          if (error instanceof ApiError) return 0;
+          throw error;
+        }
+      },
+      answer: (url, body, requestId) => {
+        try {
+          const { model } = route(url).describe(body);
+          const { models } = this.#options;
+          if (models !== undefined && model !== undefined && !models.has(model)) throw modelNotFound(model);
+          const origin = this.url.slice(0, -'/v1'.length);
+          return { status: 200, body: route(url).prepare(body).respond({ requestId, origin }) };
+        } catch (error) {
+          if (error instanceof ApiError) return { status: error.status, body: error.body() };
+          throw error;
+        }
+      },
+    };
   }
 
   /** Sends an answer: at once, or cut by a reset, or a byte at a time, as the fault that fired says. */
@@ -353,6 +510,18 @@ class OfflineHttpServer implements OfflineServer {
 }
 
 const unixSeconds = (): number => Math.floor(Date.now() / 1000);
+
+/** Paths of the file and batch store, which answer from disk and their own state rather than a route. */
+const STORE_PATH = /^\/v1\/(files|batches)(\/[^/]+(\/[^/]+)?)?$/;
+
+/** A file or batch answer: JSON, or a file's bytes as a stream. */
+interface StoreAnswer {
+  status: number;
+  json?: unknown;
+  stream?: Readable;
+  bytes?: number;
+  headers?: Readonly<Record<string, string>>;
+}
 
 /** Host part of the URL clients should use: wildcard addresses are reached through loopback. */
 function urlHost(host: string): string {
