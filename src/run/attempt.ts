@@ -9,7 +9,6 @@ import { executeJob, type AttemptResult } from './execute.js';
 import type { RunEvent, RunOptions, StopReason } from './options.js';
 import type { RateScheduler } from './rate-limit.js';
 import { countedTokens, requestTokens } from './rate-limit-tokens.js';
-import type { RequestSignals } from './request-signals.js';
 import { backoffDelay, CAPACITY_BACKOFF, classifyError, isCapacityShortage, type AttemptError } from './retry.js';
 
 /** What one job's attempts need of the run that sends them. */
@@ -18,7 +17,6 @@ export interface AttemptContext {
   readonly clock: Clock;
   /** Shared by every worker: the limits, and the pause after a 429. */
   readonly rates: RateScheduler;
-  readonly requests: RequestSignals;
   /** Aborted when the run stops: no new attempt, no retry. */
   readonly stopped: AbortSignal;
   /** Aborted when the run abandons the requests in flight. */
@@ -71,11 +69,8 @@ export async function attemptJob(job: Job, fp: string, run: AttemptContext, reco
     const attemptStart = clock.now();
     attempts = attempt;
     let result: AttemptResult;
-    const link = run.requests.take();
     try {
-      result = await executeJob(job, { client: options.client, outDir: options.outDir, timeoutMs: timeoutOf(job, options), signal: link.signal, redact: run.redact }).finally(
-        link.release,
-      );
+      result = await executeJob(job, { client: options.client, outDir: options.outDir, timeoutMs: timeoutOf(job, options), signal: run.aborted, redact: run.redact });
     } catch (error) {
       if (run.aborted.aborted) return undefined;
       if (error instanceof ImageSaveError) {

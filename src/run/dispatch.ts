@@ -10,7 +10,6 @@ import type { RunEvent, RunOptions, StopReason } from './options.js';
 import type { ToSend } from './plan.js';
 import { RateScheduler } from './rate-limit.js';
 import { ReadAhead } from './read-ahead.js';
-import { RequestSignals } from './request-signals.js';
 
 /** A worker's last job record on its way to the journal. */
 interface Outbox {
@@ -28,7 +27,6 @@ export class Dispatch implements AttemptContext {
   /** Models the API said do not exist, each with how many of its jobs were then not sent. */
   readonly missingModels = new Map<string, number>();
   readonly rates: RateScheduler;
-  readonly requests: RequestSignals;
   /** What ended the run other than a stop: the job files changed under it. Thrown once requests in flight are done. */
   private failure: unknown;
   private readonly stopping = new AbortController();
@@ -50,7 +48,6 @@ export class Dispatch implements AttemptContext {
     private readonly onEvent: (event: RunEvent) => void,
   ) {
     this.rates = new RateScheduler({ clock, ...(options.rpm !== undefined ? { rpm: options.rpm } : {}), ...(options.tpm !== undefined ? { tpm: options.tpm } : {}) });
-    this.requests = new RequestSignals(this.aborting.signal);
     if (options.budget) this.budget = new Budget(options.budget.limitUsd, folder.index.spentUsd);
     this.jobs = new ReadAhead(queue, Math.max(1, options.concurrency), this.stopping.signal);
   }
