@@ -1,3 +1,4 @@
+import { createRedactor } from '../src/common/redact.js';
 import { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
 import { describe, expect, it } from 'vitest';
 import { backoffDelay, classifyError, parseRetryAfter } from '../src/run/retry.js';
@@ -59,6 +60,19 @@ describe('classifyError with a redactor', () => {
     const { message, requestId } = classifyError(error, NOW, redact);
     expect(message).not.toContain(key.slice(0, 8));
     expect(requestId).not.toContain(key.slice(0, 8));
+  });
+
+  it('redacts the error type too, and keeps it on one line', () => {
+    const { message } = classifyError(apiError(400, { type: `t_${key}\nsecond line`, message: 'm' }), NOW, redact);
+    expect(message).not.toContain(key.slice(0, 8));
+    expect(message).not.toContain('\n');
+  });
+});
+
+describe('createRedactor', () => {
+  it('redacts a key given with spaces around it, which goes out (and comes back) trimmed', () => {
+    const key = '0123456789abcdef0123456789abcdef';
+    expect(createRedactor([` ${key} `])(`echo: ${key}`)).toBe('echo: [redacted]');
   });
 });
 

@@ -5,7 +5,8 @@
  * secret cut in half no longer matches.
  */
 export function createRedactor(secrets: readonly (string | undefined)[]): (text: string) => string {
-  const literal = secrets.filter((secret): secret is string => typeof secret === 'string' && secret.length >= 8);
+  // A key with spaces around it (`OPENAI_API_KEY="sk-... "` in a .env file) goes out trimmed: that is what comes back.
+  const literal = secrets.map((secret) => secret?.trim()).filter((secret): secret is string => typeof secret === 'string' && secret.length >= 8);
   return (text) => {
     let out = text;
     for (const secret of literal) out = out.split(secret).join('[redacted]');

@@ -104,7 +104,8 @@ export function classifyError(error: unknown, now: number, redact: (text: string
       ...(error.type ? { type: error.type } : {}),
       ...(error.code ? { code: error.code } : {}),
       ...(error.requestID ? { requestId: redact(error.requestID) } : {}),
-      message: `${status}${error.type ? ` ${error.type}` : ''}: ${oneLine(errorBodyMessage(error))}`,
+      // The type is the server's text too: redacted and cut with the message.
+      message: oneLine(`${status}${error.type ? ` ${error.type}` : ''}: ${errorBodyMessage(error)}`),
     };
     if (status === 429 && (QUOTA_ERRORS.has(error.type ?? '') || QUOTA_ERRORS.has(error.code ?? ''))) {
       return { ...base, verdict: 'stop-run' };
