@@ -23,6 +23,7 @@ describe('a folder with outputs but no journal', () => {
   it.each([
     ['deleted', (path: string) => rm(path)],
     ['emptied', (path: string) => truncate(path, 0)],
+    ['emptied by `echo >`, leaving a line break', (path: string) => writeFile(path, '\n')],
   ])('is refused (exit 4) when its journal was %s, and nothing is sent again', async (_, damage) => {
     const { env, file, out } = await finishedFolder();
     await damage(join(out, 'journal.jsonl'));

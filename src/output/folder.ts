@@ -1,4 +1,4 @@
-import { lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AtomicFile, isTempFile, writeFileAtomic } from '../common/atomic-file.js';
 import { messageOf, NightshiftError } from '../common/errors.js';
@@ -91,7 +91,7 @@ export async function openOutputFolder(dir: string, { ids, fresh = false, origin
     for (const name of [JOURNAL_FILE, STATE_DIR, 'images']) await writeOutput(join(dir, name), () => refuseLink(join(dir, name)));
     await writeOutput(dir, () => sweepTempFiles(dir));
     const journalPath = join(dir, JOURNAL_FILE);
-    if (!fresh && (await journalSize(journalPath)) === 0) await writeOutput(dir, () => refuseOutputsWithoutJournal(dir));
+    if (!fresh && (await journalIsBlank(journalPath))) await writeOutput(dir, () => refuseOutputsWithoutJournal(dir));
     const index = await indexJournal(journalPath, { ...(ids ? { ids } : {}), ...(origin !== undefined ? { origin } : {}) });
     const journal = await writeOutput(journalPath, () => JournalWriter.open(journalPath));
     opened.push(journal);
@@ -269,6 +269,15 @@ async function refuseOutputsWithoutJournal(dir: string): Promise<void> {
       'Restore the journal, choose another --out, or add --fresh to start this folder afresh.',
     { outDir: dir },
   );
+}
+
+/** Whether a journal holds nothing but white space (`echo > journal.jsonl` empties a file so): no record at all. */
+async function journalIsBlank(path: string): Promise<boolean> {
+  const size = await journalSize(path);
+  if (size === 0) return true;
+  // Any record takes more than this: a longer journal holds one.
+  if (size > 64) return false;
+  return (await readFile(path, 'utf8')).trim() === '';
 }
 
 /** Whether a folder holds a regular file at any depth (links are not what a run writes). */
