@@ -10,7 +10,7 @@ const chatJobs = (count: number): Record<string, unknown>[] =>
   Array.from({ length: count }, (_, i) => ({ id: `d${i + 1}`, model: 'gpt-4o-mini', prompt: `Damaged journal ${i + 1}` }));
 
 /** Ways a record's line can be damaged: its text with a wrong byte, or valid JSON with a field of the wrong type. */
-const DAMAGES: [string, (line: string) => string][] = [
+const DAMAGES: [string, (line: string) => string | Buffer][] = [
   ['a control character (0x01) inside its reply', (line) => line.replace('"output":"', '"output":"\u0001')],
   ['a NUL byte inside its reply', (line) => line.replace('"output":"', '"output":"ab\u0000cd')],
   ['an unescaped newline inside its reply', (line) => line.replace('"output":"', '"output":"one\ntwo')],
@@ -21,10 +21,13 @@ const DAMAGES: [string, (line: string) => string][] = [
   ['files that are not a list', (line) => JSON.stringify({ ...JSON.parse(line), files: 'images/x.png' })],
   ['a cost that is not a number', (line) => JSON.stringify({ ...JSON.parse(line), costUsd: '0.01' })],
   ['a fingerprint that is not text', (line) => JSON.stringify({ ...JSON.parse(line), fingerprint: null })],
+  ['a negative cost', (line) => JSON.stringify({ ...JSON.parse(line), costUsd: -1000 })],
+  ['negative tokens', (line) => JSON.stringify({ ...JSON.parse(line), usage: { ...JSON.parse(line).usage, input_tokens: -5 } })],
+  ['a byte that is not UTF-8 inside its reply', (line) => Buffer.concat([Buffer.from(line.replace('"output":"', '"output":"\u0000').split('\u0000')[0]!), Buffer.from([0xff]), Buffer.from(line.slice(line.indexOf('"output":"') + 10))])],
 ];
 
 /** A folder whose three jobs succeeded, with the record of d2 damaged; its journal line (1-based). */
-async function damagedFolder(damage: (line: string) => string): Promise<{ env: Record<string, string>; dir: string; file: string; out: string; line: number }> {
+async function damagedFolder(damage: (line: string) => string | Buffer): Promise<{ env: Record<string, string>; dir: string; file: string; out: string; line: number }> {
   const env = await offline.serve();
   const dir = await tempDir();
   const file = await writeJobs(dir, chatJobs(3));
@@ -33,8 +36,10 @@ async function damagedFolder(damage: (line: string) => string): Promise<{ env: R
   const path = join(out, 'journal.jsonl');
   const lines = (await readFile(path, 'utf8')).split('\n');
   const at = lines.findIndex((text) => text.includes('"id":"d2"'));
-  lines[at] = damage(lines[at]!);
-  await writeFile(path, lines.join('\n'));
+  const bytes: Buffer[] = lines.map((text) => Buffer.from(text));
+  const damaged = damage(lines[at]!);
+  bytes[at] = typeof damaged === 'string' ? Buffer.from(damaged) : damaged;
+  await writeFile(path, Buffer.concat(bytes.flatMap((line, i) => (i === 0 ? [line] : [Buffer.from('\n'), line]))));
   return { env, dir, file, out, line: at + 1 };
 }
 

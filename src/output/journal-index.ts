@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
@@ -252,11 +253,13 @@ export async function indexJournal(path: string, { ids, origin }: IndexOptions =
   const take = (bytes: Buffer, text: string, start: number, end: number, offset: number): void => {
     lineNumber++;
     const location = { offset, length: end - start };
-    const quick = scanJobRecord(bytes, text, start, end, location);
+    // nightshift writes UTF-8: a line that is not was damaged, and decoding it would turn the damage into text.
+    const utf8 = isUtf8(bytes.subarray(start, end));
+    const quick = utf8 ? scanJobRecord(bytes, text, start, end, location) : undefined;
     if (quick) return addJob(quick);
     const line = bytes.toString('utf8', start, end);
     if (line.trim() === '') return;
-    const record = parseRecord(line);
+    const record = utf8 ? parseRecord(line) : undefined;
     if (!record) {
       index.warnings.push(`${path}:${lineNumber}: skipped a journal line that is not a valid record (torn by a process killed while writing it, or damaged); its job counts as not done`);
       return;
@@ -307,9 +310,11 @@ export interface IndexedJob {
  * (which overflowed its stack on replies of a few megabytes).
  */
 const STRING = String.raw`"[^"\\\x00-\x1f]*(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\\x00-\x1f]*)*"`;
-const NUMBER = String.raw`-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?`;
-const FILE = `\\{"path":${STRING},"bytes":${NUMBER},"sha256":${STRING}\\}`;
-const OBJECT_OF_NUMBERS = `\\{(?:${STRING}:${NUMBER}(?:,${STRING}:${NUMBER})*)?\\}`;
+/** A number that is not negative: counts, tokens, bytes, dollars (a negative one was damaged). */
+const COUNT = String.raw`(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?`;
+const NUMBER = `-?${COUNT}`;
+const FILE = `\\{"path":${STRING},"bytes":${COUNT},"sha256":${STRING}\\}`;
+const OBJECT_OF_COUNTS = `\\{(?:${STRING}:${COUNT}(?:,${STRING}:${COUNT})*)?\\}`;
 const LIST_OF = (item: string): string => `\\[(?:${item}(?:,${item})*)?\\]`;
 
 /**
@@ -318,9 +323,9 @@ const LIST_OF = (item: string): string => `\\[(?:${item}(?:,${item})*)?\\]`;
  */
 const JOB_LINE = new RegExp(
   `\\{"type":"job","id":(${STRING}),"fingerprint":"([0-9a-f]{64})","kind":${STRING},"model":${STRING},"tags":${LIST_OF(STRING)},` +
-    `"source":${STRING},"state":(${STRING}),"attempts":(${NUMBER}),"output":${STRING},"files":\\[((?:${FILE}(?:,${FILE})*)?)\\]` +
-    `(?:,"finishReason":${STRING})?(?:,"error":${STRING})?(?:,"status":${NUMBER})?,"usage":${OBJECT_OF_NUMBERS},"costUsd":(${NUMBER}|null),` +
-    `"latencyMs":${NUMBER}(?:,"requestId":${STRING})?(?:,"serviceTier":${STRING})?,"startedAt":${STRING},"finishedAt":${STRING}(?:,"origin":(${STRING}))?\\}`,
+    `"source":${STRING},"state":(${STRING}),"attempts":(${COUNT}),"output":${STRING},"files":\\[((?:${FILE}(?:,${FILE})*)?)\\]` +
+    `(?:,"finishReason":${STRING})?(?:,"error":${STRING})?(?:,"status":${NUMBER})?,"usage":${OBJECT_OF_COUNTS},"costUsd":(${COUNT}|null),` +
+    `"latencyMs":${COUNT}(?:,"requestId":${STRING})?(?:,"serviceTier":${STRING})?,"startedAt":${STRING},"finishedAt":${STRING}(?:,"origin":(${STRING}))?\\}`,
   'y',
 );
 

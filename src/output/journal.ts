@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { createReadStream, type Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { messageOf, NightshiftError } from '../common/errors.js';
@@ -120,12 +121,14 @@ export interface ReadJournalOptions {
  */
 export async function* readJournalRecords(path: string, options: ReadJournalOptions = {}): AsyncGenerator<JournalRecord> {
   if ((await journalSize(path)) === 0) return;
-  const lines = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity });
+  // Read as latin1, a character per byte, so that a line that is not UTF-8 (damaged) is told apart, not decoded.
+  const lines = createInterface({ input: createReadStream(path, { encoding: 'latin1' }), crlfDelay: Infinity });
   let lineNumber = 0;
-  for await (const line of lines) {
+  for await (const raw of lines) {
     lineNumber++;
-    if (line.trim() === '') continue;
-    const record = parseRecord(line);
+    if (raw.trim() === '') continue;
+    const bytes = Buffer.from(raw, 'latin1');
+    const record = isUtf8(bytes) ? parseRecord(bytes.toString('utf8')) : undefined;
     if (record) yield record;
     else options.onWarning?.(`${path}:${lineNumber}: skipped a journal line that is not a valid record (torn by a process killed while writing it, or damaged)`);
   }
@@ -172,14 +175,15 @@ function isJobRecord(value: unknown): value is JobRecord {
   const { id, fingerprint, state, kind, model, tags, source, attempts, output, files, usage, costUsd, latencyMs, startedAt, finishedAt } = value;
   return (
     [id, fingerprint, state, kind, model, source, output, startedAt, finishedAt].every((field) => typeof field === 'string') &&
-    [attempts, latencyMs].every(isNumber) &&
-    (costUsd === null || isNumber(costUsd)) &&
+    // Counts, tokens, bytes and dollars are never negative: one that is was damaged (and would lift a budget).
+    [attempts, latencyMs].every(isCount) &&
+    (costUsd === null || isCount(costUsd)) &&
     Array.isArray(tags) &&
     tags.every((tag) => typeof tag === 'string') &&
     Array.isArray(files) &&
     files.every(isProducedFile) &&
     isObject(usage) &&
-    Object.values(usage).every(isNumber) &&
+    Object.values(usage).every(isCount) &&
     (['finishReason', 'error', 'requestId', 'serviceTier', 'origin'] as const).every((name) => value[name] === undefined || typeof value[name] === 'string') &&
     (value.status === undefined || isNumber(value.status))
   );
@@ -190,8 +194,10 @@ function isRunRecord(value: Record<string, unknown>): value is RunRecord & Recor
 }
 
 const isProducedFile = (value: unknown): value is ProducedFile =>
-  isObject(value) && typeof value.path === 'string' && isNumber(value.bytes) && typeof value.sha256 === 'string';
+  isObject(value) && typeof value.path === 'string' && isCount(value.bytes) && typeof value.sha256 === 'string';
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 const isNumber = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
+
+const isCount = (value: unknown): value is number => isNumber(value) && value >= 0;
