@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { access, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir, hostname } from 'node:os';
@@ -145,6 +146,36 @@ describe('a lock that cannot be written', () => {
       expect(run.output().stderr).not.toMatch(noStack);
       expect(offline.server.stats.requests).toBe(0);
       await expect(access(join(out, LOCK_FILE))).rejects.toThrow();
+    }
+  });
+});
+
+describe('a lock that is not a file', () => {
+  const offline = offlineServerPerTest('sk-test-lock-key-1234567890');
+  it.skipIf(process.platform === 'win32')('is refused (exit 4) at once when it is a named pipe, which would wait for a writer forever', async () => {
+    const env = await offline.serve();
+    const dir = await tempDir();
+    const out = join(dir, 'out');
+    await mkdir(out);
+    execFileSync('mkfifo', [join(out, LOCK_FILE)]);
+    const file = await writeJobs(dir, [{ id: 'a', model: 'gpt-4o-mini', prompt: 'Hello' }]);
+    const { code, stderr } = await cli(['run', file, '--out', out], { env });
+    expect(code).toBe(4);
+    expect(stderr).toContain(LOCK_FILE);
+    expect(offline.server.stats.requests).toBe(0);
+  });
+});
+
+describe('a --prices file that is not a regular file', () => {
+  it.skipIf(process.platform === 'win32')('is refused (exit 2) without being read: a pipe, a device', async () => {
+    const dir = await tempDir();
+    const file = await writeJobs(dir, [{ id: 'a', model: 'gpt-4o-mini', prompt: 'Hello' }]);
+    const pipe = join(dir, 'prices.json');
+    execFileSync('mkfifo', [pipe]);
+    for (const prices of [pipe, '/dev/zero']) {
+      const { code, stderr } = await cli(['estimate', file, '--prices', prices]);
+      expect(code, stderr).toBe(2);
+      expect(stderr).toContain('not a regular file');
     }
   });
 });

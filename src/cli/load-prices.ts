@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { NightshiftError } from '../common/errors.js';
 import { offsetDeeperThan, TOO_DEEP } from '../common/json-depth.js';
 import { createPriceBook, parsePriceOverrides, type PriceBook } from '../cost/prices.js';
@@ -9,6 +9,8 @@ export async function loadPrices(path: string | undefined): Promise<PriceBook> {
   let text: string;
   let json: unknown;
   try {
+    // Only a regular file: a pipe waits for a writer forever, and a device such as /dev/zero never ends.
+    if (!(await stat(path)).isFile()) throw new Error('it is not a regular file');
     text = await readFile(path, 'utf8');
     json = JSON.parse(text);
   } catch (error) {

@@ -110,8 +110,10 @@ async function holderRuns(holder: LockInfo, mine: LockInfo, probe: ProcessProbe)
 async function readLock(path: string): Promise<LockInfo | undefined> {
   try {
     // Never read through a link: a lock is a file nightshift made.
-    if ((await lstat(path)).isSymbolicLink()) {
-      throw new NightshiftError('E_OUTPUT', `${path} is a link, not a lock nightshift made; remove it to continue.`, { path });
+    const stats = await lstat(path);
+    if (!stats.isFile()) {
+      // A link, a pipe (which would wait for a writer forever), a folder: not a lock nightshift made.
+      throw new NightshiftError('E_OUTPUT', `${path} is ${stats.isSymbolicLink() ? 'a link' : 'not a file'}, not a lock nightshift made; remove it to continue.`, { path });
     }
     const info = JSON.parse(await readFile(path, 'utf8')) as Partial<LockInfo> | null;
     if (typeof info?.pid === 'number' && typeof info.host === 'string') {
