@@ -3,7 +3,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import OpenAI, { toFile } from 'openai';
 import { describe, expect, it } from 'vitest';
-import { parseResultLine, requestLine } from '../src/batch/lines.js';
+import { parseResultLine, requestLine, type BatchResult } from '../src/batch/lines.js';
 import { writeParts, type BatchPart } from '../src/batch/parts.js';
 import { NightshiftError } from '../src/common/errors.js';
 import type { Job } from '../src/common/types.js';
@@ -185,49 +185,63 @@ describe('splitting jobs into Batch API input files', () => {
   });
 });
 
-describe('a part through the offline Batch API', () => {
-  it('completes, and every output line maps back to its job with the reply the live endpoint gives', async () => {
-    const env = await offline.serve();
+/** Uploads a part, submits it as a batch and polls it until it has ended. */
+async function runPart(client: OpenAI, part: BatchPart): Promise<OpenAI.Batch> {
+  const upload = await client.files.create({ file: await toFile(createReadStream(part.file), 'part.jsonl'), purpose: 'batch' });
+  expect(upload.bytes).toBe(part.bytes);
+  let batch = await client.batches.create({ input_file_id: upload.id, endpoint: part.endpoint, completion_window: '24h' });
+  for (let polls = 0; ['validating', 'in_progress', 'finalizing'].includes(batch.status) && polls < 50; polls++) batch = await client.batches.retrieve(batch.id);
+  return batch;
+}
+
+/** The lines of an output or error file, read as results, each with the job its part's id list names. */
+async function results(client: OpenAI, part: BatchPart, fileId: string | null | undefined): Promise<{ id: string; fingerprint: string; result: BatchResult }[]> {
+  if (fileId === null || fileId === undefined) return [];
+  const list = new Map((await idList(part)).map((entry) => [entry.custom_id, entry]));
+  const lines = (await (await client.files.content(fileId)).text()).split('\n').filter(Boolean);
+  return lines.map((text) => {
+    const parsed = parseResultLine(text);
+    if (!('result' in parsed)) throw new Error(`unexpected line ${text}`);
+    const entry = list.get(parsed.result.customId);
+    if (entry === undefined) throw new Error(`no job for ${parsed.result.customId}`);
+    return { id: entry.id, fingerprint: entry.fingerprint, result: parsed.result };
+  });
+}
+
+describe('parts through the offline Batch API', () => {
+  it('complete, and every output line maps back to its job with the reply the live endpoint gives, in any order', async () => {
+    const env = await offline.serve({ batch: { shuffleOutput: true } });
     const client = new OpenAI({ apiKey: env.OPENAI_API_KEY, baseURL: env.OPENAI_BASE_URL, maxRetries: 0 });
     const dir = await tempDir();
     const file = await writeJobs(dir, [
       ...Array.from({ length: 5 }, (_, i) => ({ id: `q${i}`, model: 'gpt-4o-mini', prompt: `Question number ${i}` })),
       { id: 'q-other', model: 'gpt-4.1-nano', system: 'Be brief.', prompt: 'Another model' },
+      { id: `a long id that no custom_id could hold as it is ${'z'.repeat(60)}`, model: 'gpt-4.1-nano', prompt: 'Long id' },
       { id: 'pic', model: 'gpt-image-1', prompt: 'A lighthouse at night', size: '1024x1024' },
     ]);
     const { jobs, problems } = await loadJobs([file]);
     expect(problems).toEqual([]);
     const parts = await writeParts(each(jobs), { dir: join(dir, 'parts'), maxRequests: 3 });
-    expect(parts.map((part) => part.requests)).toEqual([3, 2, 1, 1]);
+    expect(parts.map((part) => part.requests)).toEqual([3, 2, 2, 1]);
 
-    const answered = new Map<string, unknown>();
+    const answered = new Map<string, Record<string, unknown>>();
     for (const part of parts) {
-      const upload = await client.files.create({ file: await toFile(createReadStream(part.file), 'part.jsonl'), purpose: 'batch' });
-      expect(upload.bytes).toBe(part.bytes);
-      let batch = await client.batches.create({ input_file_id: upload.id, endpoint: part.endpoint, completion_window: '24h' });
-      for (let polls = 0; batch.status !== 'completed' && polls < 50; polls++) {
-        expect(['validating', 'in_progress', 'finalizing']).toContain(batch.status);
-        batch = await client.batches.retrieve(batch.id);
-      }
+      const batch = await runPart(client, part);
       expect(batch.status).toBe('completed');
       expect(batch.request_counts).toEqual({ total: part.requests, completed: part.requests, failed: 0 });
-      const list = new Map((await idList(part)).map((entry) => [entry.custom_id, entry]));
-      const output = (await (await client.files.content(batch.output_file_id!)).text()).split('\n').filter(Boolean);
-      expect(output).toHaveLength(part.requests);
-      for (const text of output) {
-        const parsed = parseResultLine(text);
-        if (!('result' in parsed) || !parsed.result.ok) throw new Error(`unexpected line ${text}`);
-        const entry = list.get(parsed.result.customId);
-        expect(entry).toBeDefined();
-        const job = jobs.find((candidate) => candidate.id === entry!.id)!;
-        expect(entry!.fingerprint).toBe(fingerprint(job));
-        expect(answered.has(job.id)).toBe(false);
-        answered.set(job.id, parsed.result.body);
+      const lines = await results(client, part, batch.output_file_id);
+      expect(lines).toHaveLength(part.requests);
+      for (const { id, fingerprint: fp, result } of lines) {
+        const job = jobs.find((candidate) => candidate.id === id)!;
+        expect(fp).toBe(fingerprint(job));
+        expect(answered.has(id)).toBe(false);
+        if (!result.ok) throw new Error(`${id} failed`);
+        answered.set(id, result.body);
       }
     }
     expect([...answered.keys()].sort()).toEqual(jobs.map((job) => job.id).sort());
     for (const job of jobs) {
-      const body = answered.get(job.id) as Record<string, unknown>;
+      const body = answered.get(job.id)!;
       if (job.endpoint === '/v1/chat/completions') {
         const live = await client.chat.completions.create(job.body as never);
         expect(body.choices).toEqual(live.choices);
@@ -236,6 +250,25 @@ describe('a part through the offline Batch API', () => {
         const live = await client.images.generate(job.body as never);
         expect(body.data).toEqual(live.data);
       }
+    }
+  });
+
+  it('map refused and unfinished lines back to their jobs, with the status and error the batch gave', async () => {
+    const refusal = { status: 429, type: 'rate_limit_exceeded', code: 'rate_limit', match: { promptIncludes: 'refuse me' } };
+    const env = await offline.serve({ batch: { failLines: [refusal], expire: { afterLines: 2 } } });
+    const client = new OpenAI({ apiKey: env.OPENAI_API_KEY, baseURL: env.OPENAI_BASE_URL, maxRetries: 0 });
+    const jobs = [chat('fine'), chat('refused', 'gpt-4o-mini', 'Please refuse me'), chat('late'), chat('later')];
+    const [part] = await writeParts(each(jobs), { dir: await tempDir() });
+    const batch = await runPart(client, part!);
+    expect(batch.status).toBe('expired');
+    const lines = [...(await results(client, part!, batch.output_file_id)), ...(await results(client, part!, batch.error_file_id))];
+    const byId = new Map(lines.map((line) => [line.id, line.result]));
+    expect([...byId.keys()].sort()).toEqual(['fine', 'late', 'later', 'refused']);
+    expect(byId.get('fine')).toMatchObject({ ok: true, status: 200 });
+    expect(byId.get('refused')).toMatchObject({ ok: false, status: 429, error: { type: 'rate_limit_exceeded', code: 'rate_limit' } });
+    for (const id of ['late', 'later']) {
+      expect(byId.get(id)).toMatchObject({ ok: false, error: { code: 'batch_expired' } });
+      expect(byId.get(id)).not.toHaveProperty('status');
     }
   });
 });
