@@ -156,6 +156,12 @@ describe('splitting jobs into Batch API input files', () => {
     expect(error).toMatchObject({ code: 'E_VALIDATION', context: { jobId: 'big', file: 'prompts.jsonl', line: 42 } });
   });
 
+  it('refuses a job given twice rather than send it in two lines or two batches', async () => {
+    const twice = writeParts(each([chat('a'), chat('b', 'gpt-4.1-nano'), chat('a')]), { dir: await tempDir(), maxRequests: 1 });
+    await expect(twice).rejects.toThrow(/"a"/);
+    await expect(writeParts(each([chat('a'), chat('a')]), { dir: await tempDir() })).rejects.toThrow(/"a"/);
+  });
+
   it('refuses caps that are not whole numbers within the API limits, naming the value', async () => {
     for (const caps of [{ maxRequests: 0 }, { maxRequests: 1.5 }, { maxRequests: 50_001 }, { maxBytes: 0 }, { maxBytes: Number.NaN }, { maxBytes: 300_000_000 }]) {
       await expect(writeParts(each([chat('a')]), { dir: await tempDir(), ...caps }), JSON.stringify(caps)).rejects.toMatchObject({ code: 'E_USAGE' });

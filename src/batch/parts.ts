@@ -1,4 +1,5 @@
 import { NightshiftError } from '../common/errors.js';
+import { IdTable } from '../common/id-table.js';
 import type { Job } from '../common/types.js';
 import { fingerprint } from '../jobs/fingerprint.js';
 import { requestLine } from './lines.js';
@@ -53,17 +54,21 @@ function checkCap(name: string, value: number, max: number): void {
  * line would take it past `maxBytes`. Jobs are read once, as `JobSource.open` or `pick` yield them, and never held:
  * with models interleaved, one part per endpoint and model stays open, each with a small buffer.
  *
- * Returns the parts in the order they were started. A job whose line alone is over `maxBytes` stops the split with
+ * Job ids must be unique among `jobs`, as validation makes them. Returns the parts in the order they were started. A job whose line alone is over `maxBytes` stops the split with
  * `E_VALIDATION` naming it; the files are then closed as they are, and are not a set of parts to send.
  */
 export async function writeParts(jobs: AsyncIterable<Job | { position: number; job: Job }>, options: PartOptions): Promise<BatchPart[]> {
   const { dir, maxRequests, maxBytes } = resolvePartOptions(options);
   const open = new Map<string, PartFile>();
   const done: BatchPart[] = [];
+  // A few bytes an id: a job given twice would be sent twice, or make the API refuse its part's whole batch.
+  const seen = new IdTable();
   let started = 0;
   try {
     for await (const item of jobs) {
       const job = 'job' in item ? item.job : item;
+      const known = seen.size;
+      if (seen.add(job.id) < known) throw new Error(`job ${JSON.stringify(job.id)} was given twice to be split into batch parts`);
       const fp = fingerprint(job);
       const line = requestLine(job, fp);
       const text = JSON.stringify(line);
