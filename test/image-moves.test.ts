@@ -31,7 +31,7 @@ describe('images set aside by a killed rename of release 0.1.0', () => {
 });
 
 describe('the record of renames under way', () => {
-  it.each(['{"phase": "pl', '{"phase": "place"}', 'null'])('refuses (exit 4, no stack trace, nothing sent) a moves.json that is not one: %s', async (text) => {
+  it.each(['{"phase": "pl', '{"phase": "place"}', 'null', '{"phase":"aside","steps":[null],"records":[]}', '{"phase":"aside","steps":[{"from":"a","to":5,"temp":"b"}],"records":[]}', '{"phase":"place","steps":[],"records":[{"type":"job"}]}'])('refuses (exit 4, no stack trace, nothing sent) a moves.json that is not one: %s', async (text) => {
     const env = await offline.serve();
     const dir = await tempDir();
     const out = join(dir, 'out');

@@ -170,7 +170,8 @@ export function parseRecord(line: string): JournalRecord | undefined {
 }
 
 /** Whether a parsed journal line is a job record with every field of the right type (a state is any string: new states come). */
-function isJobRecord(value: unknown): value is JobRecord {
+/** Whether `value` is a job record, every field of its type (a damaged one is not). */
+export function isJobRecord(value: unknown): value is JobRecord {
   if (!isObject(value) || value.type !== 'job') return false;
   const { id, fingerprint, state, kind, model, tags, source, attempts, output, files, usage, costUsd, latencyMs, startedAt, finishedAt } = value;
   return (

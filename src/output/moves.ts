@@ -6,7 +6,7 @@ import { NightshiftError } from '../common/errors.js';
 import { pathExists } from '../common/fs-errors.js';
 import type { Job } from '../common/types.js';
 import { safeTarget } from './images.js';
-import type { JobRecord } from './journal.js';
+import { isJobRecord, type JobRecord } from './journal.js';
 import { fingerprintKey, indexedJob, type JournalIndex, type RecordReader } from './journal-index.js';
 import type { JournalWriter } from './journal-writer.js';
 
@@ -94,6 +94,10 @@ export async function recoverMoves(context: MoveContext, reader: RecordReader): 
   if (!intent || (intent.phase !== 'aside' && intent.phase !== 'place') || !Array.isArray(intent.steps) || !Array.isArray(intent.records)) {
     throw foreign();
   }
+  // Every step three paths, every record a whole job record: anything else was not written by nightshift.
+  const isStep = (step: unknown): boolean =>
+    typeof step === 'object' && step !== null && (['from', 'to', 'temp'] as const).every((name) => typeof (step as Record<string, unknown>)[name] === 'string');
+  if (!intent.steps.every(isStep) || !intent.records.every(isJobRecord)) throw foreign();
   await checkTargets(context.outDir, intent.steps);
   const journaled = async (record: JobRecord): Promise<boolean> => {
     const ref = context.index.current(record.id, fingerprintKey(record.fingerprint));
