@@ -29,6 +29,8 @@ describe('a bad flag value is refused with exit 2, naming the flag and the value
     ['run', ['run', missing, '--rpm', '1.5'], '--rpm', '1.5'],
     ['run', ['run', missing, '--tpm', 'many'], '--tpm', 'many'],
     ['run', ['run', missing, '--budget', '$5'], '--budget', '$5'],
+    ['run', ['run', missing, '--budget', '0x10'], '--budget', '0x10'],
+    ['run', ['run', missing, '--budget', '1e3'], '--budget', '1e3'],
     ['run', ['run', missing, '--concurrency', '2', '--concurrency', '3'], '--concurrency', '2,3'],
     ['estimate', ['estimate', missing, '--expected-output', '-1'], '--expected-output', '-1'],
     ['estimate', ['estimate', missing, '--expected-output', '2.5'], '--expected-output', '2.5'],
@@ -141,7 +143,8 @@ describe('defaults are applied', () => {
   it('serve: listens on a free port and answers over HTTP until stopped', async () => {
     const stop = new AbortController();
     let stdout = '';
-    const serving = cli(['serve'], { stopSignal: stop.signal, stdout: (text) => (stdout += text) });
+    // Numbers given as the shell gives them, text: read as numbers.
+    const serving = cli(['serve', '--port', '0', '--latency', '5'], { stopSignal: stop.signal, stdout: (text) => (stdout += text) });
     await waitFor(() => stdout.includes('OPENAI_BASE_URL='), 10_000, 'the server to listen');
     const url = /OPENAI_BASE_URL=(\S+)/.exec(stdout)![1]!;
     expect(new URL(url).port).not.toBe('0');

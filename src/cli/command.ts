@@ -84,11 +84,16 @@ function resolveFlag(name: string, flag: FlagSpec, raw: unknown): unknown {
     // Given twice, a text flag arrives as an array; it has always counted as not given.
     return typeof raw === 'string' ? raw : flag.default;
   }
-  if (flag.range === 'server') return raw;
-  const value = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
+  // Plain decimal only: Number() also reads `0x10` as 16 and `1e3` as 1000, which nobody means by a budget.
+  const decimal = typeof raw === 'string' && DECIMAL.test(raw.trim());
+  // The server checks its own options and names what it refuses.
+  if (flag.range === 'server') return decimal ? Number(raw) : raw;
+  const value = typeof raw === 'string' ? (decimal ? Number(raw) : Number.NaN) : raw;
   if (!inRange(value, flag.range)) throw usageError(`Expected \`--${name}\` to be ${describeRange(flag.range)}, got \`${String(raw)}\``);
   return value;
 }
+
+const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)$/;
 
 function inRange(value: unknown, { whole, min, max }: NumberRange): value is number {
   if (typeof value !== 'number' || !(whole ? Number.isInteger(value) : Number.isFinite(value))) return false;

@@ -22,7 +22,9 @@ const COMMANDS: readonly Command[] = [runCommand, validateCommand, estimateComma
  */
 export async function runMain(args: string[], io: CliIO): Promise<number> {
   let command: Promise<number> | undefined;
-  let parser = yargs(args).scriptName('nightshift').usage('$0 <command> [options]');
+  // Numbers are read by each flag's own rule (command.ts), never guessed by yargs: it took `0x10` for 16, and a job
+  // file named `1e3` for a number.
+  let parser = yargs(args).parserConfiguration({ 'parse-numbers': false, 'parse-positional-numbers': false }).scriptName('nightshift').usage('$0 <command> [options]');
   for (const spec of COMMANDS) {
     parser = parser.command(
       spec.usage,
