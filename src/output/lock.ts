@@ -75,7 +75,9 @@ export async function acquireLock(outDir: string, probe: ProcessProbe = systemPr
       throw new NightshiftError(
         'E_LOCKED',
         `${outDir} is in use by another nightshift process (pid ${holder.pid}, started ${holder.startedAt}). ` +
-          'Wait for it to finish, stop it, or choose another --out.',
+          'Wait for it to finish, stop it, or choose another --out.' +
+          // Without a start time (a lock of nightshift 0.1.0, or no /proc), a live process may only have taken its PID.
+          (holder.processStart === undefined ? ` If no nightshift is running there, delete ${path}.` : ''),
         { pid: holder.pid },
       );
     }
