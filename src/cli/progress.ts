@@ -133,7 +133,9 @@ export function formatSummary(summary: RunSummary): string {
       ` (${summary.usage.reasoning_tokens} reasoning); images: ${summary.usage.images}`,
     `cost: $${formatUsd(summary.costUsd)}` +
       (summary.unpricedModels.length > 0 ? ` (incomplete: no price for ${summary.unpricedModels.join(', ')})` : ''),
-    ...summary.missingModels.map(({ model, notSent }) => `model ${model} does not exist: ${notSent} job${notSent === 1 ? '' : 's'} of it not sent (pending)`),
+    ...summary.missingModels.map(
+      ({ model, notSent }) => `model ${model} does not exist${notSent > 0 ? `: ${notSent} job${notSent === 1 ? '' : 's'} of it not sent (pending)` : ''}`,
+    ),
     `outputs: ${summary.outDir}/results.csv, ${summary.outDir}/results.jsonl, ${summary.outDir}/usage.csv, ${summary.outDir}/images/`,
   ];
   return `${lines.join('\n')}\n`;
