@@ -46,22 +46,29 @@ describe('the record of renames under way', () => {
   });
 });
 
+/**
+ * A folder whose one image job ran (with `runArgs`), left as a process killed while renaming first.png to renamed.png
+ * leaves it: the file stepped aside, its moved record not yet journaled, and the job file asking for the new name.
+ */
+async function killedDuringRename(runArgs: string[], env?: Record<string, string>): Promise<{ file: string; out: string }> {
+  const dir = await tempDir();
+  const out = join(dir, 'out');
+  const job = { id: 'a', kind: 'image', model: 'dall-e-2', size: '256x256', prompt: 'A blue circle', output: 'first.png' };
+  const file = await writeJobs(dir, [job]);
+  expect((await cli(['run', file, ...runArgs, '--quiet', '--out', out], env ? { env } : {})).code).toBe(0);
+  const [record] = (await journalLines(out)).filter((line) => line.type === 'job') as { files: { path: string }[] }[];
+  const temp = 'images/first.png.0123abcd.moving';
+  await rename(join(out, 'images', 'first.png'), join(out, temp));
+  const moved = { ...record, files: [{ ...record!.files[0], path: 'images/renamed.png' }], attempts: 0 };
+  await mkdir(join(out, '.nightshift'), { recursive: true });
+  await writeFile(join(out, '.nightshift', 'moves.json'), JSON.stringify({ phase: 'place', steps: [{ from: 'images/first.png', to: 'images/renamed.png', temp }], records: [moved] }));
+  await writeJobs(dir, [{ ...job, output: 'renamed.png' }]);
+  return { file, out };
+}
+
 describe('renames a killed --offline run left under way', () => {
   it('are finished without taking its offline answers for real ones: a run against the API sends the job', async () => {
-    const dir = await tempDir();
-    const out = join(dir, 'out');
-    const job = { id: 'a', kind: 'image', model: 'dall-e-2', size: '256x256', prompt: 'A blue circle', output: 'first.png' };
-    const file = await writeJobs(dir, [job]);
-    expect((await cli(['run', file, '--offline', '--quiet', '--out', out])).code).toBe(0);
-    // Killed while renaming first.png to renamed.png: the file stepped aside, its moved record not yet journaled.
-    const [record] = (await journalLines(out)).filter((line) => line.type === 'job') as { files: { path: string }[] }[];
-    const temp = 'images/first.png.0123abcd.moving';
-    await rename(join(out, 'images', 'first.png'), join(out, temp));
-    const moved = { ...record, files: [{ ...record!.files[0], path: 'images/renamed.png' }], attempts: 0 };
-    await mkdir(join(out, '.nightshift'), { recursive: true });
-    await writeFile(join(out, '.nightshift', 'moves.json'), JSON.stringify({ phase: 'place', steps: [{ from: 'images/first.png', to: 'images/renamed.png', temp }], records: [moved] }));
-    await writeJobs(dir, [{ ...job, output: 'renamed.png' }]);
-
+    const { file, out } = await killedDuringRename(['--offline']);
     const env = await offline.serve();
     const real = await cli(['run', file, '--quiet', '--out', out], { env });
     expect(real.code, real.stderr).toBe(0);
@@ -73,19 +80,7 @@ describe('renames a killed --offline run left under way', () => {
 describe('--fresh --force over renames a killed run left under way', () => {
   it('sets them aside with the old journal: every job is sent again, none kept by a finished rename', async () => {
     const env = await offline.serve();
-    const dir = await tempDir();
-    const out = join(dir, 'out');
-    const job = { id: 'a', kind: 'image', model: 'dall-e-2', size: '256x256', prompt: 'A blue circle', output: 'first.png' };
-    const file = await writeJobs(dir, [job]);
-    expect((await cli(['run', file, '--quiet', '--out', out], { env })).code).toBe(0);
-    const [record] = (await journalLines(out)).filter((line) => line.type === 'job') as { files: { path: string }[] }[];
-    const temp = 'images/first.png.0123abcd.moving';
-    await rename(join(out, 'images', 'first.png'), join(out, temp));
-    const moved = { ...record, files: [{ ...record!.files[0], path: 'images/renamed.png' }], attempts: 0 };
-    await mkdir(join(out, '.nightshift'), { recursive: true });
-    await writeFile(join(out, '.nightshift', 'moves.json'), JSON.stringify({ phase: 'place', steps: [{ from: 'images/first.png', to: 'images/renamed.png', temp }], records: [moved] }));
-    await writeJobs(dir, [{ ...job, output: 'renamed.png' }]);
-
+    const { file, out } = await killedDuringRename([], env);
     const fresh = await cli(['run', file, '--quiet', '--fresh', '--force', '--out', out], { env });
     expect(fresh.code, fresh.stderr).toBe(0);
     expect(offline.server.stats.requests).toBe(2);
