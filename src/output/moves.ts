@@ -7,7 +7,8 @@ import { pathExists } from '../common/fs-errors.js';
 import type { Job } from '../common/types.js';
 import { safeTarget } from './images.js';
 import { isJobRecord, type JobRecord } from './journal.js';
-import { fingerprintKey, indexedJob, type JournalIndex, type RecordReader } from './journal-index.js';
+import { fingerprintKey, indexedJob, type JournalIndex } from './journal-index.js';
+import type { RecordReader } from './record-reader.js';
 import type { JournalWriter } from './journal-writer.js';
 
 /** A rename of one produced file, both paths relative to the output folder. */

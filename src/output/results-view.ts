@@ -2,7 +2,8 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { finished } from 'node:stream/promises';
 import { AtomicFile } from '../common/atomic-file.js';
 import type { JobDigests } from '../jobs/digests.js';
-import type { JournalIndex, RecordReader } from './journal-index.js';
+import type { JournalIndex } from './journal-index.js';
+import type { RecordReader } from './record-reader.js';
 import { recordLine, resultsHeader } from './results.js';
 
 /** Rows the prefill writes between two turns of the event loop, so that requests keep going out meanwhile. */
