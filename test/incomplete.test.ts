@@ -60,6 +60,13 @@ describe('a reply cut off at the token limit', () => {
     expect(offline.server.stats.requests).toBe(1);
     expect(raised.code).toBe(0);
     expect(await statuses(out)).toEqual({ cut: 'ok', whole: 'ok' });
+
+    // Undoing the edit pays for nothing again: the answer cut off is still that request's.
+    await writeJobs(dir, JOBS);
+    const undone = await cli(['run', file, '--out', out], { env });
+    expect(offline.server.stats.requests).toBe(1);
+    expect(undone.code).toBe(1);
+    expect(await statuses(out)).toEqual({ cut: 'incomplete', whole: 'ok' });
   });
 
   it('is sent again by --only-failed, along with failures, and by --force', async () => {

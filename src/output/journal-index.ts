@@ -119,7 +119,8 @@ export class JournalIndex {
       return;
     }
     const previous = this.latest(slot);
-    if (previous.state === 'done' && !previous.key.equals(ref.key)) this.keep(slot, previous);
+    // An answer (a success, or one cut off: both paid) to another request stays, so that undoing an edit pays for neither again.
+    if ((previous.state === 'done' || previous.state === 'incomplete') && !previous.key.equals(ref.key)) this.keep(slot, previous);
     this.forget(slot, ref.key);
     this.store(slot, ref);
   }
