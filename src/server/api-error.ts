@@ -37,6 +37,10 @@ export const invalidRequest = (message: string, param: string | null, code: stri
 export const modelNotFound = (model: string): ApiError =>
   new ApiError(404, `The model \`${model}\` does not exist or you do not have access to it.`, { code: 'model_not_found' });
 
+/** The real API's answer for a path it does not serve. */
+export const notFound = (method: string | undefined, path: string): ApiError =>
+  new ApiError(404, `Invalid URL (${method ?? 'GET'} ${path})`);
+
 /** The 429 of an account out of credit: unlike a rate limit, waiting does not help. */
 export const insufficientQuota = (): ApiError =>
   new ApiError(

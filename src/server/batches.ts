@@ -1,105 +1,14 @@
-import { createHash } from 'node:crypto';
-import { open, type FileHandle } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
+import { open } from 'node:fs/promises';
 import { ApiError, invalidRequest } from './api-error.js';
-import type { ApiFiles, FileWriter } from './files.js';
+import { addUsage, ENQUEUED, newBatchObject, seconds, TERMINAL, type BatchError, type BatchObject } from './batch-object.js';
+import { lineMatches, type ResolvedBatchOptions } from './batch-options.js';
+import { LineSink } from './batch-output.js';
+import { closeInput, nextLine, readLines, requireInput, type BatchRun } from './batch-run.js';
+import { BATCH_ENDPOINTS, checkLine, MAX_REPORTED_ERRORS, readMetadata, readOutputExpiry, submissionKey } from './batch-validation.js';
+import type { ApiFiles } from './files.js';
 import { listPage, type ListPage } from './list-page.js';
-import { asRecord, missing, requireString } from './request-fields.js';
+import { asRecord, requireString } from './request-fields.js';
 import { randomStream } from './hash.js';
-
-/** The endpoints the offline server runs batches for: the ones it answers live. */
-export const BATCH_ENDPOINTS = ['/v1/chat/completions', '/v1/images/generations'] as const;
-
-/** A line the server answers with an error instead of its real answer (see {@link BatchOptions.failLines}). */
-export interface BatchLineFault {
-  /** HTTP status of the line's answer, 400-599: 500 or 429 for what a client would retry, 400 for what it would not. */
-  status: number;
-  /** `error.type`; defaults as for {@link FaultRule}. */
-  type?: string;
-  /** `error.code`. */
-  code?: string;
-  /** `error.message`. */
-  message?: string;
-  /**
-   * How many lines the rule fails, across batches, before it is spent (so a line sent again can succeed).
-   * @default Infinity
-   */
-  times?: number;
-  /** Fail only the lines matching every given field. */
-  match?: {
-    customId?: string;
-    /** 1-based line number in the input file. */
-    line?: number;
-    /** A substring of the line's key: its last user message's text, or its image prompt. */
-    promptIncludes?: string;
-  };
-}
-
-/** A batch that ends early, with the lines answered so far kept (see {@link BatchOptions.expire}). */
-export interface BatchEndEarly {
-  /** Lines answered before the batch ends; the rest are reported in its error file. */
-  afterLines: number;
-  /**
-   * How many batches this happens to, in the order they reach it.
-   * @default Infinity
-   */
-  times?: number;
-}
-
-/**
- * How the offline server runs `/v1/batches`. A batch moves through its statuses on the server's clock: `validating`
- * for `validatingMs`, then `in_progress` with its lines answered evenly over `processingMs` (all at once when 0),
- * `finalizing` for `finalizingMs`, then `completed`. The status is brought up to date whenever a request reads
- * the batch, so with the defaults a batch is `validating` when created and `completed` when next retrieved.
- */
-export interface BatchOptions {
-  /** @default 0 */
-  validatingMs?: number;
-  /** @default 0 */
-  processingMs?: number;
-  /** @default 0 */
-  finalizingMs?: number;
-  /**
-   * How long a cancelled batch stays `cancelling`.
-   * @default 0
-   */
-  cancellingMs?: number;
-  /**
-   * When a batch expires after its creation (its `expires_at`): lines not answered by then are reported in its
-   * error file with code `batch_expired`.
-   * @default 86_400_000 (the 24h completion window)
-   */
-  expiresAfterMs?: number;
-  /** @default 50_000 */
-  maxRequests?: number;
-  /** @default 209_715_200 (200 MB) */
-  maxBytes?: number;
-  /**
-   * The most enqueued tokens per model: a batch whose lines would take the tokens of the model's unfinished
-   * batches past it fails validation with `token_limit_exceeded` (line `null`), as the API refuses a batch when
-   * the model's enqueued-token limit is full. A line counts as it would against a tokens-per-minute limit.
-   * Unset: no limit.
-   */
-  enqueuedTokenLimit?: number;
-  /** Lines answered with an error instead of their answer, checked in order, the first match applies. */
-  failLines?: BatchLineFault[];
-  /** The next batches (`times`, default all) fail validation with this error. */
-  failValidation?: { code: string; message?: string; line?: number | null; times?: number };
-  /** Batches expire after answering `afterLines` lines (status `expired`, the rest `batch_expired`). */
-  expire?: BatchEndEarly;
-  /** Batches are cancelled (as from the dashboard) after answering `afterLines` lines; the rest `batch_cancelled`. */
-  cancel?: BatchEndEarly;
-  /**
-   * Output and error files list their lines in a shuffled order, as the API does not promise input order (the
-   * shuffled files are held in memory).
-   * @default false
-   */
-  shuffleOutput?: boolean;
-}
-
-/** Batch options with defaults applied. */
-export type ResolvedBatchOptions = Required<Omit<BatchOptions, 'enqueuedTokenLimit' | 'failValidation' | 'expire' | 'cancel'>> &
-  Pick<BatchOptions, 'enqueuedTokenLimit' | 'failValidation' | 'expire' | 'cancel'>;
 
 /** What the server does with one line: its model and key (lenient), its tokens, and its answer. */
 export interface LineHandler {
@@ -107,75 +16,6 @@ export interface LineHandler {
   tokens(url: string, body: unknown): number;
   answer(url: string, body: unknown, requestId: string): { status: number; body: unknown };
 }
-
-type Status = 'validating' | 'failed' | 'in_progress' | 'finalizing' | 'completed' | 'expired' | 'cancelling' | 'cancelled';
-
-interface BatchError {
-  code: string;
-  message: string;
-  param: string | null;
-  line: number | null;
-}
-
-/** The API's `Batch` object. */
-interface BatchObject {
-  id: string;
-  object: 'batch';
-  endpoint: string;
-  model: string | null;
-  errors: { object: 'list'; data: BatchError[] } | null;
-  input_file_id: string;
-  completion_window: '24h';
-  status: Status;
-  output_file_id: string | null;
-  error_file_id: string | null;
-  created_at: number;
-  in_progress_at: number | null;
-  expires_at: number;
-  finalizing_at: number | null;
-  completed_at: number | null;
-  failed_at: number | null;
-  expired_at: number | null;
-  cancelling_at: number | null;
-  cancelled_at: number | null;
-  request_counts: { total: number; completed: number; failed: number };
-  usage: {
-    input_tokens: number;
-    input_tokens_details: { cached_tokens: number };
-    output_tokens: number;
-    output_tokens_details: { reasoning_tokens: number };
-    total_tokens: number;
-  };
-  metadata: Record<string, string> | null;
-}
-
-/** A batch and what the server keeps of its run. */
-interface BatchRun {
-  object: BatchObject;
-  /** Times in milliseconds on the server's clock. */
-  createdMs: number;
-  inProgressAtMs: number;
-  cancellingAtMs: number;
-  finalizingAtMs: number;
-  outputExpiresSeconds: number | null;
-  /** The input file, open from creation to the end, so deleting it meanwhile does not break the batch. */
-  input: FileHandle | undefined;
-  /** The input's lines, read on as the batch answers them. */
-  lines: AsyncIterator<string> | undefined;
-  lineNumber: number;
-  answered: number;
-  /** Enqueued tokens, counted at validation. */
-  tokens: number;
-  /** The injected early end that applies to this batch, decided when it starts. */
-  endsEarly: { status: 'expired' | 'cancelled'; afterLines: number } | undefined;
-  output: LineSink | undefined;
-  errors: LineSink | undefined;
-}
-
-const MAX_REPORTED_ERRORS = 1000;
-const TERMINAL: ReadonlySet<Status> = new Set(['failed', 'completed', 'expired', 'cancelled']);
-/** Statuses whose tokens count as enqueued. */
-const ENQUEUED: ReadonlySet<Status> = new Set(['in_progress', 'finalizing', 'cancelling']);
 
 /**
  * The batches of `/v1/batches`: created from an uploaded input file, validated as the API validates it, and
@@ -247,30 +87,7 @@ export class Batches {
       this.#created += 1;
       const id = `batch_${this.#created.toString(16).padStart(24, '0')}`;
       const run: BatchRun = {
-        object: {
-          id,
-          object: 'batch',
-          endpoint,
-          model: null,
-          errors: null,
-          input_file_id: inputFileId,
-          completion_window: '24h',
-          status: 'validating',
-          output_file_id: null,
-          error_file_id: null,
-          created_at: seconds(nowMs),
-          in_progress_at: null,
-          expires_at: seconds(nowMs + this.#options.expiresAfterMs),
-          finalizing_at: null,
-          completed_at: null,
-          failed_at: null,
-          expired_at: null,
-          cancelling_at: null,
-          cancelled_at: null,
-          request_counts: { total: 0, completed: 0, failed: 0 },
-          usage: { input_tokens: 0, input_tokens_details: { cached_tokens: 0 }, output_tokens: 0, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: 0 },
-          metadata,
-        },
+        object: newBatchObject(id, endpoint, inputFileId, nowMs, nowMs + this.#options.expiresAfterMs, metadata),
         createdMs: nowMs,
         inProgressAtMs: nowMs + this.#options.validatingMs,
         cancellingAtMs: 0,
@@ -491,7 +308,7 @@ export class Batches {
   async #answerLines(run: BatchRun, due: number): Promise<void> {
     const batch = run.object;
     while (run.answered < due) {
-      const line = await this.#nextLine(run);
+      const line = await nextLine(run);
       if (line === undefined) break;
       run.answered += 1;
       this.#requests += 1;
@@ -520,18 +337,6 @@ export class Batches {
     return { status: rule.status, body: error.body() };
   }
 
-  /** The next request of the input, read on from where the batch left off. */
-  async #nextLine(run: BatchRun): Promise<{ customId: string; number: number; body: unknown } | undefined> {
-    for (;;) {
-      const next = await run.lines?.next();
-      if (next === undefined || next.done === true) return undefined;
-      run.lineNumber += 1;
-      if (next.value.trim() === '') continue;
-      // The line passed validation, so it is a JSON object with a string custom_id and an object body.
-      const { custom_id: customId, body } = JSON.parse(next.value) as { custom_id: string; body: unknown };
-      return { customId, number: run.lineNumber, body };
-    }
-  }
 
   /** Ends the batch: lines not answered are reported as expired or cancelled, and the output files are listed. */
   async #end(run: BatchRun, status: 'completed' | 'expired' | 'cancelled', atMs: number): Promise<void> {
@@ -542,7 +347,7 @@ export class Batches {
         status === 'expired'
           ? 'This request could not be executed before the completion window expired.'
           : 'This request was not executed because the batch was cancelled.';
-      for (let line = await this.#nextLine(run); line !== undefined; line = await this.#nextLine(run)) {
+      for (let line = await nextLine(run); line !== undefined; line = await nextLine(run)) {
         this.#requests += 1;
         const entry = { id: `batch_req_${this.#requests.toString(16).padStart(24, '0')}`, custom_id: line.customId, response: null, error: { code, message } };
         await (run.errors ??= await this.#sink(run)).write(entry);
@@ -567,157 +372,4 @@ export class Batches {
   async #sink(run: BatchRun): Promise<LineSink> {
     return new LineSink(await this.#files.start(), this.#options.shuffleOutput ? randomStream(run.createdMs + this.#created) : undefined);
   }
-}
-
-/** Lines of an output or error file: written through a buffer, or held and shuffled when the file is finished. */
-class LineSink {
-  readonly #file: FileWriter;
-  readonly #random: (() => number) | undefined;
-  #buffer: string[] = [];
-  #buffered = 0;
-
-  constructor(file: FileWriter, random: (() => number) | undefined) {
-    this.#file = file;
-    this.#random = random;
-  }
-
-  async write(entry: unknown): Promise<void> {
-    const text = `${JSON.stringify(entry)}\n`;
-    this.#buffer.push(text);
-    this.#buffered += text.length;
-    if (this.#random === undefined && this.#buffered > 1 << 20) await this.#flush();
-  }
-
-  async finish(details: Parameters<FileWriter['finish']>[0]) {
-    const random = this.#random;
-    if (random !== undefined) {
-      for (let i = this.#buffer.length - 1; i > 0; i--) {
-        const j = random() % (i + 1);
-        [this.#buffer[i], this.#buffer[j]] = [this.#buffer[j] as string, this.#buffer[i] as string];
-      }
-    }
-    await this.#flush();
-    return this.#file.finish(details);
-  }
-
-  async #flush(): Promise<void> {
-    if (this.#buffer.length === 0) return;
-    const text = this.#buffer.join('');
-    this.#buffer = [];
-    this.#buffered = 0;
-    await this.#file.write(text);
-  }
-}
-
-const seconds = (ms: number): number => Math.floor(ms / 1000);
-
-function requireInput(run: BatchRun): FileHandle {
-  if (run.input === undefined) throw new Error(`batch ${run.object.id} has no open input file`);
-  return run.input;
-}
-
-async function closeInput(run: BatchRun): Promise<void> {
-  await run.lines?.return?.();
-  run.lines = undefined;
-  const { input } = run;
-  run.input = undefined;
-  await input?.close();
-}
-
-/** The lines of the file from its start; the handle stays open for another pass. */
-function readLines(handle: FileHandle): AsyncIterable<string> {
-  return createInterface({ input: handle.createReadStream({ start: 0, autoClose: false, encoding: 'utf8' }), crlfDelay: Infinity });
-}
-
-/** A hash of the body stands for it, so counting 100,000 lines costs little memory. */
-const submissionKey = (customId: string, body: unknown): string =>
-  `${customId}\u0000${createHash('sha1').update(JSON.stringify(body)).digest('base64')}`;
-
-/** Checks one input line as the API does; reports its problems and returns it when it can run. */
-function checkLine(
-  text: string,
-  line: number,
-  endpoint: string,
-  ids: Set<string>,
-  report: (error: BatchError) => void,
-): { customId: string; body: Record<string, unknown> } | undefined {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    if (!(error instanceof SyntaxError)) throw error;
-    report({ code: 'invalid_json_line', line, param: null, message: 'This line is not parseable as valid JSON.' });
-    return undefined;
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    report({ code: 'invalid_request', line, param: null, message: 'Each line must be a JSON object.' });
-    return undefined;
-  }
-  const fields = value as Record<string, unknown>;
-  let valid = true;
-  const problem = (code: string, param: string, message: string): void => {
-    report({ code, line, param, message });
-    valid = false;
-  };
-  for (const name of ['custom_id', 'method', 'url', 'body']) {
-    if (fields[name] === undefined || fields[name] === null) problem('missing_required_parameter', name, `Missing required parameter: '${name}'.`);
-  }
-  const { custom_id: customId, method, url, body } = fields;
-  if (customId !== undefined && customId !== null) {
-    if (typeof customId !== 'string' || customId === '') problem('invalid_request', 'custom_id', 'custom_id must be a non-empty string.');
-    else if (ids.has(customId)) problem('duplicate_custom_id', 'custom_id', 'The custom_id for this request is a duplicate of another request. The custom_id parameter must be unique for each request in a batch.');
-    else ids.add(customId);
-  }
-  if (method !== undefined && method !== null && method !== 'POST') problem('invalid_request', 'method', `Invalid method '${String(method)}': batch requests use 'POST'.`);
-  if (url !== undefined && url !== null && url !== endpoint) problem('invalid_url', 'url', 'The URL provided for this request does not match the batch endpoint.');
-  if (body !== undefined && body !== null && (typeof body !== 'object' || Array.isArray(body))) problem('invalid_request', 'body', 'body must be a JSON object.');
-  return valid ? { customId: customId as string, body: body as Record<string, unknown> } : undefined;
-}
-
-function lineMatches({ match }: BatchLineFault, line: { customId: string; number: number }, key: string): boolean {
-  if (match === undefined) return true;
-  return (
-    (match.customId === undefined || match.customId === line.customId) &&
-    (match.line === undefined || match.line === line.number) &&
-    (match.promptIncludes === undefined || key.includes(match.promptIncludes))
-  );
-}
-
-/** Adds a line's `usage` (chat's or images') to the batch's. */
-function addUsage(total: BatchObject['usage'], body: unknown): void {
-  const usage = asRecord(asRecord(body).usage);
-  const number = (value: unknown): number => (typeof value === 'number' ? value : 0);
-  const input = number(usage.prompt_tokens) + number(usage.input_tokens);
-  const output = number(usage.completion_tokens) + number(usage.output_tokens);
-  total.input_tokens += input;
-  total.input_tokens_details.cached_tokens += number(asRecord(usage.prompt_tokens_details).cached_tokens);
-  total.output_tokens += output;
-  total.output_tokens_details.reasoning_tokens += number(asRecord(usage.completion_tokens_details).reasoning_tokens);
-  total.total_tokens += input + output;
-}
-
-/** `metadata`: at most 16 string values, keys of at most 64 characters, values of at most 512. */
-function readMetadata(value: unknown): Record<string, string> | null {
-  if (value === undefined || value === null) return null;
-  const entries = typeof value === 'object' && !Array.isArray(value) ? Object.entries(value) : undefined;
-  const valid =
-    entries !== undefined &&
-    entries.length <= 16 &&
-    entries.every(([key, item]) => key.length <= 64 && typeof item === 'string' && item.length <= 512);
-  if (!valid) {
-    throw invalidRequest("Invalid 'metadata': expected at most 16 keys of at most 64 characters, with string values of at most 512 characters.", 'metadata', 'invalid_value');
-  }
-  return Object.fromEntries(entries);
-}
-
-/** `output_expires_after`: `{anchor: 'created_at', seconds}` with 1 hour to 30 days; returns the seconds. */
-function readOutputExpiry(value: unknown): number | null {
-  if (value === undefined || value === null) return null;
-  const { anchor, seconds: after } = asRecord(value);
-  if (anchor === undefined) throw missing('output_expires_after.anchor');
-  if (anchor !== 'created_at') throw invalidRequest(`Invalid value for 'output_expires_after.anchor': '${String(anchor)}'. Supported values are: 'created_at'.`, 'output_expires_after.anchor', 'invalid_value');
-  if (typeof after !== 'number' || !Number.isInteger(after) || after < 3600 || after > 2_592_000) {
-    throw invalidRequest("Invalid 'output_expires_after.seconds': expected an integer from 3600 to 2592000.", 'output_expires_after.seconds', 'invalid_value');
-  }
-  return after;
 }

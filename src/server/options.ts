@@ -1,6 +1,6 @@
 import { tmpdir } from 'node:os';
 import { checkArray, checkBoolean, checkCount, checkFunction, checkInteger, checkNumber, checkObject, checkString } from './checks.js';
-import type { BatchLineFault, BatchOptions, ResolvedBatchOptions } from './batches.js';
+import type { BatchLineFault, BatchOptions, ResolvedBatchOptions } from './batch-options.js';
 import { validateFaultRules, type FaultRule } from './faults.js';
 import type { RateLimits } from './rate-limit.js';
 

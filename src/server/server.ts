@@ -1,21 +1,21 @@
 import { OFFLINE_ANSWER_HEADER } from '../common/offline-answer.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ApiError, insufficientQuota, modelNotFound } from './api-error.js';
-import { Batches, type LineHandler } from './batches.js';
-import { buildChatCompletion, chatTokenEstimate, describeChat, parseChatRequest } from './chat.js';
+import { ApiError, insufficientQuota, modelNotFound, notFound } from './api-error.js';
+import { Batches } from './batches.js';
 import { FaultInjector, faultAnswer, faultError, json, validateFaultRules, type AnswerText, type FaultRule } from './faults.js';
 import { FileStore } from './file-store.js';
 import { ApiFiles } from './files.js';
-import { buildImagesResponse, describeImages, imageTokenEstimate, parseImageRequest } from './images.js';
-import { listModels } from './models.js';
+import { isClientGone, parseJson, readBody } from './http-request.js';
 import { resolveOptions, type OfflineServerOptions, type ResolvedOptions } from './options.js';
 import { PromptCache } from './prompt-cache.js';
 import { RateLimiter, rateLimitError } from './rate-limit.js';
+import { batchLineHandler, endpointRoutes, type AnswerContext, type Route } from './routes.js';
+import { sendAnswer, sendError, sendJson } from './send.js';
+import { STORE_PATH, storeAnswer, type StoreAnswer } from './store-routes.js';
 
-export type { BatchLineFault, BatchOptions } from './batches.js';
+export type { BatchLineFault, BatchOptions } from './batch-options.js';
 export type { FaultRule } from './faults.js';
 export type { OfflineServerOptions } from './options.js';
 
@@ -80,24 +80,6 @@ export async function startOfflineServer(options: OfflineServerOptions = {}): Pr
   return server;
 }
 
-/** How one endpoint reads and answers a request. */
-interface Route {
-  /** Model and key for fault matching and the log; lenient, never throws. */
-  describe(body: unknown): { model?: string; key: string; serviceTier?: string };
-  /**
-   * Validates (throwing {@link ApiError}) and says what the request costs against a tokens-per-minute limit;
-   * `respond` builds the answer once the request is let through.
-   */
-  prepare(body: unknown): { tokens: number; respond(context: AnswerContext): unknown };
-}
-
-/** What an answer may need to know about the request it answers. */
-interface AnswerContext {
-  requestId: string;
-  /** `http://host:port` as the client addressed the server, for URLs it must be able to follow. */
-  origin: string;
-}
-
 /**
  * What to do with a request once decided; it is done after the latency (plus a fault's delay). `fault` is the rule
  * that fired, for its headers and the way it sends the answer.
@@ -136,50 +118,14 @@ class OfflineHttpServer implements OfflineServer {
     this.#faults = new FaultInjector(options.faults);
     this.#limiter = options.rateLimit && new RateLimiter(options.rateLimit);
     this.#http = createServer((request, response) => this.#handle(request, response));
-    this.#routes = {
-      'POST /v1/chat/completions': {
-        describe: describeChat,
-        prepare: (body) => {
-          const request = parseChatRequest(body);
-          return {
-            tokens: chatTokenEstimate(request),
-            respond: ({ requestId }) => {
-              const completion = buildChatCompletion(request, {
-                id: `chatcmpl-${requestId.slice('req_'.length)}`,
-                created: unixSeconds(),
-                cachedTokens: this.#promptCache.use(request.promptText, request.promptTokens),
-              });
-              if (this.#options.omitUsage) delete completion.usage;
-              return completion;
-            },
-          };
-        },
-      },
-      'POST /v1/images/generations': {
-        describe: describeImages,
-        prepare: (body) => {
-          const request = parseImageRequest(body);
-          return {
-            tokens: imageTokenEstimate(request),
-            respond: ({ origin }) =>
-              buildImagesResponse(request, {
-                created: unixSeconds(),
-                publish: (png) => `${origin}/files/${this.#files.add(png)}.png`,
-              }),
-          };
-        },
-      },
-      'GET /v1/models': {
-        describe: () => ({ key: '' }),
-        prepare: () => ({ tokens: 0, respond: () => listModels(unixSeconds(), this.#options.models) }),
-      },
-    };
+    this.#routes = endpointRoutes(options, this.#promptCache, this.#files);
   }
 
   async listen(): Promise<void> {
     const { host, port } = this.#options;
     this.#apiFiles = await ApiFiles.open(this.#options.filesDir);
-    this.#batches = new Batches(this.#options.batch, this.#apiFiles, this.#lineHandler(), this.#options.now);
+    const lines = batchLineHandler(this.#routes, this.#options, () => this.url.slice(0, -'/v1'.length));
+    this.#batches = new Batches(this.#options.batch, this.#apiFiles, lines, this.#options.now);
     try {
       await new Promise<void>((resolve, reject) => {
         this.#http.once('error', reject);
@@ -315,7 +261,7 @@ class OfflineHttpServer implements OfflineServer {
       ...(this.#options.markAnswers ? { [OFFLINE_ANSWER_HEADER]: '1' } : {}),
       ...outcome.fault?.headers,
     };
-    await this.#send(response, outcome.status, outcome.answer, headers, outcome.fault);
+    await sendAnswer(response, outcome.status, outcome.answer, headers, outcome.fault, (ms) => this.#sleep(ms));
   }
 
   #log(record: RequestRecord): void {
@@ -347,7 +293,10 @@ class OfflineHttpServer implements OfflineServer {
     if (delayMs > 0) await this.#sleep(delayMs);
     let answer: StoreAnswer;
     try {
-      answer = await this.#store(request, path);
+      const files = this.#apiFiles;
+      const batches = this.#batches;
+      if (files === undefined || batches === undefined) throw new Error('the server is not listening');
+      answer = await storeAnswer(request, path, files, batches, () => this.#options.now());
     } catch (error) {
       if (isClientGone(error)) return;
       if (!(error instanceof ApiError)) throw error;
@@ -369,98 +318,6 @@ class OfflineHttpServer implements OfflineServer {
       // The client left mid-download; 'close' has counted the request.
       if (!isClientGone(error)) throw error;
     }
-  }
-
-  async #store(request: IncomingMessage, path: string): Promise<StoreAnswer> {
-    const files = this.#apiFiles;
-    const batches = this.#batches;
-    if (files === undefined || batches === undefined) throw new Error('the server is not listening');
-    const method = request.method ?? 'GET';
-    const query = new URL(request.url ?? '/', 'http://offline').searchParams;
-    const [, resource, id, action] = path.split('/').slice(1); // ['v1', 'files' | 'batches', id?, action?]
-    const ok = (json: unknown): StoreAnswer => ({ status: 200, json });
-    const route = `${method} ${resource}${id === undefined ? '' : '/:id'}${action === undefined ? '' : `/${action}`}`;
-    switch (route) {
-      case 'POST files':
-        return ok(await files.upload(request, request.headers['content-type'], Math.floor(this.#options.now() / 1000)));
-      case 'GET files':
-        return ok(files.list(query));
-      case 'GET files/:id':
-        return ok(files.get(id ?? '').object);
-      case 'GET files/:id/content': {
-        const { stream, bytes } = files.content(id ?? '');
-        return { status: 200, stream, bytes };
-      }
-      case 'DELETE files/:id':
-        return ok(await files.delete(id ?? ''));
-      case 'POST batches':
-        return ok(await batches.create(parseJson(await readBody(request))));
-      case 'GET batches':
-        return ok(await batches.list(query));
-      case 'GET batches/:id':
-        return ok(await batches.retrieve(id ?? ''));
-      case 'POST batches/:id/cancel':
-        return ok(await batches.cancel(id ?? ''));
-      default:
-        request.resume();
-        throw notFound(method, path);
-    }
-  }
-
-  /** Batch lines are answered by the live endpoints' own logic; rate limits, quota and fault rules are not theirs. */
-  #lineHandler(): LineHandler {
-    const route = (url: string): Route => {
-      const found = this.#routes[`POST ${url}`];
-      if (found === undefined) throw new Error(`no route for batch endpoint ${url}`);
-      return found;
-    };
-    return {
-      describe: (url, body) => route(url).describe(body),
-      tokens: (url, body) => {
-        try {
-          return route(url).prepare(body).tokens;
-        } catch (error) {
-          // A line the endpoint refuses is answered with its 400 and takes no tokens.
-          if (error instanceof ApiError) return 0;
-          throw error;
-        }
-      },
-      answer: (url, body, requestId) => {
-        try {
-          const { model } = route(url).describe(body);
-          const { models } = this.#options;
-          if (models !== undefined && model !== undefined && !models.has(model)) throw modelNotFound(model);
-          const origin = this.url.slice(0, -'/v1'.length);
-          return { status: 200, body: route(url).prepare(body).respond({ requestId, origin }) };
-        } catch (error) {
-          if (error instanceof ApiError) return { status: error.status, body: error.body() };
-          throw error;
-        }
-      },
-    };
-  }
-
-  /** Sends an answer: at once, or cut by a reset, or a byte at a time, as the fault that fired says. */
-  async #send(response: ServerResponse, status: number, answer: AnswerText, headers: Record<string, string>, fault: FaultRule | undefined): Promise<void> {
-    const bytes = Buffer.from(answer.text, 'utf8');
-    response.writeHead(status, { ...headers, 'content-type': answer.contentType, 'content-length': bytes.length });
-    if (fault?.reset === true) {
-      response.flushHeaders();
-      response.write(bytes.subarray(0, Math.floor(bytes.length / 2)), () => response.socket?.resetAndDestroy());
-      return;
-    }
-    if (fault?.trickleMs === undefined) {
-      response.end(bytes);
-      return;
-    }
-    response.flushHeaders();
-    for (let at = 0; at < bytes.length; at++) {
-      await this.#sleep(fault.trickleMs);
-      // The client gave up (its timeout): nothing more to send.
-      if (response.destroyed) return;
-      response.write(bytes.subarray(at, at + 1));
-    }
-    response.end();
   }
 
   /** Decides the answer. Order: route, JSON body, injected faults, model, quota, validation, rate limit. */
@@ -509,29 +366,12 @@ class OfflineHttpServer implements OfflineServer {
   }
 }
 
-const unixSeconds = (): number => Math.floor(Date.now() / 1000);
-
-/** Paths of the file and batch store, which answer from disk and their own state rather than a route. */
-const STORE_PATH = /^\/v1\/(files|batches)(\/[^/]+(\/[^/]+)?)?$/;
-
-/** A file or batch answer: JSON, or a file's bytes as a stream. */
-interface StoreAnswer {
-  status: number;
-  json?: unknown;
-  stream?: Readable;
-  bytes?: number;
-  headers?: Readonly<Record<string, string>>;
-}
-
 /** Host part of the URL clients should use: wildcard addresses are reached through loopback. */
 function urlHost(host: string): string {
   if (host === '0.0.0.0') return '127.0.0.1';
   if (host === '::') return '[::1]';
   return host.includes(':') ? `[${host}]` : host;
 }
-
-const notFound = (method: string | undefined, path: string): ApiError =>
-  new ApiError(404, `Invalid URL (${method ?? 'GET'} ${path})`);
 
 const errorOutcome = (error: ApiError, delayMs: number, fault?: FaultRule): Outcome => ({
   drop: false,
@@ -541,37 +381,3 @@ const errorOutcome = (error: ApiError, delayMs: number, fault?: FaultRule): Outc
   answer: json(error.body()),
   headers: { ...error.headers },
 });
-
-/** How reading a request fails when its client disconnects: `aborted` mid-body, or the stream closed early. */
-const isClientGone = (error: unknown): boolean =>
-  ['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE'].includes((error as NodeJS.ErrnoException | undefined)?.code ?? '');
-
-async function readBody(request: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of request) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
-function parseJson(body: Buffer): unknown {
-  try {
-    return JSON.parse(body.toString('utf8'));
-  } catch (error) {
-    if (!(error instanceof SyntaxError)) throw error;
-    throw new ApiError(
-      400,
-      'We could not parse the JSON body of your request. ' +
-        'The OpenAI API expects a JSON payload, but what was sent was not valid JSON.',
-    );
-  }
-}
-
-function sendJson(response: ServerResponse, status: number, body: unknown, headers: Readonly<Record<string, string>>) {
-  const text = JSON.stringify(body);
-  response
-    .writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
-    .end(text);
-}
-
-function sendError(response: ServerResponse, error: ApiError): void {
-  sendJson(response, error.status, error.body(), error.headers);
-}
