@@ -30,6 +30,32 @@ describe('images set aside by a killed rename of release 0.1.0', () => {
   });
 });
 
+describe('a swap of image names that release 0.1.0 left half done', () => {
+  it('puts each image back where the journal says its content lives, then swaps them, sending nothing', async () => {
+    const env = await offline.serve();
+    const dir = await tempDir();
+    const out = join(dir, 'out');
+    const jobs = [
+      { id: 'a', kind: 'image', model: 'dall-e-2', size: '256x256', prompt: 'A blue circle', output: 'a.png' },
+      { id: 'b', kind: 'image', model: 'dall-e-2', size: '256x256', prompt: 'A green square', output: 'b.png' },
+    ];
+    const file = await writeJobs(dir, jobs);
+    expect((await cli(['run', file, '--out', out], { env })).code).toBe(0);
+    const [a, b] = [sha(await readFile(join(out, 'images', 'a.png'))), sha(await readFile(join(out, 'images', 'b.png')))];
+    // 0.1.0, killed while a.png and b.png traded names: a's image stepped aside, b's took its name.
+    await rename(join(out, 'images', 'a.png'), join(out, 'images', 'a.png.999.moving'));
+    await rename(join(out, 'images', 'b.png'), join(out, 'images', 'a.png'));
+    await writeJobs(dir, [{ ...jobs[0], output: 'b.png' }, { ...jobs[1], output: 'a.png' }]);
+
+    const again = await cli(['run', file, '--out', out], { env });
+    expect(again.code, again.stderr).toBe(0);
+    expect(offline.server.stats.requests).toBe(2);
+    expect((await readdir(join(out, 'images'))).sort()).toEqual(['a.png', 'b.png']);
+    expect(sha(await readFile(join(out, 'images', 'b.png')))).toBe(a);
+    expect(sha(await readFile(join(out, 'images', 'a.png')))).toBe(b);
+  });
+});
+
 describe('the record of renames under way', () => {
   it.each(['{"phase": "pl', '{"phase": "place"}', 'null', '{"phase":"aside","steps":[null],"records":[]}', '{"phase":"aside","steps":[{"from":"a","to":5,"temp":"b"}],"records":[]}', '{"phase":"place","steps":[],"records":[{"type":"job"}]}'])('refuses (exit 4, no stack trace, nothing sent) a moves.json that is not one: %s', async (text) => {
     const env = await offline.serve();

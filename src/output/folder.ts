@@ -1,4 +1,4 @@
-import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AtomicFile, isTempFile, writeFileAtomic } from '../common/atomic-file.js';
 import { messageOf, NightshiftError } from '../common/errors.js';
@@ -15,6 +15,7 @@ import { JournalWriter } from './journal-writer.js';
 import { acquireLock } from './lock.js';
 import { applyMoves, recoverMoves, type PlannedMove } from './moves.js';
 import { jobResult, resultCsvLine, resultJsonLine, resultLine, resultsHeader } from './results.js';
+import { restoreSetAside } from './leftovers.js';
 import { ResultsView } from './results-view.js';
 import { UsageSummary } from './usage-table.js';
 
@@ -321,27 +322,9 @@ export async function sweepTempFiles(dir: string): Promise<number> {
       await rm(join(folder, name), { force: true });
       removed++;
     }
-    if (recursive) await restoreSetAside(dir, names);
+    if (recursive) await restoreSetAside(dir, names, await pathExists(join(dir, MOVES_INTENT)));
   }
   return removed;
 }
 
-/** An image set aside by a rename (`<name>.<pid>.moving` in release 0.1.0, `<name>.<8 hex>.moving` since). */
-const STEPPED_ASIDE = /^(.+)\.[0-9a-f]+\.moving$/;
-
-/**
- * Puts images that a killed rename left set aside back under their names, when those are free: release 0.1.0
- * journaled a job's renamed images only once they were in place, so its journal still names them so. Renames with
- * an intent on record are finished by `recoverMoves` instead.
- */
-async function restoreSetAside(dir: string, names: readonly string[]): Promise<void> {
-  const images = join(dir, 'images');
-  const setAside = names.filter((name) => STEPPED_ASIDE.test(name));
-  if (setAside.length === 0 || (await pathExists(join(dir, MOVES_INTENT)))) return;
-  for (const name of setAside) {
-    const original = STEPPED_ASIDE.exec(name)?.[1];
-    // Taken by another image since: this one stays aside, and the job that lost it is planned like any damaged one.
-    if (original && !(await pathExists(join(images, original)))) await rename(join(images, name), join(images, original));
-  }
-}
 
