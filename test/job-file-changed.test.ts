@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -76,5 +77,37 @@ describe('a job file that changes under a run', () => {
     expect(await runJobs(await fromFile(file), options(onEvent))).toMatchObject({ jobFilesChanged: true });
     const rows = await readCsv(join(out, 'results.csv'));
     expect(rows.map((row) => `${row.id}:${row.status}`)).toEqual(['j1:ok', 'j2:pending', 'j3:ok', 'j4:ok']);
+  });
+
+  it('while the jobs to send are still being read from it stops the sending, and the views still show every answer by identity', async () => {
+    server = await startOfflineServer();
+    const dir = await tempDir();
+    const out = join(dir, 'out');
+    // Long prompts: the file is read a chunk at a time, so the later jobs are read only after the change.
+    const long = (n: number): Record<string, unknown> => ({ ...job(n), prompt: `Changed file question ${n} ${'padding '.repeat(500)}` });
+    const jobs = [1, 2, 3].map(long);
+    const file = await writeJobs(dir, jobs);
+    const client = new OpenAI({ apiKey: 'test', baseURL: server.url, maxRetries: 0 });
+    const options = (onEvent: RunOptions['onEvent'] = () => {}): RunOptions => ({
+      outDir: out, client, prices: createPriceBook(), concurrency: 1, maxAttempts: 2, timeoutMs: 10_000, files: [file], onEvent,
+    });
+    expect((await runJobs(await fromFile(file), options())).ok).toBe(3);
+
+    // 200 more to send; once the first of them is answered, a line is inserted at the top.
+    for (let n = 4; n <= 203; n++) jobs.push(long(n));
+    await writeJobs(dir, jobs);
+    const onEvent: RunOptions['onEvent'] = (event) => {
+      if (event.type === 'finished' && event.job.id === 'j4') writeFileSync(file, lines([long(0), ...jobs]));
+    };
+    const summary = await runJobs(await fromFile(file), options(onEvent));
+    expect(summary).toMatchObject({ jobFilesChanged: true });
+    expect(exitStatusOfRun(summary)).toBe(EXIT.invalid);
+    expect(server.stats.requests).toBeLessThan(203);
+    const rows = await readCsv(join(out, 'results.csv'));
+    // Every job of the file as it is now, in its order, each beside its own outcome.
+    expect(rows.map((row) => row.id)).toEqual(['j0', ...jobs.map((item) => String(item.id))]);
+    expect(rows.slice(0, 5).map((row) => `${row.id}:${row.status}`)).toEqual(['j0:pending', 'j1:ok', 'j2:ok', 'j3:ok', 'j4:ok']);
+    expect(rows.at(-1)?.status).toBe('pending');
+    expect(await readFile(join(out, 'usage.csv'), 'utf8')).toContain('TOTAL');
   });
 });

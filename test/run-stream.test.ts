@@ -3,7 +3,6 @@ import { appendFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
-import { NightshiftError } from '../src/common/errors.js';
 import { pickJobs, streamJobs, validateJobFiles } from '../src/jobs/load.js';
 import { createPriceBook } from '../src/cost/prices.js';
 import { jobsInMemory, type JobSource } from '../src/jobs/source.js';
@@ -123,7 +122,7 @@ describe('jobs read from their files for each pass', () => {
     expect(await stableRows(join(dir, 'out'))).toHaveLength(8);
   });
 
-  it.each([1, 3])('stop with E_VALIDATION, sending nothing changed, when a request differs from the one planned (concurrency %i)', async (concurrency) => {
+  it.each([1, 3])('stop, sending nothing changed and saying the job files changed, when a request differs from the one planned (concurrency %i)', async (concurrency) => {
     const { file, options } = await setup(10);
     const { jobs } = await validateJobFiles([file], { keep: { maxBytes: 1 << 20 } });
     // The sending pass finds job s6's prompt edited since validation.
@@ -131,9 +130,9 @@ describe('jobs read from their files for each pass', () => {
       ...jobsInMemory(jobs!),
       pick: (wanted, first) => jobsInMemory(jobs!.map((job) => (job.id === 's6' ? edited(job) : job))).pick(wanted, first),
     };
-    const error = await runJobs(source, { ...options('out'), concurrency }).catch((caught: unknown) => caught);
-    expect(error).toBeInstanceOf(NightshiftError);
-    expect((error as NightshiftError).code).toBe('E_VALIDATION');
+    const stopped = await runJobs(source, { ...options('out'), concurrency });
+    expect(stopped).toMatchObject({ jobFilesChanged: true });
+    expect(stopped.stopReason).toBeUndefined();
     // Only jobs before the edited one went out: the first of them at once, the rest unless the stop came first.
     const sent = server!.requests.map((request) => request.key);
     expect(sent.slice(0, concurrency).sort()).toEqual(['Stream 1', 'Stream 2', 'Stream 3'].slice(0, concurrency));

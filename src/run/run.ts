@@ -1,4 +1,5 @@
 import { systemClock } from '../common/clock.js';
+import { NightshiftError } from '../common/errors.js';
 import type { Job } from '../common/types.js';
 import { jobsInMemory, type JobSource } from '../jobs/source.js';
 import { openOutputFolder } from '../output/folder.js';
@@ -31,9 +32,19 @@ export async function runJobs(jobs: readonly Job[] | JobSource, given: RunOption
     await folder.moveImages(plan.moves, now);
     folder.startResults(source.digests);
     const dispatch = new Dispatch(jobsToSend(source, plan), folder, options, clock, options.redact ?? ((text) => text), emit);
-    await dispatch.start();
+    // Job files that changed while the jobs to send were read from them stop the sending; what was answered is on
+    // record, and the views are still rewritten (by identity) so that they show it.
+    let changedWhileSending = false;
+    try {
+      await dispatch.start();
+    } catch (error) {
+      if (!(error instanceof NightshiftError && error.code === 'E_VALIDATION')) throw error;
+      changedWhileSending = true;
+    }
 
-    const { usage, jobFilesChanged } = await folder.writeResults(source);
+    const written = await folder.writeResults(source);
+    const { usage } = written;
+    const jobFilesChanged = written.jobFilesChanged || changedWhileSending;
     const { total } = usage;
     return {
       total: source.count,
@@ -50,7 +61,10 @@ export async function runJobs(jobs: readonly Job[] | JobSource, given: RunOption
       costUsd: total.costUsd,
       unpricedModels: usage.unpricedModels(),
       missingModels: [...dispatch.missingModels].map(([model, notSent]) => ({ model, notSent })),
-      ...(dispatch.stopReason ? { stopReason: dispatch.stopReason, stopMessage: dispatch.stopMessage } : {}),
+      // The stop that changed job files caused is said by `jobFilesChanged`, not as an interruption.
+      ...(dispatch.stopReason && !(changedWhileSending && dispatch.stopReason === 'interrupted')
+        ? { stopReason: dispatch.stopReason, stopMessage: dispatch.stopMessage }
+        : {}),
       ...(jobFilesChanged ? { jobFilesChanged } : {}),
       outDir: options.outDir,
     };
