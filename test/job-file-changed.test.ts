@@ -27,18 +27,24 @@ async function fromFile(file: string): Promise<JobSource> {
   return jobsInFiles([file], { count, digests: digests!, defaults: {} });
 }
 
+/** A folder where every one of `jobs` succeeded, streamed from their file, and the options to run it again. */
+async function finishedFolder(jobs: Record<string, unknown>[], concurrency: number) {
+  server = await startOfflineServer();
+  const dir = await tempDir();
+  const out = join(dir, 'out');
+  const file = await writeJobs(dir, jobs);
+  const client = new OpenAI({ apiKey: 'test', baseURL: server.url, maxRetries: 0 });
+  const options = (onEvent: RunOptions['onEvent'] = () => {}): RunOptions => ({
+    outDir: out, client, prices: createPriceBook(), concurrency, maxAttempts: 2, timeoutMs: 10_000, files: [file], onEvent,
+  });
+  expect((await runJobs(await fromFile(file), options())).ok).toBe(jobs.length);
+  return { server, dir, out, file, options };
+}
+
 describe('a job file that changes under a run', () => {
   it('is reported, and results.csv still stands each reply beside its own job', async () => {
-    server = await startOfflineServer();
-    const dir = await tempDir();
-    const out = join(dir, 'out');
     const jobs = [1, 2, 3, 4, 5].map(job);
-    const file = await writeJobs(dir, jobs);
-    const client = new OpenAI({ apiKey: 'test', baseURL: server.url, maxRetries: 0 });
-    const options = (onEvent: RunOptions['onEvent'] = () => {}): RunOptions => ({
-      outDir: out, client, prices: createPriceBook(), concurrency: 2, maxAttempts: 2, timeoutMs: 10_000, files: [file], onEvent,
-    });
-    expect((await runJobs(await fromFile(file), options())).ok).toBe(5);
+    const { server, dir, out, file, options } = await finishedFolder(jobs, 2);
 
     // A sixth job to send; once it is answered, a line is inserted at the top of the file.
     jobs.push(job(6));
@@ -57,16 +63,8 @@ describe('a job file that changes under a run', () => {
   });
 
   it('that was edited in place shows the edited job pending, not beside the reply to its old request', async () => {
-    server = await startOfflineServer();
-    const dir = await tempDir();
-    const out = join(dir, 'out');
     const jobs = [1, 2, 3].map(job);
-    const file = await writeJobs(dir, jobs);
-    const client = new OpenAI({ apiKey: 'test', baseURL: server.url, maxRetries: 0 });
-    const options = (onEvent: RunOptions['onEvent'] = () => {}): RunOptions => ({
-      outDir: out, client, prices: createPriceBook(), concurrency: 1, maxAttempts: 2, timeoutMs: 10_000, files: [file], onEvent,
-    });
-    expect((await runJobs(await fromFile(file), options())).ok).toBe(3);
+    const { dir, out, file, options } = await finishedFolder(jobs, 1);
 
     jobs.push(job(4));
     await writeJobs(dir, jobs);
@@ -80,18 +78,10 @@ describe('a job file that changes under a run', () => {
   });
 
   it('while the jobs to send are still being read from it stops the sending, and the views still show every answer by identity', async () => {
-    server = await startOfflineServer();
-    const dir = await tempDir();
-    const out = join(dir, 'out');
     // Long prompts: the file is read a chunk at a time, so the later jobs are read only after the change.
     const long = (n: number): Record<string, unknown> => ({ ...job(n), prompt: `Changed file question ${n} ${'padding '.repeat(500)}` });
     const jobs = [1, 2, 3].map(long);
-    const file = await writeJobs(dir, jobs);
-    const client = new OpenAI({ apiKey: 'test', baseURL: server.url, maxRetries: 0 });
-    const options = (onEvent: RunOptions['onEvent'] = () => {}): RunOptions => ({
-      outDir: out, client, prices: createPriceBook(), concurrency: 1, maxAttempts: 2, timeoutMs: 10_000, files: [file], onEvent,
-    });
-    expect((await runJobs(await fromFile(file), options())).ok).toBe(3);
+    const { server, dir, out, file, options } = await finishedFolder(jobs, 1);
 
     // 200 more to send; once the first of them is answered, a line is inserted at the top.
     for (let n = 4; n <= 203; n++) jobs.push(long(n));
