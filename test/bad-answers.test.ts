@@ -2,13 +2,12 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Clock } from '../src/common/clock.js';
 import { createPriceBook } from '../src/cost/prices.js';
 import { loadJobs } from '../src/jobs/load.js';
 import type { RunSummary } from '../src/run/options.js';
 import { runJobs } from '../src/run/run.js';
 import { startOfflineServer, type FaultRule, type OfflineServer } from '../src/server/server.js';
-import { journalLines, tempDir, writeJobs } from './helpers.js';
+import { fakeClock, journalLines, tempDir, writeJobs } from './helpers.js';
 
 let server: OfflineServer | undefined;
 afterEach(async () => {
@@ -16,16 +15,6 @@ afterEach(async () => {
   server = undefined;
 });
 
-/** A clock whose retry waits return at once. */
-function instantClock(): Clock {
-  let now = Date.parse('2026-12-01T00:00:00Z');
-  return {
-    now: () => now,
-    sleep: async (ms) => {
-      now += ms;
-    },
-  };
-}
 
 /** Runs `jobs` against a server with `faults`, 3 attempts each; returns the summary, the job records and the output folder. */
 async function runWith(faults: FaultRule[], jobs: object[], timeoutMs = 10_000): Promise<{ summary: RunSummary; records: Record<string, unknown>[]; out: string }> {
@@ -37,7 +26,7 @@ async function runWith(faults: FaultRule[], jobs: object[], timeoutMs = 10_000):
   const out = join(dir, 'out');
   const client = new OpenAI({ apiKey: 'offline', baseURL: server.url, maxRetries: 0, timeout: timeoutMs });
   const summary = await runJobs(loaded.jobs, {
-    outDir: out, client, prices: createPriceBook(), concurrency: 1, maxAttempts: 3, timeoutMs, files: [file], clock: instantClock(),
+    outDir: out, client, prices: createPriceBook(), concurrency: 1, maxAttempts: 3, timeoutMs, files: [file], clock: fakeClock(),
   });
   const records = (await journalLines(out)).filter((line) => line.type === 'job');
   return { summary, records, out };

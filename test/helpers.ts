@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'csv-parse/sync';
 import { afterEach } from 'vitest';
 import { runMain, type CliIO } from '../src/cli/main.js';
+import type { Clock } from '../src/common/clock.js';
 import { startOfflineServer, type OfflineServer, type OfflineServerOptions } from '../src/server/server.js';
 
 /** A fresh temporary folder. */
@@ -137,3 +138,17 @@ export function offlineServerPerTest(apiKey: string): {
   };
 }
 
+
+/** A clock whose sleeps return at once and are remembered, so waits are asserted without waiting. */
+export function fakeClock(): Clock & { sleeps: number[] } {
+  let now = Date.parse('2026-12-01T00:00:00Z');
+  const sleeps: number[] = [];
+  return {
+    sleeps,
+    now: () => now,
+    sleep: async (ms) => {
+      sleeps.push(ms);
+      now += ms;
+    },
+  };
+}

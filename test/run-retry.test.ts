@@ -7,7 +7,7 @@ import { createPriceBook } from '../src/cost/prices.js';
 import type { RunEvent } from '../src/run/options.js';
 import { runJobs } from '../src/run/run.js';
 import { startOfflineServer, type OfflineServer } from '../src/server/server.js';
-import { tempDir, waitFor, writeJobs } from './helpers.js';
+import { fakeClock, tempDir, waitFor, writeJobs } from './helpers.js';
 
 let server: OfflineServer | undefined;
 afterEach(async () => {
@@ -15,19 +15,6 @@ afterEach(async () => {
   server = undefined;
 });
 
-/** A clock whose sleeps return at once and are remembered, so waits are asserted without waiting. */
-function fakeClock(): Clock & { sleeps: number[] } {
-  let now = Date.parse('2026-11-28T00:00:00Z');
-  const sleeps: number[] = [];
-  return {
-    sleeps,
-    now: () => now,
-    sleep: async (ms) => {
-      sleeps.push(ms);
-      now += ms;
-    },
-  };
-}
 
 async function setup(jobCount: number) {
   const dir = await tempDir();

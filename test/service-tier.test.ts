@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
 import { resolveRunFlags } from '../src/cli/run.js';
-import type { Clock } from '../src/common/clock.js';
 import { costOf } from '../src/cost/cost.js';
 import { createPriceBook } from '../src/cost/prices.js';
 import type { Usage } from '../src/common/types.js';
@@ -12,7 +11,7 @@ import { scanJobRecord } from '../src/output/journal-index.js';
 import { RESULT_COLUMNS } from '../src/output/results.js';
 import type { RunEvent } from '../src/run/options.js';
 import { runJobs } from '../src/run/run.js';
-import { cli, journalLines, offlineServerPerTest, readCsv, tempDir, writeJobs } from './helpers.js';
+import { cli, fakeClock, journalLines, offlineServerPerTest, readCsv, tempDir, writeJobs } from './helpers.js';
 
 const KEY = 'sk-test-service-tier-1234567890';
 const offline = offlineServerPerTest(KEY);
@@ -27,19 +26,6 @@ async function jobFile(jobs: Record<string, unknown>[]): Promise<{ dir: string; 
   return { dir, file: await writeJobs(dir, jobs), out: join(dir, 'out') };
 }
 
-/** A clock whose sleeps return at once and are remembered. */
-function fakeClock(): Clock & { sleeps: number[] } {
-  let now = Date.parse('2026-12-01T00:00:00Z');
-  const sleeps: number[] = [];
-  return {
-    sleeps,
-    now: () => now,
-    sleep: async (ms) => {
-      sleeps.push(ms);
-      now += ms;
-    },
-  };
-}
 
 describe('the service tier of a request', () => {
   it('is sent as --service-tier says, a job field taking precedence, and left out when neither gives one', async () => {
