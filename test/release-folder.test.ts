@@ -48,7 +48,7 @@ async function copyFixture(): Promise<string> {
 const fixtureJournal = async (): Promise<JournalRecord[]> => parseLines(await readFile(join(FIXTURE, 'output', 'journal.jsonl'), 'utf8'));
 /** The release's results.csv rows, with the columns added since at the end: 0.1.0 recorded no service tier. */
 const fixtureResults = async (): Promise<Record<string, string>[]> =>
-  (await readCsv(join(FIXTURE, 'output', 'results.csv'))).map((row) => ({ ...row, service_tier: '' }));
+  (await readCsv(join(FIXTURE, 'output', 'results.csv'))).map((row) => ({ ...row, service_tier: '', batch_id: '' }));
 
 /**
  * Runs the command that wrote the folder, in the copy, and returns its exit status and the job records it appended

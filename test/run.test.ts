@@ -49,7 +49,7 @@ describe('nightshift run', () => {
     expect(Object.keys(results[0]!)).toEqual([
       'id', 'kind', 'model', 'status', 'attempts', 'output', 'finish_reason', 'error', 'input_tokens',
       'cached_input_tokens', 'output_tokens', 'reasoning_tokens', 'total_tokens', 'images', 'cost_usd',
-      'latency_ms', 'request_id', 'source', 'tags', 'service_tier',
+      'latency_ms', 'request_id', 'source', 'tags', 'service_tier', 'batch_id',
     ]);
     expect(results.map((row) => row.id)).toEqual(['q1', 'q2', 'q3', 'multi']);
     for (const row of results) {

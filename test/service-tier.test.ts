@@ -65,9 +65,9 @@ describe('the service tier of a request', () => {
       { id: 'none', model: FLEX_MODEL, prompt: 'No tier asked' },
     ]);
     expect((await cli(['run', file, '--quiet', '--out', out], { env })).code).toBe(0);
-    expect(RESULT_COLUMNS.at(-1)).toBe('service_tier');
+    expect(RESULT_COLUMNS.at(-2)).toBe('service_tier');
     const header = (await readFile(join(out, 'results.csv'), 'utf8')).split('\n')[0]!.split(',');
-    expect(header.at(-1)).toBe('service_tier');
+    expect(header.at(-2)).toBe('service_tier');
     const rows = await readCsv(join(out, 'results.csv'));
     expect(rows.map((row) => [row.id, row.service_tier])).toEqual([
       ['flex', 'flex'],

@@ -2,7 +2,28 @@ import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NightshiftError } from '../common/errors.js';
 import { describeFileSystemError, isFileSystemError } from '../common/fs-errors.js';
-import type { Endpoint } from '../common/types.js';
+import type { Endpoint, JobKind } from '../common/types.js';
+import type { CostOptions } from '../cost/cost.js';
+
+/**
+ * One entry of a part's id list: the job a custom_id stands for, with its full request fingerprint (the custom_id
+ * holds only a tag of it) and what collecting its answer needs of the job without reading the job files again:
+ * what its journal record shares, where its images go, how many it asked for and what prices it.
+ */
+export interface PartEntry {
+  custom_id: string;
+  id: string;
+  fingerprint: string;
+  kind: JobKind;
+  tags: string[];
+  source: { file: string; line: number };
+  /** Image jobs: the file name pattern of their images. */
+  output?: string;
+  /** Images asked for (image jobs), choices (chat). */
+  n: number;
+  /** What the job's price depends on besides usage and model: image size and quality, the tier asked. */
+  cost: CostOptions;
+}
 
 /** A Batch API input file written, and what it holds. */
 export interface BatchPart {
@@ -10,10 +31,7 @@ export interface BatchPart {
   number: number;
   /** The input file: one Batch API request a line (`requestLine` in `lines.ts`). */
   file: string;
-  /**
-   * The id list: line for line with `file`, `{custom_id, id, fingerprint}`, the job and full request fingerprint
-   * each custom_id stands for (the custom_id holds only a tag of it, and a digest of an id too long to show).
-   */
+  /** The id list: line for line with `file`, a {@link PartEntry} for each request. */
   ids: string;
   endpoint: Endpoint;
   model: string;
@@ -59,7 +77,7 @@ export class PartFile {
   }
 
   /** Appends one request line (`text`, without its newline, `bytes` long with it) and its id list entry. */
-  async add(text: string, bytes: number, entry: { custom_id: string; id: string; fingerprint: string }): Promise<void> {
+  async add(text: string, bytes: number, entry: PartEntry): Promise<void> {
     this.requests += 1;
     this.bytes += bytes;
     if (this.requests === 1) this.#first = entry.custom_id;

@@ -3,9 +3,10 @@ import { IdTable } from '../common/id-table.js';
 import type { Job } from '../common/types.js';
 import { fingerprint } from '../jobs/fingerprint.js';
 import { requestLine } from './lines.js';
-import { PartFile, type BatchPart } from './part-file.js';
+import { costOptionsOf } from '../cost/cost.js';
+import { PartFile, type BatchPart, type PartEntry } from './part-file.js';
 
-export type { BatchPart } from './part-file.js';
+export type { BatchPart, PartEntry } from './part-file.js';
 
 /** The most requests the Batch API takes in one input file. */
 export const BATCH_MAX_REQUESTS = 50_000;
@@ -85,7 +86,7 @@ export async function writeParts(jobs: AsyncIterable<Job | { position: number; j
         part = await PartFile.create(dir, ++started, job.endpoint, job.model);
         open.set(group, part);
       }
-      await part.add(text, bytes, { custom_id: line.custom_id, id: job.id, fingerprint: fp });
+      await part.add(text, bytes, partEntry(job, line.custom_id, fp));
       // A part that can take no more is finished now, not when its model's next job comes, which may be never.
       if (part.requests === maxRequests || part.bytes === maxBytes) {
         open.delete(group);
@@ -99,6 +100,23 @@ export async function writeParts(jobs: AsyncIterable<Job | { position: number; j
     await Promise.all([...open.values()].map((part) => part.abandon()));
   }
   return done.sort((a, b) => a.number - b.number);
+}
+
+/** What a part's id list keeps of `job` (see {@link PartEntry}). */
+export function partEntry(job: Job, customId: string, fp: string): PartEntry {
+  const { file, line } = job.source;
+  const { n } = job.body;
+  return {
+    custom_id: customId,
+    id: job.id,
+    fingerprint: fp,
+    kind: job.kind,
+    tags: job.tags,
+    source: { file, line },
+    ...(job.output !== undefined ? { output: job.output } : {}),
+    n: typeof n === 'number' ? n : 1,
+    cost: costOptionsOf(job),
+  };
 }
 
 function lineTooLarge(job: Job, bytes: number, maxBytes: number): NightshiftError {

@@ -324,7 +324,7 @@ const JOB_LINE = new RegExp(
   `\\{"type":"job","id":(${STRING}),"fingerprint":"([0-9a-f]{64})","kind":${STRING},"model":${STRING},"tags":${LIST_OF(STRING)},` +
     `"source":${STRING},"state":(${STRING}),"attempts":(${COUNT}),"output":${STRING},"files":\\[((?:${FILE}(?:,${FILE})*)?)\\]` +
     `(?:,"finishReason":${STRING})?(?:,"error":${STRING})?(?:,"status":${NUMBER})?,"usage":${OBJECT_OF_COUNTS},"costUsd":(${COUNT}|null),` +
-    `"latencyMs":${COUNT}(?:,"requestId":${STRING})?(?:,"serviceTier":${STRING})?,"startedAt":${STRING},"finishedAt":${STRING}(?:,"origin":(${STRING}))?\\}`,
+    `"latencyMs":${COUNT}(?:,"requestId":${STRING})?(?:,"serviceTier":${STRING})?(?:,"batchId":${STRING})?,"startedAt":${STRING},"finishedAt":${STRING}(?:,"origin":(${STRING}))?\\}`,
   'y',
 );
 

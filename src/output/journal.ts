@@ -54,6 +54,8 @@ export interface JobRecord {
    * server reported none, and in journals written before nightshift knew tiers.
    */
   serviceTier?: string;
+  /** The Batch API batch that answered the job (`batch_...`); absent for live answers. */
+  batchId?: string;
   startedAt: string;
   finishedAt: string;
   /**
@@ -185,7 +187,7 @@ export function isJobRecord(value: unknown): value is JobRecord {
     files.every(isProducedFile) &&
     isObject(usage) &&
     Object.values(usage).every(isCount) &&
-    (['finishReason', 'error', 'requestId', 'serviceTier', 'origin'] as const).every((name) => value[name] === undefined || typeof value[name] === 'string') &&
+    (['finishReason', 'error', 'requestId', 'serviceTier', 'batchId', 'origin'] as const).every((name) => value[name] === undefined || typeof value[name] === 'string') &&
     (value.status === undefined || isNumber(value.status))
   );
 }

@@ -27,6 +27,7 @@ export const RESULT_COLUMNS = [
   'tags',
   // Columns added after 0.1.0 come last, so that scripts reading its files by position keep working.
   'service_tier',
+  'batch_id',
 ] as const;
 
 /**
@@ -95,6 +96,7 @@ function resultOf(job: ResultJob, record: JobRecord | undefined): ResultRow {
     source: job.source,
     tags: job.tags,
     service_tier: record?.serviceTier ?? null,
+    batch_id: record?.batchId ?? null,
   };
 }
 

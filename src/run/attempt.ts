@@ -4,6 +4,7 @@ import { sumUsage, zeroUsage, type Job, type Usage } from '../common/types.js';
 import { BadAnswerError } from './answer.js';
 import { costOf, costOptionsOf } from '../cost/cost.js';
 import { ImageSaveError } from '../output/images.js';
+import { jobRecord, type Outcome } from '../output/job-record.js';
 import { OFFLINE_ORIGIN, offlineOrigin, type JobRecord, type JobState } from '../output/journal.js';
 import { executeJob, type AttemptResult } from './execute.js';
 import type { RunEvent, RunOptions, StopReason } from './options.js';
@@ -32,14 +33,9 @@ export interface AttemptContext {
   heldBack(job: Job): boolean;
 }
 
-/** A job's outcome as the journal records it, less what every record of the job shares (see {@link jobRecord}). */
-type Outcome = Pick<JobRecord, 'state' | 'usage' | 'costUsd'> &
-  Partial<Pick<JobRecord, 'output' | 'files' | 'finishReason' | 'error' | 'status' | 'requestId' | 'serviceTier' | 'origin'>>;
-
 /** When the job started and how many attempts it took; latency counts from `latencyFrom`. */
 interface Timing {
   attempts: number;
-  startedAt: number;
   latencyFrom: number;
 }
 
@@ -50,8 +46,10 @@ interface Timing {
 export async function attemptJob(job: Job, fp: string, run: AttemptContext, record: (record: JobRecord) => Promise<void>): Promise<number | undefined> {
   const { options, clock, rates } = run;
   const startedAt = clock.now();
-  const finish = (timing: Omit<Timing, 'startedAt'>, outcome: Outcome): Promise<void> =>
-    record(jobRecord(job, fp, { ...timing, startedAt }, outcome, clock, options.origin));
+  const finish = ({ attempts, latencyFrom }: Timing, outcome: Outcome): Promise<void> => {
+    const finishedAt = clock.now();
+    return record(jobRecord(job, fp, { attempts, startedAt, finishedAt, latencyMs: finishedAt - latencyFrom }, outcome, options.origin));
+  };
   // Counted only when a token limit applies, and once for all attempts.
   let tokens: number | undefined;
   const countTokens = (): number => (tokens ??= requestTokens(job));
@@ -145,37 +143,6 @@ async function failUnsaved(job: Job, run: AttemptContext, error: ImageSaveError,
     run.stop('output', `Stopping: images cannot be written in ${run.options.outDir} (${cause}). Fix the folder (space, permissions, what is in the way), then run the same command again.`);
   }
   return costUsd ?? undefined;
-}
-
-/** The one place a job's journal record is built: what every record of the job shares, then its outcome. */
-function jobRecord(job: Job, fp: string, timing: Timing, outcome: Outcome, clock: Clock, origin: string | undefined): JobRecord {
-  const { finishReason, error, status, requestId, serviceTier } = outcome;
-  return {
-    type: 'job',
-    id: job.id,
-    fingerprint: fp,
-    kind: job.kind,
-    model: job.model,
-    tags: job.tags,
-    source: `${job.source.file}:${job.source.line}`,
-    state: outcome.state,
-    attempts: timing.attempts,
-    output: outcome.output ?? '',
-    files: outcome.files ?? [],
-    // Absent rather than undefined: the journal's lines stay as they were.
-    ...(finishReason ? { finishReason } : {}),
-    ...(error !== undefined ? { error } : {}),
-    ...(status !== undefined ? { status } : {}),
-    usage: outcome.usage,
-    costUsd: outcome.costUsd,
-    latencyMs: clock.now() - timing.latencyFrom,
-    ...(requestId ? { requestId } : {}),
-    ...(serviceTier ? { serviceTier } : {}),
-    startedAt: new Date(timing.startedAt).toISOString(),
-    finishedAt: new Date(clock.now()).toISOString(),
-    // Last: the layout the journal's index reads (`output/journal-index.ts`).
-    ...(outcome.origin ?? origin ? { origin: outcome.origin ?? origin } : {}),
-  };
 }
 
 /** How long one request of `job` may take: flex requests queue, and get `flexTimeoutMs`. */

@@ -6,7 +6,8 @@ import type { ProducedFile } from '../output/journal.js';
 import { saveImages, type BilledAnswer, type SaveContext } from '../output/images.js';
 import { OFFLINE_ANSWER_HEADER } from '../common/offline-answer.js';
 import { zeroUsage, type Job, type Usage } from '../common/types.js';
-import { answerImages, BadAnswerError, chatChoices, parseAnswer, tokenCount } from './answer.js';
+import { AnswerProblem, readChatAnswer, readImageAnswer } from '../output/answer.js';
+import { badAnswer, parseAnswer } from './answer.js';
 
 /** What one successful attempt produced. */
 export interface AttemptResult {
@@ -43,30 +44,18 @@ export async function executeJob(job: Job, context: ExecuteContext): Promise<Att
   const requestId = response.headers.get('x-request-id');
   const offline = response.headers.get(OFFLINE_ANSWER_HEADER) === '1';
   const billed = { ...(requestId ? { requestId: redact(requestId) } : {}), headers: response.headers };
-  if (job.endpoint === '/v1/chat/completions') {
-    const usage = chatUsage(data.usage);
-    const choices = billedAnyway(usage, () => chatChoices(response, data));
-    const texts = choices.map((choice) => redact(choice.text));
-    // Several choices (n > 1) are kept apart as a JSON array so they can be split again without guessing.
-    const output = texts.length === 1 ? (texts[0] ?? '') : JSON.stringify(texts);
-    const finishReason = redact(choices.map((choice) => choice.finishReason ?? '').join(';'));
-    const serviceTier = typeof data.service_tier === 'string' && data.service_tier ? redact(data.service_tier) : undefined;
-    return {
-      output,
-      files: [],
-      ...(finishReason ? { finishReason } : {}),
-      usage: usage ?? zeroUsage(),
-      usageReported: usage !== undefined,
-      ...(serviceTier ? { serviceTier } : {}),
-      ...billed,
-      offline,
-    };
+  try {
+    if (job.endpoint === '/v1/chat/completions') {
+      const { usage, ...answer } = readChatAnswer(data, redact);
+      return { ...answer, files: [], usage: usage ?? zeroUsage(), usageReported: usage !== undefined, ...billed, offline };
+    }
+    const { items, usage } = readImageAnswer(data, typeof job.body.n === 'number' ? job.body.n : 1);
+    const answer: BilledAnswer = { usage, ...billed };
+    const files = await saveImages(job, items, answer, context);
+    return { output: '', files, ...answer, usageReported: true, offline };
+  } catch (error) {
+    throw error instanceof AnswerProblem ? badAnswer(response, error) : error;
   }
-  const reported = typeof data.usage === 'object' && data.usage !== null ? imageUsage(data.usage, 0) : undefined;
-  const items = billedAnyway(reported, () => answerImages(response, data, typeof job.body.n === 'number' ? job.body.n : 1));
-  const answer: BilledAnswer = { usage: imageUsage(data.usage, items.length), ...billed };
-  const files = await saveImages(job, items, answer, context);
-  return { output: '', files, ...answer, usageReported: true, offline };
 }
 
 /**
@@ -104,49 +93,4 @@ async function fetchAnswer(job: Job, context: ExecuteContext): Promise<{ respons
     clearTimeout(timer);
     context.signal?.removeEventListener('abort', abort);
   }
-}
-
-/** Runs a check of an answer that reported `usage`: an answer it refuses carries that usage, since it was billed. */
-function billedAnyway<T>(usage: Usage | undefined, check: () => T): T {
-  try {
-    return check();
-  } catch (error) {
-    if (error instanceof BadAnswerError && usage !== undefined) error.usage = usage;
-    throw error;
-  }
-}
-
-/** A chat answer's usage, or undefined when it has none, or none that reads as token counts: its cost is then unknown. */
-function chatUsage(reported: unknown): Usage | undefined {
-  if (typeof reported !== 'object' || reported === null) return undefined;
-  const data = reported as Record<string, unknown>;
-  const input = tokenCount(data.prompt_tokens);
-  const output = tokenCount(data.completion_tokens);
-  if (input === undefined || output === undefined) return undefined;
-  const inputDetails = data.prompt_tokens_details as Record<string, unknown> | null | undefined;
-  const outputDetails = data.completion_tokens_details as Record<string, unknown> | null | undefined;
-  const usage = zeroUsage();
-  usage.input_tokens = input;
-  usage.cached_input_tokens = tokenCount(inputDetails?.cached_tokens) ?? 0;
-  usage.output_tokens = output;
-  usage.reasoning_tokens = tokenCount(outputDetails?.reasoning_tokens) ?? 0;
-  usage.total_tokens = tokenCount(data.total_tokens) ?? input + output;
-  return usage;
-}
-
-function imageUsage(reported: unknown, images: number): Usage {
-  const usage = zeroUsage();
-  usage.images = images;
-  if (typeof reported !== 'object' || reported === null) return usage;
-  const data = reported as Record<string, unknown>;
-  const details = data.input_tokens_details as Record<string, unknown> | null | undefined;
-  const outputDetails = data.output_tokens_details as Record<string, unknown> | null | undefined;
-  usage.input_tokens = tokenCount(data.input_tokens) ?? 0;
-  usage.cached_input_tokens = tokenCount(details?.cached_tokens) ?? 0;
-  usage.input_image_tokens = tokenCount(details?.image_tokens) ?? 0;
-  usage.output_tokens = tokenCount(data.output_tokens) ?? 0;
-  // Without a breakdown, an image model's output is the image itself.
-  usage.output_image_tokens = tokenCount(outputDetails?.image_tokens) ?? usage.output_tokens;
-  usage.total_tokens = tokenCount(data.total_tokens) ?? usage.input_tokens + usage.output_tokens;
-  return usage;
 }
