@@ -38,6 +38,8 @@ const BY_STOP_REASON: Readonly<Record<StopReason, ExitStatus>> = {
   interrupted: EXIT.interrupted,
   aborted: EXIT.interrupted,
   output: EXIT.outputUnusable,
+  // A Batch API call failed after its retries (the network, the API): what was submitted is on record.
+  api: EXIT.stopped,
 };
 
 /** The status for an error that ended a command: by its code for a `NightshiftError`; anything else is a bug. */

@@ -110,6 +110,29 @@ export const FLAGS = {
     range: { whole: true, min: 1, max: 100_000_000_000 },
     description: 'Tokens per minute to stay under, counting prompt + max output (default: learned like --rpm)',
   },
+  batch: {
+    type: 'boolean',
+    default: false,
+    description: 'Send the jobs through the Batch API (half price, results within 24 h); run the same command again to collect',
+  },
+  wait: { type: 'boolean', default: false, description: 'With --batch: poll until every batch has ended, collect, and send again what needs it' },
+  'poll-interval': {
+    type: 'number',
+    default: 60,
+    range: { whole: false, min: 0.01 },
+    description: 'With --batch --wait: seconds between two polls of the batches',
+  },
+  'keep-files': { type: 'boolean', default: false, description: 'With --batch: keep the input, output and error files on the account after collecting' },
+  'batch-max-requests': {
+    type: 'number',
+    range: { whole: true, min: 1, max: 50_000 },
+    description: 'With --batch: requests per batch at most (default and API limit 50,000)',
+  },
+  'batch-max-bytes': {
+    type: 'number',
+    range: { whole: true, min: 1, max: 200_000_000 },
+    description: 'With --batch: bytes per batch input file at most (default 200,000,000, the API limit)',
+  },
   csv: { type: 'string', description: 'Also write the table to this CSV file' },
   'expected-output': {
     type: 'number',

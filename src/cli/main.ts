@@ -6,6 +6,7 @@ import { estimateCommand } from './estimate.js';
 import { bugReport, EXIT, exitStatusOfError } from './exit.js';
 import type { CliIO } from './io.js';
 import { reportCommand } from './report.js';
+import { cancelCommand, statusCommand } from './batches.js';
 import { runCommand } from './run.js';
 import { serveCommand } from './serve.js';
 import { validateCommand } from './validate.js';
@@ -14,7 +15,7 @@ export { EXIT } from './exit.js';
 export type { CliIO } from './io.js';
 
 /** The commands, in `--help` order. */
-const COMMANDS: readonly Command[] = [runCommand, validateCommand, estimateCommand, reportCommand, serveCommand];
+const COMMANDS: readonly Command[] = [runCommand, validateCommand, estimateCommand, reportCommand, statusCommand, cancelCommand, serveCommand];
 
 /**
  * Runs the CLI on `args` (without `node` and the script) and returns the exit status.
@@ -36,7 +37,7 @@ export async function runMain(args: string[], io: CliIO): Promise<number> {
     );
   }
   parser = parser
-    .demandCommand(1, 'Name a command: run, validate, estimate, report or serve')
+    .demandCommand(1, 'Name a command: run, validate, estimate, report, status, cancel or serve')
     .strict()
     .exitProcess(false)
     .help()

@@ -18,6 +18,7 @@ import type { CliIO } from './io.js';
 import { jobDefaults, loadOrExplain } from './load-jobs.js';
 import { loadPrices } from './load-prices.js';
 import { formatSummary, Progress } from './progress.js';
+import { runBatchFromFlags } from './batch.js';
 
 const SPEC = {
   usage: 'run <files..>',
@@ -42,6 +43,12 @@ const SPEC = {
     'grace',
     'rpm',
     'tpm',
+    'batch',
+    'wait',
+    'poll-interval',
+    'keep-files',
+    'batch-max-requests',
+    'batch-max-bytes',
   ],
 } as const satisfies CommandSpec;
 
@@ -62,12 +69,25 @@ export interface RunFlags extends EngineFlags {
   quiet: boolean;
   progressIntervalSeconds: number;
   graceMs: number;
+  /** `--batch` and the flags that go with it: the jobs go through the Batch API. */
+  batch?: BatchFlags;
+}
+
+/** How `run --batch` submits, waits and cleans up. */
+export interface BatchFlags {
+  wait: boolean;
+  pollIntervalMs: number;
+  keepFiles: boolean;
+  maxRequests?: number;
+  maxBytes?: number;
 }
 
 /** Checks `run`'s flags eagerly, naming the bad value, before any file is read. */
 export function resolveRunFlags(argv: Record<string, unknown>): RunFlags {
   const { args: files, flags } = resolveCommand(SPEC, argv);
   if (flags['only-failed'] && flags.fresh) throw usageError('--only-failed and --fresh contradict each other: a fresh run has no failures to rerun');
+  const batchOnly = (['wait', 'keep-files', 'batch-max-requests', 'batch-max-bytes'] as const).filter((name) => flags[name] !== undefined && flags[name] !== false);
+  if (!flags.batch && batchOnly.length > 0) throw usageError(`--${batchOnly[0]} goes with --batch`);
   return {
     files,
     // Offline answers are not real ones: by default they never share a folder with a real run's results.
@@ -89,6 +109,17 @@ export function resolveRunFlags(argv: Record<string, unknown>): RunFlags {
     quiet: flags.quiet,
     progressIntervalSeconds: flags['progress-interval'],
     graceMs: Math.round(flags.grace * 1000),
+    ...(flags.batch
+      ? {
+          batch: {
+            wait: flags.wait,
+            pollIntervalMs: Math.round(flags['poll-interval'] * 1000),
+            keepFiles: flags['keep-files'],
+            ...(flags['batch-max-requests'] !== undefined ? { maxRequests: flags['batch-max-requests'] } : {}),
+            ...(flags['batch-max-bytes'] !== undefined ? { maxBytes: flags['batch-max-bytes'] } : {}),
+          },
+        }
+      : {}),
   };
 }
 
@@ -133,7 +164,7 @@ function engineOptions(flags: RunFlags, { client, prices, budget, onEvent }: Eng
  * A budget can only be kept for jobs whose worst case is known: refuse, before anything is sent, when a
  * model has no price. Each job's worst case is worked out as it is about to be sent.
  */
-function budgetFor(models: ReadonlySet<string>, prices: PriceBook, limitUsd: number): NonNullable<RunOptions['budget']> {
+function budgetFor(models: ReadonlySet<string>, prices: PriceBook, limitUsd: number, batch: boolean): NonNullable<RunOptions['budget']> {
   // The runner checks each job to send too: an image size or quality can lack a price where its model has one.
   const unpriced = [...models].filter((model) => prices.priceOf(model) === undefined);
   if (unpriced.length > 0) {
@@ -142,7 +173,8 @@ function budgetFor(models: ReadonlySet<string>, prices: PriceBook, limitUsd: num
       `--budget needs a price for every model, and there is none for ${unpriced.join(', ')}. Add them with --prices FILE.`,
     );
   }
-  return { limitUsd, worstCaseUsd: (job) => worstCaseCost(job, prices) };
+  // Through the Batch API, a job costs at most its worst case at Batch rates.
+  return { limitUsd, worstCaseUsd: (job) => worstCaseCost(job, prices, { batch }) };
 }
 
 /** How to continue after a stop: the same command, without the flags that would send finished jobs again. */
@@ -169,8 +201,15 @@ async function runFromFlags(flags: RunFlags, io: CliIO): Promise<number> {
   const server = flags.offline ? await startOfflineServer({ recordRequests: false }) : undefined;
   try {
     const client = apiClient(io.env, flags.timeoutMs, server?.url);
-    const budget = flags.budgetUsd === undefined ? undefined : budgetFor(models, prices, flags.budgetUsd);
+    const budget = flags.budgetUsd === undefined ? undefined : budgetFor(models, prices, flags.budgetUsd, flags.batch !== undefined);
     if (flags.fresh) await startFresh(flags.outDir, flags.force, { origin: flags.offline ? OFFLINE_ORIGIN : apiOrigin(client.baseURL) });
+    if (flags.batch) {
+      io.onRunStart?.(flags.graceMs);
+      const { onEvent: _none, ...live } = engineOptions(flags, { client, prices, budget, onEvent: () => {} }, io);
+      // The offline server lives as long as this command: its batches are waited for, or they would be lost.
+      const wait = flags.batch.wait || flags.offline;
+      return await runBatchFromFlags(jobs, { ...live, ...flags.batch, wait, ...(flags.offline ? { pollIntervalMs: Math.min(flags.batch.pollIntervalMs, 200) } : {}) }, flags, io);
+    }
     const progress = flags.quiet ? undefined : new Progress({ write: io.stderr, isTTY: io.isTTY, intervalSeconds: flags.progressIntervalSeconds });
     // Warnings (a torn journal line, say) are printed even with --quiet.
     const onEvent = (event: RunEvent): void => {

@@ -84,6 +84,8 @@ export interface JobEstimate {
   readonly worstUsd: number | null;
   /** The expected cost at the Batch API discount. */
   readonly batchUsd: number | null;
+  /** The most it can cost through the Batch API: what a budget reserves for it in a batch. */
+  readonly worstBatchUsd: number | null;
   /** When a cost is null: what had no price, as in `Cost.missing`. */
   readonly missing: readonly string[];
   readonly notes: readonly EstimateNote[];
@@ -96,10 +98,11 @@ export function estimateJob(job: Job, book: PriceBook, options: EstimateOptions 
 
 /**
  * The most `job` can cost, to reserve against a budget before sending it; `null` when it cannot be priced.
- * A job without `max_completion_tokens` is bounded by {@link OUTPUT_DEFAULTS}' planning caps, not by the API.
+ * `batch`: sent through the Batch API, at its rates. A job without `max_completion_tokens` is bounded by {@link OUTPUT_DEFAULTS}' planning caps, not by the API.
  */
-export function worstCaseCost(job: Job, book: PriceBook): number | null {
-  return estimateJob(job, book).worstUsd;
+export function worstCaseCost(job: Job, book: PriceBook, { batch = false }: { batch?: boolean } = {}): number | null {
+  const estimate = estimateJob(job, book);
+  return batch ? estimate.worstBatchUsd : estimate.worstUsd;
 }
 
 function estimateChatJob(job: Job, book: PriceBook, options: EstimateOptions): JobEstimate {
@@ -169,7 +172,7 @@ function estimateImageJob(job: Job, book: PriceBook): JobEstimate {
   if (expectedEach === undefined || worstEach === undefined) {
     // Without a token count there is nothing to price; a model with no price at all is named alone, as costOf names it.
     const missing = book.priceOf(job.model) ? [`${job.model} image output tokens at ${quality ?? 'auto'}:${size ?? 'auto'}`] : [job.model];
-    const unknown = { expectedUsd: null, worstUsd: null, batchUsd: null, missing };
+    const unknown = { expectedUsd: null, worstUsd: null, batchUsd: null, worstBatchUsd: null, missing };
     return { ...base, expectedOutputTokens: 0, worstOutputTokens: 0, ...unknown, notes: [...notes] };
   }
   const expected = imageUsage(promptTokens, expectedEach * images, images);
@@ -183,7 +186,7 @@ function estimateImageJob(job: Job, book: PriceBook): JobEstimate {
   };
 }
 
-type Pricing = Pick<JobEstimate, 'expectedUsd' | 'worstUsd' | 'batchUsd' | 'missing'>;
+type Pricing = Pick<JobEstimate, 'expectedUsd' | 'worstUsd' | 'batchUsd' | 'worstBatchUsd' | 'missing'>;
 
 function priced(job: Job, book: PriceBook, expected: Usage, worst: Usage, options: CostOptions = {}): Pricing {
   const expectedCost = costOf(expected, job.model, book, options);
@@ -194,6 +197,7 @@ function priced(job: Job, book: PriceBook, expected: Usage, worst: Usage, option
     expectedUsd: expectedCost.usd,
     worstUsd: worstCost.usd,
     batchUsd: costOf(expected, job.model, book, { ...options, batch: true }).usd,
+    worstBatchUsd: costOf(worst, job.model, book, { ...options, batch: true }).usd,
     missing: [...new Set([...(expectedCost.missing ?? []), ...(worstCost.missing ?? [])])],
   };
 }

@@ -1,6 +1,7 @@
 import { imageFormat } from '../common/image-info.js';
 import { zeroUsage, type Usage } from '../common/types.js';
 import type { ImageItem } from './images.js';
+import type { JobState } from './journal.js';
 
 /*
  * Reading an answer's body, wherever it came from: a live response (`run/execute.ts`) or a line of a Batch API output
@@ -149,4 +150,15 @@ function imageUsage(reported: unknown, images: number): Usage {
   usage.output_image_tokens = tokenCount(outputDetails?.image_tokens) ?? usage.output_tokens;
   usage.total_tokens = tokenCount(reported.total_tokens) ?? usage.input_tokens + usage.output_tokens;
   return usage;
+}
+
+/** Finish reasons of a choice the model did not end itself: its text is cut short, or missing. */
+const CUT_OFF = new Set(['length', 'content_filter']);
+
+/**
+ * The state of an answer from its finish reasons (`;`-separated, one per choice): `incomplete` when any choice was cut
+ * off, since the reply is then not what was asked for, though it was paid for.
+ */
+export function answerState(finishReason: string | undefined): Extract<JobState, 'done' | 'incomplete'> {
+  return finishReason?.split(';').some((reason) => CUT_OFF.has(reason)) ? 'incomplete' : 'done';
 }

@@ -33,7 +33,7 @@ export const SAVED_VALIDATION = join(STATE_DIR, 'validated-jobs.bin');
 export const MOVES_INTENT = join(STATE_DIR, 'moves.json');
 
 /** What planning and budgeting read of the journal index; only {@link OutputFolder.record} adds to it. */
-export type JournalView = Pick<JournalIndex, 'answerOf' | 'currentOf' | 'setAsideOf' | 'spentUsd' | 'warnings'>;
+export type JournalView = Pick<JournalIndex, 'answerOf' | 'current' | 'currentOf' | 'setAsideOf' | 'spentUsd' | 'warnings'>;
 
 /**
  * An output folder, held by one process at a time: its journal (the truth), the views rebuilt from it
@@ -56,6 +56,8 @@ export interface OutputFolder {
    * rejects with `E_OUTPUT` when the journal cannot be written, and from then on every record does.
    */
   record(job: Job, record: JobRecord): Promise<void>;
+  /** Like {@link record}, for an outcome collected without its job in hand (a batch's line): no live results row. */
+  collect(record: JobRecord): Promise<void>;
   /**
    * Rewrites results.csv, results.jsonl and usage.csv from the journal, a row for every job of `source` (its own
    * outcome, matched by id and request); returns the totals, and whether the job files no longer hold the jobs
@@ -140,13 +142,21 @@ class Folder implements OutputFolder {
   }
 
   record(job: Job, record: JobRecord): Promise<void> {
+    return this.append(record, job);
+  }
+
+  collect(record: JobRecord): Promise<void> {
+    return this.append(record);
+  }
+
+  private append(record: JobRecord, job?: Job): Promise<void> {
     return this.journal.append(record).then(
       (location) => {
         this.index.take(indexedJob(record, location));
-        this.results?.write(resultLine(job, record));
+        if (job) this.results?.write(resultLine(job, record));
       },
       (error: unknown) => {
-        throw new NightshiftError('E_OUTPUT', `Cannot write the journal in ${this.dir}: ${messageOf(error)}`, { jobId: job.id }, { cause: error });
+        throw new NightshiftError('E_OUTPUT', `Cannot write the journal in ${this.dir}: ${messageOf(error)}`, { jobId: record.id }, { cause: error });
       },
     );
   }

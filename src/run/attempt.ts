@@ -4,8 +4,9 @@ import { sumUsage, zeroUsage, type Job, type Usage } from '../common/types.js';
 import { BadAnswerError } from './answer.js';
 import { costOf, costOptionsOf } from '../cost/cost.js';
 import { ImageSaveError } from '../output/images.js';
+import { answerState } from '../output/answer.js';
 import { jobRecord, type Outcome } from '../output/job-record.js';
-import { OFFLINE_ORIGIN, offlineOrigin, type JobRecord, type JobState } from '../output/journal.js';
+import { OFFLINE_ORIGIN, offlineOrigin, type JobRecord } from '../output/journal.js';
 import { executeJob, type AttemptResult } from './execute.js';
 import type { RunEvent, RunOptions, StopReason } from './options.js';
 import type { RateScheduler } from './rate-limit.js';
@@ -148,17 +149,6 @@ async function failUnsaved(job: Job, run: AttemptContext, error: ImageSaveError,
 /** How long one request of `job` may take: flex requests queue, and get `flexTimeoutMs`. */
 const timeoutOf = (job: Job, options: RunOptions): number =>
   job.body.service_tier === 'flex' ? (options.flexTimeoutMs ?? options.timeoutMs) : options.timeoutMs;
-
-/** Finish reasons of a choice the model did not end itself: its text is cut short, or missing. */
-const CUT_OFF = new Set(['length', 'content_filter']);
-
-/**
- * The state of an answer from its finish reasons (`;`-separated, one per choice): `incomplete` when any choice was cut
- * off, since the reply is then not what was asked for, though it was paid for.
- */
-export function answerState(finishReason: string | undefined): Extract<JobState, 'done' | 'incomplete'> {
-  return finishReason?.split(';').some((reason) => CUT_OFF.has(reason)) ? 'incomplete' : 'done';
-}
 
 /** The API says the model does not exist, or that the key cannot use it: every job of it would fail the same way. */
 const isModelNotFound = (error: AttemptError): boolean => error.status === 404 && error.code === 'model_not_found';

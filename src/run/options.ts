@@ -7,7 +7,7 @@ import type { PlanMode } from './decide.js';
 import type { AttemptError } from './retry.js';
 
 /** Why a run ended before every job had an outcome. */
-export type StopReason = 'quota' | 'unauthorized' | 'budget' | 'interrupted' | 'aborted' | 'output';
+export type StopReason = 'quota' | 'unauthorized' | 'budget' | 'interrupted' | 'aborted' | 'output' | 'api';
 
 /** Progress and diagnostics, for the CLI's progress display. */
 export type RunEvent =

@@ -1,0 +1,462 @@
+import { randomBytes } from 'node:crypto';
+import { rm, rmdir } from 'node:fs/promises';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import { systemClock, type Clock } from '../common/clock.js';
+import { NightshiftError } from '../common/errors.js';
+import type { Job } from '../common/types.js';
+import { jobsInMemory, type JobSource } from '../jobs/source.js';
+import { openOutputFolder, type OutputFolder } from '../output/folder.js';
+import { apiOrigin, OFFLINE_ORIGIN } from '../output/journal.js';
+import { countPlan, jobsToSend, planJobs, type ToSend } from '../run/plan.js';
+import type { RunOptions, RunSummary, StopReason } from '../run/options.js';
+import { BatchApi, BatchApiError, PART_METADATA, type Batch } from './api.js';
+import { collectBatch } from './collect.js';
+import { isOpen, Ledger, PARTS_DIR, type PartState } from './ledger.js';
+import { writeParts, type BatchPart } from './parts.js';
+import { customIdOf } from './lines.js';
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+
+/** Statuses after which a batch changes no more: its files are final. */
+export const ENDED = new Set(['completed', 'failed', 'expired', 'cancelled']);
+
+/** How one batch stands, for the progress display and `status`. */
+export interface BatchView {
+  part: string;
+  batchId?: string;
+  model: string;
+  endpoint: string;
+  requests: number;
+  status: string;
+  completed: number;
+  failed: number;
+  createdAt?: number;
+  expiresAt?: number;
+}
+
+export type BatchEvent =
+  | { type: 'batch-submitted'; batch: BatchView }
+  | { type: 'batch-status'; batch: BatchView }
+  | { type: 'batch-collected'; batch: BatchView; done: number; failed: number; again: number }
+  | { type: 'batch-waiting'; part: string; model: string; reason: string };
+
+/** Everything `runBatch` needs: a live run's options, and how to split, wait for and clean up batches. */
+export interface BatchRunOptions extends Omit<RunOptions, 'onEvent' | 'concurrency' | 'rpm' | 'tpm'> {
+  /** Poll until every batch has ended and is collected (and what must be sent again is sent and collected). */
+  wait: boolean;
+  /** Between two polls, in milliseconds. */
+  pollIntervalMs: number;
+  /** Leave the input, output and error files on the account after collecting. @default false */
+  keepFiles?: boolean;
+  maxRequests?: number;
+  maxBytes?: number;
+  onEvent?: (event: Parameters<NonNullable<RunOptions['onEvent']>>[0] | BatchEvent) => void;
+}
+
+/** A batch run's outcome: a live run's summary, and where its batches stand. */
+export interface BatchRunSummary extends RunSummary {
+  batches: BatchView[];
+  /** Jobs in batches that have not ended (or were not collected yet). */
+  inBatches: number;
+  /** Jobs submitted by this command. */
+  submitted: number;
+}
+
+/**
+ * Runs jobs through the Batch API, at its prices, with the outputs a live run writes. Each call first finds what
+ * a killed process may have left (intents recorded in the ledger, looked for in the account's batch list by the
+ * part's metadata), collects the batches that ended, plans exactly as a live run, then submits what is left to
+ * send; with `wait`, it polls, collects and sends again what needs it until nothing is left running.
+ */
+export async function runBatch(jobs: readonly Job[] | JobSource, given: BatchRunOptions): Promise<BatchRunSummary> {
+  const options = { ...given, origin: given.origin ?? apiOrigin(given.client.baseURL) };
+  const source = Array.isArray(jobs) ? jobsInMemory(jobs) : (jobs as JobSource);
+  const clock = options.clock ?? systemClock;
+  const emit = options.onEvent ?? (() => {});
+  const redact = options.redact ?? ((text: string) => text);
+  const warn = (message: string): void => emit({ type: 'warning', message });
+  const folder = await openOutputFolder(options.outDir, { ids: source.digests.ids, fresh: options.fresh ?? false, origin: options.origin });
+  const ledger = await Ledger.open(options.outDir, warn);
+  const api = new BatchApi({
+    client: options.client,
+    clock,
+    maxAttempts: Math.max(options.maxAttempts, 5),
+    timeoutMs: options.timeoutMs,
+    redact,
+    ...(options.abortSignal ? { signal: options.abortSignal } : {}),
+    ...(options.random ? { random: options.random } : {}),
+  });
+  const engine = new BatchEngine(source, folder, ledger, api, { ...options, redact }, clock, emit);
+  try {
+    for (const message of folder.index.warnings) warn(message);
+    const planned = countPlan(await planJobs(source, folder, options));
+    emit({ type: 'planned', ...planned });
+    await folder.startRun({ startedAt: new Date(clock.now()).toISOString(), files: options.files, jobs: source.count, origin: options.origin });
+    await engine.go();
+    const written = await folder.writeResults(source);
+    const { total } = written.usage;
+    const views = engine.views();
+    return {
+      total: source.count,
+      skipped: planned.skipped,
+      moved: planned.moved,
+      rerun: planned.rerun,
+      fresh: planned.fresh,
+      ok: total.ok,
+      incomplete: total.incomplete,
+      failed: total.failed,
+      pending: source.count - total.ok - total.incomplete - total.failed,
+      retries: engine.resubmitted,
+      usage: total.usage,
+      costUsd: total.costUsd,
+      unpricedModels: written.usage.unpricedModels(),
+      missingModels: [],
+      ...(engine.stopReason ? { stopReason: engine.stopReason, stopMessage: engine.stopMessage } : {}),
+      ...(written.jobFilesChanged || engine.jobFilesChanged ? { jobFilesChanged: true } : {}),
+      outDir: options.outDir,
+      batches: views,
+      inBatches: engine.inBatches(),
+      submitted: engine.submitted,
+    };
+  } finally {
+    await ledger.close();
+    await folder.close();
+  }
+}
+
+type Emit = NonNullable<BatchRunOptions['onEvent']>;
+
+/** One command's work on the folder's batches. */
+class BatchEngine {
+  stopReason: StopReason | undefined;
+  stopMessage: string | undefined;
+  jobFilesChanged = false;
+  submitted = 0;
+  resubmitted = 0;
+  /** Submissions of each job by this command: a job is sent at most `maxAttempts` times by one command. */
+  readonly #attempts = new Map<string, number>();
+  /** Jobs this command will not send again: failed for good, or left unfinished by a cancelled batch. */
+  readonly #settled = new Set<string>();
+  /** The last status seen of each part's batch. */
+  readonly #seen = new Map<string, Batch>();
+
+  constructor(
+    private readonly source: JobSource,
+    private readonly folder: OutputFolder,
+    private readonly ledger: Ledger,
+    private readonly api: BatchApi,
+    private readonly options: BatchRunOptions & { redact: (text: string) => string; origin: string },
+    private readonly clock: Clock,
+    private readonly emit: Emit,
+  ) {}
+
+  async go(): Promise<void> {
+    try {
+      await this.recover();
+      for (;;) {
+        const collectedAny = await this.poll();
+        if (this.stopped) break;
+        await this.resubmitRefused(collectedAny);
+        await this.submitNew();
+        if (!this.options.wait || this.stopped || !this.ledger.parts().some(isOpen)) break;
+        await this.clock.sleep(this.options.pollIntervalMs, this.options.stopSignal);
+        if (this.options.stopSignal?.aborted) {
+          this.stop('interrupted', 'Stopped waiting: the batches keep running. Run the same command again to collect them.');
+          break;
+        }
+      }
+    } catch (error) {
+      if (error instanceof BatchApiError) this.apiFailed(error);
+      else if (error instanceof NightshiftError && error.code === 'E_VALIDATION') this.jobFilesChanged = true;
+      else throw error;
+    }
+  }
+
+  private get stopped(): boolean {
+    return this.stopReason !== undefined;
+  }
+
+  private stop(reason: StopReason, message: string): void {
+    if (this.stopReason) return;
+    this.stopReason = reason;
+    this.stopMessage = message;
+    this.emit({ type: 'stopping', reason, message });
+  }
+
+  private apiFailed(error: BatchApiError): void {
+    const { status, verdict } = error.error;
+    const message = this.options.redact(error.message);
+    if (status === 401) this.stop('unauthorized', `The API refused the key (${message}). Check OPENAI_API_KEY, then run the same command again to continue.`);
+    else if (verdict === 'stop-run') this.stop('quota', `The account is out of credit (${message}). Add credit, then run the same command again to continue.`);
+    else this.stop('api', `The Batch API failed while ${message}. Run the same command again to continue: what was submitted is on record.`);
+  }
+
+  /**
+   * Parts recorded but without a batch on record (a process stopped between the intent and the batch's creation):
+   * the account's batch list says whether the batch exists. Found, it is adopted; not found, the part is abandoned
+   * (its uploaded file deleted) and its jobs are planned again, so no job runs in two batches.
+   */
+  private async recover(): Promise<void> {
+    const lost = this.ledger.parts().filter((part) => part.stage === 'intended' || part.stage === 'uploaded');
+    if (lost.length === 0) return;
+    const since = Math.min(...lost.map((part) => Date.parse(part.createdAt))) / 1000 - 600;
+    const byPart = new Map<string, Batch>();
+    for await (const batch of this.api.listSince(Math.floor(since))) {
+      const part = batch.metadata?.[PART_METADATA];
+      if (typeof part === 'string' && !byPart.has(part)) byPart.set(part, batch);
+    }
+    for (const part of lost) {
+      const batch = byPart.get(part.part);
+      if (batch) {
+        if (part.stage === 'intended' && batch.input_file_id) await this.ledger.append({ type: 'uploaded', part: part.part, fileId: batch.input_file_id, at: this.now() });
+        await this.ledger.append({ type: 'submitted', part: part.part, batchId: batch.id, at: this.now() });
+        continue;
+      }
+      if (part.fileId) await this.api.deleteFile(part.fileId);
+      await this.ledger.append({ type: 'abandoned', part: part.part, reason: 'no batch was created for it before the process stopped', at: this.now() });
+      await this.removePartFiles(part);
+    }
+  }
+
+  /** Reads every running batch once; collects those that ended. True when any was collected. */
+  private async poll(): Promise<boolean> {
+    let collected = false;
+    for (const part of this.ledger.parts()) {
+      if (part.stage !== 'submitted' || !part.batchId) continue;
+      const batch = await this.retrieve(part);
+      if (batch === undefined) continue;
+      this.#seen.set(part.part, batch);
+      this.emit({ type: 'batch-status', batch: viewOf(part, batch) });
+      if (!ENDED.has(batch.status)) continue;
+      await this.collect(part, batch);
+      collected = true;
+    }
+    return collected;
+  }
+
+  /**
+   * The part's batch as the API has it now. The offline server of `--offline` lives only as long as its command: a
+   * batch it no longer knows is abandoned (its jobs planned again). An API that does not know a batch it created
+   * stops the command: a key of another project cannot see it, and sending its jobs again could pay twice.
+   */
+  private async retrieve(part: PartState): Promise<Batch | undefined> {
+    try {
+      return await this.api.retrieve(part.batchId!);
+    } catch (error) {
+      if (!(error instanceof BatchApiError && error.error.status === 404)) throw error;
+      if (this.options.origin !== OFFLINE_ORIGIN) {
+        throw new NightshiftError(
+          'E_CONFIG',
+          `The API has no batch ${part.batchId}, which this folder submitted. Use the key and project (OPENAI_PROJECT_ID) that submitted it, or cancel it from the dashboard and start afresh with --fresh.`,
+        );
+      }
+      this.emit({ type: 'warning', message: `batch ${part.batchId} was run by an offline server that has stopped; its jobs are sent again` });
+      await this.ledger.append({ type: 'abandoned', part: part.part, reason: 'its offline server has stopped', at: this.now() });
+      await this.removePartFiles(part);
+      return undefined;
+    }
+  }
+
+  private async collect(part: PartState, batch: Batch): Promise<void> {
+    const resumed = await this.markCollecting(part, batch);
+    const result = await collectBatch(part, batch, {
+      api: this.api,
+      folder: this.folder,
+      prices: this.options.prices,
+      clock: this.clock,
+      origin: this.options.origin,
+      redact: this.options.redact,
+      timeoutMs: this.options.timeoutMs,
+      attemptsOf: (id) => this.#attempts.get(id) ?? 1,
+      resumed,
+      warn: (message) => this.emit({ type: 'warning', message }),
+    });
+    if (result.refused !== undefined) {
+      await this.ledger.append({ type: 'refused', part: part.part, batchId: batch.id, error: result.refused, at: this.now() });
+      this.emit({ type: 'batch-waiting', part: part.part, model: part.model, reason: result.refused });
+      return;
+    }
+    for (const id of result.failedForGood) this.#settled.add(id);
+    // Lines a cancelled batch never ran stay pending: whoever cancelled it did not want them now.
+    if (batch.status === 'cancelled') for (const id of result.again) this.#settled.add(id);
+    for (const id of result.again) if ((this.#attempts.get(id) ?? 1) >= this.options.maxAttempts) this.#settled.add(id);
+    const counts = batch.request_counts;
+    await this.ledger.append({ type: 'collected', part: part.part, batchId: batch.id, status: batch.status, completed: counts?.completed ?? 0, failed: counts?.failed ?? 0, at: this.now() });
+    await this.removePartFiles(part);
+    this.emit({ type: 'batch-collected', batch: viewOf(part, batch), done: result.done + result.incomplete, failed: result.failed, again: result.again.length });
+    if (!this.options.keepFiles) await this.clean(part, batch);
+  }
+
+  /** Notes that collecting has begun, once; true when an earlier process began it (its lines may be journaled). */
+  private async markCollecting(part: PartState, batch: Batch): Promise<boolean> {
+    const key = `${part.part}\n${batch.id}`;
+    if (this.ledger.collecting(key)) return true;
+    await this.ledger.append({ type: 'collecting', part: part.part, batchId: batch.id, at: this.now() });
+    return false;
+  }
+
+  /** Removes a part's input file and id list from the folder once nothing needs them, and its submission's folder once empty. */
+  private async removePartFiles(part: PartState): Promise<void> {
+    const { outDir } = this.options;
+    await rm(join(outDir, part.file), { force: true });
+    await rm(join(outDir, part.ids), { force: true });
+    await rmdir(join(outDir, dirname(part.file))).catch((error: unknown) => {
+      if (!['ENOTEMPTY', 'ENOENT', 'EEXIST'].includes((error as NodeJS.ErrnoException).code ?? '')) throw error;
+    });
+  }
+
+  /** Deletes the part's files from the account (input, and each batch's output and error files) and from the folder. */
+  private async clean(part: PartState, batch: Batch): Promise<void> {
+    const ids = [part.fileId, batch.output_file_id, batch.error_file_id].filter((id): id is string => typeof id === 'string' && id !== '');
+    for (const id of ids) await this.api.deleteFile(id);
+    await this.ledger.append({ type: 'cleaned', part: part.part, at: this.now() });
+  }
+
+  /**
+   * Parts the API refused for the enqueued-token limit are submitted again (from the file already uploaded) once a
+   * batch of their model has ended, or when none of their model is running.
+   */
+  private async resubmitRefused(collectedAny: boolean): Promise<void> {
+    const running = new Set(this.ledger.parts().filter((part) => part.stage === 'submitted').map((part) => part.model));
+    for (const part of this.ledger.parts()) {
+      if (part.stage !== 'refused' || !part.fileId) continue;
+      if (running.has(part.model) && !collectedAny) continue;
+      await this.create(part, part.fileId);
+      running.add(part.model);
+    }
+  }
+
+  /** Plans as a live run would, and submits the jobs to send that no open part holds. */
+  private async submitNew(): Promise<void> {
+    if (this.options.stopSignal?.aborted) return;
+    const plan = await planJobs(this.source, this.folder, this.options);
+    const inFlight = await this.inFlight();
+    const budget = this.options.budget;
+    let reserved = this.ledger.parts().filter(isOpen).reduce((sum, part) => sum + (part.worstUsd ?? 0), 0) + this.folder.index.spentUsd;
+    const worst = new Map<string, number>();
+    const { source, options } = this;
+    const settled = this.#settled;
+    const attempts = this.#attempts;
+    let budgetHit: string | undefined;
+    async function* toSend(): AsyncGenerator<{ position: number; job: Job }> {
+      let position = 0;
+      for await (const { job, fp } of jobsToSend(source, plan) as AsyncIterable<ToSend>) {
+        position++;
+        if (inFlight.has(customIdOf(job.id, fp)) || settled.has(job.id)) continue;
+        if ((attempts.get(job.id) ?? 0) >= options.maxAttempts) continue;
+        if (budget) {
+          const cost = budget.worstCaseUsd(job) ?? 0;
+          if (reserved + cost > budget.limitUsd) {
+            budgetHit ??= `Budget reached: $${reserved.toFixed(4)} of $${budget.limitUsd} spent or held by batches in this folder, and job ${job.id} could cost up to $${cost.toFixed(4)}. Run again with a larger --budget to continue.`;
+            continue;
+          }
+          reserved += cost;
+          worst.set(job.id, cost);
+        }
+        yield { position, job };
+      }
+    }
+    const round = `${new Date(this.clock.now()).toISOString().replace(/[-:.TZ]/g, '').slice(0, 14)}-${randomBytes(3).toString('hex')}`;
+    const dir = join(this.options.outDir, PARTS_DIR, round);
+    const parts = await writeParts(toSend(), {
+      dir,
+      ...(this.options.maxRequests ? { maxRequests: this.options.maxRequests } : {}),
+      ...(this.options.maxBytes ? { maxBytes: this.options.maxBytes } : {}),
+    });
+    if (parts.length === 0) await rm(dir, { recursive: true, force: true });
+    for (const part of parts) {
+      if (this.options.stopSignal?.aborted) break;
+      await this.submit(part, `${round}-${part.number}`, budget ? await this.worstOf(part, worst) : undefined);
+    }
+    if (budgetHit) this.stop('budget', budgetHit);
+  }
+
+  /** The intent, the upload and the batch of a new part, each step on record before the next. */
+  private async submit(part: BatchPart, key: string, worstUsd: number | undefined): Promise<void> {
+    const rel = (path: string): string => relative(this.options.outDir, path);
+    await this.ledger.append({
+      type: 'part',
+      part: key,
+      endpoint: part.endpoint,
+      model: part.model,
+      requests: part.requests,
+      bytes: part.bytes,
+      file: rel(part.file),
+      ids: rel(part.ids),
+      ...(worstUsd !== undefined ? { worstUsd } : {}),
+      at: this.now(),
+    });
+    const fileId = await this.api.upload(part.file, `nightshift-${key}.jsonl`);
+    await this.ledger.append({ type: 'uploaded', part: key, fileId, at: this.now() });
+    const state = this.ledger.part(key)!;
+    await this.create(state, fileId);
+    for await (const id of idsOf(join(this.options.outDir, state.ids))) {
+      const attempts = (this.#attempts.get(id) ?? 0) + 1;
+      this.#attempts.set(id, attempts);
+      if (attempts > 1) this.resubmitted++;
+    }
+    this.submitted += part.requests;
+  }
+
+  private async create(part: PartState, fileId: string): Promise<void> {
+    const batch = await this.api.create(fileId, part.endpoint, part.part, basename(resolve(this.options.outDir)));
+    await this.ledger.append({ type: 'submitted', part: part.part, batchId: batch.id, createdAt: batch.created_at, ...(batch.expires_at ? { expiresAt: batch.expires_at } : {}), at: this.now() });
+    this.#seen.set(part.part, batch);
+    this.emit({ type: 'batch-submitted', batch: viewOf(part, batch) });
+  }
+
+  /** The custom_ids of every open part: their jobs are not sent again while the batch may answer them. */
+  private async inFlight(): Promise<Set<string>> {
+    const ids = new Set<string>();
+    for (const part of this.ledger.parts()) {
+      if (!isOpen(part)) continue;
+      for await (const line of linesOf(join(this.options.outDir, part.ids))) ids.add((JSON.parse(line) as { custom_id: string }).custom_id);
+    }
+    return ids;
+  }
+
+  /** What the budget holds for a part: the sum of its jobs' worst cases at Batch API rates. */
+  private async worstOf(part: BatchPart, worst: ReadonlyMap<string, number>): Promise<number> {
+    let sum = 0;
+    for await (const id of idsOf(part.ids)) sum += worst.get(id) ?? 0;
+    return sum;
+  }
+
+  /** Jobs in parts that are still open. */
+  inBatches(): number {
+    return this.ledger.parts().filter(isOpen).reduce((sum, part) => sum + part.requests, 0);
+  }
+
+  views(): BatchView[] {
+    return this.ledger.parts().filter((part) => this.#seen.has(part.part)).map((part) => viewOf(part, this.#seen.get(part.part)));
+  }
+
+  private now(): string {
+    return new Date(this.clock.now()).toISOString();
+  }
+}
+
+/** A part and its batch as last seen, for display. */
+export function viewOf(part: PartState, batch?: Batch): BatchView {
+  const counts = batch?.request_counts;
+  return {
+    part: part.part,
+    ...(batch?.id ?? part.batchId ? { batchId: batch?.id ?? part.batchId } : {}),
+    model: part.model,
+    endpoint: part.endpoint,
+    requests: part.requests,
+    status: batch?.status ?? (part.stage === 'collected' ? (part.status ?? 'collected') : part.stage),
+    completed: counts?.completed ?? part.completed ?? 0,
+    failed: counts?.failed ?? part.failed ?? 0,
+    ...((batch?.created_at ?? part.batchCreatedAt) ? { createdAt: batch?.created_at ?? part.batchCreatedAt } : {}),
+    ...((batch?.expires_at ?? part.expiresAt) ? { expiresAt: batch?.expires_at ?? part.expiresAt } : {}),
+  };
+}
+
+async function* linesOf(path: string): AsyncGenerator<string> {
+  for await (const line of createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Infinity })) if (line !== '') yield line;
+}
+
+async function* idsOf(path: string): AsyncGenerator<string> {
+  for await (const line of linesOf(path)) yield (JSON.parse(line) as { id: string }).id;
+}

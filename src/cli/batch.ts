@@ -1,0 +1,65 @@
+import type { JobSource } from '../jobs/source.js';
+import { runBatch, type BatchRunOptions, type BatchView } from '../batch/run-batch.js';
+import { jobFilesChanged } from '../jobs/source.js';
+import { exitStatusOfRun } from './exit.js';
+import type { CliIO } from './io.js';
+import { formatSummary } from './progress.js';
+import type { RunFlags } from './run.js';
+import { formatTable } from './table.js';
+
+/** `nightshift run --batch`: submits, collects (and with `--wait`, waits), then prints where the batches stand. */
+export async function runBatchFromFlags(jobs: JobSource, options: BatchRunOptions, flags: RunFlags, io: CliIO): Promise<number> {
+  const say = (line: string): void => {
+    if (!flags.quiet) io.stderr(`${line}\n`);
+  };
+  const onEvent: NonNullable<BatchRunOptions['onEvent']> = (event) => {
+    switch (event.type) {
+      case 'warning':
+        io.stderr(`warning: ${event.message}\n`);
+        break;
+      case 'planned':
+        say(`${event.total} jobs: ${event.skipped} already done, ${event.fresh + event.rerun} to send through the Batch API`);
+        break;
+      case 'batch-submitted':
+        say(`submitted ${event.batch.batchId} (${event.batch.model}, ${event.batch.requests} request${event.batch.requests === 1 ? '' : 's'})`);
+        break;
+      case 'batch-status':
+        say(`${event.batch.batchId} ${event.batch.status}: ${event.batch.completed} of ${event.batch.requests} done, ${event.batch.failed} failed`);
+        break;
+      case 'batch-collected':
+        say(`collected ${event.batch.batchId}: ${event.done} answered, ${event.failed} failed${event.again > 0 ? `, ${event.again} to send again` : ''}`);
+        break;
+      case 'batch-waiting':
+        say(`part ${event.part} (${event.model}) waits: ${event.reason}`);
+        break;
+      case 'stopping':
+        io.stderr(`${event.message}\n`);
+        break;
+      default:
+        break;
+    }
+  };
+  const summary = await runBatch(jobs, { ...options, onEvent });
+  if (!flags.quiet) {
+    io.stdout(formatSummary(summary));
+    if (summary.batches.length > 0) io.stdout(batchTable(summary.batches));
+  }
+  if (summary.inBatches > 0 && !summary.stopReason) {
+    say(`${summary.inBatches} job${summary.inBatches === 1 ? ' is' : 's are'} in batches still running. Run the same command again to collect them${options.wait ? '' : ' (or add --wait)'}.`);
+  }
+  if (summary.unpricedModels.length > 0) {
+    io.stderr(`warning: no price known for ${summary.unpricedModels.join(', ')}; their cost is left empty (add them with --prices FILE)\n`);
+  }
+  if (summary.jobFilesChanged) io.stderr(`${jobFilesChanged().message}\n`);
+  return exitStatusOfRun(summary);
+}
+
+/** The batches of a folder as a table: id, model, status, counts, created, expires. */
+export function batchTable(batches: readonly BatchView[]): string {
+  const time = (seconds: number | undefined): string => (seconds === undefined ? '' : new Date(seconds * 1000).toISOString().slice(0, 16).replace('T', ' '));
+  return formatTable([
+    ['batch', 'model', 'status', 'requests', 'completed', 'failed', 'created', 'expires'],
+    ...batches.map((batch) => [batch.batchId ?? `(part ${batch.part})`, batch.model, batch.status, batch.requests, batch.completed, batch.failed, time(batch.createdAt), time(batch.expiresAt)]),
+  ]);
+}
+
