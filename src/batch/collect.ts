@@ -88,6 +88,11 @@ export async function collectBatch(part: PartState, batch: Batch, context: Colle
     for (const entry of entries.values()) {
       line++;
       const error = byLine.get(line) ?? whole;
+      // A line the refusal does not name was fine: it is sent again in a batch of its own.
+      if (error === undefined && byLine.size > 0) {
+        await take(entry, 'again');
+        continue;
+      }
       const message = error ? `${error.code ?? 'invalid'}: ${error.message ?? 'refused by the Batch API'}` : 'the batch failed validation without saying why';
       await take(entry, { state: 'failed', error: context.redact(`${entry.source.file}:${entry.source.line}: ${message}`), usage: zeroUsage(), costUsd: 0 });
     }

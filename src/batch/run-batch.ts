@@ -218,7 +218,7 @@ class BatchEngine {
     }
   }
 
-  /** Reads every running batch once; collects those that ended. True when any was collected. */
+  /** Reads every running batch once; collects those that ended. True when any batch that ran was collected. */
   private async poll(): Promise<boolean> {
     let collected = false;
     for (const part of this.ledger.parts()) {
@@ -228,8 +228,8 @@ class BatchEngine {
       this.#seen.set(part.part, batch);
       this.emit({ type: 'batch-status', batch: viewOf(part, batch) });
       if (!ENDED.has(batch.status)) continue;
-      await this.collect(part, batch);
-      collected = true;
+      // A refused batch ran nothing: it frees no room for the parts that wait.
+      if (await this.collect(part, batch)) collected = true;
     }
     return collected;
   }
@@ -257,7 +257,8 @@ class BatchEngine {
     }
   }
 
-  private async collect(part: PartState, batch: Batch): Promise<void> {
+  /** Collects an ended batch; false when the API refused it (the part waits to be submitted again). */
+  private async collect(part: PartState, batch: Batch): Promise<boolean> {
     const resumed = await this.markCollecting(part, batch);
     const result = await collectBatch(part, batch, {
       api: this.api,
@@ -274,7 +275,7 @@ class BatchEngine {
     if (result.refused !== undefined) {
       await this.ledger.append({ type: 'refused', part: part.part, batchId: batch.id, error: result.refused, at: this.now() });
       this.emit({ type: 'batch-waiting', part: part.part, model: part.model, reason: result.refused });
-      return;
+      return false;
     }
     for (const id of result.failedForGood) this.#settled.add(id);
     // Lines a cancelled batch never ran stay pending: whoever cancelled it did not want them now.
@@ -285,6 +286,7 @@ class BatchEngine {
     await this.removePartFiles(part);
     this.emit({ type: 'batch-collected', batch: viewOf(part, batch), done: result.done + result.incomplete, failed: result.failed, again: result.again.length });
     if (!this.options.keepFiles) await this.clean(part, batch);
+    return true;
   }
 
   /** Notes that collecting has begun, once; true when an earlier process began it (its lines may be journaled). */
