@@ -89,6 +89,21 @@ export class BatchApi {
     }
   }
 
+  /** The ids of the account's batch input files named `name` (an upload whose id a killed process never recorded). */
+  async filesNamed(name: string): Promise<string[]> {
+    const ids: string[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.call('listing files', (options) =>
+        this.context.client.files.list({ purpose: 'batch', limit: 1000, ...(after ? { after } : {}) }, options),
+      );
+      for (const file of page.data) if (file.filename === name) ids.push(file.id);
+      const last = page.data.at(-1);
+      if (!page.has_more || last === undefined) return ids;
+      after = last.id;
+    }
+  }
+
   /** The lines of a file (an output or error file), read as a stream. */
   async *lines(fileId: string): AsyncGenerator<string> {
     const response = await this.call(`downloading file ${fileId}`, (options) => this.context.client.files.content(fileId, options));

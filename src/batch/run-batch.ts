@@ -212,7 +212,9 @@ class BatchEngine {
         await this.ledger.append({ type: 'submitted', part: part.part, batchId: batch.id, at: this.now() });
         continue;
       }
-      if (part.fileId) await this.api.deleteFile(part.fileId);
+      // An upload the process did not live to record is found by its name.
+      const uploads = part.fileId ? [part.fileId] : await this.api.filesNamed(uploadName(part.part));
+      for (const id of uploads) await this.api.deleteFile(id);
       await this.ledger.append({ type: 'abandoned', part: part.part, reason: 'no batch was created for it before the process stopped', at: this.now() });
       await this.removePartFiles(part);
     }
@@ -222,6 +224,12 @@ class BatchEngine {
   private async poll(): Promise<boolean> {
     let collected = false;
     for (const part of this.ledger.parts()) {
+      // A process stopped between collecting a batch and deleting its files: deleted now.
+      if (part.stage === 'collected' && !part.cleaned && !this.options.keepFiles && part.batchId) {
+        const batch = await this.retrieve(part);
+        if (batch) await this.clean(part, batch);
+        continue;
+      }
       if (part.stage !== 'submitted' || !part.batchId) continue;
       const batch = await this.retrieve(part);
       if (batch === undefined) continue;
@@ -388,7 +396,7 @@ class BatchEngine {
       ...(worstUsd !== undefined ? { worstUsd } : {}),
       at: this.now(),
     });
-    const fileId = await this.api.upload(part.file, `nightshift-${key}.jsonl`);
+    const fileId = await this.api.upload(part.file, uploadName(key));
     await this.ledger.append({ type: 'uploaded', part: key, fileId, at: this.now() });
     const state = this.ledger.part(key)!;
     await this.create(state, fileId);
@@ -437,6 +445,9 @@ class BatchEngine {
     return new Date(this.clock.now()).toISOString();
   }
 }
+
+/** The name a part's input file is uploaded under: a kill before its id is recorded leaves it findable. */
+const uploadName = (part: string): string => `nightshift-${part}.jsonl`;
 
 /** A part and its batch as last seen, for display. */
 export function viewOf(part: PartState, batch?: Batch): BatchView {
