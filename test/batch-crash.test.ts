@@ -60,7 +60,7 @@ describe('SIGKILL during batch submission and collection', () => {
 
     const rows = await readCsv(join(out, 'results.csv'));
     expect(rows.map((row) => row.id)).toEqual(jobs.map((job) => job.id));
-    expect(rows.every((row) => row.status === 'ok' && row.batch_id.startsWith('batch_'))).toBe(true);
+    expect(rows.every((row) => row.status === 'ok' && (row.batch_id ?? '').startsWith('batch_'))).toBe(true);
     // No request body ran in two batches, and every answer was journaled once.
     expect(server.batchLinesSubmittedTwice(), `seed ${seed}: ${landed.join('; ')}`).toEqual([]);
     const done = (await journalLines(out)).filter((line) => line.type === 'job').map((line) => String(line.id));

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { zeroUsage } from '../src/common/types.js';
 import { fingerprintKey, indexJournal } from '../src/output/journal-index.js';
 import type { JobRecord } from '../src/output/journal.js';
-import { answerState } from '../src/run/attempt.js';
+import { answerState } from '../src/output/answer.js';
 import { cli, journalLines, offlineServerPerTest, readCsv, tempDir, writeJobs } from './helpers.js';
 
 const offline = offlineServerPerTest('sk-test-incomplete');
