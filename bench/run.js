@@ -1,14 +1,14 @@
 // nightshift benchmarks against the offline server. Not part of the test suite; needs `npm run build` first
-// (`npm run bench` does it). Usage: npm run bench -- [--only overhead,latency,rate-limited,memory] [--runs N] [--dist FOLDER]
+// (`npm run bench` does it). Usage: npm run bench -- [--only overhead,latency,rate-limited,memory,batch] [--runs N] [--dist FOLDER]
 // Every scenario prints a Markdown table; BENCHMARKS.md records a full run.
-import { appendFile, rm } from 'node:fs/promises';
+import { appendFile, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import process from 'node:process';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { fixed, meanInterval, median, ROOT, say, scratch, snapshotDist, startServer as startServerFrom, table, timed, writeCsvJobFile, writeJobFile } from './lib.js';
 
-const SCENARIOS = ['overhead', 'latency', 'rate-limited', 'memory'];
+const SCENARIOS = ['overhead', 'latency', 'rate-limited', 'memory', 'batch'];
 /** New jobs appended to a finished job file to measure how soon a resume sends them. */
 const RESUME_NEW_JOBS = 1_000;
 /** Rounds of the latency-bound scenario at least, whatever --runs says. */
@@ -20,6 +20,7 @@ const { values } = parseArgs({
     only: { type: 'string' },
     runs: { type: 'string', default: '3' },
     'memory-rows': { type: 'string', default: '100000,1000000' },
+    'batch-rows': { type: 'string', default: '100000' },
     // Another build, to measure a candidate change against the same baseline.
     dist: { type: 'string', default: join(ROOT, 'dist') },
   },
@@ -337,6 +338,70 @@ async function memory() {
   );
 }
 
+/**
+ * `run --batch` over 100,000 jobs: submitting (split into two parts of 50,000, written and uploaded) and, with a
+ * second command, collecting (two output files read as streams and journaled), each spawn to exit with its peak RSS.
+ * The bare loop sending the same jobs live, in the same run, is the baseline the figures are put against.
+ */
+async function batch() {
+  const size = Number(values['batch-rows']);
+  say(`\n## Batch: submitting and collecting ${size} jobs through the offline server's Batch API`);
+  const server = await startServer({ latencyMs: 0 });
+  const { dir, cleanup } = await scratch();
+  try {
+    const file = await writeJobFile(join(dir, 'jobs.jsonl'), size, chatJob);
+    const rows = [];
+    for (let round = 0; round < RUNS; round++) {
+      const out = join(dir, `out-${round}`);
+      await server.reset();
+      const submit = await nightshift(file, out, server.url, ['--batch'], { measureRss: true });
+      // The offline server answers a batch's lines when it is next read: done here, so that the collect command's
+      // time is nightshift's collecting, not the test double's answering (reported apart).
+      const answering = await answerBatches(out, server.url);
+      const collect = await nightshift(file, out, server.url, ['--batch'], { measureRss: true });
+      await server.reset();
+      const base = await baseline(file, 64, server.url, { measureRss: true });
+      say(`  round ${round + 1}: submit ${outcome(submit)}; the offline server answered the lines in ${fixed(answering / 1000, 1)} s; collect ${outcome(collect)}; bare loop live ${outcome(base)}`);
+      rows.push({ submit, collect, base, answering });
+    }
+    say(
+      table(
+        ['round', 'submit wall', 'submit peak RSS', 'server answering', 'collect wall', 'collect peak RSS', 'bare loop (live) wall', 'submit + collect vs bare loop', 'target'],
+        rows.map((row, index) => [
+          String(index + 1),
+          `${fixed(row.submit.wallMs / 1000, 1)} s`,
+          `${fixed(row.submit.maxRssMb, 0)} MB`,
+          `${fixed(row.answering / 1000, 1)} s`,
+          `${fixed(row.collect.wallMs / 1000, 1)} s`,
+          `${fixed(row.collect.maxRssMb, 0)} MB`,
+          `${fixed(row.base.wallMs / 1000, 1)} s`,
+          `${fixed((row.submit.wallMs + row.collect.wallMs) / row.base.wallMs)}x`,
+          'each < 30 s, <= 300 MB',
+        ]),
+      ),
+    );
+  } finally {
+    await cleanup();
+    await server.close();
+  }
+}
+
+/** Reads every batch a folder submitted until it has ended; returns how long that took, in milliseconds. */
+async function answerBatches(out, url) {
+  const started = Date.now();
+  const ledger = await readFile(join(out, '.nightshift', 'batches.jsonl'), 'utf8');
+  const ids = ledger.split('\n').filter(Boolean).map((line) => JSON.parse(line)).filter((record) => record.type === 'submitted').map((record) => record.batchId);
+  for (const id of ids) {
+    for (;;) {
+      const response = await fetch(`${url}/batches/${id}`, { headers: { authorization: 'Bearer sk-bench' } });
+      const { status } = await response.json();
+      if (['completed', 'failed', 'expired', 'cancelled'].includes(status)) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  return Date.now() - started;
+}
+
 /** Peak memory and time of a run, and how it ended when it failed (a heap out of memory, typically). */
 function outcome(result) {
   const reason = /heap out of memory|Killed|signal \d+/.exec(result.stderr)?.[0] ?? result.stderr.slice(-200);
@@ -344,7 +409,7 @@ function outcome(result) {
   return `${fixed(result.maxRssMb, 0)} MB peak RSS in ${fixed(result.wallMs / 1000, 1)} s${ended}`;
 }
 
-const run = { overhead, latency, 'rate-limited': rateLimited, memory };
+const run = { overhead, latency, 'rate-limited': rateLimited, memory, batch };
 try {
   for (const name of only) await run[name]();
 } finally {

@@ -60,6 +60,25 @@ const NEVER_RAN = new Set(['batch_expired', 'batch_cancelled']);
  * `again`); a batch that failed validation fails the lines it names, with their job file and line.
  */
 export async function collectBatch(part: PartState, batch: Batch, context: CollectContext): Promise<Collected> {
+  const pending: Promise<void>[] = [];
+  try {
+    return await collectLines(part, batch, context, pending);
+  } finally {
+    await settle(pending);
+  }
+}
+
+/** Records handed to the journal before waiting for them to be on disk. */
+const JOURNAL_WINDOW = 1024;
+
+/** Waits for every record handed to the journal; the first failure is thrown once all have settled. */
+async function settle(pending: Promise<void>[]): Promise<void> {
+  const results = await Promise.allSettled(pending.splice(0));
+  const failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  if (failure) throw failure.reason;
+}
+
+async function collectLines(part: PartState, batch: Batch, context: CollectContext, pending: Promise<void>[]): Promise<Collected> {
   const entries = await readEntries(join(context.folder.dir, part.ids));
   const collected: Collected = { done: 0, incomplete: 0, failed: 0, failedForGood: [], again: [], costUsd: 0 };
   const seen = new Set<string>();
@@ -74,8 +93,11 @@ export async function collectBatch(part: PartState, batch: Batch, context: Colle
     if (journaled.has(entry.custom_id)) return;
     const attempts = context.attemptsOf?.(entry.id) ?? 1;
     const record = jobRecord({ ...entry, model: part.model }, entry.fingerprint, { ...timing, attempts }, { ...outcome, batchId: batch.id }, context.origin);
-    await context.folder.collect(record);
     count(collected, record, retryable);
+    // The journal commits appends made together in one write: records are handed to it without waiting for each,
+    // and waited for a window at a time (and all before the batch counts as collected).
+    pending.push(context.folder.collect(record));
+    if (pending.length >= JOURNAL_WINDOW) await settle(pending);
   };
 
   if (batch.status === 'failed') {
