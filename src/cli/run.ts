@@ -205,6 +205,8 @@ async function runFromFlags(flags: RunFlags, io: CliIO): Promise<number> {
     if (flags.fresh) await startFresh(flags.outDir, flags.force, { origin: flags.offline ? OFFLINE_ORIGIN : apiOrigin(client.baseURL) });
     if (flags.batch) {
       io.onRunStart?.(flags.graceMs);
+      // A batch run writes, uploads and reads files of up to 50,000 requests: it trades a little CPU for flat memory.
+      io.onLargeJobs?.();
       const { onEvent: _none, ...live } = engineOptions(flags, { client, prices, budget, onEvent: () => {} }, io);
       // The offline server lives as long as this command: its batches are waited for, or they would be lost.
       const wait = flags.batch.wait || flags.offline;
