@@ -70,6 +70,11 @@ export class JournalIndex {
    * and then restored finds its earlier success instead of being paid for again.
    */
   private readonly earlier = new Map<number, Map<string, RecordRef>>();
+  /**
+   * Answers of ids the run does not have that end in a record number (`prompts-3`, as releases that named id-less
+   * jobs by position did), by fingerprint key (hex) then id: the job that now sends the same request takes one over.
+   */
+  private readonly positional = new Map<string, Map<string, RecordRef>>();
 
   /**
    * With `ids` (the run's jobs, as validation numbered them), the index uses their numbers as its slots, sized for
@@ -112,7 +117,10 @@ export class JournalIndex {
    */
   add(id: string, ref: RecordRef): void {
     const slot = this.fixed ? this.slots.indexOf(id) : this.slots.add(id);
-    if (slot < 0) return;
+    if (slot < 0) {
+      if (POSITIONAL.test(id)) this.notePositional(id, ref);
+      return;
+    }
     if (slot >= this.capacity) this.grow();
     if ((this.flags[slot]! & PRESENT) === 0) {
       this.store(slot, ref);
@@ -134,6 +142,36 @@ export class JournalIndex {
     if (this.origin !== undefined && !answerCountsFor(job, this.origin)) return this.setAside(job.id);
     this.add(job.id, job.ref);
     if (job.costUsd !== null && job.attempts > 0) this.spentUsd += job.costUsd;
+  }
+
+  /** Whether some id the run does not have, ending in a record number, holds an answer to request `key` (see {@link takePositional}). */
+  hasPositional(key: Buffer): boolean {
+    return this.positional.has(key.toString('hex'));
+  }
+
+  /**
+   * An answer (done or cut off) to request `key` under an id the run does not have and that `accepts` (one a job
+   * was given by its position), handed over once: two identical jobs take two answers, never the same one twice.
+   */
+  takePositional(key: Buffer, accepts: (id: string) => boolean): { id: string; ref: RecordRef } | undefined {
+    const hex = key.toString('hex');
+    const byId = this.positional.get(hex);
+    if (!byId) return undefined;
+    for (const [id, ref] of byId) {
+      if (ref.state === 'failed' || !accepts(id)) continue;
+      byId.delete(id);
+      if (byId.size === 0) this.positional.delete(hex);
+      return { id, ref };
+    }
+    return undefined;
+  }
+
+  private notePositional(id: string, ref: RecordRef): void {
+    const hex = ref.key.toString('hex');
+    let byId = this.positional.get(hex);
+    if (!byId) this.positional.set(hex, (byId = new Map()));
+    // The latest record of the id and request: a rerun that failed takes the place of its answer, as for any job.
+    byId.set(id, { ...ref, key: Buffer.from(ref.key) });
   }
 
   /** Notes that an answer of the offline server to job `id` was set aside. */
@@ -220,6 +258,9 @@ export class JournalIndex {
     this.flags = grown(this.flags, new Uint8Array(this.capacity));
   }
 }
+
+/** An id ending in a record number, as the ids releases gave id-less jobs by position (`prompts-3`). */
+const POSITIONAL = /-[1-9]\d*$/;
 
 const sameKey = (ref: RecordRef | undefined, key: Buffer): RecordRef | undefined => (ref && ref.key.equals(key) ? ref : undefined);
 
