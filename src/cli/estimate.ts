@@ -1,7 +1,7 @@
 import { estimateJob, OUTPUT_DEFAULTS, type EstimateNote, type EstimateOptions } from '../cost/estimate.js';
 import { EstimateSummary } from '../cost/estimate-summary.js';
 import type { CliDefaults } from '../jobs/defaults.js';
-import { countPlan, jobsToSend, planFromJournal, requestOf } from '../run/plan.js';
+import { countPlan, jobsToSend, keptMessage, planFromJournal, requestOf } from '../run/plan.js';
 import { configuredOrigin } from './client.js';
 import { resolveCommand, type Command, type CommandSpec } from './command.js';
 import { EXIT } from './exit.js';
@@ -57,7 +57,7 @@ async function estimateJobs(flags: EstimateFlags, io: CliIO): Promise<number> {
   // What finishing the run would cost at the API: answers of the offline server are not done for it.
   const { plan, index } = await planFromJournal(jobs, flags.outDir, { origin: configuredOrigin(io.env) });
   for (const warning of index.warnings) io.stderr(`warning: ${warning}\n`);
-  for (const { id, paths } of plan.kept) io.stderr(`warning: ${keptWarning(id, paths)}\n`);
+  for (const { id, paths } of plan.kept) io.stderr(`warning: ${keptMessage(id, paths)}\n`);
 
   const options: EstimateOptions = flags.expectedOutputTokens === undefined ? {} : { expectedOutputTokens: flags.expectedOutputTokens };
   const summary = new EstimateSummary();
@@ -81,11 +81,6 @@ async function estimateJobs(flags: EstimateFlags, io: CliIO): Promise<number> {
   }
   if (flags.csv) await writeCsvFile(flags.csv, table);
   return EXIT.ok;
-}
-
-/** The warning for images kept although they are not the ones nightshift wrote: `run` and `estimate` say it alike. */
-export function keptWarning(id: string, paths: readonly string[]): string {
-  return `job ${id}: ${paths.join(', ')} ${paths.length === 1 ? 'is' : 'are'} not the image nightshift wrote (changed since); kept as ${paths.length === 1 ? 'it is' : 'they are'}, not made again (--force makes ${paths.length === 1 ? 'it' : 'them'} again)`;
 }
 
 /** What each assumption means for the figures, in the words of a note after the table. */

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { IdTable } from '../common/id-table.js';
 import { KEY_BYTES } from '../jobs/digests.js';
-import { answerCountsFor, journalSize, parseRecord, type JobRecord, type JobState, type RecordLocation } from './journal.js';
+import { answerCountsFor, journalSize, paidBy, parseRecord, type JobRecord, type JobState, type RecordLocation } from './journal.js';
 
 /**
  * The short form of a request fingerprint that the index compares. A sha256 hex fingerprint keeps its first
@@ -271,7 +271,7 @@ function grown<T extends Float64Array | Uint32Array | Uint8Array>(from: T, to: T
 
 /** What the index takes of a job record written at `location`. */
 export function indexedJob(record: JobRecord, location: RecordLocation): IndexedJob {
-  return { id: record.id, ref: refOf(record, location), costUsd: record.costUsd, attempts: record.attempts, ...(record.origin !== undefined ? { origin: record.origin } : {}) };
+  return { id: record.id, ref: refOf(record, location), costUsd: paidBy(record).costUsd, attempts: record.attempts, ...(record.origin !== undefined ? { origin: record.origin } : {}) };
 }
 
 /** The index entry of a record written at `location`. */
@@ -337,6 +337,7 @@ export async function indexJournal(path: string, { ids, origin }: IndexOptions =
 export interface IndexedJob {
   id: string;
   ref: RecordRef;
+  /** What the record's own requests cost (see `JobRecord.paid`): its contribution to spending. */
   costUsd: number | null;
   attempts: number;
   /** Where the answer came from (see {@link JobRecord.origin}). */

@@ -7,6 +7,7 @@ import { ImageSaveError } from '../output/images.js';
 import { OFFLINE_ORIGIN, offlineOrigin, type JobRecord, type JobState } from '../output/journal.js';
 import { executeJob, type AttemptResult } from './execute.js';
 import type { RunEvent, RunOptions, StopReason } from './options.js';
+import type { PartialImages } from './plan.js';
 import type { RateScheduler } from './rate-limit.js';
 import { countedTokens, requestTokens } from './rate-limit-tokens.js';
 import { backoffDelay, CAPACITY_BACKOFF, classifyError, isCapacityShortage, type AttemptError } from './retry.js';
@@ -34,7 +35,7 @@ export interface AttemptContext {
 
 /** A job's outcome as the journal records it, less what every record of the job shares (see {@link jobRecord}). */
 type Outcome = Pick<JobRecord, 'state' | 'usage' | 'costUsd'> &
-  Partial<Pick<JobRecord, 'output' | 'files' | 'finishReason' | 'error' | 'status' | 'requestId' | 'serviceTier' | 'origin'>>;
+  Partial<Pick<JobRecord, 'output' | 'files' | 'finishReason' | 'error' | 'status' | 'requestId' | 'serviceTier' | 'paid' | 'origin'>>;
 
 /** When the job started and how many attempts it took; latency counts from `latencyFrom`. */
 interface Timing {
@@ -45,9 +46,17 @@ interface Timing {
 
 /**
  * Sends a job until it has an outcome (or the run stops) and hands its record to `record`. Returns what the job
- * cost, or undefined when it has no outcome (stop, abort, quota): it stays pending for the next run.
+ * cost, or undefined when it has no outcome (stop, abort, quota): it stays pending for the next run. With `partial`,
+ * `job` asks for the images to make again alone (see `requestOf`): a success is journaled with all the job's images,
+ * the kept ones from `partial.record`, and what it paid apart (`paid`).
  */
-export async function attemptJob(job: Job, fp: string, run: AttemptContext, record: (record: JobRecord) => Promise<void>): Promise<number | undefined> {
+export async function attemptJob(
+  job: Job,
+  fp: string,
+  run: AttemptContext,
+  record: (record: JobRecord) => Promise<void>,
+  partial?: PartialImages,
+): Promise<number | undefined> {
   const { options, clock, rates } = run;
   const startedAt = clock.now();
   const finish = (timing: Omit<Timing, 'startedAt'>, outcome: Outcome): Promise<void> =>
@@ -70,7 +79,8 @@ export async function attemptJob(job: Job, fp: string, run: AttemptContext, reco
     attempts = attempt;
     let result: AttemptResult;
     try {
-      result = await executeJob(job, { client: options.client, outDir: options.outDir, timeoutMs: timeoutOf(job, options), signal: run.aborted, redact: run.redact });
+      const numbers = partial ? { imageNumbers: partial.images } : {};
+      result = await executeJob(job, { client: options.client, outDir: options.outDir, timeoutMs: timeoutOf(job, options), signal: run.aborted, redact: run.redact, ...numbers });
     } catch (error) {
       if (run.aborted.aborted) return undefined;
       if (error instanceof ImageSaveError) {
@@ -113,7 +123,8 @@ export async function attemptJob(job: Job, fp: string, run: AttemptContext, reco
     const state = answerState(finishReason);
     // The offline server says so on its answers, however it was reached: never taken for a real answer later.
     const origin = result.offline ? offlineOrigin(options.origin ?? OFFLINE_ORIGIN) : undefined;
-    await finish({ attempts: attempt, latencyFrom: attemptStart }, { state, output, files, finishReason, usage, costUsd, requestId, serviceTier, ...(origin ? { origin } : {}) });
+    const answer = { state, output, files, finishReason, usage, costUsd, requestId, serviceTier, ...(origin ? { origin } : {}) };
+    await finish({ attempts: attempt, latencyFrom: attemptStart }, partial ? withKeptImages(answer, partial) : answer);
     // A budget counts an answer of unknown cost at its worst case.
     return costUsd ?? options.budget?.worstCaseUsd(job) ?? undefined;
   }
@@ -147,6 +158,17 @@ async function failUnsaved(job: Job, run: AttemptContext, error: ImageSaveError,
   return costUsd ?? undefined;
 }
 
+/**
+ * The outcome of a request that made some of a job's images again, as the job's record: every image (the kept ones
+ * from the earlier record, at their numbers), the usage and cost of them all, and what this request paid apart.
+ */
+function withKeptImages(answer: Outcome & { files: JobRecord['files'] }, { images, record }: PartialImages): Outcome {
+  const files = [...record.files];
+  answer.files.forEach((file, position) => (files[images[position]! - 1] = file));
+  const costUsd = record.costUsd === null || answer.costUsd === null ? null : record.costUsd + answer.costUsd;
+  return { ...answer, files, usage: sumUsage(record.usage, answer.usage), costUsd, paid: { usage: answer.usage, costUsd: answer.costUsd } };
+}
+
 /** The one place a job's journal record is built: what every record of the job shares, then its outcome. */
 function jobRecord(job: Job, fp: string, timing: Timing, outcome: Outcome, clock: Clock, origin: string | undefined): JobRecord {
   const { finishReason, error, status, requestId, serviceTier } = outcome;
@@ -171,6 +193,7 @@ function jobRecord(job: Job, fp: string, timing: Timing, outcome: Outcome, clock
     latencyMs: clock.now() - timing.latencyFrom,
     ...(requestId ? { requestId } : {}),
     ...(serviceTier ? { serviceTier } : {}),
+    ...(outcome.paid ? { paid: outcome.paid } : {}),
     startedAt: new Date(timing.startedAt).toISOString(),
     finishedAt: new Date(clock.now()).toISOString(),
     // Last: the layout the journal's index reads (`output/journal-index.ts`).

@@ -6,7 +6,7 @@ import { fingerprint } from '../jobs/fingerprint.js';
 import { jobFilesChanged, type JobSource } from '../jobs/source.js';
 import type { OutputFolder } from '../output/folder.js';
 import { JOURNAL_FILE, type JobRecord } from '../output/journal.js';
-import { fingerprintKey, indexJournal, type JournalIndex, type RecordRef } from '../output/journal-index.js';
+import { fingerprintKey, indexJournal, JournalIndex, type RecordRef } from '../output/journal-index.js';
 import type { PlannedMove } from '../output/moves.js';
 import { RecordReader } from '../output/record-reader.js';
 import { decide, decideByFiles, type Decision, type PlanMode } from './decide.js';
@@ -198,10 +198,11 @@ function firstWanted(wanted: (position: number) => boolean): number {
 export async function planFromJournal(
   source: JobSource,
   outDir: string,
-  { origin, mode = {} }: { origin: string; mode?: PlanMode },
+  { origin, mode = {}, fresh = false }: { origin: string; mode?: PlanMode; fresh?: boolean },
 ): Promise<{ plan: Plan; index: JournalIndex }> {
   const path = join(outDir, JOURNAL_FILE);
-  const index = await indexJournal(path, { ids: source.digests.ids, origin });
+  // A fresh start sets the journal aside: every job is new.
+  const index = fresh ? new JournalIndex(source.digests.ids, { origin }) : await indexJournal(path, { ids: source.digests.ids, origin });
   let reader: RecordReader | undefined;
   try {
     const readRecord = async (ref: RecordRef): Promise<JobRecord> => (reader ??= await RecordReader.open(path)).read(ref);
@@ -209,6 +210,12 @@ export async function planFromJournal(
   } finally {
     await reader?.close();
   }
+}
+
+/** What `run` and `estimate` say of images kept although they are not the ones nightshift wrote. */
+export function keptMessage(id: string, paths: readonly string[]): string {
+  const one = paths.length === 1;
+  return `job ${id}: ${paths.join(', ')} ${one ? 'is' : 'are'} not the image nightshift wrote (changed since); kept as ${one ? 'it is' : 'they are'}, not made again (--force makes ${one ? 'it' : 'them'} again)`;
 }
 
 /** The request a job to send makes: the job itself, or, when only some of its images are made again, the job asking for those alone. */
