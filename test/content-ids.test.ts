@@ -63,7 +63,7 @@ describe('ids of jobs without an id', () => {
     const env = await offline.serve();
     const dir = await tempDir();
     const out = join(dir, 'out');
-    const image = { prompt: 'A lighthouse', model: 'gpt-image-1-mini', size: '1024x1024', quality: 'low' };
+    const image = { prompt: 'A lighthouse', model: 'gpt-image-2', size: '1024x1024', quality: 'low' };
     const file = join(dir, 'art.json');
     await writeFile(file, JSON.stringify([image]));
     expect((await cli(['run', file, '--out', out], { env })).code).toBe(0);
@@ -92,8 +92,8 @@ describe('output folders written with positional ids', () => {
     const csv = join(dir, 'sheet.csv');
     await writeFile(csv, 'id,model,prompt\nsheet-1,gpt-4o-mini,Alpha\nsheet-2,gpt-4o-mini,Alpha\n');
     const images = [
-      { prompt: 'A lighthouse', model: 'gpt-image-1-mini', size: '1024x1024', quality: 'low' },
-      { prompt: 'A mascot', model: 'gpt-image-1-mini', size: '1024x1024', quality: 'low', n: 2 },
+      { prompt: 'A lighthouse', model: 'gpt-image-2', size: '1024x1024', quality: 'low' },
+      { prompt: 'A mascot', model: 'gpt-image-2', size: '1024x1024', quality: 'low', n: 2 },
     ];
     const art = join(dir, 'art.json');
     await writeFile(art, JSON.stringify(images.map((job, i) => ({ id: `art-${i + 1}`, ...job }))));

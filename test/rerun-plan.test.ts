@@ -5,7 +5,7 @@ import { cli, journalLines, offlineServerPerTest, readCsv, tempDir, writeJobs } 
 
 const offline = offlineServerPerTest('sk-test-rerun-plan-1234567890');
 
-const IMAGE = { model: 'gpt-image-1-mini', size: '1024x1024', quality: 'low' };
+const IMAGE = { model: 'gpt-image-2', size: '1024x1024', quality: 'low' };
 /** The `jobs` cell of the estimate's TOTAL row. */
 const estimatedJobs = (stdout: string): number => Number(/^TOTAL\s+(\d+)\s/m.exec(stdout)?.[1]);
 /** The dry run's rows (the table before its summary line): each job id with its reason. */
@@ -147,5 +147,23 @@ describe('images changed or deleted by hand', () => {
     expect(reportUsd).toBeCloseTo(last.costUsd, 9);
     const again = await cli(['run', file, '--out', out, '--dry-run']);
     expect(again.stdout).toMatch(/^Nothing to send/);
+  });
+
+  it('of an n: 2 job with one image retouched and the other deleted, makes the deleted one alone and keeps the other', async () => {
+    const env = await offline.serve();
+    const dir = await tempDir();
+    const out = join(dir, 'out');
+    const file = await writeJobs(dir, [{ id: 'pair', prompt: 'Two owls', n: 2, ...IMAGE }, { id: 'fox', prompt: 'A fox', ...IMAGE }]);
+    expect((await cli(['run', file, '--out', out], { env })).code).toBe(0);
+    const retouched = await readFile(join(out, 'images', 'fox.png'));
+    await writeFile(join(out, 'images', 'pair-1.png'), retouched);
+    await rm(join(out, 'images', 'pair-2.png'));
+
+    const run = await cli(['run', file, '--out', out], { env });
+    expect(run.code).toBe(0);
+    expect(run.stderr).toContain('images/pair-1.png');
+    expect(offline.server.stats.requests).toBe(3);
+    expect(await readFile(join(out, 'images', 'pair-1.png'))).toEqual(retouched);
+    expect((await readFile(join(out, 'images', 'pair-2.png'))).length).toBeGreaterThan(0);
   });
 });

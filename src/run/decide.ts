@@ -32,9 +32,10 @@ export type Decision =
   | { action: 'new' }
   /**
    * Ran before but failed (or, with --only-failed, was cut off), its request changed, or its files are missing or
-   * damaged. `images`: the only images to make again (numbered from 1), when the others are still there.
+   * damaged. `images`: the only images to make again (numbered from 1), when the others are still there; `kept`:
+   * those of the others changed by hand, as for `skip`.
    */
-  | { action: 'rerun'; reason: RerunReason; images?: number[] }
+  | { action: 'rerun'; reason: RerunReason; images?: number[]; kept?: string[] }
   /** Left out by --only-failed. */
   | { action: 'leave' };
 
@@ -81,13 +82,13 @@ export async function decideByFiles(job: Job, files: readonly ProducedFile[], ou
   const states: FileState[] = [];
   for (const file of files) states.push(await fileState(outDir, file));
   const broken = states.flatMap((state, index) => (state === 'missing' || state === 'damaged' ? [index + 1] : []));
+  const kept = files.filter((_, index) => states[index] === 'modified').map((file) => file.path);
+  const keptField = kept.length > 0 ? { kept } : {};
   if (broken.length > 0) {
     if (mode.onlyFailed) return { action: 'leave' };
     const reason = states.includes('damaged') ? 'damaged' : 'missing';
-    return broken.length < files.length ? { action: 'rerun', reason, images: broken } : { action: 'rerun', reason };
+    return broken.length < files.length ? { action: 'rerun', reason, images: broken, ...keptField } : { action: 'rerun', reason };
   }
-  const kept = files.filter((_, index) => states[index] === 'modified').map((file) => file.path);
-  const keptField = kept.length > 0 ? { kept } : {};
   const wanted = expectedImagePaths(job, files.length);
   const moves = files.map((file, index) => ({ from: file.path, to: wanted[index] ?? file.path })).filter((move) => move.from !== move.to);
   return moves.length > 0 ? { action: 'move', moves, ...keptField } : { action: 'skip', ...keptField };

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { NightshiftError } from '../common/errors.js';
 import type { Job } from '../common/types.js';
-import { isPositionalId } from '../jobs/content-id.js';
+import { isContentId, isPositionalId } from '../jobs/content-id.js';
 import { fingerprint } from '../jobs/fingerprint.js';
 import { jobFilesChanged, type JobSource } from '../jobs/source.js';
 import type { OutputFolder } from '../output/folder.js';
@@ -112,7 +112,8 @@ export async function planJobs(
     const ref = byFiles.get(position);
     if (ref) await decideFromRecord(plan, position, job, await folder.readRecord(ref), folder.dir, mode, set);
     if (positional.has(position)) {
-      const taken = folder.index.takePositional(digests.key(position), (id) => isPositionalId(id, job.source.file));
+      // Only a job named by its content takes an answer over: a job given an id of its own starts its own history.
+      const taken = isContentId(job.id, job.source.file) ? folder.index.takePositional(digests.key(position), (id) => isPositionalId(id, job.source.file)) : undefined;
       if (taken) await decideFromRecord(plan, position, job, await folder.readRecord(taken.ref), folder.dir, mode, set, true);
     }
     if (budget && SEND.has(plan.actions[position]!) && budget.worstCaseUsd(job) === null) unpriced.add(job.model);
@@ -145,9 +146,9 @@ async function decideFromRecord(
   // A job that only --only-failed leaves out keeps no record it has not taken over.
   if (adopted && decision.action === 'leave') return;
   set(position, decision);
+  if ('kept' in decision && decision.kept) plan.kept.push({ id: job.id, paths: decision.kept });
   if (decision.action === 'rerun' && decision.images) plan.partial.set(position, { images: decision.images, record: { ...record, id: job.id } });
   if (decision.action !== 'skip' && decision.action !== 'move') return;
-  if (decision.kept) plan.kept.push({ id: job.id, paths: decision.kept });
   const moves = decision.action === 'move' ? decision.moves : [];
   if (moves.length > 0 || adopted) plan.moves.push({ job: { id: job.id, source: job.source }, moves, record });
 }
