@@ -1,6 +1,7 @@
 import { readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { scanJobRecord } from '../src/output/journal-index.js';
 import { cli, journalLines, offlineServerPerTest, readCsv, tempDir, writeJobs } from './helpers.js';
 
 const offline = offlineServerPerTest('sk-test-rerun-plan-1234567890');
@@ -139,6 +140,9 @@ describe('images changed or deleted by hand', () => {
     expect(last.usage.images).toBe(3);
     expect(last.paid.usage.images).toBe(1);
     expect(last.costUsd).toBeCloseTo(firstCost! + last.paid.costUsd, 12);
+    // Indexing reads the record by its quick scan, and counts what its own request paid as spent.
+    const line = (await readFile(join(out, 'journal.jsonl'), 'latin1')).trimEnd().split('\n').at(-1)!;
+    expect(scanJobRecord(Buffer.from(line, 'latin1'), line, 0, line.length, { offset: 0, length: line.length })?.costUsd).toBe(last.paid.costUsd);
     // The row shows what both images cost; the report counts each request once.
     const [row] = await readCsv(join(out, 'results.csv'));
     expect(row).toMatchObject({ status: 'ok', images: '3', output: 'images/pair-1.png;images/pair-2.png' });

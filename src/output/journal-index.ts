@@ -360,13 +360,14 @@ const LIST_OF = (item: string): string => `\\[(?:${item}(?:,${item})*)?\\]`;
 
 /**
  * A job record exactly as `run/attempt.ts` lays it out, every field of its type: the captures are the id, the
- * fingerprint, the state, the attempts, the files (empty when none), the cost and the origin.
+ * fingerprint, the state, the attempts, the files (empty when none), the cost, what the record's own request paid
+ * (`paid.costUsd`, when it kept images an earlier record paid for) and the origin.
  */
 const JOB_LINE = new RegExp(
   `\\{"type":"job","id":(${STRING}),"fingerprint":"([0-9a-f]{64})","kind":${STRING},"model":${STRING},"tags":${LIST_OF(STRING)},` +
     `"source":${STRING},"state":(${STRING}),"attempts":(${COUNT}),"output":${STRING},"files":\\[((?:${FILE}(?:,${FILE})*)?)\\]` +
     `(?:,"finishReason":${STRING})?(?:,"error":${STRING})?(?:,"status":${NUMBER})?,"usage":${OBJECT_OF_COUNTS},"costUsd":(${COUNT}|null),` +
-    `"latencyMs":${COUNT}(?:,"requestId":${STRING})?(?:,"serviceTier":${STRING})?,"startedAt":${STRING},"finishedAt":${STRING}(?:,"origin":(${STRING}))?\\}`,
+    `"latencyMs":${COUNT}(?:,"requestId":${STRING})?(?:,"serviceTier":${STRING})?(?:,"paid":\\{"usage":${OBJECT_OF_COUNTS},"costUsd":(${COUNT}|null)\\})?,"startedAt":${STRING},"finishedAt":${STRING}(?:,"origin":(${STRING}))?\\}`,
   'y',
 );
 
@@ -387,7 +388,9 @@ export function scanJobRecord(bytes: Buffer, text: string, start: number, end: n
   JOB_LINE.lastIndex = start;
   const match = JOB_LINE.exec(text);
   if (!match || JOB_LINE.lastIndex !== end) return undefined;
-  const [, id, fingerprint, state, attempts, files, costUsd, origin] = match as unknown as string[];
+  const [, id, fingerprint, state, attempts, files, wholeCostUsd, paidUsd, origin] = match as unknown as string[];
+  // Spending counts what the record's own request paid.
+  const costUsd = paidUsd ?? wholeCostUsd;
   // Plain ASCII reads the same in latin1; anything else is decoded from the bytes (and unescaped, if need be).
   const idStart = match.index + JOB_START.length;
   const decoded = ASCII.test(id!) ? id!.slice(1, -1) : (JSON.parse(bytes.toString('utf8', idStart, idStart + id!.length)) as string);
