@@ -43,6 +43,7 @@ export interface Plan {
   /** Jobs to send for some of their images only, by position. */
   partial: Map<number, PartialImages>;
 }
+
 /** How many jobs each decision took, for progress and the run's summary. */
 export interface PlanCounts {
   total: number;
@@ -143,7 +144,7 @@ async function decideFromRecord(
   let decision: Decision;
   if (record.state === 'incomplete') decision = mode.onlyFailed ? { action: 'rerun', reason: 'incomplete' } : { action: 'skip' };
   else decision = record.files.length > 0 ? await decideByFiles(job, record.files, outDir, mode) : { action: 'skip' };
-  // A job that only --only-failed leaves out keeps no record it has not taken over.
+  // Left out by --only-failed (its images lost): the answer stays under the positional id, for a later run to take.
   if (adopted && decision.action === 'leave') return;
   set(position, decision);
   if ('kept' in decision && decision.kept) plan.kept.push({ id: job.id, paths: decision.kept });
