@@ -143,6 +143,25 @@ describe('output folders written with positional ids', () => {
   });
 });
 
+describe('output folders written with positional ids, jobs given ids since', () => {
+  it('take the answers over without paying again, and a changed job is sent', async () => {
+    const env = await offline.serve();
+    const dir = await tempDir();
+    const out = join(dir, 'out');
+    const file = await writeJobs(dir, [{ id: 'jobs-1', ...prompt('First') }, { id: 'jobs-2', ...prompt('Second') }]);
+    expect((await cli(['run', file, '--out', out], { env })).code).toBe(0);
+
+    await writeJobs(dir, [{ id: 'first', ...prompt('First') }, { id: 'second', ...prompt('Second, edited') }]);
+    const dry = await cli(['run', file, '--out', out, '--dry-run']);
+    expect(dry.stdout).toMatch(/^second\s+new\s/m);
+    expect(dry.stdout).not.toMatch(/^first\s/m);
+    expect((await cli(['run', file, '--out', out], { env })).code).toBe(0);
+    expect(offline.server.stats.requests).toBe(3);
+    expect(offline.server.countByKey('First')).toBe(1);
+    expect(await statuses(out)).toEqual(['first:ok', 'second:ok']);
+  });
+});
+
 describe('ids when large job files are read again', () => {
   it('a pass that reads only some jobs gives identical id-less jobs the ids validation gave them', async () => {
     const dir = await tempDir();

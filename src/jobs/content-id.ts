@@ -42,10 +42,4 @@ export function isPositionalId(id: string, file: string): boolean {
   return id.startsWith(stem) && /^[1-9]\d*$/.test(id.slice(stem.length));
 }
 
-/** Whether `id` has the shape of the ids {@link contentId} and {@link numberedId} give the id-less jobs of `file`. */
-export function isContentId(id: string, file: string): boolean {
-  const stem = `${fileStem(file)}-`;
-  return id.startsWith(stem) && new RegExp(`^[0-9a-f]{${CONTENT_ID_DIGITS}}(?:-[1-9]\\d*)?$`).test(id.slice(stem.length));
-}
-
 const fileStem = (file: string): string => basename(file, extname(file));

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { NightshiftError } from '../common/errors.js';
 import type { Job } from '../common/types.js';
-import { isContentId, isPositionalId } from '../jobs/content-id.js';
+import { isPositionalId } from '../jobs/content-id.js';
 import { fingerprint } from '../jobs/fingerprint.js';
 import { jobFilesChanged, type JobSource } from '../jobs/source.js';
 import type { OutputFolder } from '../output/folder.js';
@@ -85,7 +85,7 @@ export async function planJobs(
   };
   // Jobs whose earlier success left image files, which decide: looked at with the job in hand.
   const byFiles = new Map<number, RecordRef>();
-  // Jobs without a record of their own whose request a positional id answered: taken over if the job had no id.
+  // Jobs without a record of their own whose request a positional id of their file answered: they take it over.
   const positional = new Set<number>();
   for (let position = 0; position < source.count; position++) {
     const key = digests.key(position);
@@ -113,8 +113,8 @@ export async function planJobs(
     const ref = byFiles.get(position);
     if (ref) await decideFromRecord(plan, position, job, await folder.readRecord(ref), folder.dir, mode, set);
     if (positional.has(position)) {
-      // Only a job named by its content takes an answer over: a job given an id of its own starts its own history.
-      const taken = isContentId(job.id, job.source.file) ? folder.index.takePositional(digests.key(position), (id) => isPositionalId(id, job.source.file)) : undefined;
+      // Whether the job is still id-less or was given an id since, the answer to its request is not paid for twice.
+      const taken = folder.index.takePositional(digests.key(position), (id) => isPositionalId(id, job.source.file));
       if (taken) await decideFromRecord(plan, position, job, await folder.readRecord(taken.ref), folder.dir, mode, set, true);
     }
     if (budget && SEND.has(plan.actions[position]!) && budget.worstCaseUsd(job) === null) unpriced.add(job.model);
