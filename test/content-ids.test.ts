@@ -1,7 +1,11 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import OpenAI from 'openai';
+import { createPriceBook } from '../src/cost/prices.js';
 import { pickJobs, streamJobs, validateJobFiles } from '../src/jobs/load.js';
+import { jobsInFiles } from '../src/jobs/source.js';
+import { runJobs } from '../src/run/run.js';
 import { cli, journalLines, offlineServerPerTest, readCsv, tempDir, writeJobs } from './helpers.js';
 
 const offline = offlineServerPerTest('sk-test-content-ids-1234567890');
@@ -173,5 +177,31 @@ describe('ids when large job files are read again', () => {
     const picked = [];
     for await (const { job } of pickJobs([file], (position) => position === 2, { ids: digests!.ids })) picked.push(job.id);
     expect(picked).toEqual([all[2]]);
+  });
+
+  it('a run streaming its jobs from the files sends, records and resumes identical id-less jobs apart', async () => {
+    const env = await offline.serve();
+    const dir = await tempDir();
+    const out = join(dir, 'out');
+    const client = new OpenAI({ apiKey: env.OPENAI_API_KEY, baseURL: env.OPENAI_BASE_URL, maxRetries: 0 });
+    const options = { outDir: out, client, prices: createPriceBook(), concurrency: 4, maxAttempts: 2, timeoutMs: 10_000, files: [] };
+    const streamed = async (file: string) => {
+      const { count, digests } = await validateJobFiles([file], { digests: true });
+      return jobsInFiles([file], { count, digests: digests!, defaults: {} });
+    };
+    const file = await writeJobs(dir, [prompt('Same'), prompt('Other')]);
+    expect((await runJobs(await streamed(file), options)).ok).toBe(2);
+    const [first, other] = await ids(out);
+
+    // The second copy is the only job sent: read alone, it still gets its own number.
+    await writeJobs(dir, [prompt('Same'), prompt('Other'), prompt('Same')]);
+    expect(await runJobs(await streamed(file), options)).toMatchObject({ ok: 3, fresh: 1, skipped: 2 });
+    expect(offline.server.stats.requests).toBe(3);
+    expect(await ids(out)).toEqual([first, other, `${first}-2`]);
+
+    await writeJobs(dir, [prompt('New'), prompt('Same'), prompt('Other'), prompt('Same')]);
+    expect(await runJobs(await streamed(file), options)).toMatchObject({ ok: 4, fresh: 1, skipped: 3 });
+    expect(offline.server.stats.requests).toBe(4);
+    expect(await ids(out)).toEqual([expect.any(String), first, other, `${first}-2`]);
   });
 });
