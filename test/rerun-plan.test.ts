@@ -170,4 +170,27 @@ describe('images changed or deleted by hand', () => {
     expect(await readFile(join(out, 'images', 'pair-1.png'))).toEqual(retouched);
     expect((await readFile(join(out, 'images', 'pair-2.png'))).length).toBeGreaterThan(0);
   });
+
+  it('when making a lost image again fails, the job is failed and the next run still makes that image alone', async () => {
+    const env = await offline.serve();
+    const dir = await tempDir();
+    const out = join(dir, 'out');
+    const file = await writeJobs(dir, [{ id: 'pair', prompt: 'Two hares', n: 2, ...IMAGE }, { id: 'fox', prompt: 'A fox', ...IMAGE }]);
+    expect((await cli(['run', file, '--out', out], { env })).code).toBe(0);
+    const retouched = await readFile(join(out, 'images', 'fox.png'));
+    await writeFile(join(out, 'images', 'pair-1.png'), retouched);
+    await rm(join(out, 'images', 'pair-2.png'));
+
+    offline.server.setFaults([{ status: 400, times: 1, match: { promptIncludes: 'Two hares' } }]);
+    expect((await cli(['run', file, '--out', out], { env })).code).toBe(1);
+    expect((await readCsv(join(out, 'results.csv')))[0]).toMatchObject({ id: 'pair', status: 'failed' });
+    const dry = await cli(['run', file, '--out', out, '--dry-run']);
+    expect(dry.stdout).toMatch(/pair\s+failed\s+\S+\s+2 of 2/);
+
+    expect((await cli(['run', file, '--out', out], { env })).code).toBe(0);
+    expect(offline.server.countByKey('Two hares')).toBe(3);
+    expect(await readFile(join(out, 'images', 'pair-1.png'))).toEqual(retouched);
+    expect((await readFile(join(out, 'images', 'pair-2.png'))).length).toBeGreaterThan(0);
+    expect((await readCsv(join(out, 'results.csv')))[0]).toMatchObject({ id: 'pair', status: 'ok', output: 'images/pair-1.png;images/pair-2.png' });
+  });
 });

@@ -47,8 +47,9 @@ interface Timing {
 /**
  * Sends a job until it has an outcome (or the run stops) and hands its record to `record`. Returns what the job
  * cost, or undefined when it has no outcome (stop, abort, quota): it stays pending for the next run. With `partial`,
- * `job` asks for the images to make again alone (see `requestOf`): a success is journaled with all the job's images,
- * the kept ones from `partial.record`, and what it paid apart (`paid`).
+ * `job` asks for the images to make again alone (see `requestOf`): its outcome is journaled with all the job's images,
+ * the kept ones from `partial.record` (a failure too, so that the next run again makes only the lost ones), and what
+ * it paid apart (`paid`).
  */
 export async function attemptJob(
   job: Job,
@@ -60,7 +61,7 @@ export async function attemptJob(
   const { options, clock, rates } = run;
   const startedAt = clock.now();
   const finish = (timing: Omit<Timing, 'startedAt'>, outcome: Outcome): Promise<void> =>
-    record(jobRecord(job, fp, { ...timing, startedAt }, outcome, clock, options.origin));
+    record(jobRecord(job, fp, { ...timing, startedAt }, partial ? withKeptImages(outcome, partial) : outcome, clock, options.origin));
   // Counted only when a token limit applies, and once for all attempts.
   let tokens: number | undefined;
   const countTokens = (): number => (tokens ??= requestTokens(job));
@@ -124,7 +125,7 @@ export async function attemptJob(
     // The offline server says so on its answers, however it was reached: never taken for a real answer later.
     const origin = result.offline ? offlineOrigin(options.origin ?? OFFLINE_ORIGIN) : undefined;
     const answer = { state, output, files, finishReason, usage, costUsd, requestId, serviceTier, ...(origin ? { origin } : {}) };
-    await finish({ attempts: attempt, latencyFrom: attemptStart }, partial ? withKeptImages(answer, partial) : answer);
+    await finish({ attempts: attempt, latencyFrom: attemptStart }, answer);
     // A budget counts an answer of unknown cost at its worst case.
     return costUsd ?? options.budget?.worstCaseUsd(job) ?? undefined;
   }
@@ -159,12 +160,13 @@ async function failUnsaved(job: Job, run: AttemptContext, error: ImageSaveError,
 }
 
 /**
- * The outcome of a request that made some of a job's images again, as the job's record: every image (the kept ones
- * from the earlier record, at their numbers), the usage and cost of them all, and what this request paid apart.
+ * The outcome of a request that made some of a job's images again (or failed to), as the job's record: every image
+ * (the kept ones from the earlier record, the new ones at their numbers), the usage and cost of them all, and what
+ * this request paid apart.
  */
-function withKeptImages(answer: Outcome & { files: JobRecord['files'] }, { images, record }: PartialImages): Outcome {
+function withKeptImages(answer: Outcome, { images, record }: PartialImages): Outcome {
   const files = [...record.files];
-  answer.files.forEach((file, position) => (files[images[position]! - 1] = file));
+  (answer.files ?? []).forEach((file, position) => (files[images[position]! - 1] = file));
   const costUsd = record.costUsd === null || answer.costUsd === null ? null : record.costUsd + answer.costUsd;
   return { ...answer, files, usage: sumUsage(record.usage, answer.usage), costUsd, paid: { usage: answer.usage, costUsd: answer.costUsd } };
 }

@@ -58,7 +58,7 @@ export interface KnownOutcome {
  */
 export function decide(record: KnownOutcome | undefined, mode: PlanMode): Decision | 'files' {
   if (mode.onlyFailed) {
-    if (record?.state === 'failed') return { action: 'rerun', reason: 'failed' };
+    if (record?.state === 'failed') return failed(record);
     if (record?.state === 'incomplete') return { action: 'rerun', reason: 'incomplete' };
     // What is already done still counts as done (and renamed images cost nothing); only sending is held back.
     const decision = decide(record, {});
@@ -66,11 +66,17 @@ export function decide(record: KnownOutcome | undefined, mode: PlanMode): Decisi
   }
   if (!record) return { action: 'new' };
   if (mode.force) return { action: 'rerun', reason: 'forced' };
-  if (record.state === 'failed') return { action: 'rerun', reason: 'failed' };
+  if (record.state === 'failed') return failed(record);
   if (!record.sameRequest) return { action: 'rerun', reason: 'changed' };
   if (record.state === 'incomplete') return { action: 'skip' };
   return record.hasFiles ? 'files' : { action: 'skip' };
 }
+
+/**
+ * A failure is sent again; a failure to make some images again lists the job's images (see `run/attempt.ts`), which
+ * decide which of them to make: those still there are kept.
+ */
+const failed = (record: KnownOutcome): Decision | 'files' => (record.sameRequest && record.hasFiles ? 'files' : { action: 'rerun', reason: 'failed' });
 
 /**
  * Completes {@link decide} for a job whose earlier success produced `files`: reads them back, which is how a

@@ -143,7 +143,17 @@ async function decideFromRecord(
 ): Promise<void> {
   let decision: Decision;
   if (record.state === 'incomplete') decision = mode.onlyFailed ? { action: 'rerun', reason: 'incomplete' } : { action: 'skip' };
-  else decision = record.files.length > 0 ? await decideByFiles(job, record.files, outDir, mode) : { action: 'skip' };
+  else if (record.state === 'failed') {
+    // A failure to make some of the job's images again: the lost ones are made again, the others kept.
+    const byFiles = await decideByFiles(job, record.files, outDir, {});
+    if (byFiles.action === 'rerun') decision = { ...byFiles, reason: 'failed' };
+    else {
+      // Every image is back (put back by hand): the job is done with them, nothing to send.
+      const { error: _error, status: _status, ...rest } = record;
+      record = { ...rest, state: 'done' };
+      decision = byFiles.action === 'skip' ? { action: 'move', moves: [], ...(byFiles.kept ? { kept: byFiles.kept } : {}) } : byFiles;
+    }
+  } else decision = record.files.length > 0 ? await decideByFiles(job, record.files, outDir, mode) : { action: 'skip' };
   // Left out by --only-failed (its images lost): the answer stays under the positional id, for a later run to take.
   if (adopted && decision.action === 'leave') return;
   set(position, decision);
@@ -151,7 +161,7 @@ async function decideFromRecord(
   if (decision.action === 'rerun' && decision.images) plan.partial.set(position, { images: decision.images, record: { ...record, id: job.id } });
   if (decision.action !== 'skip' && decision.action !== 'move') return;
   const moves = decision.action === 'move' ? decision.moves : [];
-  if (moves.length > 0 || adopted) plan.moves.push({ job: { id: job.id, source: job.source }, moves, record });
+  if (decision.action === 'move' || adopted) plan.moves.push({ job: { id: job.id, source: job.source }, moves, record });
 }
 
 /** How many jobs each decision of `plan` took. */
