@@ -72,6 +72,7 @@ describe('defaults are applied', () => {
       fresh: false,
       force: false,
       onlyFailed: false,
+      dryRun: false,
       quiet: false,
       progressIntervalSeconds: 30,
       graceMs: 30_000,

@@ -37,7 +37,7 @@ describe('formats', () => {
     expect(json?.jobs.map((job) => [job.id, job.kind])).toEqual([
       ['haiku', 'chat'],
       ['42', 'chat'],
-      ['jobs-3', 'vision'],
+      [expect.stringMatching(/^jobs-[0-9a-f]{12}$/), 'vision'],
       ['lighthouse', 'image'],
     ]);
   });
@@ -196,13 +196,14 @@ describe('JSONL', () => {
     expect(problems.map((problem) => problem.line)).toEqual([2, 4]);
   });
 
-  test('counts bad lines but not blank ones when deriving ids', async () => {
+  test('names id-less jobs by their requests, whatever lines come before them', async () => {
     const { 'p.jsonl': file = '' } = await tempFiles({ 'p.jsonl': '{"model": "m", "prompt": "a"}\n\n   \n{oops\n{"model": "m", "prompt": "b"}' });
+    const { 'p.jsonl': alone = '' } = await tempFiles({ 'p.jsonl': '{"model": "m", "prompt": "b"}\n' });
     const { jobs } = await loadJobs([file]);
-    expect(jobs.map((job) => [job.id, job.source.line])).toEqual([
-      ['p-1', 1],
-      ['p-3', 5],
-    ]);
+    expect(jobs.map((job) => job.source.line)).toEqual([1, 5]);
+    expect(jobs[1]?.id).toMatch(/^p-[0-9a-f]{12}$/);
+    expect(jobs[0]?.id).not.toBe(jobs[1]?.id);
+    expect((await loadJobs([alone])).jobs.map((job) => job.id)).toEqual([jobs[1]?.id]);
   });
 });
 

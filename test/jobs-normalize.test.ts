@@ -23,9 +23,11 @@ function problemsOf(result: NormalizeResult): Problem[] {
 const normalize = async (value: unknown, overrides: Partial<NormalizeContext> = {}) => toJob(jobRecord(value), context(overrides));
 
 describe('ids', () => {
-  test('derives a missing id from the file name and record position', async () => {
+  test('names a job without an id by its file name and a hash of its request, wherever it stands', async () => {
     const job = jobOf(await toJob(jobRecord({ model: 'gpt-5-mini', prompt: 'Hi' }, 3), context()));
-    expect(job.id).toBe('prompts-3');
+    expect(job.id).toMatch(/^prompts-[0-9a-f]{12}$/);
+    expect(jobOf(await toJob(jobRecord({ model: 'gpt-5-mini', prompt: 'Hi' }, 7), context())).id).toBe(job.id);
+    expect(jobOf(await toJob(jobRecord({ model: 'gpt-5-mini', prompt: 'Hello' }, 3), context())).id).not.toBe(job.id);
   });
 
   test('turns a numeric id into a string', async () => {
@@ -42,7 +44,8 @@ describe('ids', () => {
 
   test('tells the id of an invalid record, so duplicates can still be found', async () => {
     expect(await normalize({ id: 'x', prompt: 'Hi' })).toHaveProperty('id', 'x');
-    expect(await toJob(jobRecord({ prompt: 'Hi' }, 4), context())).toHaveProperty('id', 'prompts-4');
+    // A record without an id is named by its request, which an invalid record does not have.
+    expect(await toJob(jobRecord({ prompt: 'Hi' }, 4), context())).toHaveProperty('id', undefined);
   });
 });
 
@@ -299,7 +302,7 @@ describe('CSV rows', () => {
         context(),
       ),
     );
-    expect(job.id).toBe('table-1');
+    expect(job.id).toMatch(/^table-[0-9a-f]{12}$/);
     expect(job.tags).toEqual(['x', 'y']);
     expect(job.body).toEqual({
       model: 'gpt-4.1-mini',

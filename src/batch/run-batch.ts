@@ -139,6 +139,7 @@ class BatchEngine {
   readonly #settled = new Set<string>();
   /** The last status seen of each part's batch. */
   readonly #seen = new Map<string, Batch>();
+  #warnedPartial = false;
 
   constructor(
     private readonly source: JobSource,
@@ -348,10 +349,16 @@ class BatchEngine {
     const settled = this.#settled;
     const attempts = this.#attempts;
     let budgetHit: string | undefined;
+    const partialJobs: string[] = [];
     async function* toSend(): AsyncGenerator<{ position: number; job: Job }> {
       let position = 0;
-      for await (const { job, fp } of jobsToSend(source, plan) as AsyncIterable<ToSend>) {
+      for await (const { job, fp, partial } of jobsToSend(source, plan) as AsyncIterable<ToSend>) {
         position++;
+        // Making some of a job's images again alone keeps the others in the same record: a live run does that.
+        if (partial) {
+          partialJobs.push(job.id);
+          continue;
+        }
         if (inFlight.has(customIdOf(job.id, fp)) || settled.has(job.id)) continue;
         if ((attempts.get(job.id) ?? 0) >= options.maxAttempts) continue;
         if (budget) {
@@ -377,6 +384,11 @@ class BatchEngine {
     for (const part of parts) {
       if (this.options.stopSignal?.aborted) break;
       await this.submit(part, `${round}-${part.number}`, budget ? await this.worstOf(part, worst) : undefined);
+    }
+    if (partialJobs.length > 0 && !this.#warnedPartial) {
+      this.#warnedPartial = true;
+      const shown = partialJobs.slice(0, 5).join(', ') + (partialJobs.length > 5 ? `, and ${partialJobs.length - 5} more` : '');
+      this.emit({ type: 'warning', message: `${partialJobs.length} image job${partialJobs.length === 1 ? ' has' : 's have'} lost only some of their images (${shown}): run without --batch to make those alone; they are not sent in a batch` });
     }
     if (budgetHit) this.stop('budget', budgetHit);
   }

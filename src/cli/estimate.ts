@@ -1,10 +1,7 @@
-import { join } from 'node:path';
 import { estimateJob, OUTPUT_DEFAULTS, type EstimateNote, type EstimateOptions } from '../cost/estimate.js';
 import { EstimateSummary } from '../cost/estimate-summary.js';
 import type { CliDefaults } from '../jobs/defaults.js';
-import { fingerprint } from '../jobs/fingerprint.js';
-import { JOURNAL_FILE } from '../output/journal.js';
-import { fingerprintKey, indexJournal } from '../output/journal-index.js';
+import { countPlan, jobsToSend, keptMessage, planFromJournal, requestOf } from '../run/plan.js';
 import { configuredOrigin } from './client.js';
 import { resolveCommand, type Command, type CommandSpec } from './command.js';
 import { EXIT } from './exit.js';
@@ -50,27 +47,28 @@ export function resolveEstimateFlags(argv: Record<string, unknown>): EstimateFla
 export const estimateCommand: Command = { ...SPEC, run: (argv, io) => estimateJobs(resolveEstimateFlags(argv), io) };
 
 /**
- * `nightshift estimate`: what the job files would cost, sending nothing. Jobs already done in the output folder (same
- * request, finished ok) are left out, so the estimate of a half-finished run is what finishing it would cost.
+ * `nightshift estimate`: what the job files would cost, sending nothing. It plans the run as `run` does (the same
+ * planning, `run/plan.ts`), so it prices exactly what the same `run` would send: a job already done in the output
+ * folder with its images intact is left out, one whose image was deleted is priced for the images to make again.
  */
 async function estimateJobs(flags: EstimateFlags, io: CliIO): Promise<number> {
   const { jobs } = await loadOrExplain(flags.files, flags.defaults, io);
   const prices = await loadPrices(flags.prices);
   // What finishing the run would cost at the API: answers of the offline server are not done for it.
-  const journal = await indexJournal(join(flags.outDir, JOURNAL_FILE), { origin: configuredOrigin(io.env) });
-  for (const warning of journal.warnings) io.stderr(`warning: ${warning}\n`);
+  const { plan, index } = await planFromJournal(jobs, flags.outDir, { origin: configuredOrigin(io.env) });
+  for (const warning of index.warnings) io.stderr(`warning: ${warning}\n`);
+  for (const { id, paths } of plan.kept) io.stderr(`warning: ${keptMessage(id, paths)}\n`);
 
   const options: EstimateOptions = flags.expectedOutputTokens === undefined ? {} : { expectedOutputTokens: flags.expectedOutputTokens };
   const summary = new EstimateSummary();
-  let done = 0;
+  for await (const toSend of jobsToSend(jobs, plan)) summary.add(estimateJob(requestOf(toSend), prices, options));
+  // An answer cut off is not sent again with the same request either: finishing the run does not pay for it.
   let cutOff = 0;
-  for await (const job of jobs.open()) {
-    // An answer cut off is not sent again with the same request either: finishing the run does not pay for it.
-    const state = journal.current(job.id, fingerprintKey(fingerprint(job)))?.state;
-    if (state === 'done') done++;
-    else if (state === 'incomplete') cutOff++;
-    else summary.add(estimateJob(job, prices, options));
+  for (let position = 0; position < jobs.count; position++) {
+    if (index.currentOf(jobs.digests.ids, position, jobs.digests.key(position))?.state === 'incomplete' && plan.reasons[position] === 0) cutOff++;
   }
+  const counts = countPlan(plan);
+  const done = counts.skipped + counts.moved - cutOff;
 
   const table = summary.table();
   io.stdout(formatTable(table));

@@ -92,6 +92,7 @@ export const FLAGS = {
     description: 'Send every job again, even those already done; with --fresh, start over even if the folder holds results',
   },
   'only-failed': { type: 'boolean', default: false, description: 'Rerun only the jobs that failed or were cut off (incomplete) last time' },
+  'dry-run': { type: 'boolean', default: false, description: 'List the jobs the run would send and why, and stop: sends nothing, needs no key' },
   quiet: { type: 'boolean', default: false, description: 'No progress and no summary' },
   'progress-interval': {
     type: 'number',

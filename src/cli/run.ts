@@ -9,7 +9,8 @@ import type { RunEvent, RunOptions } from '../run/options.js';
 import { runJobs } from '../run/run.js';
 import { apiOrigin, OFFLINE_ORIGIN } from '../output/journal.js';
 import { startOfflineServer } from '../server/server.js';
-import { apiClient } from './client.js';
+import { apiClient, configuredOrigin } from './client.js';
+import { dryRun } from './dry-run.js';
 import { resolveCommand, usageError, type Command, type CommandSpec } from './command.js';
 import { exitStatusOfRun } from './exit.js';
 import { DEFAULT_TIMEOUT_SECONDS, defaultOutDir, FLEX_TIMEOUT_SECONDS } from './flags.js';
@@ -38,6 +39,7 @@ const SPEC = {
     'fresh',
     'force',
     'only-failed',
+    'dry-run',
     'quiet',
     'progress-interval',
     'grace',
@@ -66,6 +68,8 @@ export interface RunFlags extends EngineFlags {
   fresh: boolean;
   force: boolean;
   onlyFailed: boolean;
+  /** List what would be sent, and send nothing. */
+  dryRun: boolean;
   quiet: boolean;
   progressIntervalSeconds: number;
   graceMs: number;
@@ -106,6 +110,7 @@ export function resolveRunFlags(argv: Record<string, unknown>): RunFlags {
     fresh: flags.fresh,
     force: flags.force,
     onlyFailed: flags['only-failed'],
+    dryRun: flags['dry-run'],
     quiet: flags.quiet,
     progressIntervalSeconds: flags['progress-interval'],
     graceMs: Math.round(flags.grace * 1000),
@@ -195,7 +200,12 @@ function incompleteWarning(count: number): string {
 /** `nightshift run`: validates everything, then runs the jobs and writes the outputs. */
 async function runFromFlags(flags: RunFlags, io: CliIO): Promise<number> {
   const say = flags.quiet ? undefined : (line: string) => io.stderr(`${line}\n`);
-  const { jobs, models } = await loadOrExplain(flags.files, flags.defaults, io, { outDir: flags.outDir, say });
+  // A dry run writes nothing, not even the saved validation of large files.
+  const { jobs, models } = await loadOrExplain(flags.files, flags.defaults, io, { ...(flags.dryRun ? {} : { outDir: flags.outDir }), say });
+  if (flags.dryRun) {
+    const origin = flags.offline ? OFFLINE_ORIGIN : configuredOrigin(io.env);
+    return dryRun(jobs, { outDir: flags.outDir, origin, mode: { force: flags.force && !flags.fresh, onlyFailed: flags.onlyFailed }, fresh: flags.fresh }, io);
+  }
   const prices = await loadPrices(flags.prices);
   // The run's own server keeps no request log: memory stays flat however many jobs it answers.
   const server = flags.offline ? await startOfflineServer({ recordRequests: false }) : undefined;

@@ -79,3 +79,25 @@ function readJpeg(data: Buffer): ImageInfo | undefined {
 
 const sized = (format: ImageFormat, width: number, height: number): ImageInfo | undefined =>
   width > 0 && height > 0 ? { format, width, height } : undefined;
+
+/**
+ * Whether `bytes` are a whole image: a header {@link readImageInfo} reads, and the end its format closes with (PNG's
+ * IEND chunk, JPEG's end-of-image marker, GIF's trailer, the length a WebP file declares). A file cut short, or
+ * overwritten with something else, is not.
+ */
+export function isWholeImage(bytes: Uint8Array): boolean {
+  const info = readImageInfo(bytes);
+  if (!info) return false;
+  const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const endsWith = (tail: readonly number[]): boolean => tail.every((byte, i) => data[data.length - tail.length + i] === byte);
+  switch (info.format) {
+    case 'png':
+      return endsWith([0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82]);
+    case 'jpeg':
+      return endsWith([0xff, 0xd9]);
+    case 'gif':
+      return endsWith([0x3b]);
+    case 'webp':
+      return data.readUInt32LE(4) + 8 === data.length;
+  }
+}

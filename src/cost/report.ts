@@ -6,7 +6,7 @@
  * rerun counts once per outcome, and journals set aside by `--fresh` still count: they were billed. Records with
  * `attempts: 0` are the exception: they mark image files renamed on a resume, which sent nothing.
  */
-import { answeredOffline, type JournalRecord, type JobRecord, type JobState } from '../output/journal.js';
+import { answeredOffline, paidBy, type JournalRecord, type JobRecord, type JobState } from '../output/journal.js';
 import { UsageTable, type UsageGrouping } from '../output/usage-table.js';
 
 /** What `nightshift report --by` groups by. */
@@ -43,7 +43,8 @@ export const isOfflineAnswer = (record: JournalRecord): boolean => record.type =
 
 /** Counts `record` in `report` when it stands for a request that was sent. */
 export function addToReport(report: UsageTable<JobRecord>, record: JournalRecord): void {
-  if (isRequest(record)) report.add(record, record);
+  // A record that kept images an earlier record paid for counts what its own request paid.
+  if (isRequest(record)) report.add(record, { ...record, ...paidBy(record) });
 }
 
 const OUTCOMES = new Set<JobState>(['done', 'incomplete', 'failed']);

@@ -1,8 +1,10 @@
 import { stat } from 'node:fs/promises';
 import { NightshiftError } from '../common/errors.js';
+import { IdTable } from '../common/id-table.js';
 import { isFileSystemError } from '../common/fs-errors.js';
 import { JobDigests } from './digests.js';
 import type { Job, JobKind, Problem } from '../common/types.js';
+import { freeId } from './content-id.js';
 import { checkHeader } from './csv-fields.js';
 import { parseFileDefaults, type CliDefaults, type FileDefaults } from './defaults.js';
 import { cachedLoader, readLocalImage } from './images.js';
@@ -69,6 +71,8 @@ interface Reading {
   onBytes?: (file: number, chunk: Buffer) => void;
   /** Called each time a job's local image is read (its bytes are part of the request). */
   onLocalImage?: () => void;
+  /** The ids validation gave the jobs, numbered by position: identical id-less jobs get the same numbers again. */
+  ids?: IdTable;
 }
 
 /** What checking one record gives: a valid job, the record's problems (several records may share a file), or a job record passed over unread. */
@@ -93,6 +97,16 @@ async function* checkJobs(
   const cli = options.defaults ?? {};
   // Job records seen, each a job in files that validate.
   let position = from?.position ?? 0;
+  // Which ids identical id-less jobs before this one took: validation's table, the one it made, or this pass's own.
+  const seen = unique || reading.ids ? undefined : new IdTable();
+  const takenBefore = (at: number) => (candidate: string): boolean => {
+    if (unique) return unique.taken(candidate);
+    if (reading.ids) {
+      const owner = reading.ids.indexOf(candidate);
+      return owner >= 0 && owner !== at;
+    }
+    return seen!.indexOf(candidate) >= 0;
+  };
 
   for (const [fileIndex, file] of files.entries()) {
     if (from && fileIndex < from.file) continue;
@@ -125,12 +139,17 @@ async function* checkJobs(
         }
         case 'job':
         case 'row': {
-          if (wanted && !wanted(position++)) {
+          const at = position++;
+          if (wanted && !wanted(at)) {
             yield { skipped: true };
             break;
           }
           let normalized = toJob(record, { cli, fileDefaults, loadImage });
           if (normalized instanceof Promise) normalized = await normalized;
+          if ('job' in normalized && normalized.idFromContent) {
+            normalized.job.id = freeId(normalized.job.id, takenBefore(at));
+            seen?.add(normalized.job.id);
+          }
           const id = 'job' in normalized ? normalized.job.id : normalized.id;
           const taken = id === undefined || !unique ? [] : unique.id(id, record.source);
           // A job with a taken id would also clash on its default file names: one problem is enough.
@@ -301,7 +320,7 @@ function approximateBytes(value: unknown): number {
  * A file changed since then so that a record no longer validates stops the stream with `E_VALIDATION`: nothing
  * unvalidated is ever yielded.
  */
-export async function* streamJobs(files: readonly string[], options: LoadOptions = {}): AsyncGenerator<Job> {
+export async function* streamJobs(files: readonly string[], options: LoadOptions & { ids?: IdTable } = {}): AsyncGenerator<Job> {
   for await (const { job } of pickJobs(files, () => true, options)) yield job;
 }
 
@@ -313,10 +332,11 @@ export async function* streamJobs(files: readonly string[], options: LoadOptions
 export async function* pickJobs(
   files: readonly string[],
   wanted: (position: number) => boolean,
-  options: LoadOptions & { from?: ReadPoint } = {},
+  options: LoadOptions & { from?: ReadPoint; ids?: IdTable } = {},
 ): AsyncGenerator<{ position: number; job: Job }> {
   let position = options.from?.position ?? 0;
-  for await (const checked of checkJobs(files, options, undefined, wanted, options.from ? { from: options.from } : {})) {
+  const reading: Reading = { ...(options.from ? { from: options.from } : {}), ...(options.ids ? { ids: options.ids } : {}) };
+  for await (const checked of checkJobs(files, options, undefined, wanted, reading)) {
     if ('job' in checked) {
       yield { position: position++, job: checked.job };
       continue;

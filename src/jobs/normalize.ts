@@ -1,7 +1,7 @@
-import { basename, extname } from 'node:path';
 import type { Job, JobKind, Problem } from '../common/types.js';
 import { batchRequestToJob, isBatchRequest } from './batch.js';
 import { buildChatBody, buildImageBody, buildMessages, CHAT_BODY_FIELDS } from './body.js';
+import { contentId, contentIdShape } from './content-id.js';
 import { decodeRow } from './csv-fields.js';
 import { applyDefaults, type CliDefaults, type FileDefaults } from './defaults.js';
 import { checkImageParams } from './image-params.js';
@@ -34,8 +34,11 @@ export interface NormalizeContext {
   loadImage: ImageLoader;
 }
 
-/** A valid job, or every problem found in the record and the id it has (undefined when the id is invalid). */
-export type NormalizeResult = { job: Job } | { problems: Problem[]; id: string | undefined };
+/**
+ * A valid job (`idFromContent` when the record gave no id and the job is named by its request, see `content-id.ts`),
+ * or every problem found in the record and the id it has (undefined when it has none, or an invalid one).
+ */
+export type NormalizeResult = { job: Job; idFromContent?: true } | { problems: Problem[]; id: string | undefined };
 
 /** A record on its way to a `Job`: its fields with defaults applied, and the problems found so far. */
 interface Draft {
@@ -48,14 +51,15 @@ interface Draft {
 
 /**
  * Turns one raw record into a `Job`: types CSV cells, takes Batch API lines as they stand, applies
- * defaults (job field > file `defaults` > command line), derives the id, infers the kind, validates
- * every field, inlines local images and builds the request body. Reports all of the record's problems.
+ * defaults (job field > file `defaults` > command line), infers the kind, validates every field, inlines local
+ * images, builds the request body and, for a record without an id, names the job by it. Reports all of the
+ * record's problems.
  */
 export function toJob(record: JsonJobRecord | RowRecord, context: NormalizeContext): NormalizeResult | Promise<NormalizeResult> {
   const { file } = record.source;
-  const derivedId = `${basename(file, extname(file))}-${record.index}`;
-  // The id the record claims, also for its problems; undefined while it has no valid one.
-  const scope: ProblemScope = { source: record.source, jobId: derivedId, csv: record.type === 'row' };
+  // The id the record claims, also for its problems; undefined while it has no valid one (an id-less record has
+  // none until its request is built).
+  const scope: ProblemScope = { source: record.source, csv: record.type === 'row' };
   const fail = (details: ProblemDetail[]): NormalizeResult => ({ problems: details.map((detail) => toProblem(scope, detail)), id: scope.jobId });
 
   const details: ProblemDetail[] = [];
@@ -86,7 +90,8 @@ export function toJob(record: JsonJobRecord | RowRecord, context: NormalizeConte
   if (kind === undefined) return fail(details);
 
   const fields = applyDefaults(own, context.fileDefaults, FIELDS_BY_KIND[kind]);
-  const draft: Draft = { id: scope.jobId ?? derivedId, source: record.source, fields, details, context };
+  // An id-less job's image names are checked with an id of the length its content id will have.
+  const draft: Draft = { id: scope.jobId ?? contentIdShape(file), source: record.source, fields, details, context };
   const parse = <T extends FieldSchemas>(table: T) => {
     const parsed = parseFields(fields, table, { skip: failed });
     details.push(...parsed.problems);
@@ -94,7 +99,10 @@ export function toJob(record: JsonJobRecord | RowRecord, context: NormalizeConte
     return parsed.values;
   };
   const job = kind === 'image' ? toImageJob(parse(imageFields), draft) : toChatJob(parse(FIELDS_BY_KIND[kind]), kind, draft);
-  const result = (done: Job | undefined): NormalizeResult => (done === undefined ? fail(details) : { job: done });
+  const result = (done: Job | undefined): NormalizeResult => {
+    if (done === undefined) return fail(details);
+    return own['id'] === undefined ? { job: { ...done, id: contentId(file, done) }, idFromContent: true } : { job: done };
+  };
   // Only local images are read from disk; a job without them is normalized without a turn of the event loop.
   return job instanceof Promise ? job.then(result) : result(job);
 }

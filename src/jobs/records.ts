@@ -4,7 +4,7 @@ import type { Problem, SourceLocation } from '../common/types.js';
 export interface JsonJobRecord {
   type: 'job';
   source: SourceLocation;
-  /** 1-based position among the file's records, used to derive an id when the job has none. */
+  /** 1-based position among the file's records. */
   index: number;
   value: unknown;
 }
@@ -13,7 +13,7 @@ export interface JsonJobRecord {
 export interface RowRecord {
   type: 'row';
   source: SourceLocation;
-  /** 1-based position among the file's rows, used to derive an id when the job has none. */
+  /** 1-based position among the file's rows. */
   index: number;
   cells: Record<string, string>;
 }

@@ -58,7 +58,7 @@ export function jobsInFiles(
   return {
     count,
     digests,
-    open: () => streamJobs(files, { defaults }),
-    pick: (wanted, first) => pickJobs(files, wanted, { defaults, ...(newJobsFrom && first >= newJobsFrom.position ? { from: newJobsFrom } : {}) }),
+    open: () => streamJobs(files, { defaults, ids: digests.ids }),
+    pick: (wanted, first) => pickJobs(files, wanted, { defaults, ids: digests.ids, ...(newJobsFrom && first >= newJobsFrom.position ? { from: newJobsFrom } : {}) }),
   };
 }

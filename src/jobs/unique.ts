@@ -7,6 +7,8 @@ import type { ProblemDetail } from './problems.js';
 export interface UniquenessCheck {
   /** Takes `id` for the record at `source`, or reports where it was taken first. */
   id(id: string, source: SourceLocation): ProblemDetail[];
+  /** Whether an earlier record took `id`. */
+  taken(id: string): boolean;
   /** Takes the image files `job` will write, or reports the first one another job writes. */
   files(job: Job): ProblemDetail[];
 }
@@ -28,6 +30,7 @@ export function createUniquenessCheck(ids = new IdTable()): UniquenessCheck {
   const fileNumbers = new Map<string, number>();
   const files = new Map<string, { id: string; source: SourceLocation }>();
   return {
+    taken: (id) => ids.indexOf(id) >= 0,
     id(id, source) {
       const known = ids.size;
       const index = ids.add(id);

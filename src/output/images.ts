@@ -20,6 +20,11 @@ export interface SaveContext {
   signal?: AbortSignal;
   /** Used to download images returned as URLs. @default globalThis.fetch */
   fetch?: typeof fetch;
+  /**
+   * The numbers (from 1) the answer's images take in the job's file names, when only some of a job's images are made
+   * again. @default 1, 2, ... in answer order
+   */
+  imageNumbers?: readonly number[];
 }
 
 /** What became of an image the API generated (and billed) but nightshift could not store. */
@@ -84,7 +89,7 @@ export async function saveImages(job: Pick<Job, 'id' | 'output'>, items: readonl
   await mkdir(imagesDir, { recursive: true }).catch(failed('write'));
   const files: ProducedFile[] = [];
   for (const [position, bytes] of images.entries()) {
-    const name = expandOutput(job.output ?? `{id}-{index}.png`, job.id, position + 1);
+    const name = expandOutput(job.output ?? `{id}-{index}.png`, job.id, context.imageNumbers?.[position] ?? position + 1);
     const target = await safeTarget(imagesDir, name).catch(writeFailure);
     await writeFileAtomic(target, bytes).catch(failed('write'));
     files.push({

@@ -6,7 +6,7 @@ export type RecordedJob = Pick<Job, 'id' | 'kind' | 'model' | 'tags'> & { source
 
 /** A job's outcome as the journal records it, less what every record of the job shares. */
 export type Outcome = Pick<JobRecord, 'state' | 'usage' | 'costUsd'> &
-  Partial<Pick<JobRecord, 'output' | 'files' | 'finishReason' | 'error' | 'status' | 'requestId' | 'serviceTier' | 'batchId' | 'origin'>>;
+  Partial<Pick<JobRecord, 'output' | 'files' | 'finishReason' | 'error' | 'status' | 'requestId' | 'serviceTier' | 'batchId' | 'paid' | 'origin'>>;
 
 /** When the job's work started and ended (milliseconds since the epoch), its attempts and its latency. */
 export interface Timing {
@@ -44,6 +44,7 @@ export function jobRecord(job: RecordedJob, fp: string, timing: Timing, outcome:
     ...(requestId ? { requestId } : {}),
     ...(serviceTier ? { serviceTier } : {}),
     ...(batchId ? { batchId } : {}),
+    ...(outcome.paid ? { paid: outcome.paid } : {}),
     startedAt: new Date(timing.startedAt).toISOString(),
     finishedAt: new Date(timing.finishedAt).toISOString(),
     // Last: the layout the journal's index reads.

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { IdTable } from '../common/id-table.js';
 import { KEY_BYTES } from '../jobs/digests.js';
-import { answerCountsFor, journalSize, parseRecord, type JobRecord, type JobState, type RecordLocation } from './journal.js';
+import { answerCountsFor, journalSize, paidBy, parseRecord, type JobRecord, type JobState, type RecordLocation } from './journal.js';
 
 /**
  * The short form of a request fingerprint that the index compares. A sha256 hex fingerprint keeps its first
@@ -70,6 +70,11 @@ export class JournalIndex {
    * and then restored finds its earlier success instead of being paid for again.
    */
   private readonly earlier = new Map<number, Map<string, RecordRef>>();
+  /**
+   * Answers of ids the run does not have that end in a record number (`prompts-3`, as releases that named id-less
+   * jobs by position did), by fingerprint key (hex) then id: the job that now sends the same request takes one over.
+   */
+  private readonly positional = new Map<string, Map<string, RecordRef>>();
 
   /**
    * With `ids` (the run's jobs, as validation numbered them), the index uses their numbers as its slots, sized for
@@ -112,7 +117,10 @@ export class JournalIndex {
    */
   add(id: string, ref: RecordRef): void {
     const slot = this.fixed ? this.slots.indexOf(id) : this.slots.add(id);
-    if (slot < 0) return;
+    if (slot < 0) {
+      if (POSITIONAL.test(id)) this.notePositional(id, ref);
+      return;
+    }
     if (slot >= this.capacity) this.grow();
     if ((this.flags[slot]! & PRESENT) === 0) {
       this.store(slot, ref);
@@ -134,6 +142,36 @@ export class JournalIndex {
     if (this.origin !== undefined && !answerCountsFor(job, this.origin)) return this.setAside(job.id);
     this.add(job.id, job.ref);
     if (job.costUsd !== null && job.attempts > 0) this.spentUsd += job.costUsd;
+  }
+
+  /** Whether some id the run does not have, ending in a record number, holds an answer to request `key` (see {@link takePositional}). */
+  hasPositional(key: Buffer): boolean {
+    return this.positional.has(key.toString('hex'));
+  }
+
+  /**
+   * An answer (done or cut off) to request `key` under an id the run does not have and that `accepts` (one a job
+   * was given by its position), handed over once: two identical jobs take two answers, never the same one twice.
+   */
+  takePositional(key: Buffer, accepts: (id: string) => boolean): { id: string; ref: RecordRef } | undefined {
+    const hex = key.toString('hex');
+    const byId = this.positional.get(hex);
+    if (!byId) return undefined;
+    for (const [id, ref] of byId) {
+      if (ref.state === 'failed' || !accepts(id)) continue;
+      byId.delete(id);
+      if (byId.size === 0) this.positional.delete(hex);
+      return { id, ref };
+    }
+    return undefined;
+  }
+
+  private notePositional(id: string, ref: RecordRef): void {
+    const hex = ref.key.toString('hex');
+    let byId = this.positional.get(hex);
+    if (!byId) this.positional.set(hex, (byId = new Map()));
+    // The latest record of the id and request: a rerun that failed takes the place of its answer, as for any job.
+    byId.set(id, { ...ref, key: Buffer.from(ref.key) });
   }
 
   /** Notes that an answer of the offline server to job `id` was set aside. */
@@ -221,6 +259,9 @@ export class JournalIndex {
   }
 }
 
+/** An id ending in a record number, as the ids releases gave id-less jobs by position (`prompts-3`). */
+const POSITIONAL = /-[1-9]\d*$/;
+
 const sameKey = (ref: RecordRef | undefined, key: Buffer): RecordRef | undefined => (ref && ref.key.equals(key) ? ref : undefined);
 
 function grown<T extends Float64Array | Uint32Array | Uint8Array>(from: T, to: T): T {
@@ -230,7 +271,7 @@ function grown<T extends Float64Array | Uint32Array | Uint8Array>(from: T, to: T
 
 /** What the index takes of a job record written at `location`. */
 export function indexedJob(record: JobRecord, location: RecordLocation): IndexedJob {
-  return { id: record.id, ref: refOf(record, location), costUsd: record.costUsd, attempts: record.attempts, ...(record.origin !== undefined ? { origin: record.origin } : {}) };
+  return { id: record.id, ref: refOf(record, location), costUsd: paidBy(record).costUsd, attempts: record.attempts, ...(record.origin !== undefined ? { origin: record.origin } : {}) };
 }
 
 /** The index entry of a record written at `location`. */
@@ -296,6 +337,7 @@ export async function indexJournal(path: string, { ids, origin }: IndexOptions =
 export interface IndexedJob {
   id: string;
   ref: RecordRef;
+  /** What the record's own requests cost (see `JobRecord.paid`): its contribution to spending. */
   costUsd: number | null;
   attempts: number;
   /** Where the answer came from (see {@link JobRecord.origin}). */
@@ -318,13 +360,14 @@ const LIST_OF = (item: string): string => `\\[(?:${item}(?:,${item})*)?\\]`;
 
 /**
  * A job record exactly as `run/attempt.ts` lays it out, every field of its type: the captures are the id, the
- * fingerprint, the state, the attempts, the files (empty when none), the cost and the origin.
+ * fingerprint, the state, the attempts, the files (empty when none), the cost, what the record's own request paid
+ * (`paid.costUsd`, when it kept images an earlier record paid for) and the origin.
  */
 const JOB_LINE = new RegExp(
   `\\{"type":"job","id":(${STRING}),"fingerprint":"([0-9a-f]{64})","kind":${STRING},"model":${STRING},"tags":${LIST_OF(STRING)},` +
     `"source":${STRING},"state":(${STRING}),"attempts":(${COUNT}),"output":${STRING},"files":\\[((?:${FILE}(?:,${FILE})*)?)\\]` +
     `(?:,"finishReason":${STRING})?(?:,"error":${STRING})?(?:,"status":${NUMBER})?,"usage":${OBJECT_OF_COUNTS},"costUsd":(${COUNT}|null),` +
-    `"latencyMs":${COUNT}(?:,"requestId":${STRING})?(?:,"serviceTier":${STRING})?(?:,"batchId":${STRING})?,"startedAt":${STRING},"finishedAt":${STRING}(?:,"origin":(${STRING}))?\\}`,
+    `"latencyMs":${COUNT}(?:,"requestId":${STRING})?(?:,"serviceTier":${STRING})?(?:,"batchId":${STRING})?(?:,"paid":\\{"usage":${OBJECT_OF_COUNTS},"costUsd":(${COUNT}|null)\\})?,"startedAt":${STRING},"finishedAt":${STRING}(?:,"origin":(${STRING}))?\\}`,
   'y',
 );
 
@@ -345,7 +388,9 @@ export function scanJobRecord(bytes: Buffer, text: string, start: number, end: n
   JOB_LINE.lastIndex = start;
   const match = JOB_LINE.exec(text);
   if (!match || JOB_LINE.lastIndex !== end) return undefined;
-  const [, id, fingerprint, state, attempts, files, costUsd, origin] = match as unknown as string[];
+  const [, id, fingerprint, state, attempts, files, wholeCostUsd, paidUsd, origin] = match as unknown as string[];
+  // Spending counts what the record's own request paid.
+  const costUsd = paidUsd ?? wholeCostUsd;
   // Plain ASCII reads the same in latin1; anything else is decoded from the bytes (and unescaped, if need be).
   const idStart = match.index + JOB_START.length;
   const decoded = ASCII.test(id!) ? id!.slice(1, -1) : (JSON.parse(bytes.toString('utf8', idStart, idStart + id!.length)) as string);

@@ -59,6 +59,12 @@ export interface JobRecord {
   startedAt: string;
   finishedAt: string;
   /**
+   * What this record's own requests cost, when it is less than `usage` and `costUsd`: only some of the job's images
+   * were made again (the others missing or damaged), and `usage`, `costUsd` and `files` are those of all its images,
+   * the kept ones paid by the earlier record of the same request. Spending and the report count this part alone.
+   */
+  paid?: { usage: Usage; costUsd: number | null };
+  /**
    * Where the answer came from: {@link OFFLINE_ORIGIN} for the offline server of `--offline`, `offline@` and the
    * origin for an offline server reached at an address (`nightshift serve`: its answers say so), otherwise the API's
    * origin (`https://api.openai.com`: scheme, host and port, never a path, credentials or the key). Written last.
@@ -188,9 +194,14 @@ export function isJobRecord(value: unknown): value is JobRecord {
     isObject(usage) &&
     Object.values(usage).every(isCount) &&
     (['finishReason', 'error', 'requestId', 'serviceTier', 'batchId', 'origin'] as const).every((name) => value[name] === undefined || typeof value[name] === 'string') &&
-    (value.status === undefined || isNumber(value.status))
+    (value.status === undefined || isNumber(value.status)) &&
+    (value.paid === undefined || (isObject(value.paid) && isObject(value.paid.usage) && Object.values(value.paid.usage).every(isCount) && (value.paid.costUsd === null || isCount(value.paid.costUsd))))
   );
 }
+
+/** What a record's own requests cost and used (see {@link JobRecord.paid}): its whole usage and cost, unless it kept images an earlier record paid for. */
+export const paidBy = (record: Pick<JobRecord, 'usage' | 'costUsd' | 'paid'>): { usage: Usage; costUsd: number | null } =>
+  record.paid ?? { usage: record.usage, costUsd: record.costUsd };
 
 function isRunRecord(value: Record<string, unknown>): value is RunRecord & Record<string, unknown> {
   return typeof value.startedAt === 'string' && Array.isArray(value.files) && isNumber(value.jobs) && (value.origin === undefined || typeof value.origin === 'string');

@@ -47,16 +47,17 @@ export interface MoveContext {
 }
 
 /**
- * A success whose images were renamed: it keeps the usage and cost the images took, so results.csv and usage.csv
- * still show them; `attempts: 0` marks that no request was sent, so spending and the report count that cost once.
+ * A success whose images were renamed, or that its job takes over from the positional id an earlier release gave it:
+ * it keeps the usage and cost of the answer, so results.csv and usage.csv still show them; `attempts: 0` marks that
+ * no request was sent, so spending and the report count that cost once.
  */
-function movedRecord(record: JobRecord, moves: readonly FileMove[], job: Pick<Job, 'source'>, finishedAt: string): JobRecord {
+function movedRecord(record: JobRecord, moves: readonly FileMove[], job: Pick<Job, 'id' | 'source'>, finishedAt: string): JobRecord {
   const files = [...record.files];
   for (const move of moves) {
     const position = files.findIndex((file) => file.path === move.from);
     if (position >= 0) files[position] = { ...files[position]!, path: move.to };
   }
-  return { ...record, files, source: `${job.source.file}:${job.source.line}`, attempts: 0, finishedAt };
+  return { ...record, id: job.id, files, source: `${job.source.file}:${job.source.line}`, attempts: 0, finishedAt };
 }
 
 /**

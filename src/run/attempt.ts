@@ -9,6 +9,7 @@ import { jobRecord, type Outcome } from '../output/job-record.js';
 import { OFFLINE_ORIGIN, offlineOrigin, type JobRecord } from '../output/journal.js';
 import { executeJob, type AttemptResult } from './execute.js';
 import type { RunEvent, RunOptions, StopReason } from './options.js';
+import type { PartialImages } from './plan.js';
 import type { RateScheduler } from './rate-limit.js';
 import { countedTokens, requestTokens } from './rate-limit-tokens.js';
 import { backoffDelay, CAPACITY_BACKOFF, classifyError, isCapacityShortage, type AttemptError } from './retry.js';
@@ -42,14 +43,24 @@ interface Timing {
 
 /**
  * Sends a job until it has an outcome (or the run stops) and hands its record to `record`. Returns what the job
- * cost, or undefined when it has no outcome (stop, abort, quota): it stays pending for the next run.
+ * cost, or undefined when it has no outcome (stop, abort, quota): it stays pending for the next run. With `partial`,
+ * `job` asks for the images to make again alone (see `requestOf`): its outcome is journaled with all the job's images,
+ * the kept ones from `partial.record` (a failure too, so that the next run again makes only the lost ones), and what
+ * it paid apart (`paid`).
  */
-export async function attemptJob(job: Job, fp: string, run: AttemptContext, record: (record: JobRecord) => Promise<void>): Promise<number | undefined> {
+export async function attemptJob(
+  job: Job,
+  fp: string,
+  run: AttemptContext,
+  record: (record: JobRecord) => Promise<void>,
+  partial?: PartialImages,
+): Promise<number | undefined> {
   const { options, clock, rates } = run;
   const startedAt = clock.now();
   const finish = ({ attempts, latencyFrom }: Timing, outcome: Outcome): Promise<void> => {
     const finishedAt = clock.now();
-    return record(jobRecord(job, fp, { attempts, startedAt, finishedAt, latencyMs: finishedAt - latencyFrom }, outcome, options.origin));
+    const timing = { attempts, startedAt, finishedAt, latencyMs: finishedAt - latencyFrom };
+    return record(jobRecord(job, fp, timing, partial ? withKeptImages(outcome, partial) : outcome, options.origin));
   };
   // Counted only when a token limit applies, and once for all attempts.
   let tokens: number | undefined;
@@ -69,7 +80,8 @@ export async function attemptJob(job: Job, fp: string, run: AttemptContext, reco
     attempts = attempt;
     let result: AttemptResult;
     try {
-      result = await executeJob(job, { client: options.client, outDir: options.outDir, timeoutMs: timeoutOf(job, options), signal: run.aborted, redact: run.redact });
+      const numbers = partial ? { imageNumbers: partial.images } : {};
+      result = await executeJob(job, { client: options.client, outDir: options.outDir, timeoutMs: timeoutOf(job, options), signal: run.aborted, redact: run.redact, ...numbers });
     } catch (error) {
       if (run.aborted.aborted) return undefined;
       if (error instanceof ImageSaveError) {
@@ -112,7 +124,8 @@ export async function attemptJob(job: Job, fp: string, run: AttemptContext, reco
     const state = answerState(finishReason);
     // The offline server says so on its answers, however it was reached: never taken for a real answer later.
     const origin = result.offline ? offlineOrigin(options.origin ?? OFFLINE_ORIGIN) : undefined;
-    await finish({ attempts: attempt, latencyFrom: attemptStart }, { state, output, files, finishReason, usage, costUsd, requestId, serviceTier, ...(origin ? { origin } : {}) });
+    const answer = { state, output, files, finishReason, usage, costUsd, requestId, serviceTier, ...(origin ? { origin } : {}) };
+    await finish({ attempts: attempt, latencyFrom: attemptStart }, answer);
     // A budget counts an answer of unknown cost at its worst case.
     return costUsd ?? options.budget?.worstCaseUsd(job) ?? undefined;
   }
@@ -144,6 +157,18 @@ async function failUnsaved(job: Job, run: AttemptContext, error: ImageSaveError,
     run.stop('output', `Stopping: images cannot be written in ${run.options.outDir} (${cause}). Fix the folder (space, permissions, what is in the way), then run the same command again.`);
   }
   return costUsd ?? undefined;
+}
+
+/**
+ * The outcome of a request that made some of a job's images again (or failed to), as the job's record: every image
+ * (the kept ones from the earlier record, the new ones at their numbers), the usage and cost of them all, and what
+ * this request paid apart.
+ */
+function withKeptImages(answer: Outcome, { images, record }: PartialImages): Outcome {
+  const files = [...record.files];
+  (answer.files ?? []).forEach((file, position) => (files[images[position]! - 1] = file));
+  const costUsd = record.costUsd === null || answer.costUsd === null ? null : record.costUsd + answer.costUsd;
+  return { ...answer, files, usage: sumUsage(record.usage, answer.usage), costUsd, paid: { usage: answer.usage, costUsd: answer.costUsd } };
 }
 
 /** How long one request of `job` may take: flex requests queue, and get `flexTimeoutMs`. */

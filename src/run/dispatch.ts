@@ -7,7 +7,7 @@ import type { OutputFolder } from '../output/folder.js';
 import type { JobRecord } from '../output/journal.js';
 import { attemptJob, type AttemptContext } from './attempt.js';
 import type { RunEvent, RunOptions, StopReason } from './options.js';
-import type { ToSend } from './plan.js';
+import { requestOf, type ToSend } from './plan.js';
 import { RateScheduler } from './rate-limit.js';
 import { ReadAhead } from './read-ahead.js';
 
@@ -149,7 +149,9 @@ export class Dispatch implements AttemptContext {
     while (!this.stopped.aborted) {
       const next = await this.take();
       if (next === undefined || this.stopped.aborted) return;
-      const { job, fp } = next;
+      const { fp, partial } = next;
+      // The request as sent: a job whose images are only partly made again asks for those alone.
+      const job = requestOf(next);
       // A job of a model the API says does not exist is not sent: it reserves nothing of the budget either.
       if (this.heldBack(job)) continue;
       // Planning made sure every job to send has a worst case.
@@ -166,7 +168,7 @@ export class Dispatch implements AttemptContext {
       }
       let actual: number | undefined;
       try {
-        actual = await attemptJob(job, fp, this, (record) => this.record(outbox, job, record));
+        actual = await attemptJob(job, fp, this, (record) => this.record(outbox, job, record), partial);
       } catch (error) {
         // Whatever went wrong, the other workers' requests are paid for: let them finish and journal.
         this.fail(error);

@@ -6,7 +6,7 @@ import { openOutputFolder } from '../output/folder.js';
 import { apiOrigin } from '../output/journal.js';
 import { Dispatch } from './dispatch.js';
 import type { RunOptions, RunSummary } from './options.js';
-import { countPlan, jobsToSend, planJobs } from './plan.js';
+import { countPlan, jobsToSend, keptMessage, planJobs } from './plan.js';
 
 /**
  * Runs jobs against the API with bounded concurrency and retry, journaling each outcome before it counts.
@@ -26,6 +26,7 @@ export async function runJobs(jobs: readonly Job[] | JobSource, given: RunOption
     for (const message of folder.index.warnings) emit({ type: 'warning', message });
     const plan = await planJobs(source, folder, options);
     const planned = countPlan(plan);
+    for (const { id, paths } of plan.kept) emit({ type: 'warning', message: keptMessage(id, paths) });
     emit({ type: 'planned', ...planned });
 
     await folder.startRun({ startedAt: now(), files: options.files, jobs: source.count, origin: options.origin });
