@@ -19,7 +19,7 @@ const SPEC = {
   description: 'Estimate tokens and cost of job files, leaving out jobs already done in the output folder; sends nothing',
   positional: { name: 'files', description: 'Job files (.json, .jsonl, .csv)', missing: 'Expected at least one job file' },
   // `run`'s flags that shape the requests, and the estimate's own.
-  flags: ['estimate-out', 'model', 'system', 'service-tier', 'prices', 'csv', 'expected-output'],
+  flags: ['estimate-out', 'model', 'system', 'temperature', 'max-completion-tokens', 'service-tier', 'prices', 'csv', 'expected-output'],
 } as const satisfies CommandSpec;
 
 /** `nightshift estimate` flags after checking. */

@@ -73,6 +73,16 @@ export const FLAGS = {
   },
   model: { type: 'string', description: 'Model for jobs that name none (job field > file defaults > this flag)' },
   system: { type: 'string', description: 'System prompt for chat and vision jobs that have none' },
+  temperature: {
+    type: 'number',
+    range: { whole: false, min: 0, max: 2 },
+    description: 'temperature of chat and vision jobs that set none (job field > file defaults > this flag)',
+  },
+  'max-completion-tokens': {
+    type: 'number',
+    range: { whole: true, min: 1 },
+    description: 'max_completion_tokens of chat and vision jobs that set neither it nor max_tokens',
+  },
   'service-tier': {
     type: 'string',
     choices: SERVICE_TIERS,

@@ -23,10 +23,26 @@ export interface ValidJobs extends Omit<ValidationResult, 'problems' | 'jobs'> {
   jobs: JobSource;
 }
 
-/** File defaults from `--model`, `--system` and `--service-tier`, as `run`, `validate` and `estimate` apply them. */
-export function jobDefaults(flags: { model: string | undefined; system: string | undefined; 'service-tier'?: ServiceTier | undefined }): CliDefaults {
+/** The flags that fill what jobs leave out, as `run`, `validate` and `estimate` take them. */
+export interface DefaultFlags {
+  model: string | undefined;
+  system: string | undefined;
+  'service-tier'?: ServiceTier | undefined;
+  temperature?: number | undefined;
+  'max-completion-tokens'?: number | undefined;
+}
+
+/** Defaults from `--model`, `--system`, `--service-tier`, `--temperature` and `--max-completion-tokens`, as `run`, `validate` and `estimate` apply them. */
+export function jobDefaults(flags: DefaultFlags): CliDefaults {
   const serviceTier = flags['service-tier'];
-  return { ...(flags.model ? { model: flags.model } : {}), ...(flags.system ? { system: flags.system } : {}), ...(serviceTier ? { serviceTier } : {}) };
+  const maxCompletionTokens = flags['max-completion-tokens'];
+  return {
+    ...(flags.model ? { model: flags.model } : {}),
+    ...(flags.system ? { system: flags.system } : {}),
+    ...(serviceTier ? { serviceTier } : {}),
+    ...(flags.temperature !== undefined ? { temperature: flags.temperature } : {}),
+    ...(maxCompletionTokens !== undefined ? { maxCompletionTokens } : {}),
+  };
 }
 
 /** Validates job files; on any problem prints them all and throws `E_VALIDATION` (exit 2). */

@@ -30,6 +30,8 @@ const SPEC = {
     'timeout',
     'model',
     'system',
+    'temperature',
+    'max-completion-tokens',
     'service-tier',
     'offline',
     'prices',

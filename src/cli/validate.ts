@@ -8,7 +8,7 @@ const SPEC = {
   description: 'Check job files and report every problem; sends nothing',
   // No description: `--help` has always shown the bare name here.
   positional: { name: 'files', missing: 'Expected at least one job file' },
-  flags: ['model', 'system'],
+  flags: ['model', 'system', 'temperature', 'max-completion-tokens'],
 } as const satisfies CommandSpec;
 
 /** `nightshift validate`: checks job files as `run` would, and sends nothing. */

@@ -1,15 +1,20 @@
+import { liftParams } from './params.js';
 import { parseFields } from './parse-fields.js';
 import type { ProblemDetail } from './problems.js';
 import { isJsonObject } from './records.js';
 import { FIELDS_BY_KIND, JOB_KINDS, type FieldSchemas, type ServiceTier } from './schema.js';
 import { closest } from './suggest.js';
 
-/** Defaults given on the command line (`--model`, `--system`, `--service-tier`): used when neither the job nor its file sets the field. */
+/** Defaults given on the command line (`--model`, `--system`, `--service-tier`, `--temperature`, `--max-completion-tokens`): used when neither the job nor its file sets the field. */
 export interface CliDefaults {
   model?: string;
   system?: string;
   /** `service_tier` of chat and vision jobs. */
   serviceTier?: ServiceTier;
+  /** `temperature` of chat and vision jobs. */
+  temperature?: number;
+  /** `max_completion_tokens` of chat and vision jobs that give neither it nor `max_tokens`. */
+  maxCompletionTokens?: number;
 }
 
 /** A file's `defaults`, checked: each value fits the field for at least one job kind. */
@@ -29,8 +34,10 @@ const ALTERNATIVES = [
 export function parseFileDefaults(value: unknown): { defaults: FileDefaults; problems: ProblemDetail[] } {
   if (!isJsonObject(value)) return { defaults: {}, problems: [{ field: 'defaults', message: 'expected an object of job fields' }] };
   const defaults: Record<string, unknown> = {};
-  const problems: ProblemDetail[] = [];
-  for (const [key, field] of Object.entries(value)) {
+  // The job fields in `params` are defaults of those fields, as they are fields of a job.
+  const lifted = liftParams(value);
+  const problems: ProblemDetail[] = lifted.problems.map((problem) => ({ ...problem, field: `defaults.${problem.field ?? ''}` }));
+  for (const [key, field] of Object.entries(lifted.fields)) {
     if (key === 'id') {
       problems.push({ field: 'defaults.id', message: 'ids are unique: there is no default id' });
       continue;
@@ -43,7 +50,7 @@ export function parseFileDefaults(value: unknown): { defaults: FileDefaults; pro
     } else if (tables.some((fields) => fits(key, field, fields))) {
       defaults[key] = field;
     } else {
-      problems.push(...parseFields({ [key]: field }, first, { prefix: 'defaults.' }).problems);
+      problems.push(...parseFields({ [key]: field }, first).problems.map((problem) => ({ ...lifted.moved(problem), field: `defaults.${lifted.moved(problem).field ?? key}` })));
     }
   }
   return { defaults, problems };
