@@ -1,7 +1,9 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { describe, expect, test } from 'vitest';
 import { EXIT } from '../src/cli/exit.js';
+import { resolveRunFlags } from '../src/cli/run.js';
 import { loadJobs } from '../src/jobs/load.js';
 import type { Problem } from '../src/common/types.js';
 import { cli, offlineServerPerTest, readCsv, tempDir } from './helpers.js';
@@ -157,5 +159,52 @@ describe('wrong names get the right suggestion, once', () => {
     const { problems } = await loadJobs([file]);
     expect(problems.map((problem) => [problem.line, problem.field])).toEqual([[1, 'input']]);
     expect(problems[0]?.message).toContain('"prompt"');
+  });
+});
+
+describe('"-" reads a job file from standard input', () => {
+  const stdin = (...chunks: string[]) => ({ stdin: Readable.from(chunks.map((chunk) => Buffer.from(chunk))) });
+  const lines = (count: number, from = 1) =>
+    Array.from({ length: count }, (_, i) => `${JSON.stringify({ model: 'gpt-4.1-mini', prompt: `Question ${from + i}` })}\n`).join('');
+
+  test('JSONL is sniffed, read as it streams in, and a rerun with the same input sends nothing again', async () => {
+    const out = join(await tempDir(), 'out');
+    const env = await offline.serve();
+    const text = lines(3);
+    // Chunks that cut lines in two, as a pipe delivers them.
+    const first = await cli(['run', '-', '--out', out], { env, ...stdin(text.slice(0, 20), text.slice(20, 90), text.slice(90)) });
+    expect(first.code).toBe(EXIT.ok);
+    const rows = await readCsv(join(out, 'results.csv'));
+    expect(rows.map((row) => row['status'])).toEqual(['ok', 'ok', 'ok']);
+    expect(rows[0]?.['source']).toMatch(/^<stdin>:1$/);
+    const again = await cli(['run', '-', '--out', out], { env, ...stdin(text) });
+    expect(again.code).toBe(EXIT.ok);
+    expect(offline.server.stats.requests).toBe(3);
+  });
+
+  test('a JSON list and a CSV table are sniffed too', async () => {
+    const json = await cli(['validate', '-', '--model', 'gpt-4.1-mini'], stdin(JSON.stringify(['One', 'Two'])));
+    expect(json.code).toBe(EXIT.ok);
+    const csv = await cli(['validate', '-'], stdin('id,model,prompt\nq1,gpt-4.1-mini,Hello\n'));
+    expect(csv.code).toBe(EXIT.ok);
+  });
+
+  test('--format says what the input is when sniffing cannot', async () => {
+    // A one-line JSON object is a JSONL line to the sniffer; --format json reads it as a file with defaults.
+    const document = JSON.stringify({ defaults: { model: 'gpt-4.1-mini' }, jobs: ['One'] });
+    const sniffed = await cli(['validate', '-'], stdin(document));
+    expect(sniffed.code).toBe(EXIT.invalid);
+    const told = await cli(['validate', '-', '--format', 'json'], stdin(document));
+    expect(told.code).toBe(EXIT.ok);
+  });
+
+  test('problems name <stdin> as the file', async () => {
+    const { code, stderr } = await cli(['validate', '-'], stdin(`${JSON.stringify({ model: 'gpt-4.1-mini', prompt: 'Hi', temperature: 9 })}\n`));
+    expect(code).toBe(EXIT.invalid);
+    expect(stderr).toMatch(/^<stdin>:1: temperature: /m);
+  });
+
+  test('the default output folder of standard input is out/stdin', () => {
+    expect(resolveRunFlags({ files: ['-'] }).outDir).toBe(join('out', 'stdin'));
   });
 });

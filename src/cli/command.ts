@@ -2,6 +2,7 @@ import type { Argv, Options } from 'yargs';
 import { NightshiftError } from '../common/errors.js';
 import { FLAGS, type FlagKey, type FlagName, type FlagSpec, type NumberRange } from './flags.js';
 import type { CliIO } from './io.js';
+import { STDIN_ARG, STDIN_PLACEHOLDER } from './stdin.js';
 
 /** The positional arguments of a command: one or more paths. */
 export interface Positional {
@@ -65,7 +66,8 @@ export function resolveCommand<S extends CommandSpec>(
     const name = flagName(key);
     flags[name] = resolveFlag(name, FLAGS[key], argv[name]);
   }
-  const args = spec.positional ? ((argv[spec.positional.name] as unknown[] | undefined)?.map(String) ?? []) : [];
+  const given = spec.positional ? ((argv[spec.positional.name] as unknown[] | undefined)?.map(String) ?? []) : [];
+  const args = given.map((arg) => (arg === STDIN_PLACEHOLDER ? STDIN_ARG : arg));
   if (spec.positional && args.length === 0) throw usageError(spec.positional.missing);
   return { args, flags: flags as FlagValues<S['flags'][number]> };
 }

@@ -12,6 +12,7 @@ import { defaultOutDir } from './flags.js';
 import type { CliIO } from './io.js';
 import { jobDefaults, loadOrExplain } from './load-jobs.js';
 import { loadPrices } from './load-prices.js';
+import { openJobFiles, type JobFormat } from './stdin.js';
 import { formatTable, writeCsvFile } from './table.js';
 
 const SPEC = {
@@ -19,12 +20,14 @@ const SPEC = {
   description: 'Estimate tokens and cost of job files, leaving out jobs already done in the output folder; sends nothing',
   positional: { name: 'files', description: 'Job files (.json, .jsonl, .csv)', missing: 'Expected at least one job file' },
   // `run`'s flags that shape the requests, and the estimate's own.
-  flags: ['estimate-out', 'model', 'system', 'temperature', 'max-completion-tokens', 'service-tier', 'prices', 'csv', 'expected-output'],
+  flags: ['estimate-out', 'format', 'model', 'system', 'temperature', 'max-completion-tokens', 'service-tier', 'prices', 'csv', 'expected-output'],
 } as const satisfies CommandSpec;
 
 /** `nightshift estimate` flags after checking. */
 export interface EstimateFlags {
   files: string[];
+  /** The format of standard input (`-`), when not sniffed. */
+  format?: JobFormat;
   /** The run's output folder whose finished jobs are left out. */
   outDir: string;
   defaults: CliDefaults;
@@ -38,6 +41,7 @@ export function resolveEstimateFlags(argv: Record<string, unknown>): EstimateFla
   const { args: files, flags } = resolveCommand(SPEC, argv);
   return {
     files,
+    ...(flags.format !== undefined ? { format: flags.format } : {}),
     outDir: flags.out ?? defaultOutDir(files),
     defaults: jobDefaults(flags),
     ...(flags.prices !== undefined ? { prices: flags.prices } : {}),
@@ -54,7 +58,16 @@ export const estimateCommand: Command = { ...SPEC, run: (argv, io) => estimateJo
  * request, finished ok) are left out, so the estimate of a half-finished run is what finishing it would cost.
  */
 async function estimateJobs(flags: EstimateFlags, io: CliIO): Promise<number> {
-  const { jobs } = await loadOrExplain(flags.files, flags.defaults, io);
+  const input = await openJobFiles(flags.files, flags.format, io);
+  try {
+    return await estimateInput(flags, input.files, input.names, io);
+  } finally {
+    await input.close();
+  }
+}
+
+async function estimateInput(flags: EstimateFlags, files: string[], names: ReadonlyMap<string, string>, io: CliIO): Promise<number> {
+  const { jobs } = await loadOrExplain(files, flags.defaults, io, { names });
   const prices = await loadPrices(flags.prices);
   // What finishing the run would cost at the API: answers of the offline server are not done for it.
   const journal = await indexJournal(join(flags.outDir, JOURNAL_FILE), { origin: configuredOrigin(io.env) });

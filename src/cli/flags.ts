@@ -2,6 +2,7 @@ import { basename, extname, join } from 'node:path';
 import { OUTPUT_DEFAULTS } from '../cost/estimate.js';
 import { REPORT_KEYS } from '../cost/report.js';
 import { SERVICE_TIERS } from '../jobs/schema.js';
+import { JOB_FORMATS, STDIN_ARG } from './stdin.js';
 
 /** Seconds `--timeout` waits for one request when not given. */
 export const DEFAULT_TIMEOUT_SECONDS = 600;
@@ -71,6 +72,7 @@ export const FLAGS = {
     range: { whole: false, min: 0.001 },
     description: `Seconds to wait for one request (default ${DEFAULT_TIMEOUT_SECONDS}; ${FLEX_TIMEOUT_SECONDS} for flex requests)`,
   },
+  format: { type: 'string', choices: JOB_FORMATS, description: 'Format of the job file read from standard input (-): json, jsonl or csv (default: told by its first bytes)' },
   model: { type: 'string', description: 'Model for jobs that name none (job field > file defaults > this flag)' },
   system: { type: 'string', description: 'System prompt for chat and vision jobs that have none' },
   temperature: {
@@ -140,8 +142,11 @@ export type FlagKey = keyof typeof FLAGS;
 /** How a flag is spelled on the command line (without `--`). */
 export type FlagName<K extends FlagKey> = (typeof FLAGS)[K] extends { name: infer N extends string } ? N : K;
 
-/** The default of `--out` for `files`: `out/<first file name without extension>`; `run --offline` appends `-offline`. */
+/**
+ * The default of `--out` for `files`: `out/<first file name without extension>` (`out/stdin` for standard input);
+ * `run --offline` appends `-offline`.
+ */
 export function defaultOutDir(files: readonly string[]): string {
   const first = files[0] ?? '';
-  return join('out', basename(first, extname(first)));
+  return join('out', first === STDIN_ARG ? 'stdin' : basename(first, extname(first)));
 }

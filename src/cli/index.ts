@@ -42,6 +42,7 @@ const code = await runMain(process.argv.slice(2), {
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
   isTTY: Boolean(process.stderr.isTTY),
+  stdin: process.stdin,
   stopSignal: stop.signal,
   abortSignal: abort.signal,
   onRunStart: (ms) => {

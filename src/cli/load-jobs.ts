@@ -50,20 +50,22 @@ export async function loadOrExplain(
   files: string[],
   defaults: CliDefaults,
   io: CliIO,
-  { outDir, say }: { outDir?: string; say?: (line: string) => void } = {},
+  { outDir, say, names }: { outDir?: string; say?: (line: string) => void; names?: ReadonlyMap<string, string> } = {},
 ): Promise<ValidJobs> {
+  const shown = files.map((file) => names?.get(file) ?? file).join(', ');
   // Jobs take several times their size on disk in memory: files that clearly will not fit are streamed from the start.
   const size = await totalSize(files);
   const keep = size * 4 <= KEEP_JOBS_BYTES ? { maxBytes: KEEP_JOBS_BYTES } : undefined;
   if (!keep) io.onLargeJobs?.();
   // Checking a large file takes seconds: say what is going on rather than sit silent.
   const started = Date.now();
-  if (!keep) say?.(`checking ${files.join(', ')} (${(size / 1e6).toFixed(1)} MB)`);
+  if (!keep) say?.(`checking ${shown} (${(size / 1e6).toFixed(1)} MB)`);
   // Large files are validated once per output folder: a resume validates only what changed since.
   // Not through a link: the run refuses a linked state folder (exit 4), and must not have written where it leads first.
   const saved = !keep && outDir && !(await isLink(join(outDir, STATE_DIR))) ? { saved: join(outDir, SAVED_VALIDATION) } : {};
   const { problems, jobs, digests, newJobsFrom, reused, ...found } = await validateJobFiles(files, {
     defaults,
+    ...(names ? { names } : {}),
     digests: true,
     ...(keep ? { keep } : {}),
     ...saved,
@@ -84,8 +86,8 @@ export async function loadOrExplain(
   // A model OpenAI has shut down fails every request: worth a word before anything is sent.
   for (const notice of shutdownNotices(found.models, (io.now ?? Date.now)())) io.stderr(`warning: ${notice}\n`);
   // An empty file is almost always the wrong file: say so rather than report an empty success.
-  if (found.count === 0) throw new NightshiftError('E_VALIDATION', `No jobs in ${files.join(', ')}; nothing was sent.`);
-  return { ...found, jobs: jobs ? jobsInMemory(jobs, digests) : jobsInFiles(files, { count: found.count, digests: digests!, defaults, newJobsFrom }) };
+  if (found.count === 0) throw new NightshiftError('E_VALIDATION', `No jobs in ${shown}; nothing was sent.`);
+  return { ...found, jobs: jobs ? jobsInMemory(jobs, digests) : jobsInFiles(files, { count: found.count, digests: digests!, defaults, newJobsFrom, names }) };
 }
 
 /** The files' total size in bytes; a file that cannot be read counts 0 (validation reports it). */

@@ -8,6 +8,7 @@ import type { CliIO } from './io.js';
 import { reportCommand } from './report.js';
 import { runCommand } from './run.js';
 import { serveCommand } from './serve.js';
+import { STDIN_ARG, STDIN_PLACEHOLDER } from './stdin.js';
 import { validateCommand } from './validate.js';
 
 export { EXIT } from './exit.js';
@@ -20,7 +21,8 @@ const COMMANDS: readonly Command[] = [runCommand, validateCommand, estimateComma
  * Runs the CLI on `args` (without `node` and the script) and returns the exit status.
  * Expected failures are `NightshiftError`s, printed without a stack; anything else is a bug.
  */
-export async function runMain(args: string[], io: CliIO): Promise<number> {
+export async function runMain(argv: string[], io: CliIO): Promise<number> {
+  const args = argv.map((arg) => (arg === STDIN_ARG ? STDIN_PLACEHOLDER : arg));
   let command: Promise<number> | undefined;
   // Numbers are read by each flag's own rule (command.ts), never guessed by yargs: it took `0x10` for 16, and a job
   // file named `1e3` for a number.

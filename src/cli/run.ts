@@ -18,6 +18,7 @@ import type { CliIO } from './io.js';
 import { jobDefaults, loadOrExplain } from './load-jobs.js';
 import { loadPrices } from './load-prices.js';
 import { formatSummary, Progress } from './progress.js';
+import { openJobFiles, STDIN_ARG, STDIN_NAME, type JobFormat } from './stdin.js';
 
 const SPEC = {
   usage: 'run <files..>',
@@ -25,6 +26,7 @@ const SPEC = {
   positional: { name: 'files', description: 'Job files (.json, .jsonl, .csv)', missing: 'Expected at least one job file' },
   flags: [
     'out',
+    'format',
     'concurrency',
     'max-attempts',
     'timeout',
@@ -52,6 +54,8 @@ type EngineFlags = Pick<RunOptions, 'outDir' | 'files' | 'concurrency' | 'maxAtt
 
 /** `nightshift run` flags after checking: the engine options they set, and what the CLI itself needs. */
 export interface RunFlags extends EngineFlags {
+  /** The format of standard input (`-`), when not sniffed. */
+  format?: JobFormat;
   /** `--model`, `--system` and `--service-tier`, for jobs that leave them out. */
   defaults: CliDefaults;
   offline: boolean;
@@ -72,6 +76,7 @@ export function resolveRunFlags(argv: Record<string, unknown>): RunFlags {
   if (flags['only-failed'] && flags.fresh) throw usageError('--only-failed and --fresh contradict each other: a fresh run has no failures to rerun');
   return {
     files,
+    ...(flags.format !== undefined ? { format: flags.format } : {}),
     // Offline answers are not real ones: by default they never share a folder with a real run's results.
     outDir: flags.out ?? `${defaultOutDir(files)}${flags.offline ? '-offline' : ''}`,
     concurrency: flags.concurrency,
@@ -118,7 +123,8 @@ function engineOptions(flags: RunFlags, { client, prices, budget, onEvent }: Eng
     maxAttempts,
     timeoutMs,
     flexTimeoutMs,
-    files,
+    // As the journal's run record names them.
+    files: files.map((file) => (file === STDIN_ARG ? STDIN_NAME : file)),
     // With --fresh the journal starts empty, so there is nothing done to send again.
     mode: { force: flags.force && !flags.fresh, onlyFailed: flags.onlyFailed },
     fresh: flags.fresh,
@@ -164,8 +170,17 @@ function incompleteWarning(count: number): string {
 
 /** `nightshift run`: validates everything, then runs the jobs and writes the outputs. */
 async function runFromFlags(flags: RunFlags, io: CliIO): Promise<number> {
+  const input = await openJobFiles(flags.files, flags.format, io);
+  try {
+    return await runInput(flags, input.files, input.names, io);
+  } finally {
+    await input.close();
+  }
+}
+
+async function runInput(flags: RunFlags, files: string[], names: ReadonlyMap<string, string>, io: CliIO): Promise<number> {
   const say = flags.quiet ? undefined : (line: string) => io.stderr(`${line}\n`);
-  const { jobs, models } = await loadOrExplain(flags.files, flags.defaults, io, { outDir: flags.outDir, say });
+  const { jobs, models } = await loadOrExplain(files, flags.defaults, io, { outDir: flags.outDir, say, names });
   const prices = await loadPrices(flags.prices);
   // The run's own server keeps no request log: memory stays flat however many jobs it answers.
   const server = flags.offline ? await startOfflineServer({ recordRequests: false }) : undefined;

@@ -58,7 +58,8 @@ interface Draft {
  */
 export function toJob(record: JsonJobRecord | RowRecord, context: NormalizeContext): NormalizeResult | Promise<NormalizeResult> {
   const { file } = record.source;
-  const derivedId = `${basename(file, extname(file))}-${record.index}`;
+  // Standard input, named `<stdin>`, gives ids such as `stdin-3`.
+  const derivedId = `${basename(file, extname(file)).replace(/^<(.+)>$/, '$1')}-${record.index}`;
   // The id the record claims, also for its problems; undefined while it has no valid one.
   const scope: ProblemScope = { source: record.source, jobId: derivedId, csv: record.type === 'row' };
   const fail = (details: ProblemDetail[]): NormalizeResult => ({ problems: details.map((detail) => toProblem(scope, detail)), id: scope.jobId });
