@@ -42,6 +42,8 @@ const code = await runMain(process.argv.slice(2), {
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
   isTTY: Boolean(process.stderr.isTTY),
+  // Node updates it when the terminal is resized.
+  columns: () => process.stderr.columns,
   stdin: process.stdin,
   stopSignal: stop.signal,
   abortSignal: abort.signal,

@@ -9,7 +9,12 @@ export interface ProgressOptions {
   /** Seconds between plain status lines when not on a terminal. */
   intervalSeconds: number;
   now?: () => number;
+  /** The terminal's width now, asked at each redraw so that the line follows a resize; undefined when unknown. */
+  columns?: () => number | undefined;
 }
+
+/** Erases from the cursor to the end of the line: clears a redrawn line without writing spaces that could wrap. */
+const ERASE_LINE_END = '\u001b[K';
 
 /**
  * Turns run events into progress output: a redrawn line on a terminal, or one plain status line every
@@ -28,7 +33,8 @@ export class Progress {
   private unpriced = 0;
   private readonly started: number;
   private timer: NodeJS.Timeout | undefined;
-  private lastWidth = 0;
+  /** A live line is on the screen, to be erased before anything else is written. */
+  private drawn = false;
 
   constructor(private readonly options: ProgressOptions) {
     this.started = this.now();
@@ -100,27 +106,40 @@ export class Progress {
   private draw(): void {
     const width = 24;
     const filled = this.toSend === 0 ? width : Math.round((this.done / this.toSend) * width);
-    const text = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${this.status()}`;
-    this.options.write(`\r${text}${' '.repeat(Math.max(0, this.lastWidth - text.length))}`);
-    this.lastWidth = text.length;
+    const bar = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] `;
+    this.options.write(`\r${fitLine(bar, this.status(), this.options.columns?.())}${ERASE_LINE_END}`);
+    this.drawn = true;
   }
 
   private line(text: string): void {
-    if (this.options.isTTY && this.lastWidth > 0) {
-      this.options.write(`\r${' '.repeat(this.lastWidth)}\r`);
-      this.lastWidth = 0;
+    if (this.options.isTTY && this.drawn) {
+      this.options.write(`\r${ERASE_LINE_END}`);
+      this.drawn = false;
     }
     this.options.write(`${text}\n`);
   }
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
-    if (this.options.isTTY && this.lastWidth > 0) {
+    if (this.options.isTTY && this.drawn) {
       this.draw();
       this.options.write('\n');
-      this.lastWidth = 0;
+      this.drawn = false;
     }
   }
+}
+
+/**
+ * The live line for a terminal `columns` wide: the bar and the status when both fit, else the status alone, cut to
+ * fit. It stays a column short of the width: a line that fills the last column wraps on some terminals, and each
+ * redraw would then start a new line.
+ */
+export function fitLine(bar: string, status: string, columns: number | undefined): string {
+  if (columns === undefined || columns <= 0) return `${bar}${status}`;
+  const width = columns - 1;
+  if (bar.length + status.length <= width) return `${bar}${status}`;
+  if (status.length <= width) return status;
+  return width > 1 ? `${status.slice(0, width - 1)}…` : '';
 }
 
 /** The end-of-run summary, printed whatever the output is. */

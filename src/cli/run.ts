@@ -188,7 +188,12 @@ async function runInput(flags: RunFlags, files: string[], names: ReadonlyMap<str
     const client = apiClient(io.env, flags.timeoutMs, server?.url);
     const budget = flags.budgetUsd === undefined ? undefined : budgetFor(models, prices, flags.budgetUsd);
     if (flags.fresh) await startFresh(flags.outDir, flags.force, { origin: flags.offline ? OFFLINE_ORIGIN : apiOrigin(client.baseURL) });
-    const progress = flags.quiet ? undefined : new Progress({ write: io.stderr, isTTY: io.isTTY, intervalSeconds: flags.progressIntervalSeconds });
+    const progress = flags.quiet ? undefined : new Progress({
+          write: io.stderr,
+          isTTY: io.isTTY,
+          intervalSeconds: flags.progressIntervalSeconds,
+          ...(io.columns ? { columns: io.columns } : {}),
+        });
     // Warnings (a torn journal line, say) are printed even with --quiet.
     const onEvent = (event: RunEvent): void => {
       if (progress) progress.handle(event);
