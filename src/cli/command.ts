@@ -116,7 +116,7 @@ export function declareCommand(y: Argv, spec: CommandSpec): Argv {
   return withArgs.options(Object.fromEntries(spec.flags.map((key) => [flagName(key), yargsOption(FLAGS[key])])));
 }
 
-function flagName(key: FlagKey): string {
+export function flagName(key: FlagKey): string {
   const flag: FlagSpec = FLAGS[key];
   return flag.name ?? key;
 }
@@ -129,6 +129,7 @@ function yargsOption(flag: FlagSpec): Options {
     // A flag that takes a value and is given none is refused by name.
     ...(flag.type === 'boolean' ? {} : { requiresArg: true }),
     description: flag.description,
+    ...(flag.short !== undefined ? { alias: flag.short } : {}),
     ...(flag.default !== undefined ? { default: flag.default } : {}),
     ...(flag.type === 'string' && flag.choices ? { choices: flag.choices } : {}),
   };

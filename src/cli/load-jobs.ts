@@ -9,6 +9,8 @@ import { jobsInFiles, jobsInMemory, type JobSource } from '../jobs/source.js';
 import { SAVED_VALIDATION, STATE_DIR } from '../output/folder.js';
 import type { CliIO } from './io.js';
 import { formatProblems } from './problems.js';
+import { printJson } from './table.js';
+import { count } from './words.js';
 
 /**
  * Memory for keeping validated jobs between passes. Job files whose jobs fit are read and validated once; larger
@@ -50,7 +52,12 @@ export async function loadOrExplain(
   files: string[],
   defaults: CliDefaults,
   io: CliIO,
-  { outDir, say, names }: { outDir?: string; say?: (line: string) => void; names?: ReadonlyMap<string, string> } = {},
+  {
+    outDir,
+    say,
+    names,
+    json = false,
+  }: { outDir?: string; say?: (line: string) => void; names?: ReadonlyMap<string, string>; /** Problems as a JSON object on stdout. */ json?: boolean } = {},
 ): Promise<ValidJobs> {
   const shown = files.map((file) => names?.get(file) ?? file).join(', ');
   // Jobs take several times their size on disk in memory: files that clearly will not fit are streamed from the start.
@@ -73,10 +80,11 @@ export async function loadOrExplain(
   if (!keep && problems.length === 0) {
     const before =
       reused === undefined ? '' : reused === found.count ? ' (checked by an earlier run)' : ` (${reused} checked by an earlier run, ${found.count - reused} new)`;
-    say?.(`${found.count} jobs valid${before} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    say?.(`${count(found.count, 'job')} valid${before} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
   if (problems.length > 0) {
-    io.stderr(formatProblems(problems));
+    if (json) printJson(io.stdout, { valid: found.count, kinds: Object.fromEntries(found.kinds), problems });
+    else io.stderr(formatProblems(problems));
     throw new NightshiftError(
       'E_VALIDATION',
       `${problems.length} problem${problems.length === 1 ? '' : 's'} in the job file${files.length === 1 ? '' : 's'}; nothing was sent.`,

@@ -1,4 +1,6 @@
+import { join } from 'node:path';
 import type OpenAI from 'openai';
+import { pathExists } from '../common/fs-errors.js';
 import { NightshiftError } from '../common/errors.js';
 import { createRedactor } from '../common/redact.js';
 import { worstCaseCost } from '../cost/estimate.js';
@@ -9,7 +11,7 @@ import type { RunEvent, RunOptions } from '../run/options.js';
 import { runJobs } from '../run/run.js';
 import { apiOrigin, OFFLINE_ORIGIN } from '../output/journal.js';
 import { startOfflineServer } from '../server/server.js';
-import { apiClient } from './client.js';
+import { apiClient, missingKey } from './client.js';
 import { resolveCommand, usageError, type Command, type CommandSpec } from './command.js';
 import { exitStatusOfRun } from './exit.js';
 import { DEFAULT_TIMEOUT_SECONDS, defaultOutDir, FLEX_TIMEOUT_SECONDS } from './flags.js';
@@ -17,7 +19,8 @@ import { startFresh } from './fresh.js';
 import type { CliIO } from './io.js';
 import { jobDefaults, loadOrExplain } from './load-jobs.js';
 import { loadPrices } from './load-prices.js';
-import { formatSummary, Progress } from './progress.js';
+import { formatSummary, Progress, summaryObject } from './progress.js';
+import { printJson } from './table.js';
 import { openJobFiles, STDIN_ARG, STDIN_NAME, type JobFormat } from './stdin.js';
 
 const SPEC = {
@@ -42,6 +45,7 @@ const SPEC = {
     'force',
     'only-failed',
     'quiet',
+    'json',
     'progress-interval',
     'grace',
     'rpm',
@@ -66,6 +70,8 @@ export interface RunFlags extends EngineFlags {
   force: boolean;
   onlyFailed: boolean;
   quiet: boolean;
+  /** Print the summary as one JSON object. */
+  json: boolean;
   progressIntervalSeconds: number;
   graceMs: number;
 }
@@ -94,6 +100,7 @@ export function resolveRunFlags(argv: Record<string, unknown>): RunFlags {
     force: flags.force,
     onlyFailed: flags['only-failed'],
     quiet: flags.quiet,
+    json: flags.json,
     progressIntervalSeconds: flags['progress-interval'],
     graceMs: Math.round(flags.grace * 1000),
   };
@@ -105,13 +112,15 @@ export const runCommand: Command = { ...SPEC, run: (argv, io) => runFromFlags(re
 /** What the CLI makes for the engine: the client, the prices, the budget and the display of events. */
 interface EngineParts {
   client: OpenAI;
+  /** The client has no key: a run with requests to send is refused before it starts. */
+  keyless: boolean;
   prices: PriceBook;
   budget: RunOptions['budget'];
   onEvent: (event: RunEvent) => void;
 }
 
 /** The one place `run`'s flags, the process's signals and what the CLI made become the engine's {@link RunOptions}. */
-function engineOptions(flags: RunFlags, { client, prices, budget, onEvent }: EngineParts, io: CliIO): RunOptions {
+function engineOptions(flags: RunFlags, { client, keyless, prices, budget, onEvent }: EngineParts, io: CliIO): RunOptions {
   const { outDir, files, concurrency, maxAttempts, timeoutMs, flexTimeoutMs, rpm, tpm } = flags;
   return {
     outDir,
@@ -134,6 +143,13 @@ function engineOptions(flags: RunFlags, { client, prices, budget, onEvent }: Eng
     ...(io.stopSignal ? { stopSignal: io.stopSignal } : {}),
     ...(io.abortSignal ? { abortSignal: io.abortSignal } : {}),
     onEvent,
+    ...(keyless
+      ? {
+          beforeSending: () => {
+            throw missingKey();
+          },
+        }
+      : {}),
   };
 }
 
@@ -180,12 +196,14 @@ async function runFromFlags(flags: RunFlags, io: CliIO): Promise<number> {
 
 async function runInput(flags: RunFlags, files: string[], names: ReadonlyMap<string, string>, io: CliIO): Promise<number> {
   const say = flags.quiet ? undefined : (line: string) => io.stderr(`${line}\n`);
-  const { jobs, models } = await loadOrExplain(files, flags.defaults, io, { outDir: flags.outDir, say, names });
+  const { jobs, models } = await loadOrExplain(files, flags.defaults, io, { outDir: flags.outDir, say, names, json: flags.json });
   const prices = await loadPrices(flags.prices);
   // The run's own server keeps no request log: memory stays flat however many jobs it answers.
   const server = flags.offline ? await startOfflineServer({ recordRequests: false }) : undefined;
   try {
-    const client = apiClient(io.env, flags.timeoutMs, server?.url);
+    // Without a key, a run can still rebuild a folder's outputs when it has nothing to send; --fresh always has.
+    const keyless = !flags.offline && !flags.fresh && !io.env.OPENAI_API_KEY;
+    const client = apiClient(io.env, flags.timeoutMs, server?.url, { keyless });
     const budget = flags.budgetUsd === undefined ? undefined : budgetFor(models, prices, flags.budgetUsd);
     if (flags.fresh) await startFresh(flags.outDir, flags.force, { origin: flags.offline ? OFFLINE_ORIGIN : apiOrigin(client.baseURL) });
     const progress = flags.quiet ? undefined : new Progress({
@@ -194,19 +212,27 @@ async function runInput(flags: RunFlags, files: string[], names: ReadonlyMap<str
           intervalSeconds: flags.progressIntervalSeconds,
           ...(io.columns ? { columns: io.columns } : {}),
         });
+    // What this run paid for: the answers it journals, priced.
+    const spent = { usd: 0, unpriced: 0 };
     // Warnings (a torn journal line, say) are printed even with --quiet.
     const onEvent = (event: RunEvent): void => {
+      if (event.type === 'finished') {
+        if (event.record.costUsd === null) spent.unpriced++;
+        else spent.usd += event.record.costUsd;
+      }
       if (progress) progress.handle(event);
       else if (event.type === 'warning') io.stderr(`warning: ${event.message}\n`);
     };
     io.onRunStart?.(flags.graceMs);
     let summary;
     try {
-      summary = await runJobs(jobs, engineOptions(flags, { client, prices, budget, onEvent }, io));
+      summary = await runJobs(jobs, engineOptions(flags, { client, keyless, prices, budget, onEvent }, io));
     } finally {
       progress?.stop();
     }
-    if (!flags.quiet) io.stdout(formatSummary(summary));
+    const images = await pathExists(join(flags.outDir, 'images'));
+    if (flags.json) printJson(io.stdout, summaryObject(summary, { spentUsd: spent.usd, unpricedAnswers: spent.unpriced, images }));
+    else if (!flags.quiet) io.stdout(formatSummary(summary, { images }));
     if (summary.unpricedModels.length > 0) {
       io.stderr(`warning: no price known for ${summary.unpricedModels.join(', ')}; their cost is left empty (add them with --prices FILE)\n`);
     }

@@ -27,6 +27,7 @@ export async function runJobs(jobs: readonly Job[] | JobSource, given: RunOption
     const plan = await planJobs(source, folder, options);
     const planned = countPlan(plan);
     emit({ type: 'planned', ...planned });
+    if (planned.rerun + planned.fresh > 0) options.beforeSending?.();
 
     await folder.startRun({ startedAt: now(), files: options.files, jobs: source.count, origin: options.origin });
     await folder.moveImages(plan.moves, now);
