@@ -45,7 +45,8 @@ const code = await runMain(process.argv.slice(2), {
   isTTY: Boolean(process.stderr.isTTY),
   // Node updates it when the terminal is resized.
   columns: () => process.stderr.columns,
-  stdin: process.stdin,
+  // Touched only when a job file is `-`: opening process.stdin for nothing can hold a pipe or a terminal.
+  stdin: { [Symbol.asyncIterator]: () => process.stdin[Symbol.asyncIterator]() },
   stopSignal: stop.signal,
   abortSignal: abort.signal,
   onRunStart: (ms) => {

@@ -48,6 +48,7 @@ export async function runMain(argv: string[], io: CliIO): Promise<number> {
     .strict()
     .exitProcess(false)
     .help()
+    .alias('h', 'help')
     .version()
     .wrap(Math.min(110, process.stdout.columns ?? 100))
     .fail((message: string | undefined, error: Error | undefined) => {
