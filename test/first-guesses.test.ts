@@ -154,6 +154,15 @@ describe('wrong names get the right suggestion, once', () => {
     expect(problems[1]?.message).toContain('"params"');
   });
 
+  test("a misnamed column hides none of a row's own problems", async () => {
+    const file = await jobFile('sheet.csv', 'id,model,Question,params\nq1,gpt-4.1-mini,Hello,{bad\n');
+    const { problems } = await loadJobs([file]);
+    expect(problems.map((problem) => [problem.line, problem.field])).toEqual([
+      [1, 'Question'],
+      [2, 'params'],
+    ]);
+  });
+
   test('a CSV column named as in the Responses API is one problem, and the rows are not said to lack a prompt', async () => {
     const file = await jobFile('sheet.csv', 'id,model,input\nq1,gpt-4.1-mini,Hello\nq2,gpt-4.1-mini,Bye\n');
     const { problems } = await loadJobs([file]);

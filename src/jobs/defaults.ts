@@ -3,7 +3,7 @@ import { parseFields } from './parse-fields.js';
 import type { ProblemDetail } from './problems.js';
 import { isJsonObject } from './records.js';
 import { FIELDS_BY_KIND, JOB_KINDS, type FieldSchemas, type ServiceTier } from './schema.js';
-import { closest } from './suggest.js';
+import { describeSuggestion, suggestField } from './suggest.js';
 
 /** Defaults given on the command line (`--model`, `--system`, `--service-tier`, `--temperature`, `--max-completion-tokens`): used when neither the job nor its file sets the field. */
 export interface CliDefaults {
@@ -36,7 +36,8 @@ export function parseFileDefaults(value: unknown): { defaults: FileDefaults; pro
   const defaults: Record<string, unknown> = {};
   // The job fields in `params` are defaults of those fields, as they are fields of a job.
   const lifted = liftParams(value);
-  const problems: ProblemDetail[] = lifted.problems.map((problem) => ({ ...problem, field: `defaults.${problem.field ?? ''}` }));
+  const inDefaults = (problem: ProblemDetail): ProblemDetail => ({ ...problem, field: `defaults.${problem.field ?? ''}` });
+  const problems: ProblemDetail[] = lifted.problems.map(inDefaults);
   for (const [key, field] of Object.entries(lifted.fields)) {
     if (key === 'id') {
       problems.push({ field: 'defaults.id', message: 'ids are unique: there is no default id' });
@@ -45,12 +46,12 @@ export function parseFileDefaults(value: unknown): { defaults: FileDefaults; pro
     const tables = JOB_KINDS.map((kind): FieldSchemas => FIELDS_BY_KIND[kind]).filter((fields) => Object.hasOwn(fields, key));
     const [first] = tables;
     if (first === undefined) {
-      const typo = closest(key, new Set(JOB_KINDS.flatMap((kind) => Object.keys(FIELDS_BY_KIND[kind]))));
-      problems.push({ field: `defaults.${key}`, message: typo === undefined ? 'unknown field' : `unknown field (did you mean ${JSON.stringify(typo)}?)` });
+      const suggestion = suggestField(key, JOB_KINDS.flatMap((kind) => Object.keys(FIELDS_BY_KIND[kind])));
+      problems.push({ field: `defaults.${key}`, message: suggestion === undefined ? 'unknown field' : describeSuggestion('unknown field', suggestion) });
     } else if (tables.some((fields) => fits(key, field, fields))) {
       defaults[key] = field;
     } else {
-      problems.push(...parseFields({ [key]: field }, first).problems.map((problem) => ({ ...lifted.moved(problem), field: `defaults.${lifted.moved(problem).field ?? key}` })));
+      problems.push(...parseFields({ [key]: field }, first).problems.map((problem) => inDefaults(lifted.moved(problem))));
     }
   }
   return { defaults, problems };

@@ -100,11 +100,10 @@ export function toJob(record: JsonJobRecord | RowRecord, context: NormalizeConte
   own = lifted.fields;
   details.push(...lifted.problems);
 
-  const kind = kindOf({ ...context.fileDefaults, ...standIns, ...own }, context.cli, details);
+  // Fields that are no job's tell why the kind cannot be told better than the kind does; a CSV header said so already.
+  const unknown = Object.keys(own).filter((key) => !KNOWN_FIELDS.has(key));
+  const kind = kindOf({ ...context.fileDefaults, ...standIns, ...own }, context.cli, details, unknown.length > 0 || opaque);
   if (kind === undefined) {
-    // Fields that are no job's tell why the kind is unknown better than the kind does; a CSV header said so already.
-    const unknown = Object.keys(own).filter((key) => !KNOWN_FIELDS.has(key));
-    if (unknown.length > 0 || opaque) details.length = 0;
     for (const key of unknown) details.push({ field: key, message: unknownField(key, undefined) });
     return fail(details);
   }
@@ -124,8 +123,11 @@ export function toJob(record: JsonJobRecord | RowRecord, context: NormalizeConte
   return job instanceof Promise ? job.then(result) : result(job);
 }
 
-/** The job's kind: as stated (by the job or its file's defaults), else inferred; undefined after a problem. */
-function kindOf(fields: Record<string, unknown>, cli: CliDefaults, details: ProblemDetail[]): JobKind | undefined {
+/**
+ * The job's kind: as stated (by the job or its file's defaults), else inferred; undefined after a problem, or when it
+ * cannot be inferred from a record with `misnamed` fields (those are the problem to report).
+ */
+function kindOf(fields: Record<string, unknown>, cli: CliDefaults, details: ProblemDetail[], misnamed: boolean): JobKind | undefined {
   if (fields['kind'] !== undefined) {
     const parsed = commonFields.kind.safeParse(fields['kind']);
     if (parsed.success) return parsed.data;
@@ -133,7 +135,7 @@ function kindOf(fields: Record<string, unknown>, cli: CliDefaults, details: Prob
     return undefined;
   }
   const kind = inferKind(fields, cli.model);
-  if (kind === undefined) {
+  if (kind === undefined && !misnamed) {
     details.push({
       field: 'kind',
       message: 'cannot infer the kind: set kind, or give prompt or messages (chat), images (vision), or an image field such as size (image)',
