@@ -123,6 +123,15 @@ describe('spreadsheet habits', () => {
 });
 
 describe('wrong names get the right suggestion, once', () => {
+  test('the same problem on many lines is printed once, with the lines it recurs on', async () => {
+    const file = await jobFile('q.jsonl', Array.from({ length: 40 }, (_, i) => `${JSON.stringify({ model: 'gpt-4.1-mini', input: `Question ${i}` })}\n`).join(''));
+    const { code, stderr } = await cli(['validate', file]);
+    expect(code).toBe(EXIT.invalid);
+    const printed = stderr.split('\n').filter((line) => line.includes('input'));
+    expect(printed).toHaveLength(1);
+    expect(printed[0]).toContain('39 more');
+  });
+
   const suggestionFor = async (job: object): Promise<Problem[]> => {
     const file = await jobFile('q.jsonl', `${JSON.stringify(job)}\n`);
     return (await loadJobs([file])).problems;
@@ -196,6 +205,9 @@ describe('"-" reads a job file from standard input', () => {
     expect(json.code).toBe(EXIT.ok);
     const csv = await cli(['validate', '-'], stdin('id,model,prompt\nq1,gpt-4.1-mini,Hello\n'));
     expect(csv.code).toBe(EXIT.ok);
+    // A header whose names are quoted, as spreadsheets save them, is no JSON string.
+    const quoted = await cli(['validate', '-'], stdin('"id","model","prompt"\n"q1","gpt-4.1-mini","Hello"\n'));
+    expect(quoted.code).toBe(EXIT.ok);
   });
 
   test('--format says what the input is when sniffing cannot', async () => {

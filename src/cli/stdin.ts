@@ -73,7 +73,8 @@ export async function openJobFiles(args: readonly string[], format: JobFormat | 
 
 /**
  * The format of job text from its first bytes: `[` starts a JSON document; a first line that is a whole JSON value
- * starts JSONL; any other `{` starts a JSON document written over several lines; anything else is CSV.
+ * starts JSONL; any other `{` starts a JSON document written over several lines; anything else is CSV (a header of
+ * quoted names, `"id","prompt"`, included).
  */
 export function sniffFormat(head: string): JobFormat {
   const text = head.replace(/^\uFEFF/, '').trimStart();
@@ -85,8 +86,8 @@ export function sniffFormat(head: string): JobFormat {
     JSON.parse(firstLine);
     return 'jsonl';
   } catch (error) {
-    // Not a whole value on its own line: a document that goes on below.
+    // Not a whole value on its own line: an object that goes on below, or a CSV row of quoted cells.
     if (!(error instanceof SyntaxError)) throw error;
-    return 'json';
+    return text.startsWith('{') ? 'json' : 'csv';
   }
 }
