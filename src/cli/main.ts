@@ -27,12 +27,15 @@ export async function runMain(argv: string[], io: CliIO): Promise<number> {
   let command: Promise<number> | undefined;
   // Numbers are read by each flag's own rule (command.ts), never guessed by yargs: it took `0x10` for 16, and a job
   // file named `1e3` for a number.
-  let parser = yargs(args).parserConfiguration({
+  let parser = yargs(args)
+    .parserConfiguration({
       'parse-numbers': false,
       'parse-positional-numbers': false,
       // Flags are read by the names they are typed with: a camelCase copy of each only doubled yargs's messages.
       'camel-case-expansion': false,
-    }).scriptName('nightshift').usage('$0 <command> [options]');
+    })
+    .scriptName('nightshift')
+    .usage('$0 <command> [options]');
   for (const spec of COMMANDS) {
     parser = parser.command(
       spec.usage,

@@ -60,7 +60,7 @@ type EngineFlags = Pick<RunOptions, 'outDir' | 'files' | 'concurrency' | 'maxAtt
 export interface RunFlags extends EngineFlags {
   /** The format of standard input (`-`), when not sniffed. */
   format?: JobFormat;
-  /** `--model`, `--system` and `--service-tier`, for jobs that leave them out. */
+  /** `--model`, `--system`, `--temperature`, `--max-completion-tokens` and `--service-tier`, for jobs that leave them out. */
   defaults: CliDefaults;
   offline: boolean;
   /** The `--prices` file. */
@@ -206,12 +206,9 @@ async function runInput(flags: RunFlags, files: string[], names: ReadonlyMap<str
     const client = apiClient(io.env, flags.timeoutMs, server?.url, { keyless });
     const budget = flags.budgetUsd === undefined ? undefined : budgetFor(models, prices, flags.budgetUsd);
     if (flags.fresh) await startFresh(flags.outDir, flags.force, { origin: flags.offline ? OFFLINE_ORIGIN : apiOrigin(client.baseURL) });
-    const progress = flags.quiet ? undefined : new Progress({
-          write: io.stderr,
-          isTTY: io.isTTY,
-          intervalSeconds: flags.progressIntervalSeconds,
-          ...(io.columns ? { columns: io.columns } : {}),
-        });
+    const progress = flags.quiet
+      ? undefined
+      : new Progress({ write: io.stderr, isTTY: io.isTTY, intervalSeconds: flags.progressIntervalSeconds, ...(io.columns ? { columns: io.columns } : {}) });
     // What this run paid for: the answers it journals, priced.
     const spent = { usd: 0, unpriced: 0 };
     // Warnings (a torn journal line, say) are printed even with --quiet.
