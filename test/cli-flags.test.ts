@@ -74,6 +74,7 @@ describe('defaults are applied', () => {
       onlyFailed: false,
       dryRun: false,
       quiet: false,
+      json: false,
       progressIntervalSeconds: 30,
       graceMs: 30_000,
     });
@@ -116,7 +117,13 @@ describe('defaults are applied', () => {
   });
 
   it('estimate: --out defaults to run’s folder and output tokens to the documented expectation', async () => {
-    expect(resolveEstimateFlags({ files: ['jobs/chat.jsonl'] })).toEqual({ files: ['jobs/chat.jsonl'], outDir: join('out', 'chat'), defaults: {} });
+    expect(resolveEstimateFlags({ files: ['jobs/chat.jsonl'] })).toEqual({
+      files: ['jobs/chat.jsonl'],
+      outDir: join('out', 'chat'),
+      defaults: {},
+      quiet: false,
+      json: false,
+    });
     const dir = await tempDir();
     const csv = join(dir, 'estimate.csv');
     const file = await writeJobs(dir, [{ id: 'a', model: 'gpt-4.1-mini', prompt: 'Hi' }]);

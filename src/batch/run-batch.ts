@@ -60,6 +60,8 @@ export interface BatchRunSummary extends RunSummary {
   inBatches: number;
   /** Jobs submitted by this command. */
   submitted: number;
+  /** What the lines this command collected cost (priced ones). */
+  spentUsd: number;
 }
 
 /**
@@ -117,6 +119,7 @@ export async function runBatch(jobs: readonly Job[] | JobSource, given: BatchRun
       batches: views,
       inBatches: engine.inBatches(),
       submitted: engine.submitted,
+      spentUsd: engine.spentUsd,
     };
   } finally {
     await ledger.close();
@@ -133,6 +136,7 @@ class BatchEngine {
   jobFilesChanged = false;
   submitted = 0;
   resubmitted = 0;
+  spentUsd = 0;
   /** Submissions of each job by this command: a job is sent at most `maxAttempts` times by one command. */
   readonly #attempts = new Map<string, number>();
   /** Jobs this command will not send again: failed for good, or left unfinished by a cancelled batch. */
@@ -286,6 +290,7 @@ class BatchEngine {
       this.emit({ type: 'batch-waiting', part: part.part, model: part.model, reason: result.refused });
       return false;
     }
+    this.spentUsd += result.costUsd;
     for (const id of result.failedForGood) this.#settled.add(id);
     // Lines a cancelled batch never ran stay pending: whoever cancelled it did not want them now.
     if (batch.status === 'cancelled') for (const id of result.again) this.#settled.add(id);

@@ -3,7 +3,10 @@ import { runBatch, type BatchRunOptions, type BatchView } from '../batch/run-bat
 import { jobFilesChanged } from '../jobs/source.js';
 import { exitStatusOfRun } from './exit.js';
 import type { CliIO } from './io.js';
-import { formatSummary } from './progress.js';
+import { join } from 'node:path';
+import { pathExists } from '../common/fs-errors.js';
+import { formatSummary, summaryObject } from './progress.js';
+import { printJson } from './table.js';
 import type { RunFlags } from './run.js';
 import { formatTable } from './table.js';
 
@@ -40,8 +43,12 @@ export async function runBatchFromFlags(jobs: JobSource, options: BatchRunOption
     }
   };
   const summary = await runBatch(jobs, { ...options, onEvent });
-  if (!flags.quiet) {
-    io.stdout(formatSummary(summary));
+  const images = await pathExists(join(summary.outDir, 'images'));
+  if (flags.json) {
+    const spending = { spentUsd: summary.spentUsd, unpricedAnswers: 0, images };
+    printJson(io.stdout, { ...summaryObject(summary, spending), batches: summary.batches, inBatches: summary.inBatches, submitted: summary.submitted });
+  } else if (!flags.quiet) {
+    io.stdout(formatSummary(summary, { images }));
     if (summary.batches.length > 0) io.stdout(batchTable(summary.batches));
   }
   if (summary.inBatches > 0 && !summary.stopReason) {

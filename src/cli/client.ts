@@ -7,25 +7,28 @@ import type { CliIO } from './io.js';
  * The API client for a run, from the environment and following the SDK's variable names; the offline server's when
  * `offlineUrl` is given. The SDK's own retries are off: the runner has the one retry layer.
  */
-export function apiClient(env: CliIO['env'], timeoutMs: number, offlineUrl?: string): OpenAI {
+export function apiClient(env: CliIO['env'], timeoutMs: number, offlineUrl?: string, { keyless = false }: { keyless?: boolean } = {}): OpenAI {
   const common = { maxRetries: 0, timeout: timeoutMs };
   if (offlineUrl) return new OpenAI({ ...common, apiKey: 'offline', baseURL: offlineUrl, organization: null, project: null });
   const apiKey = env.OPENAI_API_KEY;
-  if (!apiKey) {
-    throw new NightshiftError(
-      'E_CONFIG',
-      'OPENAI_API_KEY is not set. Put it in the environment or in a .env file (see .env.example), or use --offline to try nightshift without a key.',
-    );
-  }
+  if (!apiKey && !keyless) throw missingKey();
   return new OpenAI({
     ...common,
-    apiKey,
+    // Never sent: a keyless client is for a run that turns out to have nothing to send, and is stopped before otherwise.
+    apiKey: apiKey || 'unset',
     // Passed explicitly so the SDK never falls back to variables the CLI was not given.
     baseURL: env.OPENAI_BASE_URL || 'https://api.openai.com/v1',
     organization: env.OPENAI_ORG_ID || null,
     project: env.OPENAI_PROJECT_ID || null,
   });
 }
+
+/** The refusal of a run that has requests to send and no key to send them with. */
+export const missingKey = (): NightshiftError =>
+  new NightshiftError(
+    'E_CONFIG',
+    'OPENAI_API_KEY is not set. Put it in the environment or in a .env file (see .env.example), or use --offline to try nightshift without a key.',
+  );
 
 /** OpenAI's API, where a run goes without `OPENAI_BASE_URL`. */
 const DEFAULT_BASE_URL = 'https://api.openai.com/v1';

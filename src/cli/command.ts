@@ -2,6 +2,7 @@ import type { Argv, Options } from 'yargs';
 import { NightshiftError } from '../common/errors.js';
 import { FLAGS, type FlagKey, type FlagName, type FlagSpec, type NumberRange } from './flags.js';
 import type { CliIO } from './io.js';
+import { STDIN_ARG, STDIN_PLACEHOLDER } from './stdin.js';
 
 /** The positional arguments of a command: one or more paths. */
 export interface Positional {
@@ -65,7 +66,8 @@ export function resolveCommand<S extends CommandSpec>(
     const name = flagName(key);
     flags[name] = resolveFlag(name, FLAGS[key], argv[name]);
   }
-  const args = spec.positional ? ((argv[spec.positional.name] as unknown[] | undefined)?.map(String) ?? []) : [];
+  const given = spec.positional ? ((argv[spec.positional.name] as unknown[] | undefined)?.map(String) ?? []) : [];
+  const args = given.map((arg) => (arg === STDIN_PLACEHOLDER ? STDIN_ARG : arg));
   if (spec.positional && args.length === 0) throw usageError(spec.positional.missing);
   return { args, flags: flags as FlagValues<S['flags'][number]> };
 }
@@ -114,7 +116,7 @@ export function declareCommand(y: Argv, spec: CommandSpec): Argv {
   return withArgs.options(Object.fromEntries(spec.flags.map((key) => [flagName(key), yargsOption(FLAGS[key])])));
 }
 
-function flagName(key: FlagKey): string {
+export function flagName(key: FlagKey): string {
   const flag: FlagSpec = FLAGS[key];
   return flag.name ?? key;
 }
@@ -127,6 +129,7 @@ function yargsOption(flag: FlagSpec): Options {
     // A flag that takes a value and is given none is refused by name.
     ...(flag.type === 'boolean' ? {} : { requiresArg: true }),
     description: flag.description,
+    ...(flag.short !== undefined ? { alias: flag.short } : {}),
     ...(flag.default !== undefined ? { default: flag.default } : {}),
     ...(flag.type === 'string' && flag.choices ? { choices: flag.choices } : {}),
   };

@@ -9,25 +9,31 @@ import { defaultOutDir } from './flags.js';
 import type { CliIO } from './io.js';
 import { jobDefaults, loadOrExplain } from './load-jobs.js';
 import { loadPrices } from './load-prices.js';
-import { formatTable, writeCsvFile } from './table.js';
+import { openJobFiles, type JobFormat } from './stdin.js';
+import { formatTable, printJson, tableObjects, writeCsvFile } from './table.js';
+import { count } from './words.js';
 
 const SPEC = {
   usage: 'estimate <files..>',
   description: 'Estimate tokens and cost of job files, leaving out jobs already done in the output folder; sends nothing',
   positional: { name: 'files', description: 'Job files (.json, .jsonl, .csv)', missing: 'Expected at least one job file' },
   // `run`'s flags that shape the requests, and the estimate's own.
-  flags: ['estimate-out', 'model', 'system', 'service-tier', 'prices', 'csv', 'expected-output'],
+  flags: ['estimate-out', 'format', 'model', 'system', 'temperature', 'max-completion-tokens', 'service-tier', 'prices', 'csv', 'expected-output', 'quiet', 'json'],
 } as const satisfies CommandSpec;
 
 /** `nightshift estimate` flags after checking. */
 export interface EstimateFlags {
   files: string[];
+  /** The format of standard input (`-`), when not sniffed. */
+  format?: JobFormat;
   /** The run's output folder whose finished jobs are left out. */
   outDir: string;
   defaults: CliDefaults;
   prices?: string;
   csv?: string;
   expectedOutputTokens?: number;
+  quiet: boolean;
+  json: boolean;
 }
 
 /** Checks `estimate`'s flags eagerly, naming the bad value, before any file is read. */
@@ -35,11 +41,14 @@ export function resolveEstimateFlags(argv: Record<string, unknown>): EstimateFla
   const { args: files, flags } = resolveCommand(SPEC, argv);
   return {
     files,
+    ...(flags.format !== undefined ? { format: flags.format } : {}),
     outDir: flags.out ?? defaultOutDir(files),
     defaults: jobDefaults(flags),
     ...(flags.prices !== undefined ? { prices: flags.prices } : {}),
     ...(flags.csv !== undefined ? { csv: flags.csv } : {}),
     ...(flags['expected-output'] !== undefined ? { expectedOutputTokens: flags['expected-output'] } : {}),
+    quiet: flags.quiet,
+    json: flags.json,
   };
 }
 
@@ -52,7 +61,16 @@ export const estimateCommand: Command = { ...SPEC, run: (argv, io) => estimateJo
  * folder with its images intact is left out, one whose image was deleted is priced for the images to make again.
  */
 async function estimateJobs(flags: EstimateFlags, io: CliIO): Promise<number> {
-  const { jobs } = await loadOrExplain(flags.files, flags.defaults, io);
+  const input = await openJobFiles(flags.files, flags.format, io);
+  try {
+    return await estimateInput(flags, input.files, input.names, io);
+  } finally {
+    await input.close();
+  }
+}
+
+async function estimateInput(flags: EstimateFlags, files: string[], names: ReadonlyMap<string, string>, io: CliIO): Promise<number> {
+  const { jobs } = await loadOrExplain(files, flags.defaults, io, { names, json: flags.json });
   const prices = await loadPrices(flags.prices);
   // What finishing the run would cost at the API: answers of the offline server are not done for it.
   const { plan, index } = await planFromJournal(jobs, flags.outDir, { origin: configuredOrigin(io.env) });
@@ -71,15 +89,22 @@ async function estimateJobs(flags: EstimateFlags, io: CliIO): Promise<number> {
   const done = counts.skipped + counts.moved - cutOff;
 
   const table = summary.table();
-  io.stdout(formatTable(table));
-  if (done > 0) io.stdout(`${done} job${done === 1 ? '' : 's'} already done in ${flags.outDir}, left out.\n`);
-  if (cutOff > 0) io.stdout(`${cutOff} job${cutOff === 1 ? '' : 's'} answered but cut off (incomplete) in ${flags.outDir}, left out: a plain rerun does not resend them.\n`);
-  for (const [note, models] of summary.notes()) io.stderr(`note: ${NOTES[note]} (${models.join(', ')})\n`);
   const missing = summary.missing();
+  if (flags.csv) await writeCsvFile(flags.csv, table);
+  if (flags.json) {
+    const notes = [...summary.notes()].map(([note, models]) => ({ note, models }));
+    printJson(io.stdout, { rows: tableObjects(table), alreadyDone: done, incompleteLeftOut: cutOff, notes, unpricedModels: missing });
+    return EXIT.ok;
+  }
+  if (!flags.quiet) {
+    io.stdout(formatTable(table));
+    if (done > 0) io.stdout(`${count(done, 'job')} already done in ${flags.outDir}, left out.\n`);
+    if (cutOff > 0) io.stdout(`${count(cutOff, 'job')} answered but cut off (incomplete) in ${flags.outDir}, left out: a plain rerun does not resend them.\n`);
+    for (const [note, models] of summary.notes()) io.stderr(`note: ${NOTES[note]} (${models.join(', ')})\n`);
+  }
   if (missing.length > 0) {
     io.stderr(`warning: no price for ${missing.join(', ')}; their cost is left empty and the TOTAL is incomplete (add prices with --prices FILE)\n`);
   }
-  if (flags.csv) await writeCsvFile(flags.csv, table);
   return EXIT.ok;
 }
 

@@ -2,11 +2,17 @@ import { basename, extname, join } from 'node:path';
 import { OUTPUT_DEFAULTS } from '../cost/estimate.js';
 import { REPORT_KEYS } from '../cost/report.js';
 import { SERVICE_TIERS } from '../jobs/schema.js';
+import { JOB_FORMATS, STDIN_ARG } from './stdin.js';
 
 /** Seconds `--timeout` waits for one request when not given. */
 export const DEFAULT_TIMEOUT_SECONDS = 600;
 /** Seconds a flex request waits when `--timeout` is not given: flex answers queue, and OpenAI advises 15 minutes. */
 export const FLEX_TIMEOUT_SECONDS = 900;
+
+/** What every flag may have: the one-letter name of a common flag (`-c` for `--concurrency`). */
+interface FlagBase {
+  short?: string;
+}
 
 /** A flag that takes no value: given means on. */
 export interface BooleanFlag {
@@ -45,7 +51,7 @@ export interface NumberFlag {
 }
 
 /** One flag: its type, default and `--help` text. `name` is how it is spelled when it differs from its key. */
-export type FlagSpec = (BooleanFlag | StringFlag | NumberFlag) & { name?: string };
+export type FlagSpec = (BooleanFlag | StringFlag | NumberFlag) & FlagBase & { name?: string };
 
 /**
  * Every flag of every command, described once: yargs reads these for parsing and `--help`, `resolveFlags` checks
@@ -56,14 +62,16 @@ export type FlagSpec = (BooleanFlag | StringFlag | NumberFlag) & { name?: string
 export const FLAGS = {
   out: {
     type: 'string',
+    short: 'o',
     description: 'Output folder (journal, results.csv, results.jsonl, usage.csv, images/). Default: out/<first job file name>, with -offline appended for --offline',
   },
   'estimate-out': {
     name: 'out',
     type: 'string',
+    short: 'o',
     description: "A run's output folder: jobs already done there are left out. Default: run's, out/<first job file name>",
   },
-  concurrency: { type: 'number', default: 8, range: { whole: true, min: 1, max: 10_000 }, description: 'Requests in flight at most' },
+  concurrency: { type: 'number', short: 'c', default: 8, range: { whole: true, min: 1, max: 10_000 }, description: 'Requests in flight at most' },
   'max-attempts': { type: 'number', default: 5, range: { whole: true, min: 1, max: 100 }, description: 'Attempts per job, the first included' },
   // No default in the table: left out, flex requests wait longer than the others.
   timeout: {
@@ -71,8 +79,19 @@ export const FLAGS = {
     range: { whole: false, min: 0.001 },
     description: `Seconds to wait for one request (default ${DEFAULT_TIMEOUT_SECONDS}; ${FLEX_TIMEOUT_SECONDS} for flex requests)`,
   },
-  model: { type: 'string', description: 'Model for jobs that name none (job field > file defaults > this flag)' },
+  format: { type: 'string', choices: JOB_FORMATS, description: 'Format of the job file read from standard input (-): json, jsonl or csv (default: told by its first bytes)' },
+  model: { type: 'string', short: 'm', description: 'Model for jobs that name none (job field > file defaults > this flag)' },
   system: { type: 'string', description: 'System prompt for chat and vision jobs that have none' },
+  temperature: {
+    type: 'number',
+    range: { whole: false, min: 0, max: 2 },
+    description: 'temperature of chat and vision jobs that set none (job field > file defaults > this flag)',
+  },
+  'max-completion-tokens': {
+    type: 'number',
+    range: { whole: true, min: 1 },
+    description: 'max_completion_tokens of chat and vision jobs that set neither it nor max_tokens',
+  },
   'service-tier': {
     type: 'string',
     choices: SERVICE_TIERS,
@@ -93,7 +112,8 @@ export const FLAGS = {
   },
   'only-failed': { type: 'boolean', default: false, description: 'Rerun only the jobs that failed or were cut off (incomplete) last time' },
   'dry-run': { type: 'boolean', default: false, description: 'List the jobs the run would send and why, and stop: sends nothing, needs no key' },
-  quiet: { type: 'boolean', default: false, description: 'No progress and no summary' },
+  quiet: { type: 'boolean', short: 'q', default: false, description: 'Print nothing but problems, warnings and errors (run: no progress, no summary)' },
+  json: { type: 'boolean', default: false, description: 'Print one JSON object on stdout instead of text' },
   'progress-interval': {
     type: 'number',
     default: 30,
@@ -154,8 +174,11 @@ export type FlagKey = keyof typeof FLAGS;
 /** How a flag is spelled on the command line (without `--`). */
 export type FlagName<K extends FlagKey> = (typeof FLAGS)[K] extends { name: infer N extends string } ? N : K;
 
-/** The default of `--out` for `files`: `out/<first file name without extension>`; `run --offline` appends `-offline`. */
+/**
+ * The default of `--out` for `files`: `out/<first file name without extension>` (`out/stdin` for standard input);
+ * `run --offline` appends `-offline`.
+ */
 export function defaultOutDir(files: readonly string[]): string {
   const first = files[0] ?? '';
-  return join('out', basename(first, extname(first)));
+  return join('out', first === STDIN_ARG ? 'stdin' : basename(first, extname(first)));
 }

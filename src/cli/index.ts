@@ -4,6 +4,7 @@ import dotenv from 'dotenv';
 import { createRedactor } from '../common/redact.js';
 import { bugReport, EXIT } from './exit.js';
 import { runMain } from './main.js';
+import { formatSeconds } from './words.js';
 
 // A .env file in the working directory fills variables the environment does not set.
 dotenv.config({ quiet: true });
@@ -23,7 +24,7 @@ function onSignal(signal: NodeJS.Signals): void {
     process.exit(EXIT.interrupted);
   }
   if (signals === 1) {
-    process.stderr.write(`\n${signal}: finishing requests in flight (up to ${Math.round(graceMs / 1000)}s); press Ctrl-C again to abandon them.\n`);
+    process.stderr.write(`\n${signal}: finishing requests in flight (up to ${formatSeconds(graceMs / 1000)}); press Ctrl-C again to abandon them.\n`);
     stop.abort();
     setTimeout(() => abort.abort(), graceMs).unref();
   } else {
@@ -42,6 +43,10 @@ const code = await runMain(process.argv.slice(2), {
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
   isTTY: Boolean(process.stderr.isTTY),
+  // Node updates it when the terminal is resized.
+  columns: () => process.stderr.columns,
+  // Touched only when a job file is `-`: opening process.stdin for nothing can hold a pipe or a terminal.
+  stdin: { [Symbol.asyncIterator]: () => process.stdin[Symbol.asyncIterator]() },
   stopSignal: stop.signal,
   abortSignal: abort.signal,
   onRunStart: (ms) => {

@@ -4,6 +4,10 @@ export interface CliIO {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
   isTTY: boolean;
+  /** The width of the terminal progress is drawn on, asked at each redraw; undefined when unknown. */
+  columns?: () => number | undefined;
+  /** Standard input, read when a job file is `-`. */
+  stdin?: AsyncIterable<Buffer | string>;
   /** The time, for what depends on the date (model shutdowns). @default Date.now */
   now?: () => number;
   /** Aborted on the first Ctrl-C or SIGTERM: stop dispatching. */

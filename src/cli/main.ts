@@ -9,6 +9,8 @@ import { reportCommand } from './report.js';
 import { cancelCommand, statusCommand } from './batches.js';
 import { runCommand } from './run.js';
 import { serveCommand } from './serve.js';
+import { STDIN_ARG, STDIN_PLACEHOLDER } from './stdin.js';
+import { describeUnknownNames } from './unknown-flags.js';
 import { validateCommand } from './validate.js';
 
 export { EXIT } from './exit.js';
@@ -21,11 +23,20 @@ const COMMANDS: readonly Command[] = [runCommand, validateCommand, estimateComma
  * Runs the CLI on `args` (without `node` and the script) and returns the exit status.
  * Expected failures are `NightshiftError`s, printed without a stack; anything else is a bug.
  */
-export async function runMain(args: string[], io: CliIO): Promise<number> {
+export async function runMain(argv: string[], io: CliIO): Promise<number> {
+  const args = argv.map((arg) => (arg === STDIN_ARG ? STDIN_PLACEHOLDER : arg));
   let command: Promise<number> | undefined;
   // Numbers are read by each flag's own rule (command.ts), never guessed by yargs: it took `0x10` for 16, and a job
   // file named `1e3` for a number.
-  let parser = yargs(args).parserConfiguration({ 'parse-numbers': false, 'parse-positional-numbers': false }).scriptName('nightshift').usage('$0 <command> [options]');
+  let parser = yargs(args)
+    .parserConfiguration({
+      'parse-numbers': false,
+      'parse-positional-numbers': false,
+      // Flags are read by the names they are typed with: a camelCase copy of each only doubled yargs's messages.
+      'camel-case-expansion': false,
+    })
+    .scriptName('nightshift')
+    .usage('$0 <command> [options]');
   for (const spec of COMMANDS) {
     parser = parser.command(
       spec.usage,
@@ -41,11 +52,14 @@ export async function runMain(args: string[], io: CliIO): Promise<number> {
     .strict()
     .exitProcess(false)
     .help()
+    .alias('h', 'help')
     .version()
     .wrap(Math.min(110, process.stdout.columns ?? 100))
     .fail((message: string | undefined, error: Error | undefined) => {
       // yargs's own refusals (a flag given no value, an unknown command) are usage errors; a command's error passes.
-      if (error === undefined || error.name === 'YError') throw usageError(message ?? error?.message ?? 'Invalid command line');
+      if (error === undefined || error.name === 'YError') {
+        throw usageError(describeUnknownNames(args, COMMANDS) ?? message ?? error?.message ?? 'Invalid command line');
+      }
       throw error;
     });
 

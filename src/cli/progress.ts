@@ -1,5 +1,8 @@
 import type { RunEvent, RunSummary } from '../run/options.js';
+import { join } from 'node:path';
+import { RESULTS_FILE, RESULTS_JSONL_FILE, USAGE_FILE } from '../output/folder.js';
 import { formatUsd } from '../output/usage-table.js';
+import { count } from './words.js';
 
 /** Where and how progress is shown. */
 export interface ProgressOptions {
@@ -9,7 +12,12 @@ export interface ProgressOptions {
   /** Seconds between plain status lines when not on a terminal. */
   intervalSeconds: number;
   now?: () => number;
+  /** The terminal's width now, asked at each redraw so that the line follows a resize; undefined when unknown. */
+  columns?: () => number | undefined;
 }
+
+/** Erases from the cursor to the end of the line: clears a redrawn line without writing spaces that could wrap. */
+const ERASE_LINE_END = '\u001b[K';
 
 /**
  * Turns run events into progress output: a redrawn line on a terminal, or one plain status line every
@@ -28,7 +36,8 @@ export class Progress {
   private unpriced = 0;
   private readonly started: number;
   private timer: NodeJS.Timeout | undefined;
-  private lastWidth = 0;
+  /** A live line is on the screen, to be erased before anything else is written. */
+  private drawn = false;
 
   constructor(private readonly options: ProgressOptions) {
     this.started = this.now();
@@ -44,7 +53,7 @@ export class Progress {
         this.total = event.total;
         this.toSend = event.rerun + event.fresh;
         this.line(
-          `${event.total} jobs: ${event.fresh} new, ${event.rerun} to rerun` +
+          `${count(event.total, 'job')}: ${event.fresh} new, ${event.rerun} to rerun` +
             (event.offline ? ` (${event.offline} answered by the offline server, sent again)` : '') +
             `, ${event.skipped} already done` +
             (event.moved ? `, ${event.moved} with images renamed (nothing sent)` : '') +
@@ -100,35 +109,48 @@ export class Progress {
   private draw(): void {
     const width = 24;
     const filled = this.toSend === 0 ? width : Math.round((this.done / this.toSend) * width);
-    const text = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${this.status()}`;
-    this.options.write(`\r${text}${' '.repeat(Math.max(0, this.lastWidth - text.length))}`);
-    this.lastWidth = text.length;
+    const bar = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] `;
+    this.options.write(`\r${fitLine(bar, this.status(), this.options.columns?.())}${ERASE_LINE_END}`);
+    this.drawn = true;
   }
 
   private line(text: string): void {
-    if (this.options.isTTY && this.lastWidth > 0) {
-      this.options.write(`\r${' '.repeat(this.lastWidth)}\r`);
-      this.lastWidth = 0;
+    if (this.options.isTTY && this.drawn) {
+      this.options.write(`\r${ERASE_LINE_END}`);
+      this.drawn = false;
     }
     this.options.write(`${text}\n`);
   }
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
-    if (this.options.isTTY && this.lastWidth > 0) {
+    if (this.options.isTTY && this.drawn) {
       this.draw();
       this.options.write('\n');
-      this.lastWidth = 0;
+      this.drawn = false;
     }
   }
 }
 
+/**
+ * The live line for a terminal `columns` wide: the bar and the status when both fit, else the status alone, cut to
+ * fit. It stays a column short of the width: a line that fills the last column wraps on some terminals, and each
+ * redraw would then start a new line.
+ */
+export function fitLine(bar: string, status: string, columns: number | undefined): string {
+  if (columns === undefined || columns <= 0) return `${bar}${status}`;
+  const width = columns - 1;
+  if (bar.length + status.length <= width) return `${bar}${status}`;
+  if (status.length <= width) return status;
+  return width > 1 ? `${status.slice(0, width - 1)}…` : '';
+}
+
 /** The end-of-run summary, printed whatever the output is. */
-export function formatSummary(summary: RunSummary): string {
+export function formatSummary(summary: RunSummary, { images }: { images: boolean }): string {
   const lines = [
-    `${summary.total} jobs: ${summary.ok} ok, ${summary.incomplete ? `${summary.incomplete} incomplete, ` : ''}${summary.failed} failed, ${summary.pending} pending` +
+    `${count(summary.total, 'job')}: ${summary.ok} ok, ${summary.incomplete ? `${summary.incomplete} incomplete, ` : ''}${summary.failed} failed, ${summary.pending} pending` +
       ` (this run: ${summary.fresh} new, ${summary.rerun} rerun, ${summary.skipped} skipped as already done` +
-      `${summary.moved ? `, ${summary.moved} renamed` : ''}; ${summary.retries} retries)`,
+      `${summary.moved ? `, ${summary.moved} renamed` : ''}; ${count(summary.retries, 'retry', 'retries')})`,
     `tokens: ${summary.usage.input_tokens} input (${summary.usage.cached_input_tokens} cached), ${summary.usage.output_tokens} output` +
       ` (${summary.usage.reasoning_tokens} reasoning); images: ${summary.usage.images}`,
     `cost: $${formatUsd(summary.costUsd)}` +
@@ -136,9 +158,54 @@ export function formatSummary(summary: RunSummary): string {
     ...summary.missingModels.map(
       ({ model, notSent }) => `model ${model} does not exist${notSent > 0 ? `: ${notSent} job${notSent === 1 ? '' : 's'} of it not sent (pending)` : ''}`,
     ),
-    `outputs: ${summary.outDir}/results.csv, ${summary.outDir}/results.jsonl, ${summary.outDir}/usage.csv, ${summary.outDir}/images/`,
+    `outputs: ${outputPaths(summary.outDir, images).join(', ')}`,
   ];
   return `${lines.join('\n')}\n`;
+}
+
+/** The outputs a run leaves, as paths: `images/` only when there is one (a run without image jobs makes none). */
+function outputPaths(outDir: string, images: boolean): string[] {
+  return [join(outDir, RESULTS_FILE), join(outDir, RESULTS_JSONL_FILE), join(outDir, USAGE_FILE), ...(images ? [`${join(outDir, 'images')}/`] : [])];
+}
+
+/** What this run spent, besides the summary: the answers it journaled, priced (those without a price counted apart). */
+export interface RunSpending {
+  spentUsd: number;
+  unpricedAnswers: number;
+  /** The folder has an `images/` folder. */
+  images: boolean;
+}
+
+/**
+ * `run --json`: the summary as one object. `jobs` counts the folder's jobs by status, `run` what this run did and
+ * spent, `tokens` the usage of the current results, `outputs` the paths written (`images` null when there is none).
+ */
+export function summaryObject(summary: RunSummary, { spentUsd, unpricedAnswers, images }: RunSpending): Record<string, unknown> {
+  const { outDir } = summary;
+  return {
+    jobs: { total: summary.total, ok: summary.ok, incomplete: summary.incomplete, failed: summary.failed, pending: summary.pending },
+    run: {
+      new: summary.fresh,
+      rerun: summary.rerun,
+      skipped: summary.skipped,
+      renamed: summary.moved,
+      retries: summary.retries,
+      costUsd: Number(spentUsd.toFixed(9)),
+      unpricedAnswers,
+    },
+    tokens: summary.usage,
+    resultsCostUsd: summary.costUsd,
+    unpricedModels: summary.unpricedModels,
+    missingModels: summary.missingModels,
+    stopReason: summary.stopReason ?? null,
+    jobFilesChanged: summary.jobFilesChanged ?? false,
+    outputs: {
+      results: join(outDir, RESULTS_FILE),
+      resultsJsonl: join(outDir, RESULTS_JSONL_FILE),
+      usage: join(outDir, USAGE_FILE),
+      images: images ? join(outDir, 'images') : null,
+    },
+  };
 }
 
 function duration(seconds: number): string {

@@ -1,4 +1,6 @@
+import { join } from 'node:path';
 import type OpenAI from 'openai';
+import { pathExists } from '../common/fs-errors.js';
 import { NightshiftError } from '../common/errors.js';
 import { createRedactor } from '../common/redact.js';
 import { worstCaseCost } from '../cost/estimate.js';
@@ -9,7 +11,7 @@ import type { RunEvent, RunOptions } from '../run/options.js';
 import { runJobs } from '../run/run.js';
 import { apiOrigin, OFFLINE_ORIGIN } from '../output/journal.js';
 import { startOfflineServer } from '../server/server.js';
-import { apiClient, configuredOrigin } from './client.js';
+import { apiClient, configuredOrigin, missingKey } from './client.js';
 import { dryRun } from './dry-run.js';
 import { resolveCommand, usageError, type Command, type CommandSpec } from './command.js';
 import { exitStatusOfRun } from './exit.js';
@@ -18,8 +20,10 @@ import { startFresh } from './fresh.js';
 import type { CliIO } from './io.js';
 import { jobDefaults, loadOrExplain } from './load-jobs.js';
 import { loadPrices } from './load-prices.js';
-import { formatSummary, Progress } from './progress.js';
+import { formatSummary, Progress, summaryObject } from './progress.js';
 import { runBatchFromFlags } from './batch.js';
+import { printJson } from './table.js';
+import { openJobFiles, STDIN_ARG, STDIN_NAME, type JobFormat } from './stdin.js';
 
 const SPEC = {
   usage: 'run <files..>',
@@ -27,11 +31,14 @@ const SPEC = {
   positional: { name: 'files', description: 'Job files (.json, .jsonl, .csv)', missing: 'Expected at least one job file' },
   flags: [
     'out',
+    'format',
     'concurrency',
     'max-attempts',
     'timeout',
     'model',
     'system',
+    'temperature',
+    'max-completion-tokens',
     'service-tier',
     'offline',
     'prices',
@@ -41,6 +48,7 @@ const SPEC = {
     'only-failed',
     'dry-run',
     'quiet',
+    'json',
     'progress-interval',
     'grace',
     'rpm',
@@ -59,7 +67,9 @@ type EngineFlags = Pick<RunOptions, 'outDir' | 'files' | 'concurrency' | 'maxAtt
 
 /** `nightshift run` flags after checking: the engine options they set, and what the CLI itself needs. */
 export interface RunFlags extends EngineFlags {
-  /** `--model`, `--system` and `--service-tier`, for jobs that leave them out. */
+  /** The format of standard input (`-`), when not sniffed. */
+  format?: JobFormat;
+  /** `--model`, `--system`, `--temperature`, `--max-completion-tokens` and `--service-tier`, for jobs that leave them out. */
   defaults: CliDefaults;
   offline: boolean;
   /** The `--prices` file. */
@@ -71,6 +81,8 @@ export interface RunFlags extends EngineFlags {
   /** List what would be sent, and send nothing. */
   dryRun: boolean;
   quiet: boolean;
+  /** Print the summary as one JSON object. */
+  json: boolean;
   progressIntervalSeconds: number;
   graceMs: number;
   /** `--batch` and the flags that go with it: the jobs go through the Batch API. */
@@ -94,6 +106,7 @@ export function resolveRunFlags(argv: Record<string, unknown>): RunFlags {
   if (!flags.batch && batchOnly.length > 0) throw usageError(`--${batchOnly[0]} goes with --batch`);
   return {
     files,
+    ...(flags.format !== undefined ? { format: flags.format } : {}),
     // Offline answers are not real ones: by default they never share a folder with a real run's results.
     outDir: flags.out ?? `${defaultOutDir(files)}${flags.offline ? '-offline' : ''}`,
     concurrency: flags.concurrency,
@@ -112,6 +125,7 @@ export function resolveRunFlags(argv: Record<string, unknown>): RunFlags {
     onlyFailed: flags['only-failed'],
     dryRun: flags['dry-run'],
     quiet: flags.quiet,
+    json: flags.json,
     progressIntervalSeconds: flags['progress-interval'],
     graceMs: Math.round(flags.grace * 1000),
     ...(flags.batch
@@ -134,13 +148,15 @@ export const runCommand: Command = { ...SPEC, run: (argv, io) => runFromFlags(re
 /** What the CLI makes for the engine: the client, the prices, the budget and the display of events. */
 interface EngineParts {
   client: OpenAI;
+  /** The client has no key: a run with requests to send is refused before it starts. */
+  keyless: boolean;
   prices: PriceBook;
   budget: RunOptions['budget'];
   onEvent: (event: RunEvent) => void;
 }
 
 /** The one place `run`'s flags, the process's signals and what the CLI made become the engine's {@link RunOptions}. */
-function engineOptions(flags: RunFlags, { client, prices, budget, onEvent }: EngineParts, io: CliIO): RunOptions {
+function engineOptions(flags: RunFlags, { client, keyless, prices, budget, onEvent }: EngineParts, io: CliIO): RunOptions {
   const { outDir, files, concurrency, maxAttempts, timeoutMs, flexTimeoutMs, rpm, tpm } = flags;
   return {
     outDir,
@@ -152,7 +168,8 @@ function engineOptions(flags: RunFlags, { client, prices, budget, onEvent }: Eng
     maxAttempts,
     timeoutMs,
     flexTimeoutMs,
-    files,
+    // As the journal's run record names them.
+    files: files.map((file) => (file === STDIN_ARG ? STDIN_NAME : file)),
     // With --fresh the journal starts empty, so there is nothing done to send again.
     mode: { force: flags.force && !flags.fresh, onlyFailed: flags.onlyFailed },
     fresh: flags.fresh,
@@ -162,6 +179,13 @@ function engineOptions(flags: RunFlags, { client, prices, budget, onEvent }: Eng
     ...(io.stopSignal ? { stopSignal: io.stopSignal } : {}),
     ...(io.abortSignal ? { abortSignal: io.abortSignal } : {}),
     onEvent,
+    ...(keyless
+      ? {
+          beforeSending: () => {
+            throw missingKey();
+          },
+        }
+      : {}),
   };
 }
 
@@ -199,9 +223,18 @@ function incompleteWarning(count: number): string {
 
 /** `nightshift run`: validates everything, then runs the jobs and writes the outputs. */
 async function runFromFlags(flags: RunFlags, io: CliIO): Promise<number> {
+  const input = await openJobFiles(flags.files, flags.format, io);
+  try {
+    return await runInput(flags, input.files, input.names, io);
+  } finally {
+    await input.close();
+  }
+}
+
+async function runInput(flags: RunFlags, files: string[], names: ReadonlyMap<string, string>, io: CliIO): Promise<number> {
   const say = flags.quiet ? undefined : (line: string) => io.stderr(`${line}\n`);
   // A dry run writes nothing, not even the saved validation of large files.
-  const { jobs, models } = await loadOrExplain(flags.files, flags.defaults, io, { ...(flags.dryRun ? {} : { outDir: flags.outDir }), say });
+  const { jobs, models } = await loadOrExplain(files, flags.defaults, io, { ...(flags.dryRun ? {} : { outDir: flags.outDir }), say, names, json: flags.json });
   if (flags.dryRun) {
     const origin = flags.offline ? OFFLINE_ORIGIN : configuredOrigin(io.env);
     return dryRun(jobs, { outDir: flags.outDir, origin, mode: { force: flags.force && !flags.fresh, onlyFailed: flags.onlyFailed }, fresh: flags.fresh }, io);
@@ -210,32 +243,45 @@ async function runFromFlags(flags: RunFlags, io: CliIO): Promise<number> {
   // The run's own server keeps no request log: memory stays flat however many jobs it answers.
   const server = flags.offline ? await startOfflineServer({ recordRequests: false }) : undefined;
   try {
-    const client = apiClient(io.env, flags.timeoutMs, server?.url);
+    // Without a key, a run can still rebuild a folder's outputs when it has nothing to send; --fresh always has, and
+    // a batch run asks the API about its batches.
+    const keyless = !flags.offline && !flags.fresh && !flags.batch && !io.env.OPENAI_API_KEY;
+    const client = apiClient(io.env, flags.timeoutMs, server?.url, { keyless });
     const budget = flags.budgetUsd === undefined ? undefined : budgetFor(models, prices, flags.budgetUsd, flags.batch !== undefined);
     if (flags.fresh) await startFresh(flags.outDir, flags.force, { origin: flags.offline ? OFFLINE_ORIGIN : apiOrigin(client.baseURL) });
     if (flags.batch) {
       io.onRunStart?.(flags.graceMs);
       // A batch run writes, uploads and reads files of up to 50,000 requests: it trades a little CPU for flat memory.
       io.onLargeJobs?.();
-      const { onEvent: _none, ...live } = engineOptions(flags, { client, prices, budget, onEvent: () => {} }, io);
+      const { onEvent: _none, ...live } = engineOptions(flags, { client, keyless, prices, budget, onEvent: () => {} }, io);
       // The offline server lives as long as this command: its batches are waited for, or they would be lost.
       const wait = flags.batch.wait || flags.offline;
       return await runBatchFromFlags(jobs, { ...live, ...flags.batch, wait, ...(flags.offline ? { pollIntervalMs: Math.min(flags.batch.pollIntervalMs, 200) } : {}) }, flags, io);
     }
-    const progress = flags.quiet ? undefined : new Progress({ write: io.stderr, isTTY: io.isTTY, intervalSeconds: flags.progressIntervalSeconds });
+    const progress = flags.quiet
+      ? undefined
+      : new Progress({ write: io.stderr, isTTY: io.isTTY, intervalSeconds: flags.progressIntervalSeconds, ...(io.columns ? { columns: io.columns } : {}) });
+    // What this run paid for: the answers it journals, priced.
+    const spent = { usd: 0, unpriced: 0 };
     // Warnings (a torn journal line, say) are printed even with --quiet.
     const onEvent = (event: RunEvent): void => {
+      if (event.type === 'finished') {
+        if (event.record.costUsd === null) spent.unpriced++;
+        else spent.usd += event.record.costUsd;
+      }
       if (progress) progress.handle(event);
       else if (event.type === 'warning') io.stderr(`warning: ${event.message}\n`);
     };
     io.onRunStart?.(flags.graceMs);
     let summary;
     try {
-      summary = await runJobs(jobs, engineOptions(flags, { client, prices, budget, onEvent }, io));
+      summary = await runJobs(jobs, engineOptions(flags, { client, keyless, prices, budget, onEvent }, io));
     } finally {
       progress?.stop();
     }
-    if (!flags.quiet) io.stdout(formatSummary(summary));
+    const images = await pathExists(join(flags.outDir, 'images'));
+    if (flags.json) printJson(io.stdout, summaryObject(summary, { spentUsd: spent.usd, unpricedAnswers: spent.unpriced, images }));
+    else if (!flags.quiet) io.stdout(formatSummary(summary, { images }));
     if (summary.unpricedModels.length > 0) {
       io.stderr(`warning: no price known for ${summary.unpricedModels.join(', ')}; their cost is left empty (add them with --prices FILE)\n`);
     }

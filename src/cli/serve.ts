@@ -4,11 +4,12 @@ import { startOfflineServer } from '../server/server.js';
 import { resolveCommand, type Command, type CommandSpec } from './command.js';
 import { EXIT } from './exit.js';
 import type { CliIO } from './io.js';
+import { printJson } from './table.js';
 
 const SPEC = {
   usage: 'serve',
   description: 'Start the offline OpenAI-compatible server and print its base URL',
-  flags: ['port', 'latency', 'quota-after', 'serve-rpm', 'serve-tpm'],
+  flags: ['port', 'latency', 'quota-after', 'serve-rpm', 'serve-tpm', 'quiet', 'json'],
 } as const satisfies CommandSpec;
 
 /** `nightshift serve`: the offline server in the foreground until Ctrl-C. */
@@ -31,7 +32,8 @@ export const serveCommand: Command = {
       if (error.code === 'EADDRINUSE') throw new NightshiftError('E_USAGE', `Port ${String(port)} is in use; choose another --port, or 0 for a free one.`);
       throw error;
     });
-    io.stdout(`offline OpenAI-compatible server listening; set OPENAI_BASE_URL=${server.url}\n`);
+    if (flags.json) printJson(io.stdout, { url: server.url });
+    else if (!flags.quiet) io.stdout(`offline OpenAI-compatible server listening; set OPENAI_BASE_URL=${server.url}\n`);
     await new Promise<void>((resolve) => {
       if (io.stopSignal?.aborted) return resolve();
       io.stopSignal?.addEventListener('abort', () => resolve(), { once: true });

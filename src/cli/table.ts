@@ -25,6 +25,26 @@ export function formatTable(rows: readonly (readonly (string | number)[])[]): st
     .concat('\n');
 }
 
+/**
+ * Rows of cells (header first) as objects keyed by the header, for `--json`: counts stay numbers, a dollar column's
+ * decimal text becomes a number and its empty cell (no price known) `null`, never 0.
+ */
+export function tableObjects(rows: readonly (readonly (string | number)[])[]): Record<string, string | number | null>[] {
+  const [header = [], ...body] = rows;
+  return body.map((row) =>
+    Object.fromEntries(
+      header.map((name, column) => {
+        const cell = row[column] ?? '';
+        const usd = String(name).endsWith('usd');
+        return [String(name), usd && typeof cell === 'string' ? (cell === '' ? null : Number(cell)) : cell];
+      }),
+    ),
+  );
+}
+
+/** Prints `value` as one line of JSON, the whole of what a `--json` command writes to stdout. */
+export const printJson = (stdout: (text: string) => void, value: unknown): void => stdout(`${JSON.stringify(value)}\n`);
+
 /** Writes rows of cells (header first) to a CSV file, text made spreadsheet-safe; a file that cannot be written is `E_OUTPUT` (exit 4), not a bug. */
 export async function writeCsvFile(path: string, rows: (string | number)[][]): Promise<void> {
   try {

@@ -42,4 +42,5 @@ export function isPositionalId(id: string, file: string): boolean {
   return id.startsWith(stem) && /^[1-9]\d*$/.test(id.slice(stem.length));
 }
 
-const fileStem = (file: string): string => basename(file, extname(file));
+// Standard input, named `<stdin>`, gives ids such as `stdin-3f9a1c0b7d2e`.
+const fileStem = (file: string): string => basename(file, extname(file)).replace(/^<(.+)>$/, '$1');

@@ -1,7 +1,7 @@
 import { isNestedDeeperThan, TOO_DEEP } from '../common/json-depth.js';
 import type { ProblemDetail } from './problems.js';
 import { FIELDS_BY_KIND } from './schema.js';
-import { closest } from './suggest.js';
+import { describeSuggestion, suggestField } from './suggest.js';
 
 /*
  * A CSV cell is always text. These rules give each field the type it has in JSON, so that CSV, JSON and
@@ -10,12 +10,23 @@ import { closest } from './suggest.js';
  * whose syntax error is the useful message.
  */
 
-const KNOWN_FIELDS = new Set(Object.values(FIELDS_BY_KIND).flatMap((fields) => Object.keys(fields)));
+/** Every field of some job kind. */
+export const KNOWN_FIELDS: ReadonlySet<string> = new Set(Object.values(FIELDS_BY_KIND).flatMap((fields) => Object.keys(fields)));
 const NUMBER_FIELDS = new Set(['temperature', 'top_p', 'max_completion_tokens', 'max_tokens', 'seed', 'n', 'output_compression']);
 const NUMBER = /^[+-]?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?$/i;
 
 const isJsonCell = (name: string, cell: string): boolean =>
   name === 'messages' || name === 'params' || (name === 'response_format' && cell.startsWith('{')) || (name === 'images' && cell.startsWith('['));
+
+/**
+ * The field a CSV column names: its header trimmed, and matched to a field whatever its case (`ID`, `Model`, `Prompt`,
+ * as spreadsheets write them). A header that matches no field is kept as written, for {@link checkHeader} to report.
+ */
+export function columnField(header: string): string {
+  const name = header.trim();
+  const lower = name.toLowerCase();
+  return KNOWN_FIELDS.has(lower) ? lower : name;
+}
 
 /** Problems with a CSV header: unnamed, repeated or unknown columns. Reported once, not on every row. */
 export function checkHeader(columns: readonly string[]): ProblemDetail[] {
@@ -25,8 +36,8 @@ export function checkHeader(columns: readonly string[]): ProblemDetail[] {
     if (name === '') problems.push({ message: `column ${i + 1} has no name` });
     else if (seen.has(name)) problems.push({ field: name, message: 'column appears more than once' });
     else if (!KNOWN_FIELDS.has(name)) {
-      const typo = closest(name, KNOWN_FIELDS);
-      const message = typo === undefined ? 'unknown column: not a job field' : `unknown column (did you mean ${JSON.stringify(typo)}?)`;
+      const suggestion = suggestField(name, KNOWN_FIELDS);
+      const message = suggestion === undefined ? 'unknown column: not a job field' : describeSuggestion('unknown column', suggestion);
       problems.push({ field: name, message });
     }
     seen.add(name);
@@ -41,6 +52,10 @@ export interface DecodedRow {
   problems: ProblemDetail[];
   /** Fields whose cell failed to decode; they hold the cell text so the field still counts as given. */
   failed: Set<string>;
+  /** The cells of misnamed columns, by the field each column most likely means (the header's problem names it). */
+  standIns: Record<string, unknown>;
+  /** True when a cell is under a column that means no field: what the row seems to lack may be there. */
+  opaque: boolean;
 }
 
 /**
@@ -49,9 +64,15 @@ export interface DecodedRow {
  * starts with `[`, else a `;`-separated list. Columns that are not job fields are skipped (see `checkHeader`).
  */
 export function decodeRow(cells: Readonly<Record<string, string>>): DecodedRow {
-  const row: DecodedRow = { fields: {}, problems: [], failed: new Set() };
+  const row: DecodedRow = { fields: {}, problems: [], failed: new Set(), standIns: {}, opaque: false };
   for (const [name, cell] of Object.entries(cells)) {
-    if (cell === '' || !KNOWN_FIELDS.has(name)) continue;
+    if (cell === '') continue;
+    if (!KNOWN_FIELDS.has(name)) {
+      const suggestion = suggestField(name, KNOWN_FIELDS);
+      if (suggestion === undefined) row.opaque = true;
+      else row.standIns[suggestion.field] = cell;
+      continue;
+    }
     const trimmed = cell.trim();
     if (NUMBER_FIELDS.has(name)) {
       row.fields[name] = NUMBER.test(trimmed) ? Number(trimmed) : cell;

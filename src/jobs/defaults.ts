@@ -1,15 +1,20 @@
+import { liftParams } from './params.js';
 import { parseFields } from './parse-fields.js';
 import type { ProblemDetail } from './problems.js';
 import { isJsonObject } from './records.js';
 import { FIELDS_BY_KIND, JOB_KINDS, type FieldSchemas, type ServiceTier } from './schema.js';
-import { closest } from './suggest.js';
+import { describeSuggestion, suggestField } from './suggest.js';
 
-/** Defaults given on the command line (`--model`, `--system`, `--service-tier`): used when neither the job nor its file sets the field. */
+/** Defaults given on the command line (`--model`, `--system`, `--service-tier`, `--temperature`, `--max-completion-tokens`): used when neither the job nor its file sets the field. */
 export interface CliDefaults {
   model?: string;
   system?: string;
   /** `service_tier` of chat and vision jobs. */
   serviceTier?: ServiceTier;
+  /** `temperature` of chat and vision jobs. */
+  temperature?: number;
+  /** `max_completion_tokens` of chat and vision jobs that give neither it nor `max_tokens`. */
+  maxCompletionTokens?: number;
 }
 
 /** A file's `defaults`, checked: each value fits the field for at least one job kind. */
@@ -29,8 +34,11 @@ const ALTERNATIVES = [
 export function parseFileDefaults(value: unknown): { defaults: FileDefaults; problems: ProblemDetail[] } {
   if (!isJsonObject(value)) return { defaults: {}, problems: [{ field: 'defaults', message: 'expected an object of job fields' }] };
   const defaults: Record<string, unknown> = {};
-  const problems: ProblemDetail[] = [];
-  for (const [key, field] of Object.entries(value)) {
+  // The job fields in `params` are defaults of those fields, as they are fields of a job.
+  const lifted = liftParams(value);
+  const inDefaults = (problem: ProblemDetail): ProblemDetail => ({ ...problem, field: `defaults.${problem.field ?? ''}` });
+  const problems: ProblemDetail[] = lifted.problems.map(inDefaults);
+  for (const [key, field] of Object.entries(lifted.fields)) {
     if (key === 'id') {
       problems.push({ field: 'defaults.id', message: 'ids are unique: there is no default id' });
       continue;
@@ -38,12 +46,12 @@ export function parseFileDefaults(value: unknown): { defaults: FileDefaults; pro
     const tables = JOB_KINDS.map((kind): FieldSchemas => FIELDS_BY_KIND[kind]).filter((fields) => Object.hasOwn(fields, key));
     const [first] = tables;
     if (first === undefined) {
-      const typo = closest(key, new Set(JOB_KINDS.flatMap((kind) => Object.keys(FIELDS_BY_KIND[kind]))));
-      problems.push({ field: `defaults.${key}`, message: typo === undefined ? 'unknown field' : `unknown field (did you mean ${JSON.stringify(typo)}?)` });
+      const suggestion = suggestField(key, JOB_KINDS.flatMap((kind) => Object.keys(FIELDS_BY_KIND[kind])));
+      problems.push({ field: `defaults.${key}`, message: suggestion === undefined ? 'unknown field' : describeSuggestion('unknown field', suggestion) });
     } else if (tables.some((fields) => fits(key, field, fields))) {
       defaults[key] = field;
     } else {
-      problems.push(...parseFields({ [key]: field }, first, { prefix: 'defaults.' }).problems);
+      problems.push(...parseFields({ [key]: field }, first).problems.map((problem) => inDefaults(lifted.moved(problem))));
     }
   }
   return { defaults, problems };

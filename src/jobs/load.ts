@@ -21,6 +21,11 @@ export interface LoadOptions {
    * sets the field. `model` reaches image jobs only when it names an image model.
    */
   defaults?: CliDefaults;
+  /**
+   * How to name files in jobs and problems when not by their path: standard input, saved to a file to be read as often
+   * as a run needs, is `<stdin>`.
+   */
+  names?: ReadonlyMap<string, string>;
 }
 
 /** What {@link validateJobFiles} may keep of the valid jobs. */
@@ -116,7 +121,13 @@ async function* checkJobs(
     // The position of the file's record number `index` (in a file whose records are all jobs, as when picking).
     const base = position - (start?.index ?? 1);
     const skip = wanted && ((index: number) => !wanted(base + index));
-    const records = readRecords(file, { ...(start ? { from: start } : {}), ...(onBytes ? { onBytes } : {}), ...(skip ? { skip } : {}) });
+    const name = options.names?.get(file);
+    const records = readRecords(file, {
+      ...(start ? { from: start } : {}),
+      ...(onBytes ? { onBytes } : {}),
+      ...(skip ? { skip } : {}),
+      ...(name !== undefined ? { name } : {}),
+    });
     for await (const record of records) {
       switch (record.type) {
         case 'skipped':
@@ -204,7 +215,8 @@ export async function validateJobFiles(files: readonly string[], options: Valida
   // In files without problems, the uniqueness check numbers ids exactly as the jobs come: digest positions.
   const digests = options.digests || options.saved ? new JobDigests() : undefined;
   const tallies = options.saved ? files.map(() => new FileTally()) : undefined;
-  const fileNumbers = new Map(files.map((file, index) => [file, index]));
+  // By the name jobs give their file.
+  const fileNumbers = new Map(files.map((file, index) => [options.names?.get(file) ?? file, index]));
   let localImages = false;
   const reading: Reading = {
     ...(tallies ? { onBytes: (file: number, chunk: Buffer) => tallies[file]!.see(chunk) } : {}),

@@ -2,7 +2,8 @@ import type { Job, JobKind, Problem } from '../common/types.js';
 import { batchRequestToJob, isBatchRequest } from './batch.js';
 import { buildChatBody, buildImageBody, buildMessages, CHAT_BODY_FIELDS } from './body.js';
 import { contentId, contentIdShape } from './content-id.js';
-import { decodeRow } from './csv-fields.js';
+import { liftParams } from './params.js';
+import { decodeRow, KNOWN_FIELDS } from './csv-fields.js';
 import { applyDefaults, type CliDefaults, type FileDefaults } from './defaults.js';
 import { checkImageParams } from './image-params.js';
 import { resolveImage, type ImageLoader } from './images.js';
@@ -11,7 +12,7 @@ import { checkOutput, defaultOutputPattern } from './output-path.js';
 import { parseFields } from './parse-fields.js';
 import { describeValue, toProblem, type ProblemDetail, type ProblemScope } from './problems.js';
 import { isJsonObject, type JsonJobRecord, type RowRecord } from './records.js';
-import { closest } from './suggest.js';
+import { describeSuggestion, suggestField } from './suggest.js';
 import {
   commonFields,
   DEFAULT_IMAGE_MODEL,
@@ -26,7 +27,7 @@ import {
 
 /** What normalizing a record needs besides the record. */
 export interface NormalizeContext {
-  /** `--model`, `--system` and `--service-tier`: the weakest defaults. */
+  /** `--model`, `--system`, `--service-tier`, `--temperature` and `--max-completion-tokens`: the weakest defaults. */
   cli: CliDefaults;
   /** The `defaults` of the record's file, already checked. */
   fileDefaults: FileDefaults;
@@ -47,6 +48,10 @@ interface Draft {
   fields: Record<string, unknown>;
   details: ProblemDetail[];
   context: NormalizeContext;
+  /** True when `field` is probably given under a name already reported as unknown: its absence is no second problem. */
+  covered: (field: string) => boolean;
+  /** The record is a CSV row. */
+  csv: boolean;
 }
 
 /**
@@ -65,13 +70,21 @@ export function toJob(record: JsonJobRecord | RowRecord, context: NormalizeConte
   const details: ProblemDetail[] = [];
   let own: Record<string, unknown>;
   let failed = new Set<string>();
+  // Values given under names nightshift does not know, by the field each most likely means: they tell the kind and
+  // stand in for required fields, so that a misnamed field is one problem, not also a missing one.
+  let standIns: Record<string, unknown> = {};
+  // A CSV row with a cell under a column that means nothing known: the header reported it, and what the row lacks may be in it.
+  let opaque = false;
   if (record.type === 'row') {
     const row = decodeRow(record.cells);
-    ({ fields: own, failed } = row);
+    ({ fields: own, failed, standIns, opaque } = row);
     details.push(...row.problems);
+  } else if (typeof record.value === 'string') {
+    // A list of plain strings is a list of prompts.
+    own = { prompt: record.value };
   } else if (!isJsonObject(record.value)) {
     scope.jobId = undefined;
-    return fail([{ message: `expected a job object, got ${describeValue(record.value)}` }]);
+    return fail([{ message: `expected a job object or a prompt string, got ${describeValue(record.value)}` }]);
   } else if (isBatchRequest(record.value)) {
     const customId = record.value['custom_id'];
     scope.jobId = typeof customId === 'string' && customId.trim() !== '' ? customId : undefined;
@@ -79,22 +92,32 @@ export function toJob(record: JsonJobRecord | RowRecord, context: NormalizeConte
     return 'job' in result ? result : fail(result.problems);
   } else {
     own = record.value;
+    standIns = standInsOf(own);
   }
 
   if (own['id'] !== undefined) {
     const id = commonFields.id.safeParse(own['id']);
     scope.jobId = id.success ? id.data : undefined;
   }
+  const lifted = liftParams(own);
+  own = lifted.fields;
+  details.push(...lifted.problems);
 
-  const kind = kindOf({ ...context.fileDefaults, ...own }, context.cli, details);
-  if (kind === undefined) return fail(details);
+  // Fields that are no job's tell why the kind cannot be told better than the kind does; a CSV header said so already.
+  const unknown = Object.keys(own).filter((key) => !KNOWN_FIELDS.has(key));
+  const kind = kindOf({ ...context.fileDefaults, ...standIns, ...own }, context.cli, details, unknown.length > 0 || opaque);
+  if (kind === undefined) {
+    for (const key of unknown) details.push({ field: key, message: unknownField(key, undefined) });
+    return fail(details);
+  }
 
   const fields = applyDefaults(own, context.fileDefaults, FIELDS_BY_KIND[kind]);
+  const covered = (field: string) => opaque || Object.hasOwn(standIns, field);
   // An id-less job's image names are checked with an id of the length its content id will have.
-  const draft: Draft = { id: scope.jobId ?? contentIdShape(file), source: record.source, fields, details, context };
+  const draft: Draft = { id: scope.jobId ?? contentIdShape(file), source: record.source, fields, details, context, covered, csv: record.type === 'row' };
   const parse = <T extends FieldSchemas>(table: T) => {
     const parsed = parseFields(fields, table, { skip: failed });
-    details.push(...parsed.problems);
+    details.push(...parsed.problems.map((detail) => lifted.moved(detail)));
     for (const key of parsed.unknown) details.push({ field: key, message: unknownField(key, kind) });
     return parsed.values;
   };
@@ -107,8 +130,11 @@ export function toJob(record: JsonJobRecord | RowRecord, context: NormalizeConte
   return job instanceof Promise ? job.then(result) : result(job);
 }
 
-/** The job's kind: as stated (by the job or its file's defaults), else inferred; undefined after a problem. */
-function kindOf(fields: Record<string, unknown>, cli: CliDefaults, details: ProblemDetail[]): JobKind | undefined {
+/**
+ * The job's kind: as stated (by the job or its file's defaults), else inferred; undefined after a problem, or when it
+ * cannot be inferred from a record with `misnamed` fields (those are the problem to report).
+ */
+function kindOf(fields: Record<string, unknown>, cli: CliDefaults, details: ProblemDetail[], misnamed: boolean): JobKind | undefined {
   if (fields['kind'] !== undefined) {
     const parsed = commonFields.kind.safeParse(fields['kind']);
     if (parsed.success) return parsed.data;
@@ -116,7 +142,7 @@ function kindOf(fields: Record<string, unknown>, cli: CliDefaults, details: Prob
     return undefined;
   }
   const kind = inferKind(fields, cli.model);
-  if (kind === undefined) {
+  if (kind === undefined && !misnamed) {
     details.push({
       field: 'kind',
       message: 'cannot infer the kind: set kind, or give prompt or messages (chat), images (vision), or an image field such as size (image)',
@@ -125,27 +151,46 @@ function kindOf(fields: Record<string, unknown>, cli: CliDefaults, details: Prob
   return kind;
 }
 
-function unknownField(field: string, kind: JobKind): string {
+/** The fields of a JSON record that no job kind has, by the field each most likely means (see {@link suggestField}). */
+function standInsOf(record: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const standIns: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(record)) {
+    if (KNOWN_FIELDS.has(key)) continue;
+    const suggestion = suggestField(key, KNOWN_FIELDS);
+    if (suggestion !== undefined && !Object.hasOwn(record, suggestion.field)) standIns[suggestion.field] = value;
+  }
+  return standIns;
+}
+
+/** Why `field` is refused for a job of `kind` (undefined when no kind could be told), with the field it most likely means. */
+function unknownField(field: string, kind: JobKind | undefined): string {
   const kinds = JOB_KINDS.filter((other) => other !== kind && Object.hasOwn(FIELDS_BY_KIND[other], field));
-  if (kinds.length > 0) {
+  if (kind !== undefined && kinds.length > 0) {
     // The model decided the kind: a job meant for an image model nightshift does not know says so itself.
     const hint = kinds.includes('image') ? ' (for an image model nightshift does not know, set "kind": "image")' : '';
     return `applies to ${kinds.join(' and ')} jobs, not ${kind} jobs${hint}`;
   }
-  const typo = closest(field, Object.keys(FIELDS_BY_KIND[kind]));
-  if (typo !== undefined) return `unknown field (did you mean ${JSON.stringify(typo)}?)`;
+  const own = kind === undefined ? undefined : suggestField(field, Object.keys(FIELDS_BY_KIND[kind]));
+  if (own !== undefined) return describeSuggestion('unknown field', own);
+  const other = suggestField(field, KNOWN_FIELDS);
+  if (other !== undefined) {
+    const owners = JOB_KINDS.filter((each) => Object.hasOwn(FIELDS_BY_KIND[each], other.field));
+    return describeSuggestion(kind === undefined ? 'unknown field' : `unknown field for ${kind} jobs`, { ...other, why: other.why ?? `${other.field} is a field of ${owners.join(' and ')} jobs` });
+  }
+  if (kind === undefined) return 'unknown field: a job needs prompt or messages (chat), images (vision), or an image field such as size (image)';
   return kind === 'image' ? 'unknown field for image jobs' : 'unknown field: put other Chat Completions parameters in "params"';
 }
 
 function toChatJob(values: VisionJobFields, kind: 'chat' | 'vision', draft: Draft): Job | undefined | Promise<Job | undefined> {
-  const { fields, details, context } = draft;
+  const { fields, details, context, covered } = draft;
   const given = (field: string) => Object.hasOwn(fields, field);
+  const present = (field: string) => given(field) || covered(field);
   const model = values.model ?? context.cli.model;
-  if (model === undefined && !given('model')) {
+  if (model === undefined && !present('model')) {
     details.push({ field: 'model', message: 'required: set it in the job, in the file\'s "defaults", or with --model' });
   }
   if (given('prompt') && given('messages')) details.push({ field: 'prompt', message: 'give either prompt or messages, not both' });
-  if (!given('prompt') && !given('messages')) details.push({ field: 'prompt', message: 'required (or give messages)' });
+  if (!present('prompt') && !present('messages')) details.push({ field: 'prompt', message: 'required (or give messages)' });
   if (given('system') && given('messages')) details.push({ field: 'system', message: 'not used with messages: put a system message in messages' });
   if (given('max_tokens') && given('max_completion_tokens')) {
     details.push({ field: 'max_tokens', message: 'give max_completion_tokens only (max_tokens is its deprecated name)' });
@@ -154,7 +199,7 @@ function toChatJob(values: VisionJobFields, kind: 'chat' | 'vision', draft: Draf
     if ((CHAT_BODY_FIELDS as readonly string[]).includes(key)) details.push({ field: `params.${key}`, message: `set ${key} as a field of its own` });
     if (key === 'stream' || key === 'stream_options') details.push({ field: `params.${key}`, message: 'streaming is not supported' });
   }
-  if (kind === 'vision' && !given('images') && !hasImagePart(values.messages)) {
+  if (kind === 'vision' && !present('images') && !hasImagePart(values.messages)) {
     details.push({ field: 'images', message: 'required for vision jobs' });
   }
   const images = values.images ?? [];
@@ -201,31 +246,40 @@ async function resolveMessageImages(messages: readonly Message[], { source, deta
 }
 
 /** The URLs to send for a job's `images`, local files read and inlined; each entry that cannot be is a problem. */
-async function resolveImages(images: readonly string[], { source, details, context }: Draft): Promise<string[]> {
+async function resolveImages(images: readonly string[], { source, details, context, csv }: Draft): Promise<string[]> {
   const urls: string[] = [];
   for (const [i, entry] of images.entries()) {
     const image = await resolveImage(entry, source.file, context.loadImage);
     if ('url' in image) urls.push(image.url);
-    else details.push({ field: `images.${i}`, message: image.error });
+    else details.push({ field: `images.${i}`, message: `${image.error}${entry.includes(',') ? listHint(csv) : ''}` });
   }
   return urls;
 }
+
+/** For an image entry with a comma that could not be read: how several images are given. */
+const listHint = (csv: boolean): string =>
+  csv ? ' (to give several images in a CSV cell, separate them with ";", not ",")' : ' (to give several images, give a list: ["a.png", "b.png"])';
 
 function chatJob(values: VisionJobFields, kind: 'chat' | 'vision', model: string | undefined, imageUrls: string[], draft: Draft): Job | undefined {
   const { id, source, fields, details, context } = draft;
   if (details.length > 0 || model === undefined) return undefined;
   const system = values.system ?? (Object.hasOwn(fields, 'messages') ? undefined : context.cli.system);
   const messages = buildMessages({ ...values, system }, imageUrls);
-  const serviceTier = values.service_tier ?? context.cli.serviceTier;
-  const sent = serviceTier === undefined ? values : { ...values, service_tier: serviceTier };
+  const { cli } = context;
+  const sent: VisionJobFields = { ...values };
+  if (values.service_tier === undefined && cli.serviceTier !== undefined) sent.service_tier = cli.serviceTier;
+  if (values.temperature === undefined && cli.temperature !== undefined) sent.temperature = cli.temperature;
+  if (values.max_completion_tokens === undefined && values.max_tokens === undefined && cli.maxCompletionTokens !== undefined) {
+    sent.max_completion_tokens = cli.maxCompletionTokens;
+  }
   return { id, kind, model, tags: values.tags ?? [], source, endpoint: '/v1/chat/completions', body: buildChatBody(model, messages, sent) };
 }
 
-function toImageJob(values: ImageJobFields, { id, source, fields, details, context }: Draft): Job | undefined {
+function toImageJob(values: ImageJobFields, { id, source, fields, details, context, covered }: Draft): Job | undefined {
   const given = (field: string) => Object.hasOwn(fields, field);
   const cliModel = context.cli.model !== undefined && isImageModel(context.cli.model) ? context.cli.model : undefined;
   const model = values.model ?? cliModel ?? DEFAULT_IMAGE_MODEL;
-  if (!given('prompt')) details.push({ field: 'prompt', message: 'required' });
+  if (!given('prompt') && !covered('prompt')) details.push({ field: 'prompt', message: 'required' });
   details.push(...checkImageParams(model, values));
   const n = values.n ?? 1;
   const output = values.output ?? defaultOutputPattern(n, values.output_format);

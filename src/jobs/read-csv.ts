@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import { CsvError, parse, type Info } from 'csv-parse';
+import { columnField } from './csv-fields.js';
 import { splitLineBatches } from './lines.js';
 import { problemRecord, type ProblemRecord, type RawRecord } from './records.js';
 
@@ -38,9 +39,11 @@ export async function* readCsv(chunks: AsyncIterable<Uint8Array>, file: string):
   const source = Readable.from(text());
   const parser = parse({
     bom: true,
-    columns: (header: string[]) => (columns = header.map((name) => name.trim())),
+    columns: (header: string[]) => (columns = header.map(columnField)),
     relax_column_count: false,
     skip_empty_lines: true,
+    // A spreadsheet saves the rows it once had as rows of empty cells (`,,,`): they are no jobs.
+    skip_records_with_empty_values: true,
     info: true,
     raw: true,
     skip_records_with_error: true,

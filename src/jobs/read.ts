@@ -29,6 +29,8 @@ export interface ReadOptions {
   onBytes?: (chunk: Buffer) => void;
   /** Job records (by record number in the file) that no one wants: a `.jsonl` reader passes them over unparsed. */
   skip?: (index: number) => boolean;
+  /** The file's name in records and problems, when it is not its path (`<stdin>` for standard input saved to a file). */
+  name?: string;
 }
 
 /** True when {@link readRecords} can start part-way through files of this name. */
@@ -38,21 +40,22 @@ export const canReadFrom = (file: string): boolean => extname(file).toLowerCase(
  * Reads one job file as a stream of raw records, chosen by extension (`.json`, `.jsonl`, `.csv`).
  * Never throws for a bad file: an unknown extension or an unreadable file is yielded as a `problem` record.
  */
-export async function* readRecords(file: string, { from, onBytes, skip }: ReadOptions = {}): AsyncGenerator<RawRecord> {
-  const extension = extname(file).toLowerCase();
+export async function* readRecords(path: string, { from, onBytes, skip, name = path }: ReadOptions = {}): AsyncGenerator<RawRecord> {
+  const file = name;
+  const extension = extname(path).toLowerCase();
   if (!Object.hasOwn(FORMATS, extension)) {
     yield problemRecord(file, 0, `unsupported file type ${JSON.stringify(extension || file)}: use .json, .jsonl or .csv`);
     return;
   }
-  if (from && !canReadFrom(file)) throw new Error(`cannot start reading ${file} part-way through`);
+  if (from && !canReadFrom(path)) throw new Error(`cannot start reading ${file} part-way through`);
   try {
     // Only regular files: reading a pipe waits for a writer forever, and a device such as /dev/zero never ends.
-    const stats = await stat(file);
+    const stats = await stat(path);
     if (!stats.isFile()) {
       yield problemRecord(file, 0, `cannot read the file: ${stats.isDirectory() ? 'it is a directory' : 'it is not a regular file (a pipe or a device)'}`);
       return;
     }
-    const stream = createReadStream(file, from ? { start: from.byte } : {});
+    const stream = createReadStream(path, from ? { start: from.byte } : {});
     const chunks = onBytes ? tap(stream, onBytes) : stream;
     if (extension === '.jsonl') yield* readJsonl(chunks, file, from, skip);
     else yield* FORMATS[extension as keyof typeof FORMATS](chunks, file);

@@ -53,12 +53,19 @@ export function jobsInMemory(jobs: readonly Job[], digests = JobDigests.of(jobs)
  */
 export function jobsInFiles(
   files: readonly string[],
-  { count, digests, defaults, newJobsFrom }: { count: number; digests: JobDigests; defaults: CliDefaults; newJobsFrom?: ReadPoint | undefined },
+  {
+    count,
+    digests,
+    defaults,
+    newJobsFrom,
+    names,
+  }: { count: number; digests: JobDigests; defaults: CliDefaults; newJobsFrom?: ReadPoint | undefined; names?: ReadonlyMap<string, string> | undefined },
 ): JobSource {
+  const options = { defaults, ...(names ? { names } : {}) };
   return {
     count,
     digests,
-    open: () => streamJobs(files, { defaults, ids: digests.ids }),
-    pick: (wanted, first) => pickJobs(files, wanted, { defaults, ids: digests.ids, ...(newJobsFrom && first >= newJobsFrom.position ? { from: newJobsFrom } : {}) }),
+    open: () => streamJobs(files, { ...options, ids: digests.ids }),
+    pick: (wanted, first) => pickJobs(files, wanted, { ...options, ids: digests.ids, ...(newJobsFrom && first >= newJobsFrom.position ? { from: newJobsFrom } : {}) }),
   };
 }

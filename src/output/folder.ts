@@ -294,13 +294,15 @@ async function journalIsBlank(path: string): Promise<boolean> {
 
 /** Whether a folder holds a regular file at any depth (links are not what a run writes). */
 async function holdsFiles(folder: string): Promise<boolean> {
+  if (!(await pathExists(folder))) return false;
   const entries = await readdir(folder, { recursive: true, withFileTypes: true });
   return entries.some((entry) => entry.isFile());
 }
 
 async function prepare(dir: string): Promise<void> {
   try {
-    await mkdir(join(dir, 'images'), { recursive: true });
+    // `images/` is made by the first image written: a run without image jobs has none.
+    await mkdir(dir, { recursive: true });
     // Prove the folder is writable now rather than after the first paid request.
     const probe = join(dir, `.write-test-${process.pid}`);
     // Maybe left by a killed process with this PID; `wx` never truncates what a link put in its place leads to.

@@ -106,6 +106,8 @@ export async function saveImages(job: Pick<Job, 'id' | 'output'>, items: readonl
  * leads the write elsewhere: the real path of the target's folder must lie inside the real images folder.
  */
 export async function safeTarget(imagesDir: string, name: string): Promise<string> {
+  // Made by the first image written or moved there, not before: a run without images leaves no empty folder.
+  await mkdir(imagesDir, { recursive: true });
   const root = await realpath(imagesDir);
   const target = resolve(root, name);
   if (!target.startsWith(root + sep)) throw new Error(`image output ${JSON.stringify(name)} would leave ${imagesDir}`);

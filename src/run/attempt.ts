@@ -90,7 +90,7 @@ export async function attemptJob(
       }
       if (error instanceof APIError) rates.observe(error.headers, permit);
       if (error instanceof BadAnswerError && error.usage) wasted = wasted ? sumUsage(wasted, error.usage) : error.usage;
-      lastError = classifyError(error, clock.now(), run.redact);
+      lastError = classifyError(error, clock.now(), run.redact, new URL(options.client.baseURL).host);
       if (lastError.verdict === 'stop-run') {
         // The job itself is fine; it stays pending so a rerun with credit, or with a key the API accepts, sends it.
         if (lastError.status === 401) {

@@ -55,6 +55,11 @@ export interface RunOptions {
   redact?: (text: string) => string;
   onEvent?: (event: RunEvent) => void;
   /**
+   * Called once the plan is made, when it has requests to send, before anything is journaled: throwing stops the run
+   * there, with nothing written (the CLI's refusal of a run with requests to send and no API key).
+   */
+  beforeSending?: () => void;
+  /**
    * A spending cap in dollars for the output folder, earlier runs included. Each job's worst-case cost is
    * reserved before it is sent; when the next job does not fit, dispatching stops. A job to send whose worst case
    * is unknown (`null`) fails the run with `E_USAGE` before anything is sent.

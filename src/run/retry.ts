@@ -77,14 +77,16 @@ export function parseRetryAfter(headers: Headers | undefined, now: number): numb
  * Message text is never inspected: it is for people, and servers reword it. What the server sent (message,
  * request id) passes through `redact` before anything else, so that no cut can leave part of a secret behind.
  */
-export function classifyError(error: unknown, now: number, redact: (text: string) => string = (text) => text): AttemptError {
+export function classifyError(error: unknown, now: number, redact: (text: string) => string = (text) => text, host?: string): AttemptError {
   const oneLine = (text: string): string => shorten(redact(text));
   if (error instanceof APIUserAbortError) {
     return { verdict: 'fail', message: 'aborted' };
   }
   // Connection errors (and their subclass, timeouts) never reached a whole answer: the request may be retried.
   if (error instanceof APIConnectionError) {
-    return { verdict: 'retry', message: oneLine(error.message) };
+    // The SDK's words do not say where it went: the host (never the key, which is in no URL) and the system's code do.
+    const code = systemErrorCode(error);
+    return { verdict: 'retry', message: oneLine(`${host === undefined ? '' : `${host}: `}${error.message}${code === undefined ? '' : ` (${code})`}`) };
   }
   // A 200 that is not an answer is the server failing, like a 5xx.
   if (error instanceof BadAnswerError) {
@@ -151,6 +153,17 @@ function errorBodyMessage(error: APIError): string {
 }
 
 /** One line of at most 500 characters. Only for text already redacted: a cut secret no longer matches. */
+/** The system error code (`ECONNREFUSED`, `ENOTFOUND`, ...) somewhere along an error's causes, if any. */
+function systemErrorCode(error: Error): string | undefined {
+  const seen = new Set<unknown>();
+  for (let cause: unknown = error.cause; cause instanceof Error && !seen.has(cause); cause = cause.cause) {
+    seen.add(cause);
+    const code = (cause as { code?: unknown }).code;
+    if (typeof code === 'string' && /^E[A-Z_]+$/.test(code)) return code;
+  }
+  return undefined;
+}
+
 function shorten(text: string): string {
   const flat = text.replace(/\s+/g, ' ').trim();
   return flat.length > 500 ? `${flat.slice(0, 497)}...` : flat;

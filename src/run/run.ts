@@ -28,6 +28,7 @@ export async function runJobs(jobs: readonly Job[] | JobSource, given: RunOption
     const planned = countPlan(plan);
     for (const { id, paths } of plan.kept) emit({ type: 'warning', message: keptMessage(id, paths) });
     emit({ type: 'planned', ...planned });
+    if (planned.rerun + planned.fresh > 0) options.beforeSending?.();
 
     await folder.startRun({ startedAt: now(), files: options.files, jobs: source.count, origin: options.origin });
     await folder.moveImages(plan.moves, now);
