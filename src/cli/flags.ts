@@ -11,8 +11,8 @@ export const FLEX_TIMEOUT_SECONDS = 900;
 /** A flag that takes no value: given means on. */
 export interface BooleanFlag {
   type: 'boolean';
-  /** @default false */
-  default: false;
+  /** `true` for a flag that is on unless turned off with `--no-<name>`. @default false */
+  default: boolean;
   description: string;
 }
 
@@ -111,6 +111,8 @@ export const FLAGS = {
     description: 'Tokens per minute to stay under, counting prompt + max output (default: learned like --rpm)',
   },
   csv: { type: 'string', description: 'Also write the table to this CSV file' },
+  html: { type: 'string', description: 'Also write an HTML page of the folders: images, jobs, cost and charts' },
+  'run-html': { name: 'html', type: 'boolean', default: true, description: 'Write report.html in the output folder (--no-html: do not)' },
   'expected-output': {
     type: 'number',
     range: { whole: true, min: 0 },

@@ -1,4 +1,5 @@
 import type { RunEvent, RunSummary } from '../run/options.js';
+import { MONEY_LABELS, type MoneyFigures } from '../cost/money.js';
 import { formatUsd } from '../output/usage-table.js';
 
 /** Where and how progress is shown. */
@@ -123,22 +124,28 @@ export class Progress {
   }
 }
 
-/** The end-of-run summary, printed whatever the output is. */
-export function formatSummary(summary: RunSummary): string {
+/** The end-of-run summary, printed whatever the output is; `offline`: the answers came from the offline server. */
+export function formatSummary(summary: RunSummary, { offline = false }: { offline?: boolean } = {}): string {
   const lines = [
     `${summary.total} jobs: ${summary.ok} ok, ${summary.incomplete ? `${summary.incomplete} incomplete, ` : ''}${summary.failed} failed, ${summary.pending} pending` +
       ` (this run: ${summary.fresh} new, ${summary.rerun} rerun, ${summary.skipped} skipped as already done` +
       `${summary.moved ? `, ${summary.moved} renamed` : ''}; ${summary.retries} retries)`,
     `tokens: ${summary.usage.input_tokens} input (${summary.usage.cached_input_tokens} cached), ${summary.usage.output_tokens} output` +
       ` (${summary.usage.reasoning_tokens} reasoning); images: ${summary.usage.images}`,
-    `cost: $${formatUsd(summary.costUsd)}` +
-      (summary.unpricedModels.length > 0 ? ` (incomplete: no price for ${summary.unpricedModels.join(', ')})` : ''),
+    `cost: ${formatMoney(summary.money)}` +
+      (summary.unpricedModels.length > 0 ? ` (incomplete: no price for ${summary.unpricedModels.join(', ')})` : '') +
+      (offline ? ' (answers of the offline server: nothing billed)' : ''),
     ...summary.missingModels.map(
       ({ model, notSent }) => `model ${model} does not exist${notSent > 0 ? `: ${notSent} job${notSent === 1 ? '' : 's'} of it not sent (pending)` : ''}`,
     ),
     `outputs: ${summary.outDir}/results.csv, ${summary.outDir}/results.jsonl, ${summary.outDir}/usage.csv, ${summary.outDir}/images/`,
   ];
   return `${lines.join('\n')}\n`;
+}
+
+/** The three money figures, in their order and with their names (see cost/money.ts). */
+export function formatMoney(money: MoneyFigures): string {
+  return (['thisRunUsd', 'currentUsd', 'paidUsd'] as const).map((key) => `${MONEY_LABELS[key]} $${formatUsd(money[key])}`).join('; ');
 }
 
 function duration(seconds: number): string {

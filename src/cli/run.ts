@@ -4,8 +4,9 @@ import { createRedactor } from '../common/redact.js';
 import { worstCaseCost } from '../cost/estimate.js';
 import type { PriceBook } from '../cost/prices.js';
 import type { CliDefaults } from '../jobs/defaults.js';
-import { jobFilesChanged } from '../jobs/source.js';
+import { jobFilesChanged, type JobSource } from '../jobs/source.js';
 import type { RunEvent, RunOptions } from '../run/options.js';
+import { preflight, REASONING_PLANNING_CAP } from '../run/preflight.js';
 import { runJobs } from '../run/run.js';
 import { apiOrigin, OFFLINE_ORIGIN } from '../output/journal.js';
 import { startOfflineServer } from '../server/server.js';
@@ -145,10 +146,14 @@ function budgetFor(models: ReadonlySet<string>, prices: PriceBook, limitUsd: num
   return { limitUsd, worstCaseUsd: (job) => worstCaseCost(job, prices) };
 }
 
-/** How to continue after a stop: the same command, without the flags that would send finished jobs again. */
-function resumeHint(flags: RunFlags): string {
+/**
+ * How to continue after a stop: the same command, without the flags that would send finished jobs again, and after a
+ * budget stop with the budget that lets the next job start (the same one would stop at once).
+ */
+function resumeHint(flags: RunFlags, nextBudgetUsd: number | undefined): string {
   const drop = [...(flags.fresh ? ['--fresh'] : []), ...(flags.force ? ['--force'] : [])];
-  const command = drop.length > 0 ? `the same command again without ${drop.join(' and ')}` : 'the same command again';
+  const budget = nextBudgetUsd === undefined ? '' : ` with --budget ${nextBudgetUsd} or more`;
+  const command = drop.length > 0 ? `the same command again${budget} without ${drop.join(' and ')}` : `the same command again${budget}`;
   return `Outputs are written. To continue, run ${command}: finished jobs are not sent twice.`;
 }
 
@@ -158,6 +163,27 @@ function incompleteWarning(count: number): string {
     `warning: ${count} answer${count === 1 ? ' was' : 's were'} cut off (status incomplete in results.csv: finish_reason length or content_filter). ` +
     'Raise max_completion_tokens for those jobs and run again to resend them; a plain rerun leaves them as they are, --only-failed resends them unchanged.\n'
   );
+}
+
+/**
+ * Refuses a `--tpm` below what a single request needs, and says which reasoning jobs reserve the planning cap against
+ * `--budget`; one pass over the jobs, made only when either flag is given.
+ */
+async function checkBeforeSending(jobs: JobSource, flags: RunFlags, io: CliIO): Promise<void> {
+  if (flags.tpm === undefined && flags.budgetUsd === undefined) return;
+  const { largest, planningCap } = await preflight(jobs.open(), { ...(flags.tpm !== undefined ? { tpm: flags.tpm } : {}), budget: flags.budgetUsd !== undefined });
+  if (largest && flags.tpm !== undefined && largest.tokens > flags.tpm) {
+    throw usageError(
+      `--tpm ${flags.tpm} is below what one request needs: job ${largest.job.id} counts about ${largest.tokens} tokens (its prompt and its output bound, ` +
+        'max_completion_tokens). Give --tpm at least that, or lower max_completion_tokens.',
+    );
+  }
+  for (const [model, count] of planningCap) {
+    io.stderr(
+      `warning: ${count} job${count === 1 ? '' : 's'} of reasoning model ${model} set${count === 1 ? 's' : ''} no max_completion_tokens: --budget reserves ` +
+        `the planning cap of ${REASONING_PLANNING_CAP} output tokens for each. Set max_completion_tokens (a job field, or in the file's defaults) to reserve less.\n`,
+    );
+  }
 }
 
 /** `nightshift run`: validates everything, then runs the jobs and writes the outputs. */
@@ -170,6 +196,7 @@ async function runFromFlags(flags: RunFlags, io: CliIO): Promise<number> {
   try {
     const client = apiClient(io.env, flags.timeoutMs, server?.url);
     const budget = flags.budgetUsd === undefined ? undefined : budgetFor(models, prices, flags.budgetUsd);
+    await checkBeforeSending(jobs, flags, io);
     if (flags.fresh) await startFresh(flags.outDir, flags.force, { origin: flags.offline ? OFFLINE_ORIGIN : apiOrigin(client.baseURL) });
     const progress = flags.quiet ? undefined : new Progress({ write: io.stderr, isTTY: io.isTTY, intervalSeconds: flags.progressIntervalSeconds });
     // Warnings (a torn journal line, say) are printed even with --quiet.
@@ -184,7 +211,7 @@ async function runFromFlags(flags: RunFlags, io: CliIO): Promise<number> {
     } finally {
       progress?.stop();
     }
-    if (!flags.quiet) io.stdout(formatSummary(summary));
+    if (!flags.quiet) io.stdout(formatSummary(summary, { offline: flags.offline }));
     if (summary.unpricedModels.length > 0) {
       io.stderr(`warning: no price known for ${summary.unpricedModels.join(', ')}; their cost is left empty (add them with --prices FILE)\n`);
     }
@@ -193,7 +220,7 @@ async function runFromFlags(flags: RunFlags, io: CliIO): Promise<number> {
     if (summary.stopReason) {
       // Progress already showed why the run stopped; without it, say so here.
       if (!progress) io.stderr(`${summary.stopMessage}\n`);
-      io.stderr(`${resumeHint(flags)}\n`);
+      io.stderr(`${resumeHint(flags, summary.nextBudgetUsd)}\n`);
     }
     return exitStatusOfRun(summary);
   } finally {
