@@ -3,6 +3,7 @@ import { addUsd, currentCost, journalFiles, MONEY_LABELS, outputFoldersUnder, re
 import type { PriceBook } from '../cost/prices.js';
 import { addToReport, createReport, isOfflineAnswer, type ReportKey } from '../cost/report.js';
 import { formatUsd } from '../output/usage-table.js';
+import { writeReportPage } from '../page/write-page.js';
 import { resolveCommand, usageError, type Command, type CommandSpec } from './command.js';
 import { EXIT } from './exit.js';
 import type { CliIO } from './io.js';
@@ -31,7 +32,15 @@ export const reportCommand: Command = {
   },
 };
 
-async function reportOn(folders: string[], { by, csv, prices }: { by: ReportKey; csv: string | undefined; prices: PriceBook | undefined }, io: CliIO): Promise<number> {
+interface ReportFlags {
+  by: ReportKey;
+  csv: string | undefined;
+  prices: PriceBook | undefined;
+  /** Where to write the HTML page. */
+  html: string | undefined;
+}
+
+async function reportOn(folders: string[], { by, csv, prices, html }: ReportFlags, io: CliIO): Promise<number> {
   const report = createReport(by);
   // Answers of the offline server were never billed: they get a table of their own, outside the TOTAL and --csv.
   const offline = createReport(by);
@@ -78,10 +87,14 @@ async function reportOn(folders: string[], { by, csv, prices }: { by: ReportKey;
     current.usd = addUsd(current.usd, usd);
     current.offlineUsd = addUsd(current.offlineUsd, offlineUsd);
   }
+  if (html) {
+    await writeReportPage(folders, html, { ...(prices ? { prices } : {}), now: io.now ?? Date.now });
+  }
   io.stdout(`\n${MONEY_LABELS.paidUsd} $${formatUsd(report.total.costUsd)} (the TOTAL above); ${MONEY_LABELS.currentUsd} $${formatUsd(current.usd)} (usage.csv)\n`);
   if (offlineAnswers > 0) {
     io.stdout(`offline server, not billed: ${MONEY_LABELS.paidUsd} $${formatUsd(offline.total.costUsd)}; ${MONEY_LABELS.currentUsd} $${formatUsd(current.offlineUsd)}\n`);
   }
+  if (html) io.stdout(`report: ${html}\n`);
   return EXIT.ok;
 }
 

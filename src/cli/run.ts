@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type OpenAI from 'openai';
 import { NightshiftError } from '../common/errors.js';
 import { createRedactor } from '../common/redact.js';
@@ -9,6 +10,7 @@ import type { RunEvent, RunOptions } from '../run/options.js';
 import { preflight, REASONING_PLANNING_CAP } from '../run/preflight.js';
 import { runJobs } from '../run/run.js';
 import { apiOrigin, OFFLINE_ORIGIN } from '../output/journal.js';
+import { REPORT_PAGE, writeReportPage } from '../page/write-page.js';
 import { startOfflineServer } from '../server/server.js';
 import { apiClient } from './client.js';
 import { resolveCommand, usageError, type Command, type CommandSpec } from './command.js';
@@ -43,6 +45,7 @@ const SPEC = {
     'grace',
     'rpm',
     'tpm',
+    'run-html',
   ],
 } as const satisfies CommandSpec;
 
@@ -63,6 +66,8 @@ export interface RunFlags extends EngineFlags {
   quiet: boolean;
   progressIntervalSeconds: number;
   graceMs: number;
+  /** Write `report.html` in the output folder at the end (`--no-html`: not). */
+  html: boolean;
 }
 
 /** Checks `run`'s flags eagerly, naming the bad value, before any file is read. */
@@ -90,6 +95,7 @@ export function resolveRunFlags(argv: Record<string, unknown>): RunFlags {
     quiet: flags.quiet,
     progressIntervalSeconds: flags['progress-interval'],
     graceMs: Math.round(flags.grace * 1000),
+    html: flags.html,
   };
 }
 
@@ -186,6 +192,27 @@ async function checkBeforeSending(jobs: JobSource, flags: RunFlags, io: CliIO): 
   }
 }
 
+/**
+ * Writes the run's `report.html`; returns its path. A page that cannot be written is a warning, not a failed run:
+ * the results it would show are written.
+ */
+async function writePage(flags: RunFlags, jobs: JobSource, io: CliIO): Promise<string | undefined> {
+  const path = join(flags.outDir, REPORT_PAGE);
+  try {
+    await writeReportPage([flags.outDir], path, {
+      jobsOf: (folder) => (folder === flags.outDir ? jobs.open() : undefined),
+      concurrency: flags.concurrency,
+      now: io.now ?? Date.now,
+      onWarning: (warning) => io.stderr(`warning: ${warning}\n`),
+    });
+    return path;
+  } catch (error) {
+    if (!(error instanceof NightshiftError)) throw error;
+    io.stderr(`warning: ${REPORT_PAGE} was not written: ${error.message}\n`);
+    return undefined;
+  }
+}
+
 /** `nightshift run`: validates everything, then runs the jobs and writes the outputs. */
 async function runFromFlags(flags: RunFlags, io: CliIO): Promise<number> {
   const say = flags.quiet ? undefined : (line: string) => io.stderr(`${line}\n`);
@@ -211,6 +238,7 @@ async function runFromFlags(flags: RunFlags, io: CliIO): Promise<number> {
     } finally {
       progress?.stop();
     }
+    const page = flags.html ? await writePage(flags, jobs, io) : undefined;
     if (!flags.quiet) io.stdout(formatSummary(summary, { offline: flags.offline }));
     if (summary.unpricedModels.length > 0) {
       io.stderr(`warning: no price known for ${summary.unpricedModels.join(', ')}; their cost is left empty (add them with --prices FILE)\n`);
@@ -222,6 +250,7 @@ async function runFromFlags(flags: RunFlags, io: CliIO): Promise<number> {
       if (!progress) io.stderr(`${summary.stopMessage}\n`);
       io.stderr(`${resumeHint(flags, summary.nextBudgetUsd)}\n`);
     }
+    if (page && !flags.quiet) io.stdout(`report: ${page}\n`);
     return exitStatusOfRun(summary);
   } finally {
     await server?.close();
