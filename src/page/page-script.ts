@@ -39,7 +39,7 @@ h3 { font-size: 14px; margin: 0 0 6px; }
 .figures { display: flex; gap: 12px; flex-wrap: wrap; }
 .figure { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 10px 14px; min-width: 180px; }
 .figure .usd { font-size: 22px; font-weight: 600; display: block; }
-.charts { display: flex; flex-wrap: wrap; gap: 16px; }
+.charts { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
 .chart { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; margin: 0; }
 .chart svg { font-size: 11px; max-width: 100%; height: auto; }
 .chart rect { fill: var(--accent); }
