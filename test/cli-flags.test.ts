@@ -75,6 +75,7 @@ describe('defaults are applied', () => {
       quiet: false,
       progressIntervalSeconds: 30,
       graceMs: 30_000,
+      html: true,
     });
   });
 

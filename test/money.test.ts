@@ -99,6 +99,20 @@ describe('money figures that agree', () => {
     expect([0, 3]).toContain(second.code);
   });
 
+  it('--budget caps what the folder paid in all, the journals --fresh set aside included', async () => {
+    const env = await api.serve();
+    const dir = await tempDir();
+    const out = join(dir, 'out');
+    const file = await writeJobs(dir, jobs('Name a tall lighthouse.'));
+    const first = await cli(['run', file, '--out', out], { env });
+    const paid = figure(first.stdout, 'paid in all');
+    const sent = api.server.stats.requests;
+    // Starting afresh sends both jobs again; what the old journal paid leaves no room for even one of them.
+    const fresh = await cli(['run', file, '--out', out, '--fresh', '--force', '--budget', String(paid * 1.5)], { env });
+    expect(fresh.code).toBe(3);
+    expect(api.server.stats.requests).toBe(sent);
+  });
+
   it('a budget warns at the start about reasoning jobs that reserve the planning cap, naming the field to set', async () => {
     const env = await api.serve();
     const dir = await tempDir();
