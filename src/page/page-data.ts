@@ -4,14 +4,14 @@
  * the charts), the latest run's facts, and, where the job files can still be read, each job's prompt, size and quality.
  */
 import { access } from 'node:fs/promises';
-import { dirname, join, relative, sep } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import type { Job } from '../common/types.js';
 import { loadJobs } from '../jobs/load.js';
-import { addUsd, countsAsPaid, currentCostOf, journalFiles, repriced, type MoneyFigures } from '../cost/money.js';
+import { addUsd, currentCostOf, journalFiles, repriced, type MoneyFigures } from '../cost/money.js';
 import type { PriceBook } from '../cost/prices.js';
 import { isRequest, UNTAGGED } from '../cost/report.js';
 import { readCurrentResults, type CurrentResult } from '../output/current-results.js';
-import { answeredOffline, JOURNAL_FILE, OFFLINE_ORIGIN, readJournalRecords, type JobRecord } from '../output/journal.js';
+import { answeredOffline, answerCountsFor, JOURNAL_FILE, OFFLINE_ORIGIN, readJournalRecords, type JobRecord } from '../output/journal.js';
 
 /** A reply longer than this is cut in the page (the whole of it is in results.jsonl): the page of 100,000 jobs stays small. */
 export const REPLY_CHARS = 4_000;
@@ -97,12 +97,12 @@ interface Paid {
   tags: string[];
   day: string;
   costUsd: number | null;
-  counts: (origin: string) => boolean;
+  /** Where its answer came from (see `JobRecord.origin`): whether it counts depends on the folder's own origin. */
+  origin?: string;
   /** Recorded after the latest run record of `journal.jsonl`. */
   latest: boolean;
   attempts: number;
   serviceTier?: string;
-  state: string;
 }
 
 /** Gathers the page's data from output folders. */
@@ -123,7 +123,8 @@ export async function collectPageData(folders: readonly string[], options: PageO
     if (origin !== OFFLINE_ORIGIN) data.money.offline = false;
     let retries = 0;
     for (const request of paid) {
-      if (!request.counts(origin)) continue;
+      // The rule of cost/money.ts `countsAsPaid`, for a request already known to be one (`isRequest`).
+      if (!answerCountsFor(request, origin)) continue;
       if (request.latest) {
         run.sent++;
         retries += request.attempts - 1;
@@ -169,6 +170,7 @@ async function readJournals(folder: string, options: PageOptions): Promise<{ pai
       if (read.type === 'run' && current) {
         for (const request of sinceRun) request.latest = false;
         sinceRun = [];
+        delete run.finishedAt;
         Object.assign(run, { startedAt: read.startedAt, files: read.files, jobs: read.jobs, ...(read.origin !== undefined ? { origin: read.origin } : {}) });
         continue;
       }
@@ -180,11 +182,10 @@ async function readJournals(folder: string, options: PageOptions): Promise<{ pai
         tags: record.tags,
         day: utcDay(record.finishedAt),
         costUsd: record.costUsd,
-        counts: (origin) => countsAsPaid(record, origin),
+        ...(record.origin !== undefined ? { origin: record.origin } : {}),
         latest: current,
         attempts: record.attempts,
         ...(record.serviceTier ? { serviceTier: record.serviceTier } : {}),
-        state: record.state,
       };
       if (current) {
         sinceRun.push(request);
@@ -322,6 +323,3 @@ function utcDay(timestamp: string): string {
   const date = new Date(timestamp);
   return Number.isNaN(date.getTime()) ? '(unknown)' : date.toISOString().slice(0, 10);
 }
-
-/** The folder a page written to `file` links from. */
-export const pageDirOf = (file: string): string => dirname(file);

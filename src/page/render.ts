@@ -77,12 +77,12 @@ function figures({ money }: PageData): string {
 }
 
 function facts(run: RunFacts): string {
-  const duration = run.startedAt && run.finishedAt ? seconds(Date.parse(run.finishedAt) - Date.parse(run.startedAt)) : undefined;
+  const duration = run.startedAt && run.finishedAt ? seconds(Date.parse(run.finishedAt) - Date.parse(run.startedAt)) : run.startedAt ? 'nothing sent' : undefined;
   const tiers = Object.entries(run.tiers).map(([tier, count]) => `${tier} ${count}`).join(', ');
   const rows: [string, string][] = [
     ['folder', run.folder],
     ['started', run.startedAt ?? 'no run recorded'],
-    ...(duration ? [['took', duration] as [string, string]] : []),
+    ...(duration ? [['took (to its last answer)', duration] as [string, string]] : []),
     ['job files', run.files.join(', ') || 'none named'],
     ['jobs', String(run.jobs)],
     ['requests journaled', `${run.sent} (${run.retries} retr${run.retries === 1 ? 'y' : 'ies'})`],

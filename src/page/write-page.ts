@@ -8,6 +8,12 @@ import { renderPage } from './render.js';
 export const REPORT_PAGE = 'report.html';
 
 /**
+ * The most jobs a run writes the page for. The page holds every job (about 200 bytes each) and is built in memory;
+ * a run of more keeps its memory flat and leaves the page to `report --html`.
+ */
+export const PAGE_MAX_JOBS = 250_000;
+
+/**
  * Writes the HTML page of `folders` to `file` (image links relative to its folder). A view like results.csv: written
  * beside the target and renamed, never flushed (it is rebuilt from the journal at will).
  */
