@@ -207,9 +207,10 @@ describe('report.html in a browser', () => {
     // About 200 bytes a job: the replies and the ids, not markup.
     expect(bytes).toBeLessThan(count * 300);
     const started = Date.now();
-    const page = await openPage(chromium!, pathToFileURL(html).href, { readyExpression: "document.body.dataset.ready === 'true'", timeoutMs: 30_000 });
+    const page = await openPage(chromium!, pathToFileURL(html).href, { readyExpression: "document.body.dataset.ready === 'true'", timeoutMs: 60_000 });
     try {
-      expect(Date.now() - started).toBeLessThan(20_000);
+      // Browser start included, on a machine busy with the other tests: a page that froze would take minutes.
+      expect(Date.now() - started).toBeLessThan(45_000);
       expect(page.errors).toEqual([]);
       expect(await page.evaluate('document.querySelectorAll("#jobs-body tr").length')).toBe(100);
       expect(await page.evaluate('document.getElementById("jobs-pager").textContent')).toContain(String(count));
