@@ -88,7 +88,7 @@ function facts(run: RunFacts): string {
     ['requests journaled', `${run.sent} (${run.retries} retr${run.retries === 1 ? 'y' : 'ies'})`],
     ['concurrency', run.concurrency === undefined ? 'not recorded in the journal' : String(run.concurrency)],
     ['service tiers', tiers || 'none reported'],
-    ['batches', 'none: every request was sent live'],
+    ['batches', 'none recorded in the journal'],
     ['answers from', run.origin ?? 'not recorded'],
   ];
   const warnings = run.warnings.map((warning) => `<li class="warning">${escapeHtml(warning)}</li>`).join('');
