@@ -77,6 +77,7 @@ describe('defaults are applied', () => {
       json: false,
       progressIntervalSeconds: 30,
       graceMs: 30_000,
+      html: true,
     });
   });
 

@@ -20,5 +20,8 @@ describe('the README quick start', () => {
     expect(png.subarray(1, 4).toString('latin1')).toBe('PNG');
     const usage = await readCsv(join(root, 'out/demo/usage.csv'));
     expect(usage.at(-1)).toMatchObject({ model: 'TOTAL', jobs: '12', ok: '12' });
+    // It ends by printing the path of its HTML page, which is there.
+    expect(stdout.trimEnd().split('\n').at(-1)).toBe('report: out/demo/report.html');
+    expect(await readFile(join(root, 'out/demo/report.html'), 'utf8')).toContain('lighthouse');
   });
 });

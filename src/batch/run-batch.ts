@@ -7,6 +7,7 @@ import type { Job } from '../common/types.js';
 import { jobsInMemory, type JobSource } from '../jobs/source.js';
 import { openOutputFolder, type OutputFolder } from '../output/folder.js';
 import { apiOrigin, OFFLINE_ORIGIN } from '../output/journal.js';
+import { addUsd, paidInJournals, setAsideJournals } from '../cost/money.js';
 import { countPlan, jobsToSend, planJobs, type ToSend } from '../run/plan.js';
 import type { RunOptions, RunSummary, StopReason } from '../run/options.js';
 import { BatchApi, BatchApiError, PART_METADATA, type Batch } from './api.js';
@@ -91,6 +92,10 @@ export async function runBatch(jobs: readonly Job[] | JobSource, given: BatchRun
   const engine = new BatchEngine(source, folder, ledger, api, { ...options, redact }, clock, emit);
   try {
     for (const message of folder.index.warnings) warn(message);
+    // What the folder paid before this command: its journal, and the journals `--fresh` set aside (see cost/money.ts).
+    const spentBefore = folder.index.spentUsd;
+    const setAside = await paidInJournals(await setAsideJournals(options.outDir), options.origin);
+    engine.paidElsewhere = setAside;
     const planned = countPlan(await planJobs(source, folder, options));
     emit({ type: 'planned', ...planned });
     await folder.startRun({ startedAt: new Date(clock.now()).toISOString(), files: options.files, jobs: source.count, origin: options.origin });
@@ -111,6 +116,11 @@ export async function runBatch(jobs: readonly Job[] | JobSource, given: BatchRun
       retries: engine.resubmitted,
       usage: total.usage,
       costUsd: total.costUsd,
+      money: {
+        thisRunUsd: addUsd(folder.index.spentUsd, -spentBefore),
+        currentUsd: total.costUsd,
+        paidUsd: addUsd(setAside, folder.index.spentUsd),
+      },
       unpricedModels: written.usage.unpricedModels(),
       missingModels: [],
       ...(engine.stopReason ? { stopReason: engine.stopReason, stopMessage: engine.stopMessage } : {}),
@@ -137,6 +147,8 @@ class BatchEngine {
   submitted = 0;
   resubmitted = 0;
   spentUsd = 0;
+  /** What journals `--fresh` set aside paid: it counts against the budget too. */
+  paidElsewhere = 0;
   /** Submissions of each job by this command: a job is sent at most `maxAttempts` times by one command. */
   readonly #attempts = new Map<string, number>();
   /** Jobs this command will not send again: failed for good, or left unfinished by a cancelled batch. */
@@ -348,7 +360,7 @@ class BatchEngine {
     const plan = await planJobs(this.source, this.folder, this.options);
     const inFlight = await this.inFlight();
     const budget = this.options.budget;
-    let reserved = this.ledger.parts().filter(isOpen).reduce((sum, part) => sum + (part.worstUsd ?? 0), 0) + this.folder.index.spentUsd;
+    let reserved = this.ledger.parts().filter(isOpen).reduce((sum, part) => sum + (part.worstUsd ?? 0), 0) + this.folder.index.spentUsd + this.paidElsewhere;
     const worst = new Map<string, number>();
     const { source, options } = this;
     const settled = this.#settled;

@@ -11,7 +11,13 @@ import type { RunFlags } from './run.js';
 import { formatTable } from './table.js';
 
 /** `nightshift run --batch`: submits, collects (and with `--wait`, waits), then prints where the batches stand. */
-export async function runBatchFromFlags(jobs: JobSource, options: BatchRunOptions, flags: RunFlags, io: CliIO): Promise<number> {
+export async function runBatchFromFlags(
+  jobs: JobSource,
+  options: BatchRunOptions,
+  flags: RunFlags,
+  io: CliIO,
+  writePage: () => Promise<string | undefined>,
+): Promise<number> {
   const say = (line: string): void => {
     if (!flags.quiet) io.stderr(`${line}\n`);
   };
@@ -43,12 +49,13 @@ export async function runBatchFromFlags(jobs: JobSource, options: BatchRunOption
     }
   };
   const summary = await runBatch(jobs, { ...options, onEvent });
+  const page = await writePage();
   const images = await pathExists(join(summary.outDir, 'images'));
   if (flags.json) {
     const spending = { spentUsd: summary.spentUsd, unpricedAnswers: 0, images };
     printJson(io.stdout, { ...summaryObject(summary, spending), batches: summary.batches, inBatches: summary.inBatches, submitted: summary.submitted });
   } else if (!flags.quiet) {
-    io.stdout(formatSummary(summary, { images }));
+    io.stdout(formatSummary(summary, { images, offline: flags.offline }));
     if (summary.batches.length > 0) io.stdout(batchTable(summary.batches));
   }
   if (summary.inBatches > 0 && !summary.stopReason) {
@@ -58,6 +65,7 @@ export async function runBatchFromFlags(jobs: JobSource, options: BatchRunOption
     io.stderr(`warning: no price known for ${summary.unpricedModels.join(', ')}; their cost is left empty (add them with --prices FILE)\n`);
   }
   if (summary.jobFilesChanged) io.stderr(`${jobFilesChanged().message}\n`);
+  if (page && !flags.quiet && !flags.json) io.stdout(`report: ${page}\n`);
   return exitStatusOfRun(summary);
 }
 

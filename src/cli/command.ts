@@ -73,7 +73,8 @@ export function resolveCommand<S extends CommandSpec>(
 }
 
 function resolveFlag(name: string, flag: FlagSpec, raw: unknown): unknown {
-  if (flag.type === 'boolean') return raw === true;
+  // A flag on by default (`--html`) stays on unless turned off (`--no-html`).
+  if (flag.type === 'boolean') return raw === undefined ? flag.default : raw === true;
   if (raw === undefined) return flag.default;
   // A flag that takes a value and got none (`--budget $5` after the shell made `$5` empty) would otherwise run with
   // its default, with no cap at all for `--budget`: refused. yargs refuses the flag given last with nothing after it.

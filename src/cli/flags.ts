@@ -17,8 +17,8 @@ interface FlagBase {
 /** A flag that takes no value: given means on. */
 export interface BooleanFlag {
   type: 'boolean';
-  /** @default false */
-  default: false;
+  /** `true` for a flag that is on unless turned off with `--no-<name>`. @default false */
+  default: boolean;
   description: string;
 }
 
@@ -155,6 +155,8 @@ export const FLAGS = {
     description: 'With --batch: bytes per batch input file at most (default 200,000,000, the API limit)',
   },
   csv: { type: 'string', description: 'Also write the table to this CSV file' },
+  html: { type: 'string', description: 'Also write an HTML page of the folders: images, jobs, cost and charts' },
+  'run-html': { name: 'html', type: 'boolean', default: true, description: 'Write report.html in the output folder (--no-html: do not)' },
   'expected-output': {
     type: 'number',
     range: { whole: true, min: 0 },

@@ -1,6 +1,7 @@
 import type { RunEvent, RunSummary } from '../run/options.js';
 import { join } from 'node:path';
 import { RESULTS_FILE, RESULTS_JSONL_FILE, USAGE_FILE } from '../output/folder.js';
+import { MONEY_LABELS, type MoneyFigures } from '../cost/money.js';
 import { formatUsd } from '../output/usage-table.js';
 import { count } from './words.js';
 
@@ -145,16 +146,17 @@ export function fitLine(bar: string, status: string, columns: number | undefined
   return width > 1 ? `${status.slice(0, width - 1)}…` : '';
 }
 
-/** The end-of-run summary, printed whatever the output is. */
-export function formatSummary(summary: RunSummary, { images }: { images: boolean }): string {
+/** The end-of-run summary, printed whatever the output is; `offline`: the answers came from the offline server. */
+export function formatSummary(summary: RunSummary, { images, offline = false }: { images: boolean; offline?: boolean }): string {
   const lines = [
     `${count(summary.total, 'job')}: ${summary.ok} ok, ${summary.incomplete ? `${summary.incomplete} incomplete, ` : ''}${summary.failed} failed, ${summary.pending} pending` +
       ` (this run: ${summary.fresh} new, ${summary.rerun} rerun, ${summary.skipped} skipped as already done` +
       `${summary.moved ? `, ${summary.moved} renamed` : ''}; ${count(summary.retries, 'retry', 'retries')})`,
     `tokens: ${summary.usage.input_tokens} input (${summary.usage.cached_input_tokens} cached), ${summary.usage.output_tokens} output` +
       ` (${summary.usage.reasoning_tokens} reasoning); images: ${summary.usage.images}`,
-    `cost: $${formatUsd(summary.costUsd)}` +
-      (summary.unpricedModels.length > 0 ? ` (incomplete: no price for ${summary.unpricedModels.join(', ')})` : ''),
+    `cost: ${formatMoney(summary.money)}` +
+      (summary.unpricedModels.length > 0 ? ` (incomplete: no price for ${summary.unpricedModels.join(', ')})` : '') +
+      (offline ? ' (answers of the offline server: nothing billed)' : ''),
     ...summary.missingModels.map(
       ({ model, notSent }) => `model ${model} does not exist${notSent > 0 ? `: ${notSent} job${notSent === 1 ? '' : 's'} of it not sent (pending)` : ''}`,
     ),
@@ -195,6 +197,7 @@ export function summaryObject(summary: RunSummary, { spentUsd, unpricedAnswers, 
     },
     tokens: summary.usage,
     resultsCostUsd: summary.costUsd,
+    money: summary.money,
     unpricedModels: summary.unpricedModels,
     missingModels: summary.missingModels,
     stopReason: summary.stopReason ?? null,
@@ -206,6 +209,11 @@ export function summaryObject(summary: RunSummary, { spentUsd, unpricedAnswers, 
       images: images ? join(outDir, 'images') : null,
     },
   };
+}
+
+/** The three money figures, in their order and with their names (see cost/money.ts). */
+export function formatMoney(money: MoneyFigures): string {
+  return (['thisRunUsd', 'currentUsd', 'paidUsd'] as const).map((key) => `${MONEY_LABELS[key]} $${formatUsd(money[key])}`).join('; ');
 }
 
 function duration(seconds: number): string {

@@ -6,10 +6,12 @@ import { createRedactor } from '../common/redact.js';
 import { worstCaseCost } from '../cost/estimate.js';
 import type { PriceBook } from '../cost/prices.js';
 import type { CliDefaults } from '../jobs/defaults.js';
-import { jobFilesChanged } from '../jobs/source.js';
+import { jobFilesChanged, type JobSource } from '../jobs/source.js';
 import type { RunEvent, RunOptions } from '../run/options.js';
+import { preflight, REASONING_PLANNING_CAP } from '../run/preflight.js';
 import { runJobs } from '../run/run.js';
 import { apiOrigin, OFFLINE_ORIGIN } from '../output/journal.js';
+import { PAGE_MAX_JOBS, REPORT_PAGE, writeReportPage } from '../page/write-page.js';
 import { startOfflineServer } from '../server/server.js';
 import { apiClient, configuredOrigin, missingKey } from './client.js';
 import { dryRun } from './dry-run.js';
@@ -59,6 +61,7 @@ const SPEC = {
     'keep-files',
     'batch-max-requests',
     'batch-max-bytes',
+    'run-html',
   ],
 } as const satisfies CommandSpec;
 
@@ -85,6 +88,8 @@ export interface RunFlags extends EngineFlags {
   json: boolean;
   progressIntervalSeconds: number;
   graceMs: number;
+  /** Write `report.html` in the output folder at the end (`--no-html`: not). */
+  html: boolean;
   /** `--batch` and the flags that go with it: the jobs go through the Batch API. */
   batch?: BatchFlags;
 }
@@ -128,6 +133,7 @@ export function resolveRunFlags(argv: Record<string, unknown>): RunFlags {
     json: flags.json,
     progressIntervalSeconds: flags['progress-interval'],
     graceMs: Math.round(flags.grace * 1000),
+    html: flags.html,
     ...(flags.batch
       ? {
           batch: {
@@ -206,10 +212,14 @@ function budgetFor(models: ReadonlySet<string>, prices: PriceBook, limitUsd: num
   return { limitUsd, worstCaseUsd: (job) => worstCaseCost(job, prices, { batch }) };
 }
 
-/** How to continue after a stop: the same command, without the flags that would send finished jobs again. */
-function resumeHint(flags: RunFlags): string {
+/**
+ * How to continue after a stop: the same command, without the flags that would send finished jobs again, and after a
+ * budget stop with the budget that lets the next job start (the same one would stop at once).
+ */
+function resumeHint(flags: RunFlags, nextBudgetUsd: number | undefined): string {
   const drop = [...(flags.fresh ? ['--fresh'] : []), ...(flags.force ? ['--force'] : [])];
-  const command = drop.length > 0 ? `the same command again without ${drop.join(' and ')}` : 'the same command again';
+  const budget = nextBudgetUsd === undefined ? '' : ` with --budget ${nextBudgetUsd} or more`;
+  const command = drop.length > 0 ? `the same command again${budget} without ${drop.join(' and ')}` : `the same command again${budget}`;
   return `Outputs are written. To continue, run ${command}: finished jobs are not sent twice.`;
 }
 
@@ -219,6 +229,52 @@ function incompleteWarning(count: number): string {
     `warning: ${count} answer${count === 1 ? ' was' : 's were'} cut off (status incomplete in results.csv: finish_reason length or content_filter). ` +
     'Raise max_completion_tokens for those jobs and run again to resend them; a plain rerun leaves them as they are, --only-failed resends them unchanged.\n'
   );
+}
+
+/**
+ * Refuses a `--tpm` below what a single request needs, and says which reasoning jobs reserve the planning cap against
+ * `--budget`; one pass over the jobs, made only when either flag is given.
+ */
+async function checkBeforeSending(jobs: JobSource, flags: RunFlags, io: CliIO): Promise<void> {
+  if (flags.tpm === undefined && flags.budgetUsd === undefined) return;
+  const { largest, planningCap } = await preflight(jobs.open(), { ...(flags.tpm !== undefined ? { tpm: flags.tpm } : {}), budget: flags.budgetUsd !== undefined });
+  if (largest && flags.tpm !== undefined && largest.tokens > flags.tpm) {
+    throw usageError(
+      `--tpm ${flags.tpm} is below what one request needs: job ${largest.job.id} counts about ${largest.tokens} tokens (its prompt and its output bound, ` +
+        'max_completion_tokens). Give --tpm at least that, or lower max_completion_tokens.',
+    );
+  }
+  for (const [model, count] of planningCap) {
+    io.stderr(
+      `warning: ${count} job${count === 1 ? '' : 's'} of reasoning model ${model} set${count === 1 ? 's' : ''} no max_completion_tokens: --budget reserves ` +
+        `the planning cap of ${REASONING_PLANNING_CAP} output tokens for each. Set max_completion_tokens (a job field, or in the file's defaults) to reserve less.\n`,
+    );
+  }
+}
+
+/**
+ * Writes the run's `report.html`; returns its path. A page that cannot be written is a warning, not a failed run:
+ * the results it would show are written.
+ */
+async function writePage(flags: RunFlags, jobs: JobSource, io: CliIO): Promise<string | undefined> {
+  const path = join(flags.outDir, REPORT_PAGE);
+  if (jobs.count > PAGE_MAX_JOBS) {
+    io.stderr(`warning: ${REPORT_PAGE} is not written for more than ${PAGE_MAX_JOBS} jobs; nightshift report ${flags.outDir} --html FILE writes it\n`);
+    return undefined;
+  }
+  try {
+    await writeReportPage([flags.outDir], path, {
+      jobsOf: (folder) => (folder === flags.outDir ? jobs.open() : undefined),
+      concurrency: flags.concurrency,
+      now: io.now ?? Date.now,
+      onWarning: (warning) => io.stderr(`warning: ${warning}\n`),
+    });
+    return path;
+  } catch (error) {
+    if (!(error instanceof NightshiftError)) throw error;
+    io.stderr(`warning: ${REPORT_PAGE} was not written: ${error.message}\n`);
+    return undefined;
+  }
 }
 
 /** `nightshift run`: validates everything, then runs the jobs and writes the outputs. */
@@ -248,6 +304,7 @@ async function runInput(flags: RunFlags, files: string[], names: ReadonlyMap<str
     const keyless = !flags.offline && !flags.fresh && !flags.batch && !io.env.OPENAI_API_KEY;
     const client = apiClient(io.env, flags.timeoutMs, server?.url, { keyless });
     const budget = flags.budgetUsd === undefined ? undefined : budgetFor(models, prices, flags.budgetUsd, flags.batch !== undefined);
+    await checkBeforeSending(jobs, flags, io);
     if (flags.fresh) await startFresh(flags.outDir, flags.force, { origin: flags.offline ? OFFLINE_ORIGIN : apiOrigin(client.baseURL) });
     if (flags.batch) {
       io.onRunStart?.(flags.graceMs);
@@ -256,7 +313,8 @@ async function runInput(flags: RunFlags, files: string[], names: ReadonlyMap<str
       const { onEvent: _none, ...live } = engineOptions(flags, { client, keyless, prices, budget, onEvent: () => {} }, io);
       // The offline server lives as long as this command: its batches are waited for, or they would be lost.
       const wait = flags.batch.wait || flags.offline;
-      return await runBatchFromFlags(jobs, { ...live, ...flags.batch, wait, ...(flags.offline ? { pollIntervalMs: Math.min(flags.batch.pollIntervalMs, 200) } : {}) }, flags, io);
+      const page = (): Promise<string | undefined> => (flags.html ? writePage(flags, jobs, io) : Promise.resolve(undefined));
+      return await runBatchFromFlags(jobs, { ...live, ...flags.batch, wait, ...(flags.offline ? { pollIntervalMs: Math.min(flags.batch.pollIntervalMs, 200) } : {}) }, flags, io, page);
     }
     const progress = flags.quiet
       ? undefined
@@ -279,9 +337,10 @@ async function runInput(flags: RunFlags, files: string[], names: ReadonlyMap<str
     } finally {
       progress?.stop();
     }
+    const page = flags.html ? await writePage(flags, jobs, io) : undefined;
     const images = await pathExists(join(flags.outDir, 'images'));
     if (flags.json) printJson(io.stdout, summaryObject(summary, { spentUsd: spent.usd, unpricedAnswers: spent.unpriced, images }));
-    else if (!flags.quiet) io.stdout(formatSummary(summary, { images }));
+    else if (!flags.quiet) io.stdout(formatSummary(summary, { images, offline: flags.offline }));
     if (summary.unpricedModels.length > 0) {
       io.stderr(`warning: no price known for ${summary.unpricedModels.join(', ')}; their cost is left empty (add them with --prices FILE)\n`);
     }
@@ -290,8 +349,9 @@ async function runInput(flags: RunFlags, files: string[], names: ReadonlyMap<str
     if (summary.stopReason) {
       // Progress already showed why the run stopped; without it, say so here.
       if (!progress) io.stderr(`${summary.stopMessage}\n`);
-      io.stderr(`${resumeHint(flags)}\n`);
+      io.stderr(`${resumeHint(flags, summary.nextBudgetUsd)}\n`);
     }
+    if (page && !flags.quiet) io.stdout(`report: ${page}\n`);
     return exitStatusOfRun(summary);
   } finally {
     await server?.close();

@@ -24,6 +24,8 @@ export class Dispatch implements AttemptContext {
   retries = 0;
   stopReason: StopReason | undefined;
   stopMessage: string | undefined;
+  /** When the budget stopped the run: the smallest budget that lets the job it stopped at start. */
+  nextBudgetUsd: number | undefined;
   /** Models the API said do not exist, each with how many of its jobs were then not sent. */
   readonly missingModels = new Map<string, number>();
   readonly rates: RateScheduler;
@@ -46,9 +48,11 @@ export class Dispatch implements AttemptContext {
     readonly clock: Clock,
     readonly redact: (text: string) => string,
     private readonly onEvent: (event: RunEvent) => void,
+    /** What the folder paid before this run, which the budget covers too. */
+    paidBeforeUsd = folder.index.spentUsd,
   ) {
     this.rates = new RateScheduler({ clock, ...(options.rpm !== undefined ? { rpm: options.rpm } : {}), ...(options.tpm !== undefined ? { tpm: options.tpm } : {}) });
-    if (options.budget) this.budget = new Budget(options.budget.limitUsd, folder.index.spentUsd);
+    if (options.budget) this.budget = new Budget(options.budget.limitUsd, paidBeforeUsd);
     this.jobs = new ReadAhead(queue, Math.max(1, options.concurrency), this.stopping.signal);
   }
 
@@ -159,10 +163,11 @@ export class Dispatch implements AttemptContext {
       if (this.budget && !(await this.budget.reserve(reserved, this.stopped))) {
         if (this.stopped.aborted) return;
         const { spentUsd, limitUsd } = this.budget;
+        this.nextBudgetUsd = budgetToStart(spentUsd, reserved);
         this.stop(
           'budget',
-          `Budget reached: $${spentUsd.toFixed(4)} of $${limitUsd} spent in this folder, and job ${job.id} could cost up to $${reserved.toFixed(4)}. ` +
-            'Run again with a larger --budget to continue.',
+          `Budget reached: $${formatDollars(spentUsd)} of $${limitUsd} paid in all in this folder, and job ${job.id} could cost up to $${formatDollars(reserved)}. ` +
+            `A --budget of ${this.nextBudgetUsd} or more lets it start.`,
         );
         return;
       }
@@ -210,4 +215,15 @@ export class Dispatch implements AttemptContext {
         }
       });
   }
+}
+
+/** The smallest budget, rounded up to a hundredth of a cent, that fits what was paid and a job's worst case. */
+function budgetToStart(paidUsd: number, worstCaseUsd: number): number {
+  // Nano-dollars first, so that a float just above a step does not round up past it.
+  return Math.ceil(Math.round((paidUsd + worstCaseUsd) * 1e9) / 1e5) / 1e4;
+}
+
+/** Dollars to the hundredth of a cent, more digits when that would show a non-zero amount as 0. */
+function formatDollars(usd: number): string {
+  return usd > 0 && usd < 0.0001 ? usd.toPrecision(2) : usd.toFixed(4);
 }

@@ -1,6 +1,7 @@
 import type OpenAI from 'openai';
 import type { Clock } from '../common/clock.js';
 import type { Job, Usage } from '../common/types.js';
+import type { MoneyFigures } from '../cost/money.js';
 import type { PriceBook } from '../cost/prices.js';
 import type { JobRecord } from '../output/journal.js';
 import type { PlanMode } from './decide.js';
@@ -81,7 +82,10 @@ export interface RunSummary {
   pending: number;
   retries: number;
   usage: Usage;
+  /** What the current results cost: `money.currentUsd`. */
   costUsd: number;
+  /** This run's spending, the current results' cost and everything the folder paid for (see cost/money.ts). */
+  money: MoneyFigures;
   unpricedModels: string[];
   /** Models the API said do not exist (404 `model_not_found`), each with how many of its jobs were not sent: they stay pending. */
   missingModels: { model: string; notSent: number }[];
@@ -89,5 +93,7 @@ export interface RunSummary {
   /** The job files changed during the run: what was sent is journaled, and they must be validated again. */
   jobFilesChanged?: boolean;
   stopMessage?: string;
+  /** When `--budget` stopped the run: the smallest budget that lets the job it stopped at start. */
+  nextBudgetUsd?: number;
   outDir: string;
 }

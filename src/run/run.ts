@@ -4,6 +4,7 @@ import type { Job } from '../common/types.js';
 import { jobsInMemory, type JobSource } from '../jobs/source.js';
 import { openOutputFolder } from '../output/folder.js';
 import { apiOrigin } from '../output/journal.js';
+import { addUsd, paidInJournals, setAsideJournals } from '../cost/money.js';
 import { Dispatch } from './dispatch.js';
 import type { RunOptions, RunSummary } from './options.js';
 import { countPlan, jobsToSend, keptMessage, planJobs } from './plan.js';
@@ -24,6 +25,9 @@ export async function runJobs(jobs: readonly Job[] | JobSource, given: RunOption
   const folder = await openOutputFolder(options.outDir, { ids: source.digests.ids, fresh: options.fresh ?? false, origin: options.origin });
   try {
     for (const message of folder.index.warnings) emit({ type: 'warning', message });
+    // What the folder paid before this run: its journal, and the journals `--fresh` set aside (see cost/money.ts).
+    const spentBefore = folder.index.spentUsd;
+    const paidBefore = addUsd(spentBefore, await paidInJournals(await setAsideJournals(options.outDir), options.origin));
     const plan = await planJobs(source, folder, options);
     const planned = countPlan(plan);
     for (const { id, paths } of plan.kept) emit({ type: 'warning', message: keptMessage(id, paths) });
@@ -33,7 +37,7 @@ export async function runJobs(jobs: readonly Job[] | JobSource, given: RunOption
     await folder.startRun({ startedAt: now(), files: options.files, jobs: source.count, origin: options.origin });
     await folder.moveImages(plan.moves, now);
     folder.startResults(source.digests);
-    const dispatch = new Dispatch(jobsToSend(source, plan), folder, options, clock, options.redact ?? ((text) => text), emit);
+    const dispatch = new Dispatch(jobsToSend(source, plan), folder, options, clock, options.redact ?? ((text) => text), emit, paidBefore);
     // Job files that changed while the jobs to send were read from them stop the sending; what was answered is on
     // record, and the views are still rewritten (by identity) so that they show it.
     let changedWhileSending = false;
@@ -61,11 +65,16 @@ export async function runJobs(jobs: readonly Job[] | JobSource, given: RunOption
       retries: dispatch.retries,
       usage: total.usage,
       costUsd: total.costUsd,
+      money: {
+        thisRunUsd: addUsd(folder.index.spentUsd, -spentBefore),
+        currentUsd: total.costUsd,
+        paidUsd: addUsd(paidBefore, folder.index.spentUsd - spentBefore),
+      },
       unpricedModels: usage.unpricedModels(),
       missingModels: [...dispatch.missingModels].map(([model, notSent]) => ({ model, notSent })),
       // The stop that changed job files caused is said by `jobFilesChanged`, not as an interruption.
       ...(dispatch.stopReason && !(changedWhileSending && dispatch.stopReason === 'interrupted')
-        ? { stopReason: dispatch.stopReason, stopMessage: dispatch.stopMessage }
+        ? { stopReason: dispatch.stopReason, stopMessage: dispatch.stopMessage, ...(dispatch.nextBudgetUsd !== undefined ? { nextBudgetUsd: dispatch.nextBudgetUsd } : {}) }
         : {}),
       ...(jobFilesChanged ? { jobFilesChanged } : {}),
       outDir: options.outDir,
