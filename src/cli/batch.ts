@@ -53,7 +53,7 @@ export async function runBatchFromFlags(
   const images = await pathExists(join(summary.outDir, 'images'));
   if (flags.json) {
     const spending = { spentUsd: summary.spentUsd, unpricedAnswers: 0, images };
-    printJson(io.stdout, { ...summaryObject(summary, spending), batches: summary.batches, inBatches: summary.inBatches, submitted: summary.submitted });
+    printJson(io.stdout, { ...summaryObject(summary, spending), batches: summary.batches, inBatches: summary.inBatches, submitted: summary.submitted, report: page ?? null });
   } else if (!flags.quiet) {
     io.stdout(formatSummary(summary, { images, offline: flags.offline }));
     if (summary.batches.length > 0) io.stdout(batchTable(summary.batches));

@@ -339,7 +339,7 @@ async function runInput(flags: RunFlags, files: string[], names: ReadonlyMap<str
     }
     const page = flags.html ? await writePage(flags, jobs, io) : undefined;
     const images = await pathExists(join(flags.outDir, 'images'));
-    if (flags.json) printJson(io.stdout, summaryObject(summary, { spentUsd: spent.usd, unpricedAnswers: spent.unpriced, images }));
+    if (flags.json) printJson(io.stdout, { ...summaryObject(summary, { spentUsd: spent.usd, unpricedAnswers: spent.unpriced, images }), report: page ?? null });
     else if (!flags.quiet) io.stdout(formatSummary(summary, { images, offline: flags.offline }));
     if (summary.unpricedModels.length > 0) {
       io.stderr(`warning: no price known for ${summary.unpricedModels.join(', ')}; their cost is left empty (add them with --prices FILE)\n`);
@@ -351,7 +351,7 @@ async function runInput(flags: RunFlags, files: string[], names: ReadonlyMap<str
       if (!progress) io.stderr(`${summary.stopMessage}\n`);
       io.stderr(`${resumeHint(flags, summary.nextBudgetUsd)}\n`);
     }
-    if (page && !flags.quiet) io.stdout(`report: ${page}\n`);
+    if (page && !flags.quiet && !flags.json) io.stdout(`report: ${page}\n`);
     return exitStatusOfRun(summary);
   } finally {
     await server?.close();
