@@ -217,6 +217,9 @@ describe('run --batch', () => {
     expect(status.code).toBe(0);
     expect(status.stdout).toMatch(/batch_\w+\s+gpt-4\.1-mini\s+(validating|in_progress)\s+4/);
     expect(status.stdout).toMatch(/in a batch\s+4/);
+    const json = JSON.parse((await cli(['status', out, '--json'], { env })).stdout) as { folders: { jobs: { inBatch: number }; batches: { status: string }[] }[] };
+    expect(json.folders[0]!.jobs.inBatch).toBe(4);
+    expect(json.folders[0]!.batches.map((batch) => batch.status)).toEqual([expect.stringMatching(/validating|in_progress/)]);
 
     const cancel = await cli(['cancel', out], { env });
     expect(cancel.code).toBe(0);

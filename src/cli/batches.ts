@@ -5,7 +5,7 @@ import { NightshiftError } from '../common/errors.js';
 import { createRedactor } from '../common/redact.js';
 import { BatchApi, BatchApiError, type Batch } from '../batch/api.js';
 import { isOpen, Ledger, type PartState } from '../batch/ledger.js';
-import { ENDED, viewOf } from '../batch/run-batch.js';
+import { ENDED, viewOf, type BatchView } from '../batch/run-batch.js';
 import { JOURNAL_FILE, readJournalRecords } from '../output/journal.js';
 import { batchTable } from './batch.js';
 import { apiClient } from './client.js';
@@ -13,58 +13,79 @@ import { resolveCommand, type Command, type CommandSpec } from './command.js';
 import { DEFAULT_TIMEOUT_SECONDS } from './flags.js';
 import { EXIT } from './exit.js';
 import type { CliIO } from './io.js';
-import { formatTable } from './table.js';
+import { formatTable, printJson } from './table.js';
 
 const STATUS = {
   usage: 'status <folders..>',
   description: "Show an output folder's batches (id, model, status, counts, created, expires) and where its jobs stand",
   positional: { name: 'folders', description: 'Output folders of run --batch', missing: 'Expected the output folder of a run' },
-  flags: [],
+  flags: ['quiet', 'json'],
 } as const satisfies CommandSpec;
 
 const CANCEL = {
   usage: 'cancel <folders..>',
   description: "Cancel an output folder's running batches; what they finished is still collected by the next run --batch",
   positional: { name: 'folders', description: 'Output folders of run --batch', missing: 'Expected the output folder of a run' },
-  flags: [],
+  flags: ['quiet', 'json'],
 } as const satisfies CommandSpec;
 
 /** `nightshift status FOLDER`: the folder's batches as the API has them now (as the ledger has them without a key), and its jobs. */
 export const statusCommand: Command = {
   ...STATUS,
   async run(argv, io) {
-    const { args } = resolveCommand(STATUS, argv);
-    for (const [index, folder] of args.entries()) {
-      if (args.length > 1) io.stdout(`${index > 0 ? '\n' : ''}${folder}:\n`);
-      await showStatus(folder, io);
+    const { args, flags } = resolveCommand(STATUS, argv);
+    const folders = [];
+    for (const folder of args) folders.push({ folder, ...(await folderStatus(folder, io)) });
+    if (flags.json) {
+      printJson(io.stdout, { folders });
+      return EXIT.ok;
+    }
+    if (flags.quiet) return EXIT.ok;
+    for (const [index, status] of folders.entries()) {
+      if (folders.length > 1) io.stdout(`${index > 0 ? '\n' : ''}${status.folder}:\n`);
+      printStatus(status, io);
     }
     return EXIT.ok;
   },
 };
 
-async function showStatus(folder: string, io: CliIO): Promise<void> {
+/** A folder's batches (as the API has them now when a key is set, else as last seen) and its jobs. */
+interface FolderStatus {
+  batches: BatchView[];
+  /** The statuses are the ledger's, not the API's: no key was set. */
+  lastSeen: boolean;
+  jobs: { done: number; incomplete: number; failed: number; inBatch: number; waiting: number };
+}
+
+async function folderStatus(folder: string, io: CliIO): Promise<FolderStatus> {
   const ledger = await openLedger(folder);
   const api = io.env.OPENAI_API_KEY ? batchApi(io) : undefined;
-  const views = [];
+  const batches: BatchView[] = [];
   for (const part of ledger.parts()) {
     if (part.stage === 'abandoned') continue;
     const batch = api && part.batchId && isOpen(part) ? await retrieve(api, part, io) : undefined;
-    views.push(viewOf(part, batch));
+    batches.push(viewOf(part, batch));
   }
-  if (views.length > 0) io.stdout(batchTable(views));
-  else io.stdout(`${folder} has no batches.\n`);
-  if (!api && ledger.parts().some(isOpen)) io.stdout('(statuses as last seen: set OPENAI_API_KEY to ask the API)\n');
-  const jobs = await jobStates(folder, io);
-  const inBatch = ledger.parts().filter((part) => part.stage === 'submitted' || part.stage === 'intended' || part.stage === 'uploaded').reduce((sum, part) => sum + part.requests, 0);
-  const waiting = ledger.parts().filter((part) => part.stage === 'refused').reduce((sum, part) => sum + part.requests, 0);
+  const requestsOf = (stages: readonly string[]): number => ledger.parts().filter((part) => stages.includes(part.stage)).reduce((sum, part) => sum + part.requests, 0);
+  const states = await jobStates(folder, io);
+  return {
+    batches,
+    lastSeen: !api && ledger.parts().some(isOpen),
+    jobs: { ...states, inBatch: requestsOf(['intended', 'uploaded', 'submitted']), waiting: requestsOf(['refused']) },
+  };
+}
+
+function printStatus({ folder, batches, lastSeen, jobs }: FolderStatus & { folder: string }, io: CliIO): void {
+  io.stdout(batches.length > 0 ? batchTable(batches) : `${folder} has no batches.\n`);
+  if (lastSeen) io.stdout('(statuses as last seen: set OPENAI_API_KEY to ask the API)\n');
   io.stdout(
     formatTable([
       ['jobs', 'count'],
       ['done', jobs.done],
       ['incomplete', jobs.incomplete],
       ['failed', jobs.failed],
-      ['in a batch', inBatch],
-      ['waiting to be submitted', waiting],
+      ['in a batch', jobs.inBatch],
+      ['waiting to be submitted', jobs.waiting],
     ]),
   );
 }
@@ -73,7 +94,11 @@ async function showStatus(folder: string, io: CliIO): Promise<void> {
 export const cancelCommand: Command = {
   ...CANCEL,
   async run(argv, io) {
-    const { args } = resolveCommand(CANCEL, argv);
+    const { args, flags } = resolveCommand(CANCEL, argv);
+    const say = (text: string): void => {
+      if (!flags.quiet && !flags.json) io.stdout(text);
+    };
+    const cancelledIds: string[] = [];
     const api = batchApi(io);
     let cancelled = 0;
     const parts = [];
@@ -88,9 +113,11 @@ export const cancelCommand: Command = {
         throw apiError(error);
       }
       cancelled++;
-      io.stdout(`cancelling ${part.batchId} (${part.model}, ${part.requests} requests)\n`);
+      cancelledIds.push(part.batchId);
+      say(`cancelling ${part.batchId} (${part.model}, ${part.requests} requests)\n`);
     }
-    io.stdout(
+    if (flags.json) printJson(io.stdout, { cancelled: cancelledIds });
+    say(
       cancelled === 0
         ? `No batch of ${args.join(', ')} is running.\n`
         : 'Run the same run --batch command again to collect what they finished; the rest stays pending.\n',
