@@ -72,3 +72,29 @@ describe('SIGKILL during batch submission and collection', () => {
     console.info(`batch crash test (seed ${seed}): ${landed.join('; ')}`);
   });
 });
+
+describe('Ctrl-C while waiting for batches', () => {
+  it('stops waiting and leaves the batches running; the same command collects them later', async () => {
+    server = await startOfflineServer({ markAnswers: false, batch: { processingMs: 1500 } });
+    const dir = await tempDir();
+    const out = join(dir, 'out');
+    const file = await writeJobs(dir, Array.from({ length: 6 }, (_, i) => ({ id: `w${i + 1}`, model: 'gpt-4.1-mini', prompt: `Waiting question ${i + 1}` })));
+    const env = { OPENAI_API_KEY: 'sk-test-batch-wait-1234567890', OPENAI_BASE_URL: server.url };
+    const args = ['run', file, '--out', out, '--batch', '--wait', '--poll-interval', '0.05', '--quiet'];
+    const child = spawnCli(args, { cwd: dir, env });
+    await waitFor(() => child.output().stderr.length > 0 || server!.stats.requests >= 4, 20_000, 'the batch to be submitted');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    child.child.kill('SIGINT');
+    const { code } = await child.exited;
+    expect(code, child.output().stderr).toBe(130);
+    const rows = await readCsv(join(out, 'results.csv'));
+    expect(rows.every((row) => row.status === 'pending')).toBe(true);
+    // The batch was not cancelled: it finishes on its own, and the next run collects it without sending anything again.
+    const batches = (await (await fetch(`${server.url}/batches`, { headers: { authorization: `Bearer ${env.OPENAI_API_KEY}` } })).json()) as { data: { status: string }[] };
+    expect(batches.data.map((batch) => batch.status)).toEqual([expect.stringMatching(/validating|in_progress/)]);
+    const again = spawnCli(args, { cwd: dir, env });
+    expect((await again.exited).code, again.output().stderr).toBe(0);
+    expect((await readCsv(join(out, 'results.csv'))).every((row) => row.status === 'ok')).toBe(true);
+    expect(server.batchLinesSubmittedTwice()).toEqual([]);
+  });
+});

@@ -207,6 +207,20 @@ describe('run --batch', () => {
     expect(offline.server.stats.requests).toBe(0);
   });
 
+  it('holds each job at its worst case at Batch rates: a budget too small for the live run sends everything in a batch', async () => {
+    const env = await offline.serve();
+    const dir = await tempDir();
+    // Each job costs at most $0.0016036 live and $0.0008018 through the Batch API (gpt-4.1-mini, 1,000 output tokens).
+    const file = await writeJobs(dir, chatJobs(3).map((job) => ({ ...job, max_completion_tokens: 1000 })));
+    const live = await cli(['run', file, '--out', join(dir, 'live'), '--budget', '0.001', '--quiet'], { env });
+    expect(live.code).toBe(3);
+    expect(offline.server.stats.requests).toBe(0);
+    // Two fit at Batch rates ($0.0016036 of $0.0017), the third does not.
+    const batch = await batchRun([file], join(dir, 'batch'), env, '--wait', '--budget', '0.0017');
+    expect(batch.code, batch.stderr).toBe(3);
+    expect([...(await rowsById(join(dir, 'batch'))).values()].map((row) => row.status)).toEqual(['ok', 'ok', 'pending']);
+  });
+
   it('status shows the batches and where the jobs stand; cancel cancels them and the next run collects what they finished', async () => {
     const env = await offline.serve({ batch: { processingMs: 60_000 } });
     const dir = await tempDir();

@@ -156,6 +156,8 @@ class BatchEngine {
   /** The last status seen of each part's batch. */
   readonly #seen = new Map<string, Batch>();
   #warnedPartial = false;
+  /** Why nothing more is submitted: the next job does not fit in the budget. Said as the stop reason at the end. */
+  #budgetReached: string | undefined;
 
   constructor(
     private readonly source: JobSource,
@@ -182,6 +184,7 @@ class BatchEngine {
           break;
         }
       }
+      if (this.#budgetReached) this.stop('budget', this.#budgetReached);
     } catch (error) {
       if (error instanceof BatchApiError) this.apiFailed(error);
       else if (error instanceof NightshiftError && error.code === 'E_VALIDATION') this.jobFilesChanged = true;
@@ -356,7 +359,7 @@ class BatchEngine {
 
   /** Plans as a live run would, and submits the jobs to send that no open part holds. */
   private async submitNew(): Promise<void> {
-    if (this.options.stopSignal?.aborted) return;
+    if (this.options.stopSignal?.aborted || this.#budgetReached) return;
     const plan = await planJobs(this.source, this.folder, this.options);
     const inFlight = await this.inFlight();
     const budget = this.options.budget;
@@ -407,7 +410,8 @@ class BatchEngine {
       const shown = partialJobs.slice(0, 5).join(', ') + (partialJobs.length > 5 ? `, and ${partialJobs.length - 5} more` : '');
       this.emit({ type: 'warning', message: `${partialJobs.length} image job${partialJobs.length === 1 ? ' has' : 's have'} lost only some of their images (${shown}): run without --batch to make those alone; they are not sent in a batch` });
     }
-    if (budgetHit) this.stop('budget', budgetHit);
+    // Batches already submitted still run and are collected (and waited for): only sending more stops.
+    if (budgetHit) this.#budgetReached ??= budgetHit;
   }
 
   /** The intent, the upload and the batch of a new part, each step on record before the next. */
