@@ -184,7 +184,7 @@ describe('run --batch', () => {
 
   it('waits when the enqueued-token limit refuses a part, and submits it as an earlier batch finishes', async () => {
     // A part of two lines takes about 2 x (11 + 100) tokens: one part fits under the limit, two do not.
-    const env = await offline.serve({ batch: { processingMs: 150, enqueuedTokenLimit: 300 } });
+    const env = await offline.serve({ batch: { processingMs: 1500, enqueuedTokenLimit: 300 } });
     const dir = await tempDir();
     const file = await writeJobs(dir, chatJobs(4).map((job) => ({ ...job, max_completion_tokens: 100 })));
     const out = join(dir, 'out');

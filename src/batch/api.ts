@@ -1,7 +1,7 @@
-import { createReadStream } from 'node:fs';
+import { openAsBlob } from 'node:fs';
 import { Readable } from 'node:stream';
 import { createInterface } from 'node:readline';
-import { toFile, type OpenAI } from 'openai';
+import type { OpenAI } from 'openai';
 import type { Batch } from 'openai/resources/batches';
 import type { Clock } from '../common/clock.js';
 import type { Endpoint } from '../common/types.js';
@@ -44,11 +44,15 @@ export type { Batch };
 export class BatchApi {
   constructor(private readonly context: BatchApiContext) {}
 
-  /** Uploads a part's input file (purpose `batch`) under `name`; returns its file id. */
+  /**
+   * Uploads a part's input file (purpose `batch`) under `name`; returns its file id. The file goes as a Blob backed
+   * by the file on disk, read as the request body is sent: a part of 200 MB is never held in memory.
+   */
   async upload(path: string, name: string): Promise<string> {
-    const file = await this.call(`uploading ${name}`, async (options) =>
-      this.context.client.files.create({ file: await toFile(createReadStream(path), name), purpose: 'batch' }, options),
-    );
+    const file = await this.call(`uploading ${name}`, async (options) => {
+      const blob = await openAsBlob(path, { type: 'application/jsonl' });
+      return this.context.client.files.create({ file: new File([blob], name, { type: 'application/jsonl' }), purpose: 'batch' }, options);
+    });
     return file.id;
   }
 
