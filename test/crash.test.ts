@@ -3,25 +3,13 @@ import { access, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startOfflineServer, type OfflineServer } from '../src/server/server.js';
-import { cli, journalLines, readCsv, spawnCli, succeededIds, tempDir, waitFor, writeJobs } from './helpers.js';
+import { cli, journalLines, readCsv, seeded, spawnCli, succeededIds, tempDir, waitFor, writeJobs } from './helpers.js';
 
 let server: OfflineServer | undefined;
 afterEach(async () => {
   await server?.close();
   server = undefined;
 });
-
-/** A small seeded generator (mulberry32), so a failing schedule of kills can be replayed from its seed. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const JOBS = 80;
 const CONCURRENCY = 8;

@@ -10,6 +10,7 @@ import { apiOrigin, OFFLINE_ORIGIN } from '../output/journal.js';
 import { addUsd, paidInJournals, setAsideJournals } from '../cost/money.js';
 import { countPlan, jobsToSend, planJobs, type ToSend } from '../run/plan.js';
 import type { RunOptions, RunSummary, StopReason } from '../run/options.js';
+import { jobCounts } from '../run/run.js';
 import { BatchApi, BatchApiError, PART_METADATA, type Batch } from './api.js';
 import { collectBatch } from './collect.js';
 import { isOpen, Ledger, PARTS_DIR, type PartState } from './ledger.js';
@@ -104,18 +105,8 @@ export async function runBatch(jobs: readonly Job[] | JobSource, given: BatchRun
     const { total } = written.usage;
     const views = engine.views();
     return {
-      total: source.count,
-      skipped: planned.skipped,
-      moved: planned.moved,
-      rerun: planned.rerun,
-      fresh: planned.fresh,
-      ok: total.ok,
-      incomplete: total.incomplete,
-      failed: total.failed,
-      pending: source.count - total.ok - total.incomplete - total.failed,
+      ...jobCounts(source.count, planned, total),
       retries: engine.resubmitted,
-      usage: total.usage,
-      costUsd: total.costUsd,
       money: {
         thisRunUsd: addUsd(folder.index.spentUsd, -spentBefore),
         currentUsd: total.costUsd,

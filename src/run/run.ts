@@ -1,13 +1,13 @@
 import { systemClock } from '../common/clock.js';
 import { NightshiftError } from '../common/errors.js';
-import type { Job } from '../common/types.js';
+import type { Job, Usage } from '../common/types.js';
 import { jobsInMemory, type JobSource } from '../jobs/source.js';
 import { openOutputFolder } from '../output/folder.js';
 import { apiOrigin } from '../output/journal.js';
 import { addUsd, paidInJournals, setAsideJournals } from '../cost/money.js';
 import { Dispatch } from './dispatch.js';
 import type { RunOptions, RunSummary } from './options.js';
-import { countPlan, jobsToSend, keptMessage, planJobs } from './plan.js';
+import { countPlan, jobsToSend, keptMessage, planJobs, type PlanCounts } from './plan.js';
 
 /**
  * Runs jobs against the API with bounded concurrency and retry, journaling each outcome before it counts.
@@ -53,18 +53,8 @@ export async function runJobs(jobs: readonly Job[] | JobSource, given: RunOption
     const jobFilesChanged = written.jobFilesChanged || changedWhileSending;
     const { total } = usage;
     return {
-      total: source.count,
-      skipped: planned.skipped,
-      moved: planned.moved,
-      rerun: planned.rerun,
-      fresh: planned.fresh,
-      ok: total.ok,
-      incomplete: total.incomplete,
-      failed: total.failed,
-      pending: source.count - total.ok - total.incomplete - total.failed,
+      ...jobCounts(source.count, planned, total),
       retries: dispatch.retries,
-      usage: total.usage,
-      costUsd: total.costUsd,
       money: {
         thisRunUsd: addUsd(folder.index.spentUsd, -spentBefore),
         currentUsd: total.costUsd,
@@ -82,6 +72,17 @@ export async function runJobs(jobs: readonly Job[] | JobSource, given: RunOption
   } finally {
     await folder.close();
   }
+}
+
+/** What a run's summary says of the jobs: as planned, and as their results stand now (a live or a batch run). */
+export function jobCounts(
+  count: number,
+  planned: PlanCounts,
+  total: { ok: number; incomplete: number; failed: number; usage: Usage; costUsd: number },
+): Pick<RunSummary, 'total' | 'skipped' | 'moved' | 'rerun' | 'fresh' | 'ok' | 'incomplete' | 'failed' | 'pending' | 'usage' | 'costUsd'> {
+  const { ok, incomplete, failed, usage, costUsd } = total;
+  const { skipped, moved, rerun, fresh } = planned;
+  return { total: count, skipped, moved, rerun, fresh, ok, incomplete, failed, pending: count - ok - incomplete - failed, usage, costUsd };
 }
 
 const isJobSource = (jobs: readonly Job[] | JobSource): jobs is JobSource => !Array.isArray(jobs);
