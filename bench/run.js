@@ -4,6 +4,7 @@
 import { appendFile, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import process from 'node:process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { fixed, meanInterval, median, ROOT, say, scratch, snapshotDist, startServer as startServerFrom, table, timed, writeCsvJobFile, writeJobFile } from './lib.js';
@@ -393,10 +394,10 @@ async function answerBatches(out, url) {
   const ids = ledger.split('\n').filter(Boolean).map((line) => JSON.parse(line)).filter((record) => record.type === 'submitted').map((record) => record.batchId);
   for (const id of ids) {
     for (;;) {
-      const response = await fetch(`${url}/batches/${id}`, { headers: { authorization: 'Bearer sk-bench' } });
+      const response = await globalThis.fetch(`${url}/batches/${id}`, { headers: { authorization: 'Bearer sk-bench' } });
       const { status } = await response.json();
       if (['completed', 'failed', 'expired', 'cancelled'].includes(status)) break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sleep(100);
     }
   }
   return Date.now() - started;
