@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { rm, rmdir } from 'node:fs/promises';
-import { basename, dirname, join, relative, resolve } from 'node:path';
+import { rm } from 'node:fs/promises';
+import { basename, join, relative, resolve } from 'node:path';
 import { systemClock, type Clock } from '../common/clock.js';
 import { NightshiftError } from '../common/errors.js';
 import type { Job } from '../common/types.js';
@@ -11,36 +11,14 @@ import { addUsd, paidInJournals, setAsideJournals } from '../cost/money.js';
 import { countPlan, jobsToSend, planJobs, type ToSend } from '../run/plan.js';
 import type { RunOptions, RunSummary, StopReason } from '../run/options.js';
 import { jobCounts } from '../run/run.js';
-import { BatchApi, BatchApiError, PART_METADATA, type Batch } from './api.js';
+import { BatchApi, BatchApiError, type Batch } from './api.js';
 import { collectBatch } from './collect.js';
 import { isOpen, Ledger, PARTS_DIR, type PartState } from './ledger.js';
 import { writeParts, type BatchPart } from './parts.js';
 import { customIdOf } from './lines.js';
-import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
-
-/** Statuses after which a batch changes no more: its files are final. */
-export const ENDED = new Set(['completed', 'failed', 'expired', 'cancelled']);
-
-/** How one batch stands, for the progress display and `status`. */
-export interface BatchView {
-  part: string;
-  batchId?: string;
-  model: string;
-  endpoint: string;
-  requests: number;
-  status: string;
-  completed: number;
-  failed: number;
-  createdAt?: number;
-  expiresAt?: number;
-}
-
-export type BatchEvent =
-  | { type: 'batch-submitted'; batch: BatchView }
-  | { type: 'batch-status'; batch: BatchView }
-  | { type: 'batch-collected'; batch: BatchView; done: number; failed: number; again: number }
-  | { type: 'batch-waiting'; part: string; model: string; reason: string };
+import { customIdsOf, idsOf, removePartFiles, uploadName } from './local-parts.js';
+import { recoverParts } from './recover.js';
+import { ENDED, viewOf, type BatchEvent, type BatchView } from './view.js';
 
 /** Everything `runBatch` needs: a live run's options, and how to split, wait for and clean up batches. */
 export interface BatchRunOptions extends Omit<RunOptions, 'onEvent' | 'concurrency' | 'rpm' | 'tpm'> {
@@ -162,7 +140,7 @@ class BatchEngine {
 
   async go(): Promise<void> {
     try {
-      await this.recover();
+      await recoverParts(this.ledger, this.api, this.options.outDir, () => this.now());
       for (;;) {
         const collectedAny = await this.poll();
         if (this.stopped) break;
@@ -200,35 +178,6 @@ class BatchEngine {
     if (status === 401) this.stop('unauthorized', `The API refused the key (${message}). Check OPENAI_API_KEY, then run the same command again to continue.`);
     else if (verdict === 'stop-run') this.stop('quota', `The account is out of credit (${message}). Add credit, then run the same command again to continue.`);
     else this.stop('api', `The Batch API failed while ${message}. Run the same command again to continue: what was submitted is on record.`);
-  }
-
-  /**
-   * Parts recorded but without a batch on record (a process stopped between the intent and the batch's creation):
-   * the account's batch list says whether the batch exists. Found, it is adopted; not found, the part is abandoned
-   * (its uploaded file deleted) and its jobs are planned again, so no job runs in two batches.
-   */
-  private async recover(): Promise<void> {
-    const lost = this.ledger.parts().filter((part) => part.stage === 'intended' || part.stage === 'uploaded');
-    if (lost.length === 0) return;
-    const since = Math.min(...lost.map((part) => Date.parse(part.createdAt))) / 1000 - 600;
-    const byPart = new Map<string, Batch>();
-    for await (const batch of this.api.listSince(Math.floor(since))) {
-      const part = batch.metadata?.[PART_METADATA];
-      if (typeof part === 'string' && !byPart.has(part)) byPart.set(part, batch);
-    }
-    for (const part of lost) {
-      const batch = byPart.get(part.part);
-      if (batch) {
-        if (part.stage === 'intended' && batch.input_file_id) await this.ledger.append({ type: 'uploaded', part: part.part, fileId: batch.input_file_id, at: this.now() });
-        await this.ledger.append({ type: 'submitted', part: part.part, batchId: batch.id, at: this.now() });
-        continue;
-      }
-      // An upload the process did not live to record is found by its name.
-      const uploads = part.fileId ? [part.fileId] : await this.api.filesNamed(uploadName(part.part));
-      for (const id of uploads) await this.api.deleteFile(id);
-      await this.ledger.append({ type: 'abandoned', part: part.part, reason: 'no batch was created for it before the process stopped', at: this.now() });
-      await this.removePartFiles(part);
-    }
   }
 
   /** Reads every running batch once; collects those that ended. True when any batch that ran was collected. */
@@ -271,7 +220,7 @@ class BatchEngine {
       }
       this.emit({ type: 'warning', message: `batch ${part.batchId} was run by an offline server that has stopped; its jobs are sent again` });
       await this.ledger.append({ type: 'abandoned', part: part.part, reason: 'its offline server has stopped', at: this.now() });
-      await this.removePartFiles(part);
+      await removePartFiles(this.options.outDir, part);
       return undefined;
     }
   }
@@ -303,7 +252,7 @@ class BatchEngine {
     for (const id of result.again) if ((this.#attempts.get(id) ?? 1) >= this.options.maxAttempts) this.#settled.add(id);
     const counts = batch.request_counts;
     await this.ledger.append({ type: 'collected', part: part.part, batchId: batch.id, status: batch.status, completed: counts?.completed ?? 0, failed: counts?.failed ?? 0, at: this.now() });
-    await this.removePartFiles(part);
+    await removePartFiles(this.options.outDir, part);
     this.emit({ type: 'batch-collected', batch: viewOf(part, batch), done: result.done + result.incomplete, failed: result.failed, again: result.again.length });
     if (!this.options.keepFiles) await this.clean(part, batch);
     return true;
@@ -315,16 +264,6 @@ class BatchEngine {
     if (this.ledger.collecting(key)) return true;
     await this.ledger.append({ type: 'collecting', part: part.part, batchId: batch.id, at: this.now() });
     return false;
-  }
-
-  /** Removes a part's input file and id list from the folder once nothing needs them, and its submission's folder once empty. */
-  private async removePartFiles(part: PartState): Promise<void> {
-    const { outDir } = this.options;
-    await rm(join(outDir, part.file), { force: true });
-    await rm(join(outDir, part.ids), { force: true });
-    await rmdir(join(outDir, dirname(part.file))).catch((error: unknown) => {
-      if (!['ENOTEMPTY', 'ENOENT', 'EEXIST'].includes((error as NodeJS.ErrnoException).code ?? '')) throw error;
-    });
   }
 
   /** Deletes the part's files from the account (input, and each batch's output and error files) and from the folder. */
@@ -352,7 +291,7 @@ class BatchEngine {
   private async submitNew(): Promise<void> {
     if (this.options.stopSignal?.aborted || this.#budgetReached) return;
     const plan = await planJobs(this.source, this.folder, this.options);
-    const inFlight = await this.inFlight();
+    const inFlight = await customIdsOf(this.options.outDir, this.ledger.parts().filter(isOpen));
     const budget = this.options.budget;
     let reserved = this.ledger.parts().filter(isOpen).reduce((sum, part) => sum + (part.worstUsd ?? 0), 0) + this.folder.index.spentUsd + this.paidElsewhere;
     const worst = new Map<string, number>();
@@ -439,16 +378,6 @@ class BatchEngine {
     this.emit({ type: 'batch-submitted', batch: viewOf(part, batch) });
   }
 
-  /** The custom_ids of every open part: their jobs are not sent again while the batch may answer them. */
-  private async inFlight(): Promise<Set<string>> {
-    const ids = new Set<string>();
-    for (const part of this.ledger.parts()) {
-      if (!isOpen(part)) continue;
-      for await (const line of linesOf(join(this.options.outDir, part.ids))) ids.add((JSON.parse(line) as { custom_id: string }).custom_id);
-    }
-    return ids;
-  }
-
   /** What the budget holds for a part: the sum of its jobs' worst cases at Batch API rates. */
   private async worstOf(part: BatchPart, worst: ReadonlyMap<string, number>): Promise<number> {
     let sum = 0;
@@ -468,32 +397,4 @@ class BatchEngine {
   private now(): string {
     return new Date(this.clock.now()).toISOString();
   }
-}
-
-/** The name a part's input file is uploaded under: a kill before its id is recorded leaves it findable. */
-const uploadName = (part: string): string => `nightshift-${part}.jsonl`;
-
-/** A part and its batch as last seen, for display. */
-export function viewOf(part: PartState, batch?: Batch): BatchView {
-  const counts = batch?.request_counts;
-  return {
-    part: part.part,
-    ...(batch?.id ?? part.batchId ? { batchId: batch?.id ?? part.batchId } : {}),
-    model: part.model,
-    endpoint: part.endpoint,
-    requests: part.requests,
-    status: batch?.status ?? (part.stage === 'collected' ? (part.status ?? 'collected') : part.stage),
-    completed: counts?.completed ?? part.completed ?? 0,
-    failed: counts?.failed ?? part.failed ?? 0,
-    ...((batch?.created_at ?? part.batchCreatedAt) ? { createdAt: batch?.created_at ?? part.batchCreatedAt } : {}),
-    ...((batch?.expires_at ?? part.expiresAt) ? { expiresAt: batch?.expires_at ?? part.expiresAt } : {}),
-  };
-}
-
-async function* linesOf(path: string): AsyncGenerator<string> {
-  for await (const line of createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Infinity })) if (line !== '') yield line;
-}
-
-async function* idsOf(path: string): AsyncGenerator<string> {
-  for await (const line of linesOf(path)) yield (JSON.parse(line) as { id: string }).id;
 }

@@ -1,5 +1,6 @@
 import type { JobSource } from '../jobs/source.js';
-import { runBatch, type BatchRunOptions, type BatchView } from '../batch/run-batch.js';
+import { runBatch, type BatchRunOptions } from '../batch/run-batch.js';
+import type { BatchView } from '../batch/view.js';
 import { jobFilesChanged } from '../jobs/source.js';
 import { exitStatusOfRun } from './exit.js';
 import type { CliIO } from './io.js';

@@ -5,7 +5,7 @@ import { NightshiftError } from '../common/errors.js';
 import { createRedactor } from '../common/redact.js';
 import { BatchApi, BatchApiError, type Batch } from '../batch/api.js';
 import { isOpen, Ledger, type PartState } from '../batch/ledger.js';
-import { ENDED, viewOf, type BatchView } from '../batch/run-batch.js';
+import { ENDED, viewOf, type BatchView } from '../batch/view.js';
 import { JOURNAL_FILE, readJournalRecords } from '../output/journal.js';
 import { batchTable } from './batch.js';
 import { apiClient } from './client.js';
