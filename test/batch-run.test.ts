@@ -92,6 +92,21 @@ describe('run --batch', () => {
     expect(await readdir(join(out, '.nightshift', 'batches'))).toEqual([]);
   });
 
+  it('stops (exit 2) rather than send again the jobs of a batch the API does not know: another key or project', async () => {
+    const dir = await tempDir();
+    const file = await writeJobs(dir, chatJobs(2));
+    const out = join(dir, 'out');
+    expect((await batchRun([file], out, await offline.serve())).code).toBe(0);
+    // Another account: it has never seen the folder's batch.
+    await offline.server.close();
+    const other = await offline.serve();
+    const result = await batchRun([file], out, other);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/has no batch batch_\w+, which this folder submitted/);
+    // One request, the batch asked for: nothing uploaded, nothing submitted.
+    expect(offline.server.stats.requests).toBe(1);
+  });
+
   it('keeps the files on the account with --keep-files', async () => {
     const env = await offline.serve();
     const dir = await tempDir();
