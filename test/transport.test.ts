@@ -2,8 +2,10 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { apiClient } from '../src/cli/client.js';
+import { createTransport } from '../src/cli/transport.js';
 import { EXIT } from '../src/cli/exit.js';
 import { createPriceBook } from '../src/cost/prices.js';
 import { loadJobs } from '../src/jobs/load.js';
@@ -120,6 +122,36 @@ describe('compressed answers', () => {
     const { code } = await runCli(env, chatJobs(3), ['--concurrency', '1']);
     expect(code).toBe(EXIT.stopped);
     expect(offline.server.stats.requests).toBe(1);
+  });
+});
+
+describe('every encoding the transport accepts', () => {
+  const text = JSON.stringify({ lines: Array.from({ length: 200 }, (_, index) => `line ${index}`) });
+  const encoders: Record<string, (bytes: Buffer) => Buffer> = { gzip: gzipSync, deflate: deflateSync, br: brotliCompressSync };
+
+  it.each(Object.keys(encoders))('decodes %s, in a JSON answer read whole and in a file answer streamed', async (encoding) => {
+    const encoded = encoders[encoding]!(Buffer.from(text));
+    const files: Server = createServer((request, response) => {
+      const type = request.url === '/json' ? 'application/json' : 'application/octet-stream';
+      const accepted = String(request.headers['accept-encoding']);
+      if (!accepted.includes(encoding)) response.writeHead(406).end();
+      else response.writeHead(200, { 'content-type': type, 'content-encoding': encoding, 'content-length': encoded.length }).end(encoded);
+    });
+    files.listen(0, '127.0.0.1');
+    await once(files, 'listening');
+    try {
+      const { fetch } = createTransport({});
+      const base = `http://127.0.0.1:${(files.address() as AddressInfo).port}`;
+      for (const path of ['/json', '/file']) {
+        const response = await fetch(`${base}${path}`);
+        expect(response.status).toBe(200);
+        expect(response.headers.get('content-encoding')).toBeNull();
+        expect(await response.text()).toBe(text);
+      }
+    } finally {
+      files.closeAllConnections();
+      await new Promise<void>((resolve) => files.close(() => resolve()));
+    }
   });
 });
 
