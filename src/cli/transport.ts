@@ -12,7 +12,10 @@ import type { CliIO } from './io.js';
 /** What the transport takes from the command line and the environment. */
 export interface TransportOptions {
   /**
-   * Connections kept open to each host at most: `--concurrency`, so that every request in flight has its own.
+   * Requests in flight at most (`--concurrency`): the pool keeps up to twice as many connections to a host. A worker
+   * sends its next request as soon as its answer is read, often before undici has put that answer's connection back
+   * in the pool; a pool of exactly `connections` makes that request wait for it, which cost 2.5% of the throughput
+   * at 200 ms of latency (BENCHMARKS.md, section 7).
    * @default unlimited
    */
   connections?: number;
@@ -40,7 +43,7 @@ const decoders: Record<string, { whole: (bytes: Buffer) => Promise<Buffer>; stre
 };
 
 /**
- * A transport for the API client: keep-alive connections (at most `connections` to a host), answers decompressed
+ * A transport for the API client: keep-alive connections (at most twice `connections` to a host), answers decompressed
  * (gzip, deflate, br), and the proxy the environment names (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`, lower case
  * first, as curl reads them). Every request is bounded by the signal it is given, its body included: the SDK's
  * timeout (and nightshift's own deadline) cover the answer until its last byte.
@@ -50,7 +53,7 @@ export function createTransport(env: CliIO['env'], { connections }: TransportOpt
   const httpProxy = env.http_proxy ?? env.HTTP_PROXY ?? '';
   const noProxy = env.no_proxy ?? env.NO_PROXY ?? '';
   // The deadline is the caller's signal, not undici's idle timers (300 s each by default, shorter than a flex request's).
-  const pool = { ...(connections === undefined ? {} : { connections }), headersTimeout: 0, bodyTimeout: 0 };
+  const pool = { ...(connections === undefined ? {} : { connections: 2 * connections }), headersTimeout: 0, bodyTimeout: 0 };
   const dispatcher: Dispatcher =
     httpsProxy === '' && httpProxy === ''
       ? new Agent(pool)
