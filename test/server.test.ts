@@ -1,5 +1,6 @@
+import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
-import { crc32, inflateSync } from 'node:zlib';
+import { crc32, gunzipSync, inflateSync } from 'node:zlib';
 import OpenAI, { APIConnectionError, BadRequestError, InternalServerError, RateLimitError } from 'openai';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { NightshiftError } from '../src/common/errors.js';
@@ -422,6 +423,28 @@ describe('fault injection', () => {
     const first = await reader.read();
     expect(first.value).toHaveLength(1);
     await reader.cancel();
+  });
+
+  it('compresses answers with gzip when told to and the request accepts it', async () => {
+    const { server } = await start({ gzip: true });
+    const body = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+    const raw = async (acceptEncoding: string) => {
+      return new Promise<{ encoding: string | undefined; bytes: Buffer }>((resolve, reject) => {
+        const sent = httpRequest(`${server.url}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'accept-encoding': acceptEncoding } }, (answer) => {
+          const chunks: Buffer[] = [];
+          answer.on('data', (chunk: Buffer) => chunks.push(chunk));
+          answer.on('end', () => resolve({ encoding: answer.headers['content-encoding'], bytes: Buffer.concat(chunks) }));
+        });
+        sent.on('error', reject);
+        sent.end(body);
+      });
+    };
+    const zipped = await raw('gzip, deflate, br');
+    expect(zipped.encoding).toBe('gzip');
+    expect(JSON.parse(gunzipSync(zipped.bytes).toString('utf8'))).toMatchObject({ object: 'chat.completion' });
+    const plain = await raw('identity');
+    expect(plain.encoding).toBeUndefined();
+    expect(JSON.parse(plain.bytes.toString('utf8'))).toMatchObject({ object: 'chat.completion' });
   });
 
   it('answers insufficient_quota once the quota of successful requests is used up', async () => {

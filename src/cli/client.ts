@@ -2,13 +2,22 @@ import OpenAI from 'openai';
 import { NightshiftError } from '../common/errors.js';
 import { apiOrigin } from '../output/journal.js';
 import type { CliIO } from './io.js';
+import { createTransport } from './transport.js';
 
 /**
  * The API client for a run, from the environment and following the SDK's variable names; the offline server's when
- * `offlineUrl` is given. The SDK's own retries are off: the runner has the one retry layer.
+ * `offlineUrl` is given. The SDK's own retries are off: the runner has the one retry layer. Its requests go through
+ * nightshift's transport (`transport.ts`), with at most `connections` connections open to the API.
  */
-export function apiClient(env: CliIO['env'], timeoutMs: number, offlineUrl?: string, { keyless = false }: { keyless?: boolean } = {}): OpenAI {
-  const common = { maxRetries: 0, timeout: timeoutMs };
+export function apiClient(
+  env: CliIO['env'],
+  timeoutMs: number,
+  offlineUrl?: string,
+  { keyless = false, connections }: { keyless?: boolean; connections?: number } = {},
+): OpenAI {
+  // The run's own offline server is on this machine: no proxy stands between them.
+  const { fetch } = createTransport(offlineUrl ? {} : env, connections === undefined ? {} : { connections });
+  const common = { maxRetries: 0, timeout: timeoutMs, fetch };
   if (offlineUrl) return new OpenAI({ ...common, apiKey: 'offline', baseURL: offlineUrl, organization: null, project: null });
   const apiKey = env.OPENAI_API_KEY;
   if (!apiKey && !keyless) throw missingKey();

@@ -302,7 +302,7 @@ async function runInput(flags: RunFlags, files: string[], names: ReadonlyMap<str
     // Without a key, a run can still rebuild a folder's outputs when it has nothing to send; --fresh always has, and
     // a batch run asks the API about its batches.
     const keyless = !flags.offline && !flags.fresh && !flags.batch && !io.env.OPENAI_API_KEY;
-    const client = apiClient(io.env, flags.timeoutMs, server?.url, { keyless });
+    const client = apiClient(io.env, flags.timeoutMs, server?.url, { keyless, connections: flags.concurrency });
     const budget = flags.budgetUsd === undefined ? undefined : budgetFor(models, prices, flags.budgetUsd, flags.batch !== undefined);
     await checkBeforeSending(jobs, flags, io);
     if (flags.fresh) await startFresh(flags.outDir, flags.force, { origin: flags.offline ? OFFLINE_ORIGIN : apiOrigin(client.baseURL) });

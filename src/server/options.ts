@@ -68,6 +68,12 @@ export interface OfflineServerOptions {
    */
   recordRequests?: boolean;
   /**
+   * Compress the answers of the chat and image endpoints with gzip (`content-encoding: gzip`) for requests that
+   * accept it (`accept-encoding`), as the real API does.
+   * @default false
+   */
+  gzip?: boolean;
+  /**
    * Answer chat completions without `usage`, as some OpenAI-compatible servers do, to see how a client copes
    * with a cost it cannot know.
    * @default false
@@ -109,6 +115,7 @@ export interface ResolvedOptions {
   rateLimit: RateLimits | undefined;
   recordRequests: boolean;
   omitUsage: boolean;
+  gzip: boolean;
   models: ReadonlySet<string> | undefined;
   markAnswers: boolean;
   filesDir: string;
@@ -117,7 +124,7 @@ export interface ResolvedOptions {
 }
 
 export function resolveOptions(options: OfflineServerOptions = {}): ResolvedOptions {
-  const { host = '127.0.0.1', port = 0, latencyMs = 0, faults = [], quota, rateLimit, recordRequests = true, omitUsage = false, models, markAnswers = true, filesDir = tmpdir(), batch = {}, now = Date.now } =
+  const { host = '127.0.0.1', port = 0, latencyMs = 0, faults = [], quota, rateLimit, recordRequests = true, omitUsage = false, gzip = false, models, markAnswers = true, filesDir = tmpdir(), batch = {}, now = Date.now } =
     checkObject('options', options) as OfflineServerOptions;
   if (quota !== undefined) checkInteger('quota.afterRequests', checkObject('quota', quota).afterRequests, 0);
   if (rateLimit !== undefined) {
@@ -134,6 +141,7 @@ export function resolveOptions(options: OfflineServerOptions = {}): ResolvedOpti
     rateLimit,
     recordRequests: checkBoolean('recordRequests', recordRequests),
     omitUsage: checkBoolean('omitUsage', omitUsage),
+    gzip: checkBoolean('gzip', gzip),
     markAnswers: checkBoolean('markAnswers', markAnswers),
     models: models === undefined ? undefined : new Set(checkArray('models', models).map((model, index) => checkString(`models[${index}]`, model))),
     filesDir: checkString('filesDir', filesDir),

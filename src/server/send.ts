@@ -1,12 +1,13 @@
 import type { ServerResponse } from 'node:http';
+import { gzipSync } from 'node:zlib';
 import type { ApiError } from './api-error.js';
 import type { AnswerText, FaultRule } from './faults.js';
 
 // How the server writes its answers: JSON at once, or an endpoint's answer the way a fault rule says.
 
 /**
- * Sends an answer: at once, or cut by a reset, or a byte at a time, as the fault that fired says. `sleep` is the
- * server's, whose timers `close()` clears.
+ * Sends an answer: at once, or cut by a reset, or a byte at a time, as the fault that fired says; compressed with
+ * `gzip` (whose bytes are then what is cut or trickled). `sleep` is the server's, whose timers `close()` clears.
  */
 export async function sendAnswer(
   response: ServerResponse,
@@ -15,9 +16,11 @@ export async function sendAnswer(
   headers: Record<string, string>,
   fault: FaultRule | undefined,
   sleep: (ms: number) => Promise<void>,
+  { gzip = false }: { gzip?: boolean } = {},
 ): Promise<void> {
-  const bytes = Buffer.from(answer.text, 'utf8');
-  response.writeHead(status, { ...headers, 'content-type': answer.contentType, 'content-length': bytes.length });
+  const text = Buffer.from(answer.text, 'utf8');
+  const bytes = gzip ? gzipSync(text) : text;
+  response.writeHead(status, { ...headers, 'content-type': answer.contentType, 'content-length': bytes.length, ...(gzip ? { 'content-encoding': 'gzip' } : {}) });
   if (fault?.reset === true) {
     response.flushHeaders();
     response.write(bytes.subarray(0, Math.floor(bytes.length / 2)), () => response.socket?.resetAndDestroy());

@@ -261,7 +261,8 @@ class OfflineHttpServer implements OfflineServer {
       ...(this.#options.markAnswers ? { [OFFLINE_ANSWER_HEADER]: '1' } : {}),
       ...outcome.fault?.headers,
     };
-    await sendAnswer(response, outcome.status, outcome.answer, headers, outcome.fault, (ms) => this.#sleep(ms));
+    const gzip = this.#options.gzip && /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''));
+    await sendAnswer(response, outcome.status, outcome.answer, headers, outcome.fault, (ms) => this.#sleep(ms), { gzip });
   }
 
   #log(record: RequestRecord): void {
