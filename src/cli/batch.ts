@@ -8,14 +8,13 @@ import { join } from 'node:path';
 import { pathExists } from '../common/fs-errors.js';
 import { formatSummary, summaryObject } from './progress.js';
 import { printJson } from './table.js';
-import type { RunFlags } from './run.js';
 import { formatTable } from './table.js';
 
 /** `nightshift run --batch`: submits, collects (and with `--wait`, waits), then prints where the batches stand. */
 export async function runBatchFromFlags(
   jobs: JobSource,
   options: BatchRunOptions,
-  flags: RunFlags,
+  flags: { quiet: boolean; json: boolean; offline: boolean },
   io: CliIO,
   writePage: () => Promise<string | undefined>,
 ): Promise<number> {
