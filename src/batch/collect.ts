@@ -43,7 +43,6 @@ export interface Collected {
   failedForGood: string[];
   /** Jobs without an answer to send again: lines the batch never ran (expired, cancelled), or that failed retryably. */
   again: string[];
-  costUsd: number;
   /** The batch was refused because the model's enqueued-token limit is full: nothing ran, the part waits. */
   refused?: string;
 }
@@ -80,7 +79,7 @@ async function settle(pending: Promise<void>[]): Promise<void> {
 
 async function collectLines(part: PartState, batch: Batch, context: CollectContext, pending: Promise<void>[]): Promise<Collected> {
   const entries = await readEntries(join(context.folder.dir, part.ids));
-  const collected: Collected = { done: 0, incomplete: 0, failed: 0, failedForGood: [], again: [], costUsd: 0 };
+  const collected: Collected = { done: 0, incomplete: 0, failed: 0, failedForGood: [], again: [] };
   const seen = new Set<string>();
   const journaled = context.resumed ? await alreadyJournaled(entries, batch.id, context) : new Set<string>();
   const timing = batchTiming(batch, context.clock);
@@ -150,7 +149,6 @@ async function collectLines(part: PartState, batch: Batch, context: CollectConte
 }
 
 function count(collected: Collected, record: JobRecord, retryable: boolean): void {
-  if (record.costUsd !== null) collected.costUsd += record.costUsd;
   if (record.state === 'done') collected.done++;
   else if (record.state === 'incomplete') collected.incomplete++;
   else {

@@ -8,9 +8,9 @@ import { jobsInMemory, type JobSource } from '../jobs/source.js';
 import { openOutputFolder, type OutputFolder } from '../output/folder.js';
 import { apiOrigin, OFFLINE_ORIGIN } from '../output/journal.js';
 import { addUsd, paidInJournals, setAsideJournals } from '../cost/money.js';
-import { countPlan, jobsToSend, planJobs, type ToSend } from '../run/plan.js';
+import { countPlan, jobsToSend, planJobs } from '../run/plan.js';
 import type { RunOptions, RunSummary, StopReason } from '../run/options.js';
-import { jobCounts } from '../run/run.js';
+import { jobCounts, moneyAfter } from '../run/run.js';
 import { BatchApi, BatchApiError, type Batch } from './api.js';
 import { collectBatch } from './collect.js';
 import { isOpen, Ledger, PARTS_DIR, type PartState } from './ledger.js';
@@ -40,8 +40,6 @@ export interface BatchRunSummary extends RunSummary {
   inBatches: number;
   /** Jobs submitted by this command. */
   submitted: number;
-  /** What the lines this command collected cost (priced ones). */
-  spentUsd: number;
 }
 
 /**
@@ -68,13 +66,12 @@ export async function runBatch(jobs: readonly Job[] | JobSource, given: BatchRun
     ...(options.abortSignal ? { signal: options.abortSignal } : {}),
     ...(options.random ? { random: options.random } : {}),
   });
-  const engine = new BatchEngine(source, folder, ledger, api, { ...options, redact }, clock, emit);
   try {
     for (const message of folder.index.warnings) warn(message);
     // What the folder paid before this command: its journal, and the journals `--fresh` set aside (see cost/money.ts).
     const spentBefore = folder.index.spentUsd;
     const setAside = await paidInJournals(await setAsideJournals(options.outDir), options.origin);
-    engine.paidElsewhere = setAside;
+    const engine = new BatchEngine(source, folder, ledger, api, { ...options, redact, paidElsewhere: setAside }, clock, emit);
     const planned = countPlan(await planJobs(source, folder, options));
     emit({ type: 'planned', ...planned });
     await folder.startRun({ startedAt: new Date(clock.now()).toISOString(), files: options.files, jobs: source.count, origin: options.origin });
@@ -85,11 +82,7 @@ export async function runBatch(jobs: readonly Job[] | JobSource, given: BatchRun
     return {
       ...jobCounts(source.count, planned, total),
       retries: engine.resubmitted,
-      money: {
-        thisRunUsd: addUsd(folder.index.spentUsd, -spentBefore),
-        currentUsd: total.costUsd,
-        paidUsd: addUsd(setAside, folder.index.spentUsd),
-      },
+      money: moneyAfter(spentBefore, addUsd(spentBefore, setAside), folder.index.spentUsd, total.costUsd),
       unpricedModels: written.usage.unpricedModels(),
       missingModels: [],
       ...(engine.stopReason ? { stopReason: engine.stopReason, stopMessage: engine.stopMessage } : {}),
@@ -98,7 +91,6 @@ export async function runBatch(jobs: readonly Job[] | JobSource, given: BatchRun
       batches: views,
       inBatches: engine.inBatches(),
       submitted: engine.submitted,
-      spentUsd: engine.spentUsd,
     };
   } finally {
     await ledger.close();
@@ -115,9 +107,6 @@ class BatchEngine {
   jobFilesChanged = false;
   submitted = 0;
   resubmitted = 0;
-  spentUsd = 0;
-  /** What journals `--fresh` set aside paid: it counts against the budget too. */
-  paidElsewhere = 0;
   /** Submissions of each job by this command: a job is sent at most `maxAttempts` times by one command. */
   readonly #attempts = new Map<string, number>();
   /** Jobs this command will not send again: failed for good, or left unfinished by a cancelled batch. */
@@ -133,7 +122,8 @@ class BatchEngine {
     private readonly folder: OutputFolder,
     private readonly ledger: Ledger,
     private readonly api: BatchApi,
-    private readonly options: BatchRunOptions & { redact: (text: string) => string; origin: string },
+    /** `paidElsewhere`: what the journals `--fresh` set aside paid, which counts against the budget too. */
+    private readonly options: BatchRunOptions & { redact: (text: string) => string; origin: string; paidElsewhere: number },
     private readonly clock: Clock,
     private readonly emit: Emit,
   ) {}
@@ -245,7 +235,6 @@ class BatchEngine {
       this.emit({ type: 'batch-waiting', part: part.part, model: part.model, reason: result.refused });
       return false;
     }
-    this.spentUsd += result.costUsd;
     for (const id of result.failedForGood) this.#settled.add(id);
     // Lines a cancelled batch never ran stay pending: whoever cancelled it did not want them now.
     if (batch.status === 'cancelled') for (const id of result.again) this.#settled.add(id);
@@ -293,17 +282,16 @@ class BatchEngine {
     const plan = await planJobs(this.source, this.folder, this.options);
     const inFlight = await customIdsOf(this.options.outDir, this.ledger.parts().filter(isOpen));
     const budget = this.options.budget;
-    let reserved = this.ledger.parts().filter(isOpen).reduce((sum, part) => sum + (part.worstUsd ?? 0), 0) + this.folder.index.spentUsd + this.paidElsewhere;
+    let reserved = this.ledger.parts().filter(isOpen).reduce((sum, part) => sum + (part.worstUsd ?? 0), 0) + this.folder.index.spentUsd + this.options.paidElsewhere;
     const worst = new Map<string, number>();
     const { source, options } = this;
     const settled = this.#settled;
     const attempts = this.#attempts;
     let budgetHit: string | undefined;
     const partialJobs: string[] = [];
-    async function* toSend(): AsyncGenerator<{ position: number; job: Job }> {
-      let position = 0;
-      for await (const { job, fp, partial } of jobsToSend(source, plan) as AsyncIterable<ToSend>) {
-        position++;
+    const countAttempt = (id: string): void => this.#countAttempt(id);
+    async function* toSend(): AsyncGenerator<Job> {
+      for await (const { job, fp, partial } of jobsToSend(source, plan)) {
         // Making some of a job's images again alone keeps the others in the same record: a live run does that.
         if (partial) {
           partialJobs.push(job.id);
@@ -320,7 +308,8 @@ class BatchEngine {
           reserved += cost;
           worst.set(job.id, cost);
         }
-        yield { position, job };
+        countAttempt(job.id);
+        yield job;
       }
     }
     const round = `${new Date(this.clock.now()).toISOString().replace(/[-:.TZ]/g, '').slice(0, 14)}-${randomBytes(3).toString('hex')}`;
@@ -363,12 +352,14 @@ class BatchEngine {
     await this.ledger.append({ type: 'uploaded', part: key, fileId, at: this.now() });
     const state = this.ledger.part(key)!;
     await this.create(state, fileId);
-    for await (const id of idsOf(join(this.options.outDir, state.ids))) {
-      const attempts = (this.#attempts.get(id) ?? 0) + 1;
-      this.#attempts.set(id, attempts);
-      if (attempts > 1) this.resubmitted++;
-    }
     this.submitted += part.requests;
+  }
+
+  /** A job handed to a part: one more submission of it by this command. */
+  #countAttempt(id: string): void {
+    const attempts = (this.#attempts.get(id) ?? 0) + 1;
+    this.#attempts.set(id, attempts);
+    if (attempts > 1) this.resubmitted++;
   }
 
   private async create(part: PartState, fileId: string): Promise<void> {

@@ -27,7 +27,7 @@ export async function runBatchFromFlags(
         io.stderr(`warning: ${event.message}\n`);
         break;
       case 'planned':
-        say(`${event.total} jobs: ${event.skipped} already done, ${event.fresh + event.rerun} to send through the Batch API`);
+        say(`${event.total} jobs: ${event.skipped} already done, ${event.fresh + event.rerun} not done yet (in batches, or to send through the Batch API)`);
         break;
       case 'batch-submitted':
         say(`submitted ${event.batch.batchId} (${event.batch.model}, ${event.batch.requests} request${event.batch.requests === 1 ? '' : 's'})`);
@@ -52,7 +52,7 @@ export async function runBatchFromFlags(
   const page = await writePage();
   const images = await pathExists(join(summary.outDir, 'images'));
   if (flags.json) {
-    const spending = { spentUsd: summary.spentUsd, unpricedAnswers: 0, images };
+    const spending = { spentUsd: summary.money.thisRunUsd, unpricedAnswers: 0, images };
     printJson(io.stdout, { ...summaryObject(summary, spending), batches: summary.batches, inBatches: summary.inBatches, submitted: summary.submitted, report: page ?? null });
   } else if (!flags.quiet) {
     io.stdout(formatSummary(summary, { images, offline: flags.offline }));

@@ -4,7 +4,7 @@ import type { Job, Usage } from '../common/types.js';
 import { jobsInMemory, type JobSource } from '../jobs/source.js';
 import { openOutputFolder } from '../output/folder.js';
 import { apiOrigin } from '../output/journal.js';
-import { addUsd, paidInJournals, setAsideJournals } from '../cost/money.js';
+import { addUsd, paidInJournals, setAsideJournals, type MoneyFigures } from '../cost/money.js';
 import { Dispatch } from './dispatch.js';
 import type { RunOptions, RunSummary } from './options.js';
 import { countPlan, jobsToSend, keptMessage, planJobs, type PlanCounts } from './plan.js';
@@ -55,11 +55,7 @@ export async function runJobs(jobs: readonly Job[] | JobSource, given: RunOption
     return {
       ...jobCounts(source.count, planned, total),
       retries: dispatch.retries,
-      money: {
-        thisRunUsd: addUsd(folder.index.spentUsd, -spentBefore),
-        currentUsd: total.costUsd,
-        paidUsd: addUsd(paidBefore, folder.index.spentUsd - spentBefore),
-      },
+      money: moneyAfter(spentBefore, paidBefore, folder.index.spentUsd, total.costUsd),
       unpricedModels: usage.unpricedModels(),
       missingModels: [...dispatch.missingModels].map(([model, notSent]) => ({ model, notSent })),
       // The stop that changed job files caused is said by `jobFilesChanged`, not as an interruption.
@@ -72,6 +68,15 @@ export async function runJobs(jobs: readonly Job[] | JobSource, given: RunOption
   } finally {
     await folder.close();
   }
+}
+
+/**
+ * The three money figures after a run (see cost/money.ts): the folder's journal had spent `spentBefore` when it began
+ * and `spentNow` when it ended, and the folder had paid `paidBefore` in all (set-aside journals included).
+ */
+export function moneyAfter(spentBefore: number, paidBefore: number, spentNow: number, currentUsd: number): MoneyFigures {
+  const thisRunUsd = addUsd(spentNow, -spentBefore);
+  return { thisRunUsd, currentUsd, paidUsd: addUsd(paidBefore, thisRunUsd) };
 }
 
 /** What a run's summary says of the jobs: as planned, and as their results stand now (a live or a batch run). */
