@@ -46,23 +46,16 @@ export type LedgerRecord =
 /** Where a part stands, from its records. */
 export type PartStage = 'intended' | 'uploaded' | 'submitted' | 'refused' | 'collected' | 'abandoned';
 
-export interface PartState {
-  part: string;
-  endpoint: Endpoint;
-  model: string;
-  requests: number;
-  bytes: number;
-  file: string;
-  ids: string;
-  worstUsd?: number;
+/** A part as its intent records it. */
+type PartRecord = Extract<LedgerRecord, { type: 'part' }>;
+
+export interface PartState extends Omit<PartRecord, 'type' | 'at'> {
   /** When the part was recorded (ISO time). */
   createdAt: string;
   stage: PartStage;
   fileId?: string;
   /** The batch running or last run for the part. */
   batchId?: string;
-  /** Every batch created for the part, oldest first: output and error files of each are the account's to clean. */
-  batchIds: string[];
   /** The last batch's status when collected, and its request counts. */
   status?: string;
   completed?: number;
@@ -142,7 +135,7 @@ export class Ledger {
     if (record.type === 'part') {
       const { part, endpoint, model, requests, bytes, file, ids, worstUsd, at } = record;
       const held = typeof worstUsd === 'number' ? { worstUsd } : {};
-      this.#parts.set(part, { part, endpoint, model, requests, bytes, file, ids, ...held, createdAt: at, stage: 'intended', batchIds: [], cleaned: false });
+      this.#parts.set(part, { part, endpoint, model, requests, bytes, file, ids, ...held, createdAt: at, stage: 'intended', cleaned: false });
       return;
     }
     const state = this.#parts.get(record.part);
@@ -154,7 +147,6 @@ export class Ledger {
         break;
       case 'submitted':
         state.batchId = record.batchId;
-        state.batchIds.push(record.batchId);
         state.stage = 'submitted';
         if (typeof record.createdAt === 'number') state.batchCreatedAt = record.createdAt;
         if (typeof record.expiresAt === 'number') state.expiresAt = record.expiresAt;
