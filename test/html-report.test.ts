@@ -2,8 +2,12 @@ import { access, readFile, stat, writeFile, mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { cli, journalLines, offlineServerPerTest, readCsv, tempDir, writeJobs } from './helpers.js';
+import { execFile } from 'node:child_process';
+import { cli, CLI_PATH, journalLines, offlineServerPerTest, readCsv, tempDir, writeJobs } from './helpers.js';
 import { findChromium, openPage, pngSize } from './chromium.js';
+
+/** The heap (MB) `report --html` is given for 100,000 jobs. */
+const HEAP_MB = 64;
 
 const api = offlineServerPerTest('sk-test-html-key-1234567890');
 
@@ -122,6 +126,46 @@ describe('report.html', () => {
     }
     const records = (await journalLines(out)).filter((line) => line.type === 'job');
     expect(records).toHaveLength(2);
+  });
+
+  it('shows the prompts of the job file as it is now, after jobs were inserted, moved and deleted in it', async () => {
+    const dir = await tempDir();
+    const out = join(dir, 'out');
+    const jobs = Array.from({ length: 30 }, (_, i) => ({ id: `q${i}`, model: 'gpt-4o-mini', prompt: `Question ${i}`, max_completion_tokens: 500 }));
+    const file = await writeJobs(dir, jobs);
+    expect((await cli(['run', file, '--out', out, '--offline', '--no-html'])).code).toBe(0);
+    // A new job at the top, q5 deleted, q20 moved to the end, q3's prompt edited.
+    const edited = [{ id: 'new', model: 'gpt-4o-mini', prompt: 'Inserted', max_completion_tokens: 500 }, ...jobs.filter((job) => job.id !== 'q5' && job.id !== 'q20'), jobs[20]!];
+    edited[4] = { ...edited[4]!, prompt: 'Question 3, edited' };
+    await writeFile(file, edited.map((job) => JSON.stringify(job)).join('\n'));
+    const html = join(dir, 'page.html');
+    expect((await cli(['report', out, '--html', html])).code).toBe(0);
+    const shown = new Map(pageJobs(await readFile(html, 'utf8')).map((job) => [job.id, job.prompt]));
+    expect(shown.size).toBe(30);
+    for (let i = 0; i < 30; i++) {
+      if (i === 5) expect(shown.get('q5')).toBeNull();
+      else expect(shown.get(`q${i}`)).toBe(i === 3 ? 'Question 3, edited' : `Question ${i}`);
+    }
+  });
+});
+
+describe('report.html in flat memory', () => {
+  it('writes the page of 100,000 jobs job by job: report --html needs no more heap than for a few', { timeout: 120_000 }, async () => {
+    const count = 100_000;
+    const out = await largeFolder(count);
+    const html = join(out, 'all.html');
+    // Gathering the page whole took about 3 KB a job (300 MB here); written job by job it fits a small heap.
+    const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((done) => {
+      execFile(process.execPath, [`--max-old-space-size=${HEAP_MB}`, CLI_PATH, 'report', out, '--html', html], (error, _stdout, stderr) =>
+        done({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stderr }),
+      );
+    });
+    expect(stderr).not.toMatch(/heap/i);
+    expect(code).toBe(0);
+    const jobs = pageJobs(await readFile(html, 'utf8'));
+    expect(jobs).toHaveLength(count);
+    expect(jobs.at(-1)).toMatchObject({ id: `job-${count - 1}`, status: 'ok', costUsd: 0.000027 });
+    expect(pageFigures(await readFile(html, 'utf8')).currentUsd).toBeCloseTo(0.000027 * count, 9);
   });
 });
 

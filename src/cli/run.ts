@@ -11,7 +11,7 @@ import type { RunEvent, RunOptions } from '../run/options.js';
 import { preflight, REASONING_PLANNING_CAP } from '../run/preflight.js';
 import { runJobs } from '../run/run.js';
 import { apiOrigin, OFFLINE_ORIGIN } from '../output/journal.js';
-import { PAGE_MAX_JOBS, REPORT_PAGE, writeReportPage } from '../page/write-page.js';
+import { REPORT_PAGE, writeReportPage } from '../page/write-page.js';
 import { startOfflineServer } from '../server/server.js';
 import { apiClient, configuredOrigin, missingKey } from './client.js';
 import { dryRun } from './dry-run.js';
@@ -258,10 +258,6 @@ async function checkBeforeSending(jobs: JobSource, flags: RunFlags, io: CliIO): 
  */
 async function writePage(flags: RunFlags, jobs: JobSource, io: CliIO): Promise<string | undefined> {
   const path = join(flags.outDir, REPORT_PAGE);
-  if (jobs.count > PAGE_MAX_JOBS) {
-    io.stderr(`warning: ${REPORT_PAGE} is not written for more than ${PAGE_MAX_JOBS} jobs; nightshift report ${flags.outDir} --html FILE writes it\n`);
-    return undefined;
-  }
   try {
     await writeReportPage([flags.outDir], path, {
       jobsOf: (folder) => (folder === flags.outDir ? jobs.open() : undefined),

@@ -13,7 +13,7 @@
 import { readdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { messageOf, NightshiftError } from '../common/errors.js';
-import { readCurrentResults, type CurrentResult } from '../output/current-results.js';
+import { currentResults, type CurrentResult } from '../output/current-results.js';
 import { answeredOffline, answerCountsFor, JOURNAL_FILE, readJournalRecords, type JobRecord, type JournalRecord } from '../output/journal.js';
 import { costOf } from './cost.js';
 import type { PriceBook } from './prices.js';
@@ -106,20 +106,18 @@ export function repriced(record: JobRecord, book: PriceBook): JobRecord {
  * was billed, `offlineUsd` what the offline server's answers would have cost. With `book`, priced again with it.
  */
 export async function currentCost(folder: string, book?: PriceBook): Promise<{ usd: number; offlineUsd: number }> {
-  return currentCostOf(await readCurrentResults(folder), book);
+  const total = { usd: 0, offlineUsd: 0 };
+  for await (const result of currentResults(folder)) addCurrentCost(total, result, book);
+  return total;
 }
 
-/** {@link currentCost} of results already read. */
-export function currentCostOf(results: readonly CurrentResult[], book?: PriceBook): { usd: number; offlineUsd: number } {
-  let usd = 0;
-  let offlineUsd = 0;
-  for (const { row, record } of results) {
-    const cost = book && record ? repriced(record, book).costUsd : typeof row.cost_usd === 'number' ? row.cost_usd : null;
-    if (cost === null) continue;
-    if (record && answeredOffline(record)) offlineUsd = addUsd(offlineUsd, cost);
-    else usd = addUsd(usd, cost);
-  }
-  return { usd, offlineUsd };
+/** Adds one current result to a {@link currentCost} total; returns what it cost (null when unknown or pending). */
+export function addCurrentCost(total: { usd: number; offlineUsd: number }, { row, record }: CurrentResult, book?: PriceBook): number | null {
+  const cost = book && record ? repriced(record, book).costUsd : typeof row.cost_usd === 'number' ? row.cost_usd : null;
+  if (cost === null) return null;
+  if (record && answeredOffline(record)) total.offlineUsd = addUsd(total.offlineUsd, cost);
+  else total.usd = addUsd(total.usd, cost);
+  return cost;
 }
 
 async function readFolder(folder: string): Promise<string[]> {

@@ -190,6 +190,14 @@ export async function loadJobs(files: readonly string[], options: LoadOptions = 
   return result;
 }
 
+/**
+ * The jobs of job files that are valid, one at a time in file order, as {@link loadJobs} would keep them (records
+ * with problems are passed over), without holding them: for showing jobs beside their results.
+ */
+export async function* readValidJobs(files: readonly string[], options: LoadOptions = {}): AsyncGenerator<Job> {
+  for await (const checked of checkJobs(files, options, createUniquenessCheck())) if ('job' in checked) yield checked.job;
+}
+
 /** Options of {@link validateJobFiles}. */
 export interface ValidateOptions extends LoadOptions {
   keep?: KeepOptions;

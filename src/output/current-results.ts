@@ -3,11 +3,14 @@
  * last run wrote it) with the journal record it shows, for what the row does not hold (image token counts, when it
  * finished, the files' sizes). Reads files only, so it works on a folder no run holds, and on one of an older run.
  */
-import { readFile } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
+import { createInterface, type Interface } from 'node:readline';
 import { join } from 'node:path';
 import { messageOf, NightshiftError } from '../common/errors.js';
 import { RESULTS_JSONL_FILE } from './folder.js';
-import { JOURNAL_FILE, readJournalRecords, type JobRecord } from './journal.js';
+import { JOURNAL_FILE, type JobRecord } from './journal.js';
+import { indexJournal, type JournalIndex } from './journal-index.js';
+import { RecordReader } from './record-reader.js';
 import type { ResultRow, ResultStatus } from './results.js';
 
 /** One job's current result, and the journal record behind it (none for a pending job, or a record no longer found). */
@@ -19,20 +22,50 @@ export interface CurrentResult {
 const STATUS_OF_STATE: Readonly<Record<string, ResultStatus>> = { done: 'ok', incomplete: 'incomplete', failed: 'failed' };
 
 /**
- * The folder's current results, `[]` when it has no `results.jsonl` (no run finished writing its views there). A row
- * is matched to the latest journal record of its job that shows the same outcome (status, attempts, latency and
- * request id), which is the record the run wrote the row from.
+ * The folder's current results, one job at a time in input order (none when it has no `results.jsonl`: no run
+ * finished writing its views there). A row is matched to the latest journal record of its job that shows the same
+ * outcome (status, attempts, latency and request id), which is the record the run wrote the row from. Memory stays
+ * flat in the rows: the journal is indexed (a few dozen bytes a job) and each row's record read back by location.
  */
-export async function readCurrentResults(folder: string, onWarning?: (warning: string) => void): Promise<CurrentResult[]> {
-  const rows = await readRows(join(folder, RESULTS_JSONL_FILE));
-  const byId = new Map<string, number>();
-  for (const [index, row] of rows.entries()) if (row.row.status !== 'pending') byId.set(String(row.row.id), index);
-  for await (const record of readJournalRecords(join(folder, JOURNAL_FILE), onWarning ? { onWarning } : {})) {
-    if (record.type !== 'job') continue;
-    const index = byId.get(record.id);
-    if (index !== undefined && shows(rows[index]!.row, record)) rows[index]!.record = record;
+export async function* currentResults(folder: string, onWarning?: (warning: string) => void): AsyncGenerator<CurrentResult> {
+  const path = join(folder, RESULTS_JSONL_FILE);
+  let handle: FileHandle;
+  try {
+    handle = await open(path, 'r');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new NightshiftError('E_OUTPUT', `Cannot read ${path}: ${messageOf(error)}`, { path }, { cause: error });
   }
-  return rows;
+  let lines: Interface | undefined;
+  let reader: RecordReader | undefined;
+  try {
+    const journal = join(folder, JOURNAL_FILE);
+    const index = await indexJournal(journal);
+    for (const warning of index.warnings) onWarning?.(warning);
+    if (index.size > 0) reader = await RecordReader.open(journal);
+    // Made only now: lines read before the loop below asks for them would be lost.
+    lines = createInterface({ input: handle.createReadStream({ encoding: 'utf8', autoClose: false }), crlfDelay: Infinity });
+    let lineNumber = 0;
+    for await (const line of lines) {
+      lineNumber++;
+      if (line.trim() === '') continue;
+      const row = parseRow(line, path, lineNumber);
+      yield { row, ...(reader && row.status !== 'pending' ? await recordShown(row, index, reader) : {}) };
+    }
+  } finally {
+    lines?.close();
+    await reader?.close();
+    await handle.close();
+  }
+}
+
+/** The journal record `row` shows, among those the index keeps for its job. */
+async function recordShown(row: ResultRow, index: JournalIndex, reader: RecordReader): Promise<{ record?: JobRecord }> {
+  for (const ref of index.recordsOf(String(row.id))) {
+    const record = await reader.read(ref);
+    if (shows(row, record)) return { record };
+  }
+  return {};
 }
 
 /** Whether a results row shows this record's outcome. */
@@ -45,23 +78,11 @@ function shows(row: ResultRow, record: JobRecord): boolean {
   );
 }
 
-async function readRows(path: string): Promise<CurrentResult[]> {
-  let text: string;
+function parseRow(line: string, path: string, lineNumber: number): ResultRow {
   try {
-    text = await readFile(path, 'utf8');
+    return JSON.parse(line) as ResultRow;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw new NightshiftError('E_OUTPUT', `Cannot read ${path}: ${messageOf(error)}`, { path }, { cause: error });
+    if (!(error instanceof SyntaxError)) throw error;
+    throw new NightshiftError('E_OUTPUT', `${path}:${lineNumber} is not a JSON line: results.jsonl was damaged; a run rewrites it from the journal`, { path });
   }
-  const rows: CurrentResult[] = [];
-  for (const [index, line] of text.split('\n').entries()) {
-    if (line.trim() === '') continue;
-    try {
-      rows.push({ row: JSON.parse(line) as ResultRow });
-    } catch (error) {
-      if (!(error instanceof SyntaxError)) throw error;
-      throw new NightshiftError('E_OUTPUT', `${path}:${index + 1} is not a JSON line: results.jsonl was damaged; a run rewrites it from the journal`, { path });
-    }
-  }
-  return rows;
 }

@@ -197,6 +197,13 @@ export class JournalIndex {
     return sameKey(this.answerOf(ids, number, key), key);
   }
 
+  /** Every record the index keeps for `id`: its latest first, then its earlier successes with other requests. */
+  recordsOf(id: string): RecordRef[] {
+    const slot = this.slots.indexOf(id);
+    if (slot < 0 || slot >= this.capacity || (this.flags[slot]! & PRESENT) === 0) return [];
+    return [this.latest(slot), ...(this.earlier.get(slot)?.values() ?? [])];
+  }
+
   private answerAt(slot: number, key: Buffer): RecordRef | undefined {
     if (slot < 0 || slot >= this.capacity || (this.flags[slot]! & PRESENT) === 0) return undefined;
     return this.earlier.get(slot)?.get(key.toString('hex')) ?? this.latest(slot);

@@ -2,16 +2,19 @@
  * What the HTML page shows, gathered from output folders by reading their files only: the current results
  * (`results.jsonl` and the journal records behind them), every request the journals record (for the money paid and
  * the charts), the latest run's facts, and, where the job files can still be read, each job's prompt, size and quality.
+ * Jobs are handed over one at a time as they are read, so that a page of a million jobs is written in flat memory.
  */
-import { access } from 'node:fs/promises';
+import { accessSync, constants, createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { join, relative, sep } from 'node:path';
 import type { Job } from '../common/types.js';
-import { loadJobs } from '../jobs/load.js';
-import { addUsd, currentCostOf, journalFiles, repriced, type MoneyFigures } from '../cost/money.js';
+import { isFileSystemError } from '../common/fs-errors.js';
+import { readValidJobs } from '../jobs/load.js';
+import { addCurrentCost, addUsd, journalFiles, repriced, type MoneyFigures } from '../cost/money.js';
 import type { PriceBook } from '../cost/prices.js';
 import { isRequest, UNTAGGED } from '../cost/report.js';
-import { readCurrentResults, type CurrentResult } from '../output/current-results.js';
-import { answeredOffline, answerCountsFor, JOURNAL_FILE, OFFLINE_ORIGIN, readJournalRecords, type JobRecord } from '../output/journal.js';
+import { currentResults } from '../output/current-results.js';
+import { answeredOffline, answerCountsFor, JOURNAL_FILE, journalSize, OFFLINE_ORIGIN, parseRecord, readJournalRecords, type JobRecord, type RunRecord } from '../output/journal.js';
 
 /** A reply longer than this is cut in the page (the whole of it is in results.jsonl): the page of 100,000 jobs stays small. */
 export const REPLY_CHARS = 4_000;
@@ -65,8 +68,8 @@ export interface RunFacts {
   warnings: string[];
 }
 
-/** Everything the page shows. */
-export interface PageData {
+/** Everything the page shows but its jobs, which {@link collectPageData} hands over one at a time. */
+export interface PageSummary {
   folders: string[];
   money: MoneyFigures & {
     /** The folders' answers came from the offline server: nothing was billed. */
@@ -77,7 +80,9 @@ export interface PageData {
   /** Dollars paid in all, by model, by tag (a request counts under each of its tags) and by UTC day. */
   charts: { byModel: [string, number][]; byTag: [string, number][]; byDay: [string, number][] };
   runs: RunFacts[];
-  jobs: PageJob[];
+  /** Jobs handed over: image jobs, and chat and vision jobs. */
+  images: number;
+  texts: number;
 }
 
 /** What the caller knows beyond the folders' files. */
@@ -93,87 +98,86 @@ export interface PageOptions {
   onWarning?: (warning: string) => void;
 }
 
-/** A request of a journal, as much of it as the figures and charts need. */
-interface Paid {
-  model: string;
-  tags: string[];
-  day: string;
-  costUsd: number | null;
-  /** Where its answer came from (see `JobRecord.origin`): whether it counts depends on the folder's own origin. */
-  origin?: string;
-  /** Recorded after the latest run record of `journal.jsonl`. */
-  latest: boolean;
-  attempts: number;
-  serviceTier?: string;
-  batchId?: string;
+/** How much money and which facts a folder's journals add up to. */
+interface Tally {
+  run: RunFacts;
+  paidUsd: number;
+  thisRunUsd: number;
+  unpriced: number;
 }
 
-/** Gathers the page's data from output folders. */
-export async function collectPageData(folders: readonly string[], options: PageOptions): Promise<PageData> {
-  const data: PageData = {
+/**
+ * Gathers the page's data from output folders, handing each job to `onJob` in input order, folder by folder, and
+ * returning the rest once every job is handed over.
+ */
+export async function collectPageData(folders: readonly string[], options: PageOptions, onJob: (job: PageJob) => Promise<void> | void): Promise<PageSummary> {
+  const summary: PageSummary = {
     folders: [...folders],
     money: { thisRunUsd: 0, currentUsd: 0, paidUsd: 0, offline: true, unpriced: 0 },
     charts: { byModel: [], byTag: [], byDay: [] },
     runs: [],
-    jobs: [],
+    images: 0,
+    texts: 0,
   };
-  const byModel = new Map<string, number>();
-  const byTag = new Map<string, number>();
-  const byDay = new Map<string, number>();
+  const charts: Charts = { byModel: new Map(), byTag: new Map(), byDay: new Map() };
   for (const [index, folder] of folders.entries()) {
-    const { paid, run } = await readJournals(folder, options);
+    const { run, paidUsd, thisRunUsd, unpriced } = await tallyJournals(folder, charts, options);
     const origin = run.origin ?? 'https://api.openai.com';
-    if (origin !== OFFLINE_ORIGIN) data.money.offline = false;
-    let retries = 0;
-    for (const request of paid) {
-      // The rule of cost/money.ts `countsAsPaid`, for a request already known to be one (`isRequest`).
-      if (!answerCountsFor(request, origin)) continue;
-      if (request.latest) {
-        run.sent++;
-        retries += request.attempts - 1;
-        if (request.serviceTier) run.tiers[request.serviceTier] = (run.tiers[request.serviceTier] ?? 0) + 1;
-        if (request.batchId && !run.batches.includes(request.batchId)) run.batches.push(request.batchId);
-      }
-      if (request.costUsd === null) {
-        data.money.unpriced++;
-        continue;
-      }
-      data.money.paidUsd = addUsd(data.money.paidUsd, request.costUsd);
-      if (request.latest) data.money.thisRunUsd = addUsd(data.money.thisRunUsd, request.costUsd);
-      add(byModel, request.model, request.costUsd);
-      add(byDay, request.day, request.costUsd);
-      for (const tag of request.tags.length > 0 ? new Set(request.tags) : [UNTAGGED]) add(byTag, tag, request.costUsd);
-    }
-    run.retries = retries;
-    const results = await readCurrentResults(folder);
-    const current = currentCostOf(results, options.prices);
-    data.money.currentUsd = addUsd(data.money.currentUsd, origin === OFFLINE_ORIGIN ? addUsd(current.usd, current.offlineUsd) : current.usd);
-    const details = await jobDetails(folder, run.files, options);
+    if (origin !== OFFLINE_ORIGIN) summary.money.offline = false;
+    summary.money.paidUsd = addUsd(summary.money.paidUsd, paidUsd);
+    summary.money.thisRunUsd = addUsd(summary.money.thisRunUsd, thisRunUsd);
+    summary.money.unpriced += unpriced;
+    const details = jobDetails(folder, run.files, options);
     if (!details) run.warnings.push(`the job files (${run.files.join(', ') || 'none named'}) could not be read from here: prompts are not shown`);
-    run.warnings.push(...addJobs(data, { index, folder, results, runStartedAt: run.startedAt, details: details ?? new Map() }, options));
-    data.runs.push({ ...run, ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}) });
+    const current = { usd: 0, offlineUsd: 0 };
+    try {
+      const counts = await handJobs({ index, folder, runStartedAt: run.startedAt, details, current }, options, (job) => {
+        if (job.kind === 'image') summary.images++;
+        else summary.texts++;
+        return onJob(job);
+      });
+      run.warnings.push(...counts);
+    } finally {
+      await details?.close();
+    }
+    if (details && details.unmatched > 0) {
+      run.warnings.push(`${details.unmatched} job${details.unmatched === 1 ? '' : 's'} of the results could not be found in the job files as they are now: their prompts are not shown`);
+    }
+    summary.money.currentUsd = addUsd(summary.money.currentUsd, origin === OFFLINE_ORIGIN ? addUsd(current.usd, current.offlineUsd) : current.usd);
+    summary.runs.push({ ...run, ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}) });
   }
-  data.charts = { byModel: sorted(byModel), byTag: sorted(byTag), byDay: [...byDay].sort(([a], [b]) => (a < b ? -1 : 1)) };
-  return data;
+  summary.charts = { byModel: sorted(charts.byModel), byTag: sorted(charts.byTag), byDay: [...charts.byDay].sort(([a], [b]) => (a < b ? -1 : 1)) };
+  return summary;
 }
 
-/** Every request of a folder's journals, and the facts of its latest run. */
-async function readJournals(folder: string, options: PageOptions): Promise<{ paid: Paid[]; run: RunFacts }> {
-  const paid: Paid[] = [];
+/** Dollars by model, tag and UTC day. */
+interface Charts {
+  byModel: Map<string, number>;
+  byTag: Map<string, number>;
+  byDay: Map<string, number>;
+}
+
+/**
+ * Adds up every request of a folder's journals (its money and charts), and the facts of its latest run, one record
+ * at a time. Which answers of the offline server count depends on the folder's origin, which its latest run record
+ * gives: that record is found first.
+ */
+async function tallyJournals(folder: string, charts: Charts, options: PageOptions): Promise<Tally> {
   const run: RunFacts = { folder, files: [], jobs: 0, sent: 0, retries: 0, tiers: {}, batches: [], warnings: [] };
+  const tally: Tally = { run, paidUsd: 0, thisRunUsd: 0, unpriced: 0 };
+  const origin = (await latestRun(join(folder, JOURNAL_FILE)))?.origin ?? 'https://api.openai.com';
   let damaged = 0;
   for (const path of await journalFiles(folder)) {
+    // Requests after the latest run record of journal.jsonl are the latest run's: its counts start again at each.
     const current = path === join(folder, JOURNAL_FILE);
-    // Requests before the latest run record are earlier runs'; the marks are moved as later run records come.
-    let sinceRun: Paid[] = [];
     const onWarning = (warning: string): void => {
       damaged++;
       options.onWarning?.(warning);
     };
     for await (const read of readJournalRecords(path, { onWarning })) {
       if (read.type === 'run' && current) {
-        for (const request of sinceRun) request.latest = false;
-        sinceRun = [];
+        Object.assign(run, { sent: 0, retries: 0, tiers: {}, batches: [] });
+        tally.thisRunUsd = 0;
         delete run.finishedAt;
         Object.assign(run, { startedAt: read.startedAt, files: read.files, jobs: read.jobs, ...(read.origin !== undefined ? { origin: read.origin } : {}) });
         continue;
@@ -181,46 +185,66 @@ async function readJournals(folder: string, options: PageOptions): Promise<{ pai
       if (read.type !== 'job') continue;
       const record = options.prices ? repriced(read, options.prices) : read;
       if (!isRequest(record)) continue;
-      const request: Paid = {
-        model: record.model,
-        tags: record.tags,
-        day: utcDay(record.finishedAt),
-        costUsd: record.costUsd,
-        ...(record.origin !== undefined ? { origin: record.origin } : {}),
-        latest: current,
-        attempts: record.attempts,
-        ...(record.serviceTier ? { serviceTier: record.serviceTier } : {}),
-        ...(record.batchId ? { batchId: record.batchId } : {}),
-      };
+      if (current && record.finishedAt > (run.finishedAt ?? '')) run.finishedAt = record.finishedAt;
+      // The rule of cost/money.ts `countsAsPaid`, for a request already known to be one (`isRequest`).
+      if (!answerCountsFor(record, origin)) continue;
       if (current) {
-        sinceRun.push(request);
-        if (record.finishedAt > (run.finishedAt ?? '')) run.finishedAt = record.finishedAt;
+        run.sent++;
+        run.retries += record.attempts - 1;
+        if (record.serviceTier) run.tiers[record.serviceTier] = (run.tiers[record.serviceTier] ?? 0) + 1;
+        if (record.batchId && !run.batches.includes(record.batchId)) run.batches.push(record.batchId);
       }
-      paid.push(request);
+      if (record.costUsd === null) {
+        tally.unpriced++;
+        continue;
+      }
+      tally.paidUsd = addUsd(tally.paidUsd, record.costUsd);
+      if (current) tally.thisRunUsd = addUsd(tally.thisRunUsd, record.costUsd);
+      add(charts.byModel, record.model, record.costUsd);
+      add(charts.byDay, utcDay(record.finishedAt), record.costUsd);
+      for (const tag of record.tags.length > 0 ? new Set(record.tags) : [UNTAGGED]) add(charts.byTag, tag, record.costUsd);
     }
   }
   if (damaged > 0) run.warnings.push(`${damaged} journal line${damaged === 1 ? ' is' : 's are'} not a valid record and left out`);
-  return { paid, run };
+  return tally;
 }
 
-/** Adds the rows of the folder's current results, with what the page adds to them; returns what deserves a warning. */
-function addJobs(
-  data: PageData,
-  { index, folder, results, runStartedAt, details }: { index: number; folder: string; results: readonly CurrentResult[]; runStartedAt: string | undefined; details: Map<string, JobDetails> },
+/** The latest run record of a journal, read without parsing its job records. */
+async function latestRun(path: string): Promise<RunRecord | undefined> {
+  if ((await journalSize(path)) === 0) return undefined;
+  let latest: RunRecord | undefined;
+  const lines = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity });
+  for await (const line of lines) {
+    // A reply holding these characters has them escaped (`\"type\"`): only a record's own field matches.
+    if (!line.includes('"type":"run"')) continue;
+    const record = parseRecord(line);
+    if (record?.type === 'run') latest = record;
+  }
+  return latest;
+}
+
+/**
+ * Hands over the folder's current results one at a time, with what the page adds to them, and adds up what they
+ * cost into `current`; returns what deserves a warning.
+ */
+async function handJobs(
+  { index, folder, runStartedAt, details, current }: { index: number; folder: string; runStartedAt: string | undefined; details: JobDetailsCursor | undefined; current: { usd: number; offlineUsd: number } },
   options: PageOptions,
-): string[] {
+  onJob: (job: PageJob) => Promise<void> | void,
+): Promise<string[]> {
   let failed = 0;
   let incomplete = 0;
   let pending = 0;
-  for (const { row, record } of results) {
+  for await (const result of currentResults(folder)) {
+    const { row, record } = result;
     const status = String(row.status);
     if (status === 'failed') failed++;
     else if (status === 'incomplete') incomplete++;
     else if (status === 'pending') pending++;
-    const cost = options.prices && record ? repriced(record, options.prices).costUsd : typeof row.cost_usd === 'number' ? row.cost_usd : null;
+    const cost = addCurrentCost(current, result, options.prices);
     const reply = status === 'failed' ? String(row.error ?? '') : record && record.files.length === 0 ? record.output : row.kind === 'image' ? '' : String(row.output ?? '');
-    const detail = details.get(String(row.id));
-    data.jobs.push({
+    const detail = await details?.get(String(row.id));
+    await onJob({
       folder: index,
       id: String(row.id),
       kind: String(row.kind),
@@ -264,31 +288,73 @@ interface JobDetails {
   quality?: string;
 }
 
-/** Each job's prompt, size and quality, by id; undefined when the job files cannot be read. */
-async function jobDetails(folder: string, files: readonly string[], options: PageOptions): Promise<Map<string, JobDetails> | undefined> {
-  const jobs = options.jobsOf?.(folder, files) ?? (await readJobFiles(files));
-  if (!jobs) return undefined;
-  const details = new Map<string, JobDetails>();
-  for await (const job of jobs) details.set(job.id, detailsOf(job));
-  return details;
+/** Each job's prompt, size and quality, read beside the results; undefined when the job files cannot be read. */
+function jobDetails(folder: string, files: readonly string[], options: PageOptions): JobDetailsCursor | undefined {
+  const jobs = options.jobsOf?.(folder, files) ?? readJobFiles(files);
+  return jobs && new JobDetailsCursor(jobs);
 }
 
-/** The jobs of the files a run named, as valid ones read now; undefined when a file is gone. */
-async function readJobFiles(files: readonly string[]): Promise<AsyncIterable<Job> | undefined> {
-  if (files.length === 0) return undefined;
-  for (const file of files) {
-    const readable = await access(file).then(
-      () => true,
-      // A job file moved or deleted since the run: the page goes without prompts.
-      () => false,
-    );
-    if (!readable) return undefined;
+/**
+ * How far the job files are read ahead of the results for a job they do not hold where expected. The results list
+ * jobs in input order, so the two are read side by side and nothing is held; a job file edited since the run (jobs
+ * moved, inserted or deleted) costs at most this many jobs' details in memory.
+ */
+const LOOKAHEAD_JOBS = 5_000;
+
+/** The details of the jobs of job files, asked for in the order the files list them (the results' order). */
+class JobDetailsCursor {
+  /** Jobs read past while looking for another, by id, oldest first. */
+  private readonly ahead = new Map<string, JobDetails>();
+  private readonly jobs: AsyncIterator<Job>;
+  private ended = false;
+  /** Jobs asked for and not found. */
+  unmatched = 0;
+
+  constructor(jobs: AsyncIterable<Job>) {
+    this.jobs = jobs[Symbol.asyncIterator]();
   }
+
+  async get(id: string): Promise<JobDetails | undefined> {
+    const passed = this.ahead.get(id);
+    if (passed) {
+      this.ahead.delete(id);
+      return passed;
+    }
+    for (let read = 0; !this.ended && read < LOOKAHEAD_JOBS; read++) {
+      const next = await this.jobs.next();
+      if (next.done) {
+        this.ended = true;
+        break;
+      }
+      if (next.value.id === id) return detailsOf(next.value);
+      this.ahead.set(next.value.id, detailsOf(next.value));
+      if (this.ahead.size > LOOKAHEAD_JOBS) this.ahead.delete(this.ahead.keys().next().value!);
+    }
+    this.unmatched++;
+    return undefined;
+  }
+
+  async close(): Promise<void> {
+    if (!this.ended) await this.jobs.return?.();
+  }
+}
+
+/** The valid jobs of the files a run named, read now; undefined when a file is gone. */
+function readJobFiles(files: readonly string[]): AsyncIterable<Job> | undefined {
+  if (files.length === 0 || !files.every(readable)) return undefined;
   // Jobs that no longer validate (a model left to --model, say) show no prompt; the others do.
-  const { jobs } = await loadJobs(files);
-  return (async function* () {
-    yield* jobs;
-  })();
+  return readValidJobs(files);
+}
+
+/** A job file moved or deleted since the run: the page goes without prompts. */
+function readable(file: string): boolean {
+  try {
+    accessSync(file, constants.R_OK);
+    return true;
+  } catch (error) {
+    if (isFileSystemError(error)) return false;
+    throw error;
+  }
 }
 
 function detailsOf(job: Job): JobDetails {

@@ -8,61 +8,73 @@ import { MONEY_LABELS } from '../cost/money.js';
 import { formatUsd } from '../output/usage-table.js';
 import { barChart } from './charts.js';
 import { escapeHtml, jsonForScript } from './escape.js';
-import type { PageData, PageJob, RunFacts } from './page-data.js';
+import type { PageJob, PageSummary, RunFacts } from './page-data.js';
 import { JOB_FIELDS, PAGE_SCRIPT, PAGE_STYLE } from './page-script.js';
 
-/** The page, from its data; `generatedAt` is when it is written (ISO). */
-export function renderPage(data: PageData, generatedAt: string): string {
-  const title = data.folders.length === 1 ? `nightshift: ${data.folders[0]}` : `nightshift: ${data.folders.length} output folders`;
-  const images = data.jobs.filter((job) => job.kind === 'image').length;
-  const texts = data.jobs.length - images;
+/**
+ * The page is written in three parts so that its jobs never need to be held: {@link pageStart}, then each job's
+ * {@link pageJob} (separated by commas), then {@link pageEnd}. The jobs come first, as JSON data for the page's script
+ * (not shown by itself); the sections that count and sum them follow.
+ */
+export function pageStart(folders: readonly string[]): string {
   const csp = [
     "default-src 'none'",
     `script-src '${hash(PAGE_SCRIPT)}'`,
     `style-src '${hash(PAGE_STYLE)}'`,
     "img-src 'self' file: data:",
   ].join('; ');
-  const json = jsonForScript({ fields: JOB_FIELDS, jobs: data.jobs.map(row) });
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="${escapeHtml(csp)}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(title)}</title>
+<title>${escapeHtml(titleOf(folders))}</title>
 <style>${PAGE_STYLE}</style>
 </head>
 <body>
+<script type="application/json" id="nightshift-data">{"fields":${jsonForScript(JOB_FIELDS)},"jobs":[`;
+}
+
+/** One job of the page's data: the array of its {@link JOB_FIELDS}. */
+export const pageJob = (job: PageJob): string => jsonForScript(JOB_FIELDS.map((field) => job[field] ?? null));
+
+/** The rest of the page, once every job is written; `generatedAt` is when it is written (ISO). */
+export function pageEnd(summary: PageSummary, generatedAt: string): string {
+  const title = titleOf(summary.folders);
+  const { images, texts } = summary;
+  return `]}</script>
 <header>
 <h1>${escapeHtml(title)}</h1>
-<div class="muted">${data.jobs.length} jobs (${images} image, ${texts} chat and vision) in ${data.folders.map(escapeHtml).join(', ')} &middot; written ${escapeHtml(generatedAt)}</div>
+<div class="muted">${images + texts} jobs (${images} image, ${texts} chat and vision) in ${summary.folders.map(escapeHtml).join(', ')} &middot; written ${escapeHtml(generatedAt)}</div>
 </header>
 <main>
 <section id="cost">
 <h2>Cost</h2>
-${figures(data)}
+${figures(summary)}
 <div class="charts">
-${barChart('Paid in all, by model', data.charts.byModel.map(([label, usd]) => ({ label, usd })))}
-${barChart('Paid in all, by tag (a job counts under each of its tags)', data.charts.byTag.map(([label, usd]) => ({ label, usd })))}
-${barChart('Paid in all, by day (UTC)', data.charts.byDay.map(([label, usd]) => ({ label, usd })))}
+${barChart('Paid in all, by model', summary.charts.byModel.map(([label, usd]) => ({ label, usd })))}
+${barChart('Paid in all, by tag (a job counts under each of its tags)', summary.charts.byTag.map(([label, usd]) => ({ label, usd })))}
+${barChart('Paid in all, by day (UTC)', summary.charts.byDay.map(([label, usd]) => ({ label, usd })))}
 </div>
 </section>
 <section id="runs">
 <h2>Latest run</h2>
-${data.runs.map(facts).join('\n')}
+${summary.runs.map(facts).join('\n')}
 </section>
 ${images > 0 ? sheetSection() : ''}
 ${texts > 0 ? tableSection() : ''}
 </main>
-<script type="application/json" id="nightshift-data">${json}</script>
 <script>${PAGE_SCRIPT}</script>
 </body>
 </html>
 `;
 }
 
+const titleOf = (folders: readonly string[]): string => (folders.length === 1 ? `nightshift: ${folders[0]}` : `nightshift: ${folders.length} output folders`);
+
 /** The three money figures, each with its value for programs (`data-usd`) beside the text. */
-function figures({ money }: PageData): string {
+function figures({ money }: PageSummary): string {
   const item = (key: keyof typeof MONEY_LABELS, note: string): string =>
     `<div class="figure" data-figure="${key}" data-usd="${money[key]}"><span class="muted">${escapeHtml(MONEY_LABELS[key])}</span>` +
     `<span class="usd">$${formatUsd(money[key])}</span><span class="muted">${escapeHtml(note)}</span></div>`;
@@ -114,9 +126,6 @@ function tableSection(): string {
 <table id="jobs"><thead><tr><th data-key="id">id</th><th data-key="status">status</th><th data-key="model">model</th><th data-key="tokens">tokens</th><th data-key="costUsd">cost</th><th data-key="reply">reply (click a row for all of it)</th></tr></thead><tbody id="jobs-body"></tbody></table>
 </section>`;
 }
-
-/** A job as the array of its {@link JOB_FIELDS}. */
-const row = (job: PageJob): unknown[] => JOB_FIELDS.map((field) => job[field] ?? null);
 
 const hash = (text: string): string => `sha256-${createHash('sha256').update(text).digest('base64')}`;
 
