@@ -372,3 +372,39 @@ describe('--rpm against the offline server', () => {
     for (const time of times) expect(times.filter((other) => other >= time && other < time + 1000).length).toBeLessThanOrEqual(22);
   });
 });
+
+describe('what the offline server charges against its token limit', () => {
+  let server: OfflineServer | undefined;
+  afterEach(async () => {
+    await server?.close();
+    server = undefined;
+  });
+
+  /** Sends one chat request and reads what the server has left of its token limit, and the answer's usage. */
+  const ask = async (body: Record<string, unknown>) => {
+    const response = await fetch(`${server!.url}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer sk-test' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', ...body }),
+    });
+    const answer = (await response.json()) as { usage: { prompt_tokens: number; total_tokens: number } };
+    return { remaining: Number(response.headers.get('x-ratelimit-remaining-tokens')), usage: answer.usage };
+  };
+
+  it('charges the prompt plus the output bound, 256 when a request sets none, by default', async () => {
+    server = await startOfflineServer({ rateLimit: { tpm: 100_000 } });
+    const { remaining, usage } = await ask({ messages: [{ role: 'user', content: 'Write a haiku about item 7.' }] });
+    expect(100_000 - remaining).toBe(usage.prompt_tokens + DEFAULT_OUTPUT_BOUND);
+  });
+
+  it("charges, as OpenAI, an estimate from the request's characters (or its max_completion_tokens) at admission, raised to what the answer used", async () => {
+    server = await startOfflineServer({ rateLimit: { tpm: 100_000, charge: 'estimate' } });
+    const unbounded = await ask({ messages: [{ role: 'user', content: 'Write a haiku about item 7.' }] });
+    // Far less than the prompt plus 256: the server charges what the answer actually used.
+    expect(100_000 - unbounded.remaining).toBe(unbounded.usage.total_tokens);
+    server.reset();
+    const bounded = await ask({ messages: [{ role: 'user', content: 'Write a haiku about item 7.' }], max_completion_tokens: 5000 });
+    // Unused output is not given back.
+    expect(100_000 - bounded.remaining).toBe(5000);
+  });
+});
