@@ -102,6 +102,6 @@ function outputBound(job: Job): number {
     // Models priced per image (DALL·E) report no tokens, and no token limit applies to them.
     return n * (imageOutputTokens(job.model, size, quality) ?? 0);
   }
-  const bound = positiveInteger(job.body.max_completion_tokens) ?? positiveInteger(job.body.max_tokens) ?? DEFAULT_OUTPUT_BOUND;
-  return n * bound;
+  // A job without a bound has none here: its choices are open (see `tokenClaim`).
+  return n * (positiveInteger(job.body.max_completion_tokens) ?? positiveInteger(job.body.max_tokens) ?? 0);
 }

@@ -21,7 +21,7 @@ import { DEFAULT_OUTPUT_BOUND } from '../cost/tokens.js';
  * charges for it is learned per model. It starts at {@link DEFAULT_OUTPUT_BOUND} per choice (the most any server
  * charges it up front that nightshift knows of); each answer's `limit - remaining` tokens is at most what its request
  * cost the server (more when other requests were charged just before it), so once the server's bucket has room, the
- * headers show what it really charges, and the charge falls to it, at most by half a second
+ * headers show what it really charges, and the charge falls to it, halving at most once a second
  * ({@link OUTPUT_FALL_HALF_LIFE_MS}). An answer whose output was longer than the charge raises it at once to that
  * length, and its request is charged the difference, so a model whose answers suddenly get long slows down with the
  * requests already in flight as the only overshoot.
