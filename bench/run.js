@@ -221,6 +221,7 @@ async function rateLimited() {
       { name: `3a. --rpm ${RPM} --tpm ${TPM}`, jobs: 'bounded', make: bounded, charge: 'bound', flags: ['--rpm', String(RPM), '--tpm', String(TPM)], target: { use: 0.95, errors: 0.01 } },
       { name: '3b. no flags (headers only)', jobs: 'bounded', make: bounded, charge: 'bound', flags: [], target: { use: 0.95, errors: 0.005 } },
       { name: '3c. no flags, outputs unbounded, charged as OpenAI', jobs: 'unbounded', make: unbounded, charge: 'estimate', flags: [], target: { use: 0.9, errors: 0.005 } },
+      { name: `3d. --rpm ${RPM} --tpm ${TPM}, outputs unbounded, charged as OpenAI`, jobs: 'unbounded', make: unbounded, charge: 'estimate', flags: ['--rpm', String(RPM), '--tpm', String(TPM)], target: { use: 0.9, errors: 0.005 } },
     ];
     const totals = variants.map((variant) => Array.from({ length: JOBS }, (_, index) => charges[variant.charge](variant.make(index))).reduce((a, b) => a + b, 0));
     const results = variants.map(() => []);

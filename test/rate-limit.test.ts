@@ -9,7 +9,10 @@ import { zeroUsage } from '../src/common/types.js';
 import type { Job } from '../src/common/types.js';
 import type { OfflineServerOptions } from '../src/server/options.js';
 import { startOfflineServer, type OfflineServer } from '../src/server/server.js';
-import { cli, tempDir, writeJobs } from './helpers.js';
+import OpenAI from 'openai';
+import { createPriceBook } from '../src/cost/prices.js';
+import { runJobs } from '../src/run/run.js';
+import { cli, journalLines, tempDir, writeJobs } from './helpers.js';
 
 /** A clock that only moves when told to; sleeps end when time reaches them or their signal aborts. */
 function manualClock(start = 1_000_000): Clock & { advance(ms: number): Promise<void>; runUntilIdle(): Promise<void>; step(): Promise<boolean> } {
@@ -526,5 +529,41 @@ describe('limits and charges learned from the headers alone, on one clock with t
     expect(byStatus[429] ?? 0).toBeLessThanOrEqual(3);
     // The last requests reserve what a long answer costs (at least 192 reasoning tokens), not a short answer's charge.
     expect(Math.min(...reserved.slice(-15))).toBeGreaterThan(192);
+  });
+});
+
+describe('a run with unbounded outputs, on one clock with the offline server', () => {
+  it('learns what the server charges for them and uses most of its token limit, without a 429', async () => {
+    const clock = manualClock();
+    const server = await startOfflineServer({ rateLimit: { tpm: 6_000, charge: 'estimate' }, now: clock.now });
+    try {
+      const dir = await tempDir();
+      const file = await writeJobs(dir, Array.from({ length: 200 }, (_, i) => ({ id: `j${i}`, model: 'gpt-4o-mini', prompt: `Write a haiku about item ${i}.` })));
+      const { jobs } = await loadJobs([file]);
+      const client = new OpenAI({ apiKey: 'sk-test', baseURL: server.url, maxRetries: 0 });
+      let finished = false;
+      const run = runJobs(jobs, { outDir: join(dir, 'out'), client, prices: createPriceBook(), concurrency: 8, maxAttempts: 5, timeoutMs: 10_000, files: [file], clock }).finally(
+        () => (finished = true),
+      );
+      // The clock moves only while the server has no request in flight: the run's own work takes no time on it.
+      while (!finished) {
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        if (server.stats.inFlight === 0) await clock.step();
+      }
+      expect((await run).ok).toBe(200);
+      expect(server.stats.byStatus[429]).toBeUndefined();
+      const answers = (await journalLines(join(dir, 'out')))
+        .filter((line) => line.type === 'job')
+        .map((line) => ({ at: Date.parse(line.finishedAt as string), tokens: (line.usage as { total_tokens: number }).total_tokens }))
+        .sort((a, b) => a.at - b.at);
+      // Once pacing is under way: from the answer of the first third of the jobs to the last.
+      const from = Math.floor(answers.length / 3);
+      const tokens = answers.slice(from + 1).reduce((sum, answer) => sum + answer.tokens, 0);
+      const perMinute = (tokens / (answers.at(-1)!.at - answers[from]!.at)) * 60_000;
+      expect(perMinute / 6_000).toBeGreaterThanOrEqual(0.9);
+      expect(perMinute / 6_000).toBeLessThanOrEqual(1.05);
+    } finally {
+      await server.close();
+    }
   });
 });
