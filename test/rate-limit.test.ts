@@ -234,6 +234,27 @@ describe('limits learned from x-ratelimit headers', () => {
   });
 });
 
+describe('the charge of an unbounded output', () => {
+  const claim = { known: 10, open: 1 };
+  const learnedCharge = async (headers: Record<string, string>, answered: boolean) => {
+    const clock = manualClock();
+    const scheduler = new RateScheduler({ tpm: 60_000, clock });
+    const permit = (await scheduler.acquire(claim, 'gpt-4o-mini'))!;
+    // The answer comes a second later.
+    await clock.advance(1_000);
+    scheduler.observe(rateLimitHeaders(headers), permit, answered);
+    return (await scheduler.acquire(claim, 'gpt-4o-mini'))!.tokens - claim.known;
+  };
+
+  it('starts at 256 a choice, and falls toward what an answer shows the server charged, by half at most in a second', async () => {
+    expect(await learnedCharge({ 'limit-tokens': '60000', 'remaining-tokens': '59960' }, true)).toBe(DEFAULT_OUTPUT_BOUND / 2);
+  });
+
+  it('learns nothing from a refused request, which the server did not charge', async () => {
+    expect(await learnedCharge({ 'limit-tokens': '60000', 'remaining-tokens': '60000' }, false)).toBe(DEFAULT_OUTPUT_BOUND);
+  });
+});
+
 describe('pause and abort', () => {
   it('holds every waiting request until a 429 pause ends', async () => {
     const clock = manualClock();
@@ -455,7 +476,7 @@ async function sendOnOneClock(options: OfflineServerOptions, jobs: Job[], concur
       });
       const answer = (await response.json()) as { usage?: { prompt_tokens: number; completion_tokens: number; total_tokens: number } };
       inFlight -= 1;
-      scheduler.observe(response.headers, permit);
+      scheduler.observe(response.headers, permit, response.status === 200);
       if (response.status === 429) {
         const wait = Number(response.headers.get('retry-after-ms'));
         scheduler.pause(wait);

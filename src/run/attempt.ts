@@ -110,7 +110,7 @@ export async function attemptJob(
       await clock.sleep(delayMs, run.stopped);
       continue;
     }
-    rates.observe(result.headers, permit);
+    rates.observe(result.headers, permit, true);
     // Without reported usage the tokens reserved for the request stay charged: the best bound there is.
     const counted = result.usageReported ? countedTokens(job, result.usage) : undefined;
     if (counted !== undefined) rates.settle(permit, counted, result.usage.output_tokens);

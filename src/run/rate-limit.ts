@@ -272,9 +272,10 @@ export class RateScheduler {
   /**
    * Learns from an answer's `x-ratelimit-*` headers (success or error): the model's limits when no flag fixes them,
    * and, from `remaining` and `reset`, how much the server has left now; when that is less than the bucket holds,
-   * the bucket is lowered so requests spread out at the refill rate.
+   * the bucket is lowered so requests spread out at the refill rate. `answered`: the server answered the request
+   * (not an error), so its `remaining` counts what the request was charged, which bounds what an unbounded output costs.
    */
-  observe(headers: Headers | undefined, permit: Permit): void {
+  observe(headers: Headers | undefined, permit: Permit, answered = false): void {
     if (headers === undefined) return;
     const now = this.#clock.now();
     const lane = this.#lane(permit.model);
@@ -304,7 +305,7 @@ export class RateScheduler {
       const serverLeft = Math.min(serverLimit, remaining + refillPerMs * Math.max(0, now - permit.at)) - unseen;
       bucket.lowerTo(serverLeft, now);
       // What the server took from its bucket up to this request is at most its charge: its open choices cost no more.
-      if (dimension === 'tokens' && permit.claim.open > 0 && mark !== undefined) {
+      if (answered && dimension === 'tokens' && permit.claim.open > 0 && mark !== undefined) {
         const { known, open } = permit.claim;
         lowered ||= lane.lowerPerChoice((serverLimit - remaining - known) / open, now);
       }
