@@ -34,7 +34,7 @@ const RUNS = Number(values.runs);
 const snapshot = await snapshotDist(values.dist);
 const CLI = join(snapshot.dist, 'cli/index.js');
 const startServer = (options) => startServerFrom(options, snapshot.dist);
-const { chatTokenEstimate, parseChatRequest } = await import(pathToFileURL(join(snapshot.dist, 'server/chat.js')).href);
+const { buildChatCompletion, chatArrivalEstimate, chatTokenEstimate, parseChatRequest } = await import(pathToFileURL(join(snapshot.dist, 'server/chat.js')).href);
 
 const chatJob = (index) => ({ id: `j${index}`, model: 'gpt-4o-mini', prompt: `Write a haiku about item ${index}.` });
 
@@ -185,42 +185,61 @@ async function rateLimited() {
   const TPM = 200_000;
   const JOBS = 3_600;
   const CONCURRENCY = 64;
-  // Prompts of ~10-20 tokens and max_tokens of 50-250 (the server counts prompt + max_tokens): about 170 tokens a
-  // request, so the token limit binds (~1,150 requests/min) a little before the request limit does.
-  const make = (index) => ({
+  // 3a, 3b: prompts of ~10-20 tokens and max_tokens of 50-250 (the server counts prompt + max_tokens): about 170
+  // tokens a request, so the token limit binds (~1,150 requests/min) a little before the request limit does.
+  const bounded = (index) => ({
     id: `j${index}`,
     model: 'gpt-4o-mini',
     prompt: `Summarize item ${index} of the catalogue in ${1 + (index % 5)} sentences.`,
     max_tokens: 50 + (index % 5) * 50,
   });
-  const serverTokens = (job) =>
-    chatTokenEstimate(
-      parseChatRequest({ model: job.model, messages: [{ role: 'user', content: job.prompt }], max_completion_tokens: job.max_tokens }),
-    );
+  // 3c: no max_tokens, and a server that charges as OpenAI does (an estimate from the characters on arrival, raised
+  // to what the answer used): about 40 tokens a request, so the request limit binds.
+  const unbounded = (index) => ({ id: `j${index}`, model: 'gpt-4o-mini', prompt: `Write a haiku about item ${index}.` });
+  const request = (job) =>
+    parseChatRequest({
+      model: job.model,
+      messages: [{ role: 'user', content: job.prompt }],
+      ...(job.max_tokens === undefined ? {} : { max_completion_tokens: job.max_tokens }),
+    });
+  const charges = {
+    bound: (job) => chatTokenEstimate(request(job)),
+    estimate: (job) => {
+      const parsed = request(job);
+      const used = buildChatCompletion(parsed, { id: 'chatcmpl-bench', created: 0, cachedTokens: 0 }).usage.total_tokens;
+      return Math.max(chatArrivalEstimate(parsed), used);
+    },
+  };
   say(`\n## Rate-limited: server enforces ${RPM} requests/min and ${TPM} tokens/min; ${JOBS} jobs, concurrency ${CONCURRENCY}`);
   const { dir, cleanup } = await scratch();
   try {
-    const jobs = Array.from({ length: JOBS }, (_, index) => make(index));
-    const totalTokens = jobs.reduce((sum, job) => sum + serverTokens(job), 0);
-    const file = await writeJobFile(join(dir, 'jobs.jsonl'), JOBS, make);
+    const files = {
+      bounded: await writeJobFile(join(dir, 'bounded.jsonl'), JOBS, bounded),
+      unbounded: await writeJobFile(join(dir, 'unbounded.jsonl'), JOBS, unbounded),
+    };
     const variants = [
-      { name: `--rpm ${RPM} --tpm ${TPM}`, flags: ['--rpm', String(RPM), '--tpm', String(TPM)], target: { use: 0.95, errors: 0.01 } },
-      { name: 'no flags (headers only)', flags: [], target: { use: 0.85, errors: 0.05 } },
+      { name: `3a. --rpm ${RPM} --tpm ${TPM}`, jobs: 'bounded', make: bounded, charge: 'bound', flags: ['--rpm', String(RPM), '--tpm', String(TPM)], target: { use: 0.95, errors: 0.01 } },
+      { name: '3b. no flags (headers only)', jobs: 'bounded', make: bounded, charge: 'bound', flags: [], target: { use: 0.95, errors: 0.005 } },
+      { name: '3c. no flags, outputs unbounded, charged as OpenAI', jobs: 'unbounded', make: unbounded, charge: 'estimate', flags: [], target: { use: 0.9, errors: 0.005 } },
+      { name: `3d. --rpm ${RPM} --tpm ${TPM}, outputs unbounded, charged as OpenAI`, jobs: 'unbounded', make: unbounded, charge: 'estimate', flags: ['--rpm', String(RPM), '--tpm', String(TPM)], target: { use: 0.9, errors: 0.005 } },
     ];
+    const totals = variants.map((variant) => Array.from({ length: JOBS }, (_, index) => charges[variant.charge](variant.make(index))).reduce((a, b) => a + b, 0));
     const results = variants.map(() => []);
     for (let run = 0; run < RUNS; run++) {
-      for (const v of run % 2 === 0 ? [0, 1] : [1, 0]) {
+      const order = variants.map((_, v) => v);
+      for (let turn = 0; turn < run % order.length; turn++) order.push(order.shift());
+      for (const v of order) {
         const variant = variants[v];
         // A fresh server each time: its buckets start full, as an account's do after a quiet minute.
-        const server = await startServer({ rateLimit: { rpm: RPM, tpm: TPM } });
+        const server = await startServer({ rateLimit: { rpm: RPM, tpm: TPM, charge: variant.charge } });
         try {
-          await nightshift(file, join(dir, `out-${run}-${v}`), server.url, ['--concurrency', String(CONCURRENCY), '--max-attempts', '20', ...variant.flags]);
+          await nightshift(files[variant.jobs], join(dir, `out-${run}-${v}`), server.url, ['--concurrency', String(CONCURRENCY), '--max-attempts', '20', ...variant.flags]);
           const stats = await server.stats();
           const windowMs = stats.lastDone - stats.firstArrival;
           const sample = {
             windowMs,
             rpm: ((stats.byStatus[200] ?? 0) / windowMs) * 60_000,
-            tpm: (totalTokens / windowMs) * 60_000,
+            tpm: (totals[v] / windowMs) * 60_000,
             errorShare: (stats.byStatus[429] ?? 0) / stats.requests,
           };
           results[v].push(sample);

@@ -3,14 +3,19 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Clock } from '../src/common/clock.js';
 import { loadJobs } from '../src/jobs/load.js';
 import { DEFAULT_OUTPUT_BOUND } from '../src/cost/tokens.js';
-import { countedTokens, requestTokens } from '../src/run/rate-limit-tokens.js';
+import { countedTokens, requestTokens, tokenClaim } from '../src/run/rate-limit-tokens.js';
 import { FIXED_PACE, LEARNED_PACE, parseDuration, RateScheduler, type Permit } from '../src/run/rate-limit.js';
 import { zeroUsage } from '../src/common/types.js';
+import type { Job } from '../src/common/types.js';
+import type { OfflineServerOptions } from '../src/server/options.js';
 import { startOfflineServer, type OfflineServer } from '../src/server/server.js';
-import { cli, tempDir, writeJobs } from './helpers.js';
+import OpenAI from 'openai';
+import { createPriceBook } from '../src/cost/prices.js';
+import { runJobs } from '../src/run/run.js';
+import { cli, journalLines, tempDir, writeJobs } from './helpers.js';
 
 /** A clock that only moves when told to; sleeps end when time reaches them or their signal aborts. */
-function manualClock(start = 1_000_000): Clock & { advance(ms: number): Promise<void>; runUntilIdle(): Promise<void> } {
+function manualClock(start = 1_000_000): Clock & { advance(ms: number): Promise<void>; runUntilIdle(): Promise<void>; step(): Promise<boolean> } {
   let now = start;
   const timers = new Set<{ at: number; done: () => void }>();
   const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -41,6 +46,16 @@ function manualClock(start = 1_000_000): Clock & { advance(ms: number): Promise<
       }
       now = end;
       await settle();
+    },
+    /** Moves to the next timer and fires it; false when there is none. */
+    async step() {
+      await settle();
+      const timer = nextTimer(Infinity);
+      if (timer === undefined) return false;
+      now = Math.max(now, timer.at);
+      timer.done();
+      await settle();
+      return true;
     },
     async runUntilIdle() {
       await settle();
@@ -219,6 +234,27 @@ describe('limits learned from x-ratelimit headers', () => {
   });
 });
 
+describe('the charge of an unbounded output', () => {
+  const claim = { known: 10, open: 1 };
+  const learnedCharge = async (headers: Record<string, string>, answered: boolean) => {
+    const clock = manualClock();
+    const scheduler = new RateScheduler({ tpm: 60_000, clock });
+    const permit = (await scheduler.acquire(claim, 'gpt-4o-mini'))!;
+    // The answer comes a second later.
+    await clock.advance(1_000);
+    scheduler.observe(rateLimitHeaders(headers), permit, answered);
+    return (await scheduler.acquire(claim, 'gpt-4o-mini'))!.tokens - claim.known;
+  };
+
+  it('starts at 256 a choice, and falls toward what an answer shows the server charged, by half at most in a second', async () => {
+    expect(await learnedCharge({ 'limit-tokens': '60000', 'remaining-tokens': '59960' }, true)).toBe(DEFAULT_OUTPUT_BOUND / 2);
+  });
+
+  it('learns nothing from a refused request, which the server did not charge', async () => {
+    expect(await learnedCharge({ 'limit-tokens': '60000', 'remaining-tokens': '60000' }, false)).toBe(DEFAULT_OUTPUT_BOUND);
+  });
+});
+
 describe('pause and abort', () => {
   it('holds every waiting request until a 429 pause ends', async () => {
     const clock = manualClock();
@@ -370,5 +406,185 @@ describe('--rpm against the offline server', () => {
     // but arrived bunched up on a busy machine.
     const times = server.requests.map((request) => request.time);
     for (const time of times) expect(times.filter((other) => other >= time && other < time + 1000).length).toBeLessThanOrEqual(22);
+  });
+});
+
+describe('what the offline server charges against its token limit', () => {
+  let server: OfflineServer | undefined;
+  afterEach(async () => {
+    await server?.close();
+    server = undefined;
+  });
+
+  /** Sends one chat request and reads what the server has left of its token limit, and the answer's usage. */
+  const ask = async (body: Record<string, unknown>) => {
+    const response = await fetch(`${server!.url}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer sk-test' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', ...body }),
+    });
+    const answer = (await response.json()) as { usage: { prompt_tokens: number; total_tokens: number } };
+    return { remaining: Number(response.headers.get('x-ratelimit-remaining-tokens')), usage: answer.usage };
+  };
+
+  it('charges the prompt plus the output bound, 256 when a request sets none, by default', async () => {
+    server = await startOfflineServer({ rateLimit: { tpm: 100_000 }, now: () => 1_000_000 });
+    const { remaining, usage } = await ask({ messages: [{ role: 'user', content: 'Write a haiku about item 7.' }] });
+    expect(100_000 - remaining).toBe(usage.prompt_tokens + DEFAULT_OUTPUT_BOUND);
+  });
+
+  it("charges, as OpenAI, an estimate from the request's characters (or its max_completion_tokens) at admission, raised to what the answer used", async () => {
+    // The server's clock stands still: no refill between the charge and the headers.
+    server = await startOfflineServer({ rateLimit: { tpm: 100_000, charge: 'estimate' }, now: () => 1_000_000 });
+    const unbounded = await ask({ messages: [{ role: 'user', content: 'Write a haiku about item 7.' }] });
+    // Far less than the prompt plus 256: the server charges what the answer actually used.
+    expect(100_000 - unbounded.remaining).toBe(unbounded.usage.total_tokens);
+    server.reset();
+    const bounded = await ask({ messages: [{ role: 'user', content: 'Write a haiku about item 7.' }], max_completion_tokens: 5000 });
+    // Unused output is not given back.
+    expect(100_000 - bounded.remaining).toBe(5000);
+  });
+});
+
+/**
+ * Sends `jobs` over HTTP to an offline server with `options`, `concurrency` at a time, paced by one scheduler without
+ * flags, as a run's workers are (a 429 pauses every worker, then the job is sent again). The scheduler and the
+ * server's limiter share a manual clock that moves only while no request is in flight, so what the server sees does
+ * not depend on how busy the machine is. Returns the server's statuses, the tokens it charged per minute of that
+ * clock once pacing is under way (from the answer of the first third of the jobs to the last answer: the requests
+ * sent before any header came, and the first second's burst, are not what a long run is made of), and the tokens
+ * each request reserved when it was sent.
+ */
+async function sendOnOneClock(options: OfflineServerOptions, jobs: Job[], concurrency: number) {
+  const clock = manualClock();
+  const server = await startOfflineServer({ ...options, now: clock.now });
+  const scheduler = new RateScheduler({ clock });
+  const queue = [...jobs];
+  const reserved: number[] = [];
+  let inFlight = 0;
+  /** When each answer came, and what the server charged for it. */
+  const answers: Array<{ at: number; charged: number }> = [];
+  const send = async (job: Job): Promise<void> => {
+    for (;;) {
+      const permit = (await scheduler.acquire(() => tokenClaim(job), job.model))!;
+      reserved.push(permit.tokens);
+      inFlight += 1;
+      const response = await fetch(`${server.url}${job.endpoint.slice('/v1'.length)}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: 'Bearer sk-test' },
+        body: JSON.stringify(job.body),
+      });
+      const answer = (await response.json()) as { usage?: { prompt_tokens: number; completion_tokens: number; total_tokens: number } };
+      inFlight -= 1;
+      scheduler.observe(response.headers, permit, response.status === 200);
+      if (response.status === 429) {
+        const wait = Number(response.headers.get('retry-after-ms'));
+        scheduler.pause(wait);
+        await clock.sleep(wait);
+        continue;
+      }
+      const { prompt_tokens, completion_tokens, total_tokens } = answer.usage!;
+      const usage = { ...zeroUsage(), input_tokens: prompt_tokens, output_tokens: completion_tokens, total_tokens };
+      const counted = countedTokens(job, usage)!;
+      scheduler.settle(permit, counted, completion_tokens);
+      answers.push({ at: clock.now(), charged: options.rateLimit?.charge === 'estimate' ? total_tokens : counted });
+      return;
+    }
+  };
+  let done = false;
+  const workers = Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let job = queue.shift(); job !== undefined; job = queue.shift()) await send(job);
+    }),
+  ).finally(() => (done = true));
+  try {
+    while (!done) {
+      // Real time for the requests in flight; the clock moves only once none is.
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      if (inFlight === 0) await clock.step();
+    }
+    await workers;
+    const from = Math.floor(answers.length / 3);
+    const charged = answers.slice(from + 1).reduce((sum, answer) => sum + answer.charged, 0);
+    const minutes = (answers.at(-1)!.at - answers[from]!.at) / 60_000;
+    return { byStatus: { ...server.stats.byStatus }, tokensPerMinute: charged / minutes, reserved };
+  } finally {
+    await server.close();
+  }
+}
+
+describe('limits and charges learned from the headers alone, on one clock with the offline server', () => {
+  const chatJobs = async (count: number, make: (index: number) => Record<string, unknown>): Promise<Job[]> => {
+    const dir = await tempDir();
+    return (await loadJobs([await writeJobs(dir, Array.from({ length: count }, (_, index) => ({ id: `j${index}`, ...make(index) })))])).jobs;
+  };
+
+  it('uses at least 95% of a token limit with bounded outputs, without a 429', async () => {
+    const jobs = await chatJobs(120, (i) => ({ model: 'gpt-4o-mini', prompt: `Summarize item ${i} in a few sentences.`, max_tokens: 50 + (i % 5) * 50 }));
+    const { byStatus, tokensPerMinute } = await sendOnOneClock({ rateLimit: { tpm: 6_000 } }, jobs, 8);
+    expect(byStatus[429]).toBeUndefined();
+    expect(tokensPerMinute / 6_000).toBeGreaterThanOrEqual(0.95);
+    expect(tokensPerMinute / 6_000).toBeLessThanOrEqual(1.05);
+  });
+
+  it('uses at least 90% of a token limit when outputs are unbounded and the server charges what they use, without a 429', async () => {
+    const jobs = await chatJobs(300, (i) => ({ model: 'gpt-4o-mini', prompt: `Write a haiku about item ${i}.` }));
+    const { byStatus, tokensPerMinute } = await sendOnOneClock({ rateLimit: { tpm: 6_000, charge: 'estimate' } }, jobs, 8);
+    expect(byStatus[429]).toBeUndefined();
+    expect(tokensPerMinute / 6_000).toBeGreaterThanOrEqual(0.9);
+    expect(tokensPerMinute / 6_000).toBeLessThanOrEqual(1.05);
+  });
+
+  it('keeps reserving the prompt plus 256 for an unbounded output when the server charges that much', async () => {
+    const jobs = await chatJobs(60, (i) => ({ model: 'gpt-4o-mini', prompt: `Write a haiku about item ${i}.` }));
+    const { byStatus, reserved } = await sendOnOneClock({ rateLimit: { tpm: 30_000 } }, jobs, 8);
+    expect(byStatus[429]).toBeUndefined();
+    expect(Math.min(...reserved.filter((tokens) => tokens > 0))).toBeGreaterThan(DEFAULT_OUTPUT_BOUND);
+  });
+
+  it('raises the charge at once when answers suddenly get long: at most a few 429s', async () => {
+    // A reasoning model: minimal effort answers in a few dozen tokens, xhigh in several hundred.
+    const jobs = await chatJobs(180, (i) => ({ model: 'gpt-5-mini', prompt: `Write a haiku about item ${i}.`, params: { reasoning_effort: i < 150 ? 'minimal' : 'xhigh' } }));
+    const { byStatus, reserved } = await sendOnOneClock({ rateLimit: { tpm: 6_000, charge: 'estimate' } }, jobs, 8);
+    expect(byStatus[200]).toBe(180);
+    expect(byStatus[429] ?? 0).toBeLessThanOrEqual(3);
+    // The last requests reserve what a long answer costs (at least 192 reasoning tokens), not a short answer's charge.
+    expect(Math.min(...reserved.slice(-15))).toBeGreaterThan(192);
+  });
+});
+
+describe('a run with unbounded outputs, on one clock with the offline server', () => {
+  it('learns what the server charges for them and uses most of its token limit, without a 429', async () => {
+    const clock = manualClock();
+    const server = await startOfflineServer({ rateLimit: { tpm: 6_000, charge: 'estimate' }, now: clock.now });
+    try {
+      const dir = await tempDir();
+      const file = await writeJobs(dir, Array.from({ length: 200 }, (_, i) => ({ id: `j${i}`, model: 'gpt-4o-mini', prompt: `Write a haiku about item ${i}.` })));
+      const { jobs } = await loadJobs([file]);
+      const client = new OpenAI({ apiKey: 'sk-test', baseURL: server.url, maxRetries: 0 });
+      let finished = false;
+      const run = runJobs(jobs, { outDir: join(dir, 'out'), client, prices: createPriceBook(), concurrency: 8, maxAttempts: 5, timeoutMs: 10_000, files: [file], clock }).finally(
+        () => (finished = true),
+      );
+      // The clock moves only while the server has no request in flight: the run's own work takes no time on it.
+      while (!finished) {
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        if (server.stats.inFlight === 0) await clock.step();
+      }
+      expect((await run).ok).toBe(200);
+      expect(server.stats.byStatus[429]).toBeUndefined();
+      const answers = (await journalLines(join(dir, 'out')))
+        .filter((line) => line.type === 'job')
+        .map((line) => ({ at: Date.parse(line.finishedAt as string), tokens: (line.usage as { total_tokens: number }).total_tokens }))
+        .sort((a, b) => a.at - b.at);
+      // Once pacing is under way: from the answer of the first third of the jobs to the last.
+      const from = Math.floor(answers.length / 3);
+      const tokens = answers.slice(from + 1).reduce((sum, answer) => sum + answer.tokens, 0);
+      const perMinute = (tokens / (answers.at(-1)!.at - answers[from]!.at)) * 60_000;
+      expect(perMinute / 6_000).toBeGreaterThanOrEqual(0.9);
+      expect(perMinute / 6_000).toBeLessThanOrEqual(1.05);
+    } finally {
+      await server.close();
+    }
   });
 });

@@ -31,8 +31,8 @@ export const REPLY_PRIMING_TOKENS = 3;
 
 /**
  * Output tokens a chat request without `max_completion_tokens` is taken to reserve, per choice, against a
- * tokens-per-minute limit (OpenAI charges the limit up front, before it knows the real length): nightshift's rate
- * scheduler and the offline server's limiter count the same.
+ * tokens-per-minute limit until nightshift's rate scheduler learns what the server charges for one; the offline
+ * server's limiter charges that much by default.
  */
 export const DEFAULT_OUTPUT_BOUND = 256;
 

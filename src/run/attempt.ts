@@ -10,8 +10,8 @@ import { OFFLINE_ORIGIN, offlineOrigin, type JobRecord } from '../output/journal
 import { executeJob, type AttemptResult } from './execute.js';
 import type { RunEvent, RunOptions, StopReason } from './options.js';
 import type { PartialImages } from './plan.js';
-import type { RateScheduler } from './rate-limit.js';
-import { countedTokens, requestTokens } from './rate-limit-tokens.js';
+import type { RateScheduler, TokenClaim } from './rate-limit.js';
+import { countedTokens, tokenClaim } from './rate-limit-tokens.js';
 import { backoffDelay, CAPACITY_BACKOFF, classifyError, isCapacityShortage, type AttemptError } from './retry.js';
 
 /** What one job's attempts need of the run that sends them. */
@@ -63,8 +63,8 @@ export async function attemptJob(
     return record(jobRecord(job, fp, timing, partial ? withKeptImages(outcome, partial) : outcome, options.origin));
   };
   // Counted only when a token limit applies, and once for all attempts.
-  let tokens: number | undefined;
-  const countTokens = (): number => (tokens ??= requestTokens(job));
+  let claim: TokenClaim | undefined;
+  const countTokens = (): TokenClaim => (claim ??= tokenClaim(job));
   let lastError: AttemptError | undefined;
   let attempts = 0;
   // What answers the server billed but that could not be used cost: counted in the job's record, whatever its outcome.
@@ -110,10 +110,10 @@ export async function attemptJob(
       await clock.sleep(delayMs, run.stopped);
       continue;
     }
-    rates.observe(result.headers, permit);
+    rates.observe(result.headers, permit, true);
     // Without reported usage the tokens reserved for the request stay charged: the best bound there is.
     const counted = result.usageReported ? countedTokens(job, result.usage) : undefined;
-    if (counted !== undefined) rates.settle(permit, counted);
+    if (counted !== undefined) rates.settle(permit, counted, result.usage.output_tokens);
     // An answer without usage is paid for all the same: its cost is unknown (null), never 0.
     const { output, files, finishReason, requestId, serviceTier } = result;
     const usage = wasted ? sumUsage(result.usage, wasted) : result.usage;

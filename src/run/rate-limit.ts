@@ -1,4 +1,5 @@
 import type { Clock } from '../common/clock.js';
+import { DEFAULT_OUTPUT_BOUND } from '../cost/tokens.js';
 
 /**
  * Client-side pacing under OpenAI's per-minute limits, shared by every worker of a run.
@@ -15,6 +16,15 @@ import type { Clock } from '../common/clock.js';
  * `x-ratelimit-limit-*` headers of each model's answers (OpenAI's limits are per model). Either way the
  * `x-ratelimit-remaining-*` headers pull a bucket down when the server has less left than nightshift thought
  * (another client on the same key, a run just before this one), so requests spread out at the refill rate.
+ *
+ * A request whose output has no bound (no `max_completion_tokens`) cannot be charged a bound: what the server
+ * charges for it is learned per model. It starts at {@link DEFAULT_OUTPUT_BOUND} per choice (the most any server
+ * charges it up front that nightshift knows of); each answer's `limit - remaining` tokens is at most what its request
+ * cost the server (more when other requests were charged just before it), so once the server's bucket has room, the
+ * headers show what it really charges, and the charge falls to it, halving at most once a second
+ * ({@link OUTPUT_FALL_HALF_LIFE_MS}). An answer whose output was longer than the charge raises it at once to that
+ * length, and its request is charged the difference, so a model whose answers suddenly get long slows down with the
+ * requests already in flight as the only overshoot.
  */
 
 /** What the scheduler is given; limits are per minute. */
@@ -26,11 +36,23 @@ export interface RateLimitOptions {
   clock: Clock;
 }
 
+/**
+ * What a request counts against a token limit before it is sent: `known` tokens (its prompt and the output it bounds)
+ * and `open` choices whose output has no bound, each charged what the scheduler has learned the server charges.
+ */
+export interface TokenClaim {
+  readonly known: number;
+  readonly open: number;
+}
+
 /** A granted request slot; hand it back to {@link RateScheduler.observe} and {@link RateScheduler.settle}. */
 export interface Permit {
   readonly model: string;
   /** Tokens charged when it was granted; 0 when no token limit applied. */
   readonly tokens: number;
+  /** What it claimed (none counted when no token limit applied), and what each open choice was charged. */
+  readonly claim: TokenClaim;
+  readonly perChoice: number;
   /** When it was granted, in the clock's milliseconds. */
   readonly at: number;
   /** For each bucket that charged it, the bucket's running total just after: what a later header has not seen. */
@@ -46,10 +68,13 @@ export interface EffectiveLimits {
 /** Share of a fixed limit nightshift paces at: with the one-second burst, no 60-second window exceeds the limit. */
 export const FIXED_PACE = 0.98;
 /**
- * Share of a learned limit nightshift paces at. Lower than {@link FIXED_PACE}: a learned limit belongs to the whole
- * account, which other clients may share, and prompt tokens are estimated before the server counts them.
+ * Share of a learned limit nightshift paces at. A little lower than {@link FIXED_PACE}: a learned limit belongs to the
+ * whole account, which other clients may share (its `remaining` headers then pull the bucket down), and prompt
+ * tokens are estimated before the server counts them.
  */
-export const LEARNED_PACE = 0.9;
+export const LEARNED_PACE = 0.97;
+/** How fast the charge learned for an unbounded output may fall: by half at most in this time. */
+export const OUTPUT_FALL_HALF_LIFE_MS = 1_000;
 
 const MINUTE_MS = 60_000;
 /** Bucket capacity, as time of refill at the stated limit. */
@@ -117,7 +142,7 @@ class Bucket {
 }
 
 interface Waiter {
-  tokens: () => number;
+  claim: () => TokenClaim;
   resolve: (permit: Permit | undefined) => void;
   reject: (error: unknown) => void;
 }
@@ -129,8 +154,37 @@ class Lane {
   pumping = false;
   /** Aborted to wake the lane's pump early, when a slot may have opened up. */
   wake: AbortController | undefined;
+  /** Tokens charged for each choice whose output has no bound, and when it was last looked at. */
+  perChoice = DEFAULT_OUTPUT_BOUND;
+  perChoiceAt: number;
 
-  constructor(readonly model: string) {}
+  constructor(
+    readonly model: string,
+    now: number,
+  ) {
+    this.perChoiceAt = now;
+  }
+
+  tokensOf(claim: TokenClaim): number {
+    return claim.known + claim.open * this.perChoice;
+  }
+
+  /** Lowers the charge per open choice toward `candidate`, no faster than it may fall; true when it fell. */
+  lowerPerChoice(candidate: number, now: number): boolean {
+    const elapsed = Math.min(OUTPUT_FALL_HALF_LIFE_MS, Math.max(0, now - this.perChoiceAt));
+    const floor = this.perChoice * 0.5 ** (elapsed / OUTPUT_FALL_HALF_LIFE_MS);
+    this.perChoiceAt = Math.max(this.perChoiceAt, now);
+    const next = Math.max(1, Math.ceil(Math.max(candidate, floor)));
+    if (next >= this.perChoice) return false;
+    this.perChoice = next;
+    return true;
+  }
+
+  raisePerChoice(tokens: number, now: number): void {
+    if (tokens <= this.perChoice) return;
+    this.perChoice = Math.ceil(tokens);
+    this.perChoiceAt = Math.max(this.perChoiceAt, now);
+  }
 }
 
 /**
@@ -151,16 +205,16 @@ export class RateScheduler {
   }
 
   /**
-   * Waits until a request to `model` costing `tokens` (prompt plus the most it may generate) fits under every limit
-   * and no 429 pause is in force, then charges it. Requests to one model are granted in the order they asked.
-   * `tokens` may be a function, called (once) only when a token limit applies, since counting a prompt costs time.
-   * Resolves `undefined`, without charging, as soon as `signal` aborts.
+   * Waits until a request to `model` costing `tokens` (a number: prompt plus the most it may generate; or a
+   * {@link TokenClaim}) fits under every limit and no 429 pause is in force, then charges it. Requests to one model
+   * are granted in the order they asked. `tokens` may be a function, called (once) only when a token limit applies,
+   * since counting a prompt costs time. Resolves `undefined`, without charging, as soon as `signal` aborts.
    */
-  acquire(tokens: number | (() => number), model: string, signal?: AbortSignal): Promise<Permit | undefined> {
+  acquire(tokens: number | TokenClaim | (() => number | TokenClaim), model: string, signal?: AbortSignal): Promise<Permit | undefined> {
     if (signal?.aborted) return Promise.resolve(undefined);
     const lane = this.#lane(model);
-    let counted: number | undefined;
-    const cost = typeof tokens === 'number' ? () => tokens : () => (counted ??= tokens());
+    let counted: TokenClaim | undefined;
+    const cost = (): TokenClaim => (counted ??= asClaim(typeof tokens === 'function' ? tokens() : tokens));
     if (lane.queue.length === 0) {
       try {
         if (this.#waitMs(lane, cost) === 0) return Promise.resolve(this.#grant(lane, cost));
@@ -177,7 +231,7 @@ export class RateScheduler {
         resolve(undefined);
       };
       const waiter: Waiter = {
-        tokens: cost,
+        claim: cost,
         resolve: (permit) => {
           signal?.removeEventListener('abort', onAbort);
           resolve(permit);
@@ -197,12 +251,18 @@ export class RateScheduler {
   }
 
   /**
-   * Reconciles a granted request with what the answer says it counted (`actualTokens`, see `countedTokens`):
-   * an underestimate is charged, an overestimate given back.
+   * Reconciles a granted request with what the answer says it counted (`actualTokens`, see `countedTokens`, with
+   * `outputTokens` of it the output of its open choices): an underestimate is charged, an overestimate given back,
+   * except what its open choices were charged, which the server is taken to have charged at least. An output longer
+   * than that raises the model's charge per open choice at once.
    */
-  settle(permit: Permit, actualTokens: number): void {
-    const delta = actualTokens - permit.tokens;
-    const bucket = this.#bucket(this.#lane(permit.model), 'tokens');
+  settle(permit: Permit, actualTokens: number, outputTokens = 0): void {
+    const lane = this.#lane(permit.model);
+    const { open } = permit.claim;
+    if (open > 0) lane.raisePerChoice(outputTokens / open, this.#clock.now());
+    const charged = open > 0 ? actualTokens - outputTokens + Math.max(outputTokens, open * permit.perChoice) : actualTokens;
+    const delta = charged - permit.tokens;
+    const bucket = this.#bucket(lane, 'tokens');
     // A bucket learned after the request was granted never charged it; its headers account for it instead.
     if (bucket === undefined || !permit.marks.has(bucket) || !Number.isFinite(delta) || delta === 0) return;
     bucket.adjust(delta, this.#clock.now());
@@ -212,13 +272,15 @@ export class RateScheduler {
   /**
    * Learns from an answer's `x-ratelimit-*` headers (success or error): the model's limits when no flag fixes them,
    * and, from `remaining` and `reset`, how much the server has left now; when that is less than the bucket holds,
-   * the bucket is lowered so requests spread out at the refill rate.
+   * the bucket is lowered so requests spread out at the refill rate. `answered`: the server answered the request
+   * (not an error), so its `remaining` counts what the request was charged, which bounds what an unbounded output costs.
    */
-  observe(headers: Headers | undefined, permit: Permit): void {
+  observe(headers: Headers | undefined, permit: Permit, answered = false): void {
     if (headers === undefined) return;
     const now = this.#clock.now();
     const lane = this.#lane(permit.model);
     let raised = false;
+    let lowered = false;
     for (const dimension of DIMENSIONS) {
       const limit = positive(headers.get(`x-ratelimit-limit-${dimension}`));
       if (this.#fixed[dimension] === undefined && limit !== undefined) {
@@ -242,8 +304,14 @@ export class RateScheduler {
       const unseen = mark === undefined ? 0 : bucket.spent - mark;
       const serverLeft = Math.min(serverLimit, remaining + refillPerMs * Math.max(0, now - permit.at)) - unseen;
       bucket.lowerTo(serverLeft, now);
+      // What the server took from its bucket up to this request is at most its charge: its open choices cost no more.
+      if (answered && dimension === 'tokens' && permit.claim.open > 0 && mark !== undefined) {
+        const { known, open } = permit.claim;
+        lowered ||= lane.lowerPerChoice((serverLimit - remaining - known) / open, now);
+      }
     }
     if (raised) this.#wakeAll();
+    else if (lowered) lane.wake?.abort();
   }
 
   /** Holds every request, waiting or not yet asked for, for `ms` (a 429 concerns the whole account). */
@@ -268,7 +336,7 @@ export class RateScheduler {
   #lane(model: string): Lane {
     let lane = this.#lanes.get(model);
     if (lane === undefined) {
-      lane = new Lane(model);
+      lane = new Lane(model, this.#clock.now());
       this.#lanes.set(model, lane);
     }
     return lane;
@@ -278,21 +346,23 @@ export class RateScheduler {
     return this.#fixed[dimension] ?? lane.learned[dimension];
   }
 
-  #waitMs(lane: Lane, tokens: () => number): number {
+  #waitMs(lane: Lane, claim: () => TokenClaim): number {
     const now = this.#clock.now();
+    const tokenBucket = this.#bucket(lane, 'tokens');
     return Math.max(
       this.#pausedUntil - now,
       this.#bucket(lane, 'requests')?.waitMs(1, now) ?? 0,
-      this.#bucket(lane, 'tokens')?.waitMs(tokens(), now) ?? 0,
+      tokenBucket?.waitMs(lane.tokensOf(claim()), now) ?? 0,
       0,
     );
   }
 
-  #grant(lane: Lane, cost: () => number): Permit {
+  #grant(lane: Lane, cost: () => TokenClaim): Permit {
     const marks = new Map<Bucket, number>();
     const requests = this.#bucket(lane, 'requests');
     const tokenBucket = this.#bucket(lane, 'tokens');
-    const tokens = tokenBucket === undefined ? 0 : cost();
+    const claim = tokenBucket === undefined ? NO_CLAIM : cost();
+    const tokens = lane.tokensOf(claim);
     if (requests !== undefined) {
       requests.take(1);
       marks.set(requests, requests.spent);
@@ -301,7 +371,7 @@ export class RateScheduler {
       tokenBucket.take(tokens);
       marks.set(tokenBucket, tokenBucket.spent);
     }
-    return { model: lane.model, tokens, at: this.#clock.now(), marks };
+    return { model: lane.model, tokens, claim, perChoice: lane.perChoice, at: this.#clock.now(), marks };
   }
 
   /** Grants the lane's waiters in order, sleeping until the first one fits; one pump per lane at a time. */
@@ -313,8 +383,8 @@ export class RateScheduler {
         let wait: number;
         let permit: Permit | undefined;
         try {
-          wait = this.#waitMs(lane, head.tokens);
-          if (wait === 0) permit = this.#grant(lane, head.tokens);
+          wait = this.#waitMs(lane, head.claim);
+          if (wait === 0) permit = this.#grant(lane, head.claim);
         } catch (error) {
           // Counting this request's tokens failed: it alone fails, the requests behind it go on.
           lane.queue.shift();
@@ -358,6 +428,10 @@ export function parseDuration(text: string): number | undefined {
   }
   return consumed === trimmed.length ? total : undefined;
 }
+
+const NO_CLAIM: TokenClaim = { known: 0, open: 0 };
+
+const asClaim = (tokens: number | TokenClaim): TokenClaim => (typeof tokens === 'number' ? { known: tokens, open: 0 } : tokens);
 
 function checkLimit(name: string, value: number): number {
   if (!Number.isFinite(value) || value <= 0) throw new RangeError(`Expected \`${name}\` to be a number > 0, got \`${value}\``);

@@ -169,6 +169,14 @@ export function parseChatRequest(body: unknown): ChatRequest {
 export const chatTokenEstimate = (request: ChatRequest): number =>
   request.promptTokens + request.n * (request.maxCompletionTokens ?? DEFAULT_OUTPUT_BOUND);
 
+/**
+ * What OpenAI charges a request against a tokens-per-minute limit on arrival: "the maximum of max_tokens and the
+ * estimated number of tokens based on the character count of your request" (rate limits guide), at about four
+ * characters a token. The answer's real usage is charged later (see `RateLimits.charge`).
+ */
+export const chatArrivalEstimate = (request: ChatRequest): number =>
+  Math.max(request.n * (request.maxCompletionTokens ?? 0), Math.ceil(request.promptText.length / 4));
+
 /** The completion for a validated request. Pure: the same request and context give the same answer. */
 export function buildChatCompletion(
   request: ChatRequest,

@@ -1,5 +1,5 @@
 import { tmpdir } from 'node:os';
-import { checkArray, checkBoolean, checkCount, checkFunction, checkInteger, checkNumber, checkObject, checkString } from './checks.js';
+import { checkArray, checkBoolean, checkCount, checkFunction, checkInteger, checkNumber, checkObject, checkOneOf, checkString } from './checks.js';
 import type { BatchLineFault, BatchOptions, ResolvedBatchOptions } from './batch-options.js';
 import { validateFaultRules, type FaultRule } from './faults.js';
 import type { RateLimits } from './rate-limit.js';
@@ -58,7 +58,8 @@ export interface OfflineServerOptions {
    * limit gets 429 `rate_limit_exceeded` with `retry-after-ms` and `retry-after`; every API answer carries
    * `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` for the limits that are set. A request counts as its
    * prompt tokens plus `n` times `max_completion_tokens` (256 when absent); an image request as its prompt tokens
-   * plus its output image tokens. Unset: no limits and no `x-ratelimit-*` headers.
+   * plus its output image tokens. With `charge: 'estimate'`, a chat request counts as OpenAI counts it (see
+   * {@link RateLimits.charge}): an estimate on arrival, raised to what the answer used. Unset: no limits and no `x-ratelimit-*` headers.
    */
   rateLimit?: RateLimits;
   /**
@@ -131,6 +132,7 @@ export function resolveOptions(options: OfflineServerOptions = {}): ResolvedOpti
     checkObject('rateLimit', rateLimit);
     if (rateLimit.rpm !== undefined) checkInteger('rateLimit.rpm', rateLimit.rpm, 1);
     if (rateLimit.tpm !== undefined) checkInteger('rateLimit.tpm', rateLimit.tpm, 1);
+    if (rateLimit.charge !== undefined) checkOneOf('rateLimit.charge', rateLimit.charge, ['bound', 'estimate']);
   }
   return {
     host: checkString('host', host),

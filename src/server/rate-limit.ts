@@ -6,7 +6,20 @@ export interface RateLimits {
   rpm?: number;
   /** Tokens per minute (prompt tokens plus the most the request may generate). */
   tpm?: number;
+  /**
+   * What a request is charged against `tpm`:
+   * - `'bound'`: on arrival, its prompt tokens plus `n` times its `max_completion_tokens` (256 when absent), never
+   *   reconciled;
+   * - `'estimate'`: as OpenAI describes its limiter, on arrival the larger of `n` times `max_completion_tokens` and
+   *   an estimate from the request's characters (about four a token), then, once answered, raised to the tokens the
+   *   answer used (prompt and completion) when they were more. Unused output is not given back. A request without
+   *   `max_completion_tokens` is charged about what it used, far less than the prompt plus 256.
+   * Image requests are charged their prompt and output image tokens either way.
+   * @default 'bound'
+   */
+  charge?: 'bound' | 'estimate';
 }
+
 
 /** What the limiter decided about one request. */
 export type RateLimitDecision =
@@ -33,14 +46,21 @@ const MINUTE_MS = 60_000;
 export class RateLimiter {
   readonly #requests: Bucket | undefined;
   readonly #tokens: Bucket | undefined;
+  readonly #charge: 'bound' | 'estimate';
 
   constructor(limits: RateLimits, now: () => number = Date.now) {
     this.#requests = limits.rpm === undefined ? undefined : new Bucket(limits.rpm, now);
     this.#tokens = limits.tpm === undefined ? undefined : new Bucket(limits.tpm, now);
+    this.#charge = limits.charge ?? 'bound';
   }
 
-  /** Lets the request through and charges it, or says how long to wait; the headers describe the state after. */
-  take(tokens: number): RateLimitDecision {
+  /**
+   * Lets the request through and charges it, or says how long to wait; the headers describe the state after.
+   * `tokens` is the prompt plus the most the request may generate, `estimate` OpenAI's estimate on arrival (see
+   * {@link RateLimits.charge}); `charged` is what it was charged, for {@link RateLimiter.reconcile}.
+   */
+  take(tokens: number, estimate = tokens): RateLimitDecision & { charged: number } {
+    if (this.#charge === 'estimate') tokens = estimate;
     for (const [limit, bucket, cost] of [
       ['requests', this.#requests, 1],
       ['tokens', this.#tokens, tokens],
@@ -53,12 +73,22 @@ export class RateLimiter {
           capacity: bucket.capacity,
           requested: cost,
           retryAfterMs: cost > bucket.capacity ? undefined : bucket.waitFor(cost),
+          charged: 0,
         };
       }
     }
     this.#requests?.spend(1);
     this.#tokens?.spend(tokens);
-    return { allowed: true, headers: this.headers() };
+    return { allowed: true, headers: this.headers(), charged: tokens };
+  }
+
+  /**
+   * Once a request charged `charged` is answered having used `usedTokens`, charges the difference when it used more
+   * (`'estimate'` only); gives nothing back. Returns the headers of the state after.
+   */
+  reconcile(charged: number, usedTokens: number | undefined): Record<string, string> {
+    if (this.#charge === 'estimate' && usedTokens !== undefined && usedTokens > charged) this.#tokens?.spend(usedTokens - charged);
+    return this.headers();
   }
 
   /** `x-ratelimit-*` headers for the configured limits, without charging anything. */

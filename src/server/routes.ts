@@ -1,6 +1,6 @@
 import { ApiError, modelNotFound } from './api-error.js';
 import type { LineHandler } from './batches.js';
-import { buildChatCompletion, chatTokenEstimate, describeChat, parseChatRequest } from './chat.js';
+import { buildChatCompletion, chatArrivalEstimate, chatTokenEstimate, describeChat, parseChatRequest } from './chat.js';
 import type { FileStore } from './file-store.js';
 import { buildImagesResponse, describeImages, imageTokenEstimate, parseImageRequest } from './images.js';
 import { listModels } from './models.js';
@@ -12,10 +12,11 @@ export interface Route {
   /** Model and key for fault matching and the log; lenient, never throws. */
   describe(body: unknown): { model?: string; key: string; serviceTier?: string };
   /**
-   * Validates (throwing {@link ApiError}) and says what the request costs against a tokens-per-minute limit;
+   * Validates (throwing {@link ApiError}) and says what the request costs against a tokens-per-minute limit
+   * (`tokens`: its prompt and output bound; `estimate`: OpenAI's estimate on arrival, see `RateLimits.charge`);
    * `respond` builds the answer once the request is let through.
    */
-  prepare(body: unknown): { tokens: number; respond(context: AnswerContext): unknown };
+  prepare(body: unknown): { tokens: number; estimate?: number; respond(context: AnswerContext): unknown };
 }
 
 /** What an answer may need to know about the request it answers. */
@@ -37,6 +38,7 @@ export function endpointRoutes(options: ResolvedOptions, promptCache: PromptCach
         const request = parseChatRequest(body);
         return {
           tokens: chatTokenEstimate(request),
+          estimate: chatArrivalEstimate(request),
           respond: ({ requestId }) => {
             const completion = buildChatCompletion(request, {
               id: `chatcmpl-${requestId.slice('req_'.length)}`,

@@ -116,7 +116,7 @@ class OfflineHttpServer implements OfflineServer {
   constructor(options: ResolvedOptions) {
     this.#options = options;
     this.#faults = new FaultInjector(options.faults);
-    this.#limiter = options.rateLimit && new RateLimiter(options.rateLimit);
+    this.#limiter = options.rateLimit && new RateLimiter(options.rateLimit, options.now);
     this.#http = createServer((request, response) => this.#handle(request, response));
     this.#routes = endpointRoutes(options, this.#promptCache, this.#files);
   }
@@ -344,12 +344,13 @@ class OfflineHttpServer implements OfflineServer {
       if (quota !== undefined && this.#granted >= quota.afterRequests) throw insufficientQuota();
 
       const prepared = route.prepare(parsed);
-      const decision = this.#limiter?.take(prepared.tokens);
+      const decision = this.#limiter?.take(prepared.tokens, prepared.estimate);
       if (decision?.allowed === false) throw rateLimitError(decision, record.model ?? 'this model');
       this.#granted += 1;
       const answer = prepared.respond(context);
-      if (fault === undefined) return { drop: false, delayMs: 0, status: 200, answer: json(answer), headers: decision?.headers ?? {} };
-      return { drop: false, delayMs: fault.delayMs ?? 0, status: 200, answer: faultAnswer(fault, answer), headers: decision?.headers ?? {}, fault };
+      const headers = decision === undefined ? {} : this.#limiter!.reconcile(decision.charged, usedTokens(answer));
+      if (fault === undefined) return { drop: false, delayMs: 0, status: 200, answer: json(answer), headers };
+      return { drop: false, delayMs: fault.delayMs ?? 0, status: 200, answer: faultAnswer(fault, answer), headers, fault };
     } catch (error) {
       if (error instanceof ApiError) return errorOutcome(error, 0);
       throw error;
@@ -365,6 +366,12 @@ class OfflineHttpServer implements OfflineServer {
       this.#timers.add(timer);
     });
   }
+}
+
+/** The tokens an answer reports it used, prompt and output; `undefined` when it reports none. */
+function usedTokens(answer: unknown): number | undefined {
+  const usage = (answer as { usage?: { total_tokens?: unknown } } | undefined)?.usage;
+  return typeof usage?.total_tokens === 'number' ? usage.total_tokens : undefined;
 }
 
 /** Host part of the URL clients should use: wildcard addresses are reached through loopback. */
