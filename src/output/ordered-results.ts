@@ -12,6 +12,11 @@ import { UsageSummary } from './usage-table.js';
 /** Rows written between two turns of the event loop, so that requests keep going out meanwhile. */
 const ROWS_PER_TURN = 2048;
 
+/** Rows are written when this much waits (characters of both files)... */
+const FLUSH_BYTES = 256 * 1024;
+/** ...or this long after the first of them (milliseconds), so that `tail -f` shows them soon. */
+const FLUSH_MS = 100;
+
 /**
  * Records held for their turn at most: beyond, one job holds the order back too long (retried for minutes while
  * thousands finish) and the view stops keeping the order rather than hold them all.
@@ -53,6 +58,9 @@ export class OrderedResults {
   /** The run is over: no position waits for a record any more. */
   private over = false;
   private headed = false;
+  /** Rows waiting for their batch to be written. */
+  private pending = { csv: '', json: '' };
+  private timer: NodeJS.Timeout | undefined;
   private work: Promise<void> = Promise.resolve();
   private scheduled = false;
 
@@ -93,8 +101,9 @@ export class OrderedResults {
       await this.stop();
       return undefined;
     }
-    this.mode = 'stopped';
     try {
+      await this.flush();
+      this.mode = 'stopped';
       if (this.prefix) await this.prefix.commit();
       else await this.endLive();
       await this.json.commit();
@@ -110,6 +119,9 @@ export class OrderedResults {
   async stop(): Promise<void> {
     this.mode = 'stopped';
     await this.work;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.pending = { csv: '', json: '' };
     this.held.clear();
     // Temporary files that cannot be removed are swept by the next run.
     await this.prefix?.discard().catch(() => {});
@@ -128,11 +140,17 @@ export class OrderedResults {
   }
 
   /** Writes every row whose turn has come; never fails: a view that cannot be written is rewritten at the end. */
-  private async write(): Promise<void> {
-    try {
+  private write(): Promise<void> {
+    return this.guarded(async () => {
       if (this.mode === 'ordered' && this.held.size > MAX_HELD) await this.giveUpOrder();
       if (this.mode === 'ordered') await this.writeInOrder();
       else if (this.mode === 'unordered') this.writeAsFinished();
+    });
+  }
+
+  private async guarded(step: () => Promise<void>): Promise<void> {
+    try {
+      await step();
     } catch {
       // The rewrite at the end of the run writes every row again from the journal, and reports a failure it meets.
       this.mode = 'stopped';
@@ -141,14 +159,19 @@ export class OrderedResults {
   }
 
   private async writeInOrder(): Promise<void> {
+    // Rows are written a batch at a time: one write per row would cost a system call per answer.
+    let csv = '';
+    let json = '';
     if (!this.headed) {
       this.headed = true;
-      await this.prefix!.write(resultsHeader());
+      csv = resultsHeader();
     }
     const { count, digests } = this.source;
     let rows = 0;
     while (this.mode === 'ordered' && this.cursor < count && (this.over || this.held.has(this.cursor) || !this.sending(this.cursor))) {
       if (++rows % ROWS_PER_TURN === 0) {
+        await this.writeRows(csv, json);
+        csv = json = '';
         await new Promise((resolve) => setImmediate(resolve));
         if (this.mode !== 'ordered') return;
       }
@@ -162,21 +185,44 @@ export class OrderedResults {
       const record = ref === undefined ? undefined : mine !== undefined && mine.offset === ref.offset ? mine.record : await this.reader.read(ref);
       this.usage.add(job, record);
       const row = jobResult(job, record);
-      await this.writeCsv(resultCsvLine(row));
-      await this.json.write(resultJsonLine(row));
+      csv += resultCsvLine(row);
+      json += resultJsonLine(row);
       this.cursor++;
     }
+    await this.writeRows(csv, json);
     // The first row that must wait: the rows before it take the place of the old file, and rows are appended from now on.
     if (this.mode === 'ordered' && this.prefix && this.cursor < count && !this.over) await this.openLive();
   }
 
-  private async writeCsv(line: string): Promise<void> {
-    if (this.prefix) await this.prefix.write(line);
-    else this.live!.write(line);
+  /** Rows go to the files in batches, at least every {@link FLUSH_MS}: one write per row would cost a system call per answer. */
+  private async writeRows(csv: string, json: string): Promise<void> {
+    this.pending.csv += csv;
+    this.pending.json += json;
+    if (this.pending.csv.length + this.pending.json.length >= FLUSH_BYTES) await this.flush();
+    else if (this.pending.csv !== '' && this.timer === undefined) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.work = this.work.then(() => this.guarded(() => this.flush()));
+      }, FLUSH_MS);
+      // Rows waiting for their batch never keep the process alive: the run's end flushes them.
+      this.timer.unref();
+    }
+  }
+
+  private async flush(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const { csv, json } = this.pending;
+    this.pending = { csv: '', json: '' };
+    if (this.mode === 'stopped' || csv === '') return;
+    if (this.prefix) await this.prefix.write(csv);
+    else this.live!.write(csv);
+    if (this.mode === 'ordered') await this.json.write(json);
   }
 
   /** Rows follow as jobs finish from now on; the end of the run rewrites the views in input order from the journal. */
   private async giveUpOrder(): Promise<void> {
+    await this.flush();
     this.mode = 'unordered';
     await this.json.discard();
     if (this.prefix) await this.openLive();
@@ -184,11 +230,14 @@ export class OrderedResults {
   }
 
   private writeAsFinished(): void {
-    for (const { job, record } of this.held.values()) this.live!.write(resultLine(job, record));
+    let csv = '';
+    for (const { job, record } of this.held.values()) csv += resultLine(job, record);
     this.held.clear();
+    if (csv !== '') this.live!.write(csv);
   }
 
   private async openLive(): Promise<void> {
+    await this.flush();
     const prefix = this.prefix!;
     this.prefix = undefined;
     await prefix.commit();
