@@ -1,10 +1,18 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { zeroUsage } from '../src/common/types.js';
+import { fingerprint } from '../src/jobs/fingerprint.js';
 import { loadJobs } from '../src/jobs/load.js';
 import { jobsInMemory } from '../src/jobs/source.js';
 import { openOutputFolder } from '../src/output/folder.js';
+import { jobRecord } from '../src/output/job-record.js';
 import { apiOrigin } from '../src/output/journal.js';
+import { indexedJob, JournalIndex } from '../src/output/journal-index.js';
+import { JournalWriter } from '../src/output/journal-writer.js';
+import { OrderedResults } from '../src/output/ordered-results.js';
+import { RecordReader } from '../src/output/record-reader.js';
 import { cli, offlineServerPerTest, readCsv, seeded, spawnCli, tempDir, waitFor, writeJobs } from './helpers.js';
 
 const offline = offlineServerPerTest('sk-test-ordered-key-1234567890');
@@ -129,5 +137,40 @@ describe('SIGKILL while the views are written', () => {
     const cleanViews = await readViews(clean);
     expect(views.map(timeless), `seed ${seed}: ${landed.join('; ')}`).toEqual(cleanViews.map(timeless));
     expect(await rebuiltViews(file, out, env.OPENAI_BASE_URL!)).toEqual(views);
+  });
+});
+
+describe('a job that holds the order back too long', () => {
+  it('lets the rows after it come as jobs finish, and leaves the views to the rewrite from the journal', async () => {
+    const dir = await tempDir();
+    const file = await writeJobs(dir, chatJobs(6));
+    const { jobs } = await loadJobs([file]);
+    const source = jobsInMemory(jobs);
+    const journalPath = join(dir, 'journal.jsonl');
+    const journal = await JournalWriter.open(journalPath, { durable: false });
+    const reader = await RecordReader.open(journalPath);
+    const index = new JournalIndex(source.digests.ids);
+    const csvPath = join(dir, 'results.csv');
+    const view = new OrderedResults(csvPath, join(dir, 'results.jsonl'), source, () => true, index, reader, 2);
+    const timing = { attempts: 1, startedAt: 0, finishedAt: 1, latencyMs: 1 };
+    const outcome = { state: 'done' as const, output: 'An answer.', usage: zeroUsage(), costUsd: 0 };
+    try {
+      // The first job is still under way while the others finish, last to first.
+      for (const job of [jobs[5]!, jobs[4]!, jobs[3]!, jobs[2]!]) {
+        const record = jobRecord(job, fingerprint(job), timing, outcome, undefined);
+        const location = await journal.append(record);
+        index.take(indexedJob(record, location));
+        view.add(job, record, location.offset);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await waitFor(() => existsSync(csvPath) && readFileSync(csvPath, 'utf8').split('\n').length === 6, 5000, 'the rows of the jobs that finished');
+      expect((await readCsv(csvPath)).map((row) => row.id)).toEqual(['q6', 'q5', 'q4', 'q3']);
+      expect(await view.finish()).toBeUndefined();
+      expect(existsSync(join(dir, 'results.jsonl'))).toBe(false);
+    } finally {
+      await view.stop();
+      await reader.close();
+      await journal.close();
+    }
   });
 });

@@ -72,6 +72,8 @@ export class OrderedResults {
     private readonly sending: (position: number) => boolean,
     private readonly index: JournalIndex,
     private readonly reader: RecordReader,
+    /** Records held for their turn at most before the order is given up. @default 8192 */
+    private readonly maxHeld = MAX_HELD,
   ) {
     this.jobs = source.open()[Symbol.asyncIterator]();
     this.prefix = new AtomicFile(csvPath, { durable: false });
@@ -142,7 +144,7 @@ export class OrderedResults {
   /** Writes every row whose turn has come; never fails: a view that cannot be written is rewritten at the end. */
   private write(): Promise<void> {
     return this.guarded(async () => {
-      if (this.mode === 'ordered' && this.held.size > MAX_HELD) await this.giveUpOrder();
+      if (this.mode === 'ordered' && this.held.size > this.maxHeld) await this.giveUpOrder();
       if (this.mode === 'ordered') await this.writeInOrder();
       else if (this.mode === 'unordered') this.writeAsFinished();
     });
