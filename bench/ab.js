@@ -28,11 +28,18 @@ try {
       if (result.code !== 0) throw new Error(`${name} exited ${result.code}: ${result.stderr}`);
       const seconds = (label) => Number(new RegExp(`${label} time \\(seconds\\): ([\\d.]+)`).exec(result.stderr)?.[1]);
       const cpu = seconds('User') + seconds('System');
-      samples[name].push({ wall: result.wallMs / 1000, cpu });
-      say(`  round ${round + 1} ${name}: wall ${(result.wallMs / 1000).toFixed(2)} s, cpu ${cpu.toFixed(2)} s`);
+      // Before the first request (start-up, validation, planning) and after the last answer (the views, the page).
+      const { firstArrival, lastDone } = await server.stats();
+      const before = (firstArrival - result.startedAt) / 1000;
+      const after = (result.startedAt + result.wallMs - lastDone) / 1000;
+      samples[name].push({ wall: result.wallMs / 1000, cpu, before, after });
+      say(
+        `  round ${round + 1} ${name}: wall ${(result.wallMs / 1000).toFixed(2)} s, cpu ${cpu.toFixed(2)} s, ` +
+          `first request after ${before.toFixed(2)} s, exit ${after.toFixed(2)} s after the last answer`,
+      );
     }
   }
-  for (const key of ['wall', 'cpu']) {
+  for (const key of ['wall', 'cpu', 'before', 'after']) {
     const ratios = samples.new.map((sample, index) => sample[key] / samples.old[index][key]);
     say(
       `${key}: old ${median(samples.old.map((s) => s[key])).toFixed(2)} s, new ${median(samples.new.map((s) => s[key])).toFixed(2)} s, ` +

@@ -99,8 +99,8 @@ async function send(dispatcher: Dispatcher, input: string | URL | Request, init:
     responseHeaders.delete('content-length');
   }
   if (status >= 400 || JSON_TYPE.test(responseHeaders.get('content-type') ?? '')) {
-    const bytes = await readWhole(answer.body);
-    return new Response(decoder === undefined ? bytes : await decoder.whole(bytes), { status, headers: responseHeaders });
+    const bytes = Buffer.from(await answer.body.arrayBuffer());
+    return wholeResponse(decoder === undefined ? bytes : await decoder.whole(bytes), { status, headers: responseHeaders });
   }
   let stream: Readable = answer.body;
   if (decoder !== undefined) {
@@ -118,9 +118,40 @@ function streamed(prepared: Request): { url: string; headers: Record<string, str
   return { url: prepared.url, headers: Object.fromEntries(prepared.headers), body };
 }
 
-/** The whole body, as one buffer; rejects when the connection breaks or the request's signal aborts meanwhile. */
-async function readWhole(body: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of body) chunks.push(chunk as Buffer);
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+/**
+ * An answer read whole, handed over without the web stream a `Response` builds around its body (3.5% of a fast run's
+ * CPU, BENCHMARKS.md section 8): the SDK and nightshift read such an answer once, as text or JSON. Its `body` stream
+ * is made only when asked for.
+ */
+function wholeResponse(bytes: Buffer, init: ResponseInit): Response {
+  const response = new Response(null, init);
+  let used = false;
+  let stream: ReadableStream<Uint8Array> | null | undefined;
+  /** The body, once, as `Response` gives it: a second read is refused. */
+  const take = (): Buffer => {
+    if (used) throw new TypeError('Body is unusable: Body has already been read');
+    used = true;
+    return bytes;
+  };
+  const text = (): Promise<string> => Promise.resolve().then(() => take().toString('utf8'));
+  const arrayBuffer = (): Promise<ArrayBuffer> =>
+    Promise.resolve().then(() => {
+      const whole = take();
+      return whole.buffer.slice(whole.byteOffset, whole.byteOffset + whole.byteLength) as ArrayBuffer;
+    });
+  Object.defineProperties(response, {
+    body: { get: () => (stream ??= new Response(bytes).body) },
+    bodyUsed: { get: () => used },
+    text: { value: text },
+    json: { value: async (): Promise<unknown> => JSON.parse(await text()) },
+    arrayBuffer: { value: arrayBuffer },
+    blob: { value: async (): Promise<Blob> => new Blob([await arrayBuffer()], { type: response.headers.get('content-type') ?? '' }) },
+    clone: {
+      value: (): Response => {
+        if (used) throw new TypeError('Response.clone: Body has already been consumed.');
+        return wholeResponse(bytes, { status: response.status, statusText: response.statusText, headers: response.headers });
+      },
+    },
+  });
+  return response;
 }

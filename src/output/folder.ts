@@ -5,7 +5,6 @@ import { messageOf, NightshiftError } from '../common/errors.js';
 import { isFileSystemError, pathExists } from '../common/fs-errors.js';
 import type { IdTable } from '../common/id-table.js';
 import type { Job } from '../common/types.js';
-import type { JobDigests } from '../jobs/digests.js';
 import { fingerprint } from '../jobs/fingerprint.js';
 import type { JobSource } from '../jobs/source.js';
 import { JOURNAL_FILE, journalSize, type JobRecord, type RunRecord } from './journal.js';
@@ -14,8 +13,9 @@ import { RecordReader } from './record-reader.js';
 import { JournalWriter } from './journal-writer.js';
 import { acquireLock } from './lock.js';
 import { applyMoves, recoverMoves, type PlannedMove } from './moves.js';
-import { jobResult, resultCsvLine, resultJsonLine, resultLine, resultsHeader } from './results.js';
+import { jobResult, resultCsvLine, resultJsonLine, resultsHeader } from './results.js';
 import { restoreSetAside } from './leftovers.js';
+import { OrderedResults } from './ordered-results.js';
 import { ResultsView } from './results-view.js';
 import { UsageSummary } from './usage-table.js';
 
@@ -49,8 +49,12 @@ export interface OutputFolder {
   startRun(run: Omit<RunRecord, 'type'>): Promise<void>;
   /** Renames the images of jobs whose output names changed (nothing is sent), journaling each job's new record. */
   moveImages(moves: readonly PlannedMove[], now: () => string): Promise<void>;
-  /** Starts results.csv for the run: the jobs of `digests` finished before it, then each job as it is recorded. */
-  startResults(digests: JobDigests): void;
+  /**
+   * Starts the views for the run: over jobs held in memory, every view in input order as jobs finish (`sending` says
+   * which jobs' rows wait for a record), so that {@link writeResults} has nothing left to rebuild; over job files,
+   * results.csv with the jobs finished before the run, then each job as it is recorded.
+   */
+  startResults(source: JobSource, sending: (position: number) => boolean): void;
   /**
    * Journals a job's outcome. Resolves once the record is on the disk and the job counted (index, results.csv);
    * rejects with `E_OUTPUT` when the journal cannot be written, and from then on every record does.
@@ -113,7 +117,7 @@ export async function openOutputFolder(dir: string, { ids, fresh = false, origin
 }
 
 class Folder implements OutputFolder {
-  private results: ResultsView | undefined;
+  private results: ResultsView | OrderedResults | undefined;
 
   constructor(
     readonly dir: string,
@@ -136,9 +140,12 @@ class Folder implements OutputFolder {
     await writeOutput(join(this.dir, 'images'), () => applyMoves(moves, context));
   }
 
-  startResults(digests: JobDigests): void {
-    // Records from here on are of jobs finishing now: their rows come as they finish, not in the prefill.
-    this.results = new ResultsView(join(this.dir, RESULTS_FILE), digests, this.index, this.reader, this.journal.bytes);
+  startResults(source: JobSource, sending: (position: number) => boolean): void {
+    const path = join(this.dir, RESULTS_FILE);
+    this.results = source.settled
+      ? new OrderedResults(path, join(this.dir, RESULTS_JSONL_FILE), source, sending, this.index, this.reader)
+      : // Records from here on are of jobs finishing now: their rows come as they finish, not in the prefill.
+        new ResultsView(path, source.digests, this.index, this.reader, this.journal.bytes);
   }
 
   record(job: Job, record: JobRecord): Promise<void> {
@@ -153,7 +160,7 @@ class Folder implements OutputFolder {
     return this.journal.append(record).then(
       (location) => {
         this.index.take(indexedJob(record, location));
-        if (job) this.results?.write(resultLine(job, record));
+        if (job) this.results?.add(job, record, location.offset);
       },
       (error: unknown) => {
         throw new NightshiftError('E_OUTPUT', `Cannot write the journal in ${this.dir}: ${messageOf(error)}`, { jobId: record.id }, { cause: error });
@@ -162,6 +169,13 @@ class Folder implements OutputFolder {
   }
 
   async writeResults(source: JobSource): Promise<{ usage: UsageSummary; jobFilesChanged: boolean }> {
+    if (this.results instanceof OrderedResults) {
+      const ordered = this.results;
+      this.results = undefined;
+      // The views of jobs in memory were written as the run went: only usage.csv is left.
+      const usage = await ordered.finish();
+      if (usage) return { usage: await this.writeUsage(usage), jobFilesChanged: false };
+    }
     await this.stopResults();
     const usage = new UsageSummary();
     const { index, reader } = this;
@@ -197,9 +211,13 @@ class Folder implements OutputFolder {
       throw error;
     }
     await writeOutput(jsonPath, () => json.commit());
+    return { usage: await this.writeUsage(usage), jobFilesChanged: changed };
+  }
+
+  private async writeUsage(usage: UsageSummary): Promise<UsageSummary> {
     const usagePath = join(this.dir, USAGE_FILE);
     await writeOutput(usagePath, () => writeFileAtomic(usagePath, usage.toCsv()));
-    return { usage, jobFilesChanged: changed };
+    return usage;
   }
 
   async close(): Promise<void> {

@@ -1,10 +1,12 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { finished } from 'node:stream/promises';
 import { AtomicFile } from '../common/atomic-file.js';
+import type { Job } from '../common/types.js';
 import type { JobDigests } from '../jobs/digests.js';
 import type { JournalIndex } from './journal-index.js';
+import type { JobRecord } from './journal.js';
 import type { RecordReader } from './record-reader.js';
-import { recordLine, resultsHeader } from './results.js';
+import { recordLine, resultLine, resultsHeader } from './results.js';
 
 /** Rows the prefill writes between two turns of the event loop, so that requests keep going out meanwhile. */
 const PREFILL_BATCH = 2048;
@@ -33,8 +35,9 @@ export class ResultsView {
     this.prefill = this.fill(digests, index, reader, journalBytes);
   }
 
-  /** Adds a row (a CSV line) after the prefill. */
-  write(line: string): void {
+  /** Adds the row of a job just recorded after the prefill. */
+  add(job: Job, record: JobRecord): void {
+    const line = resultLine(job, record);
     if (this.stream) this.stream.write(line);
     else this.waiting?.push(line);
   }

@@ -180,6 +180,9 @@ export function countPlan(plan: Plan): PlanCounts {
   };
 }
 
+/** Whether the plan sends the job at `position`. */
+export const sends = (plan: Plan, position: number): boolean => SEND.has(plan.actions[position]!);
+
 /**
  * The jobs to send, in input order. A job whose request differs from the one planned (its file changed since)
  * stops the run rather than be sent unplanned.

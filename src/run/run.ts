@@ -7,7 +7,7 @@ import { apiOrigin } from '../output/journal.js';
 import { addUsd, paidInJournals, setAsideJournals, type MoneyFigures } from '../cost/money.js';
 import { Dispatch } from './dispatch.js';
 import type { RunOptions, RunSummary } from './options.js';
-import { countPlan, jobsToSend, keptMessage, planJobs, type PlanCounts } from './plan.js';
+import { countPlan, jobsToSend, keptMessage, planJobs, sends, type PlanCounts } from './plan.js';
 
 /**
  * Runs jobs against the API with bounded concurrency and retry, journaling each outcome before it counts.
@@ -36,7 +36,7 @@ export async function runJobs(jobs: readonly Job[] | JobSource, given: RunOption
 
     await folder.startRun({ startedAt: now(), files: options.files, jobs: source.count, origin: options.origin });
     await folder.moveImages(plan.moves, now);
-    folder.startResults(source.digests);
+    folder.startResults(source, (position) => sends(plan, position));
     const dispatch = new Dispatch(jobsToSend(source, plan), folder, options, clock, options.redact ?? ((text) => text), emit, paidBefore);
     // Job files that changed while the jobs to send were read from them stop the sending; what was answered is on
     // record, and the views are still rewritten (by identity) so that they show it.
