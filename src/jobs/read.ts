@@ -1,17 +1,18 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { extname } from 'node:path';
-import { readCsv } from './read-csv.js';
-import { readJson } from './read-json.js';
 import { readJsonl } from './read-jsonl.js';
 import { describeFileSystemError, isFileSystemError } from '../common/fs-errors.js';
 import { problemRecord, type RawRecord } from './records.js';
 
-/** Job file formats, by file extension. */
+/**
+ * Job file formats, by file extension. The CSV and JSON readers (and csv-parse, jsonc-parser) are loaded when a file
+ * of theirs is read: a run of `.jsonl` files starts without them.
+ */
 const FORMATS = {
-  '.json': readJson,
-  '.jsonl': readJsonl,
-  '.csv': readCsv,
+  '.json': async () => (await import('./read-json.js')).readJson,
+  '.jsonl': () => Promise.resolve(readJsonl),
+  '.csv': async () => (await import('./read-csv.js')).readCsv,
 } as const;
 
 /** Where to start reading a file part-way through: at a line's first byte, with its line and record numbers. */
@@ -58,7 +59,7 @@ export async function* readRecords(path: string, { from, onBytes, skip, name = p
     const stream = createReadStream(path, from ? { start: from.byte } : {});
     const chunks = onBytes ? tap(stream, onBytes) : stream;
     if (extension === '.jsonl') yield* readJsonl(chunks, file, from, skip);
-    else yield* FORMATS[extension as keyof typeof FORMATS](chunks, file);
+    else yield* (await FORMATS[extension as keyof typeof FORMATS]())(chunks, file);
   } catch (error) {
     if (!isFileSystemError(error)) throw error;
     yield problemRecord(file, 0, `cannot read the file: ${describeFileSystemError(error)}`);
