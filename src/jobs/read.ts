@@ -26,6 +26,8 @@ export interface ReadFrom {
 export interface ReadOptions {
   /** Start part-way through the file (`.jsonl` only: a line is a record, so any line start is a record start). */
   from?: ReadFrom;
+  /** Stop before this byte, a line's first (`.jsonl` only): the file is read in byte ranges, one per thread. */
+  to?: number;
   /** Sees every byte read, in order (to hash the file as it is read). */
   onBytes?: (chunk: Buffer) => void;
   /** Job records (by record number in the file) that no one wants: a `.jsonl` reader passes them over unparsed. */
@@ -41,14 +43,14 @@ export const canReadFrom = (file: string): boolean => extname(file).toLowerCase(
  * Reads one job file as a stream of raw records, chosen by extension (`.json`, `.jsonl`, `.csv`).
  * Never throws for a bad file: an unknown extension or an unreadable file is yielded as a `problem` record.
  */
-export async function* readRecords(path: string, { from, onBytes, skip, name = path }: ReadOptions = {}): AsyncGenerator<RawRecord> {
+export async function* readRecords(path: string, { from, to, onBytes, skip, name = path }: ReadOptions = {}): AsyncGenerator<RawRecord> {
   const file = name;
   const extension = extname(path).toLowerCase();
   if (!Object.hasOwn(FORMATS, extension)) {
     yield problemRecord(file, 0, `unsupported file type ${JSON.stringify(extension || file)}: use .json, .jsonl or .csv`);
     return;
   }
-  if (from && !canReadFrom(path)) throw new Error(`cannot start reading ${file} part-way through`);
+  if ((from || to !== undefined) && !canReadFrom(path)) throw new Error(`cannot read ${file} part-way through`);
   try {
     // Only regular files: reading a pipe waits for a writer forever, and a device such as /dev/zero never ends.
     const stats = await stat(path);
@@ -56,7 +58,9 @@ export async function* readRecords(path: string, { from, onBytes, skip, name = p
       yield problemRecord(file, 0, `cannot read the file: ${stats.isDirectory() ? 'it is a directory' : 'it is not a regular file (a pipe or a device)'}`);
       return;
     }
-    const stream = createReadStream(path, from ? { start: from.byte } : {});
+    // An empty range reads nothing: `end` is inclusive, and a stream from 0 to -1 would read the whole file.
+    if (to !== undefined && to <= (from?.byte ?? 0)) return;
+    const stream = createReadStream(path, { ...(from ? { start: from.byte } : {}), ...(to !== undefined ? { end: to - 1 } : {}) });
     const chunks = onBytes ? tap(stream, onBytes) : stream;
     if (extension === '.jsonl') yield* readJsonl(chunks, file, from, skip);
     else yield* (await FORMATS[extension as keyof typeof FORMATS]())(chunks, file);
