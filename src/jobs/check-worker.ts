@@ -32,16 +32,29 @@ class BatchBuilder {
   lines = new Int32Array(BATCH_RECORDS);
   fromContent = new Uint8Array(BATCH_RECORDS);
   keys = new Uint8Array(BATCH_RECORDS * KEY_BYTES);
-  ids: (string | null)[] = [];
-  models: string[] = [];
+  idText = '';
+  idEnds = new Uint32Array(BATCH_RECORDS);
+  hasId = new Uint8Array(BATCH_RECORDS);
+  models = new Uint16Array(BATCH_RECORDS);
+  modelNames: string[] = [];
+  private readonly modelNumbers = new Map<string, number>();
   extras: CheckedBatch['extras'] = [];
 
   add(kind: number, line: number, id: string | undefined, model = ''): number {
     const at = this.size++;
     this.kinds[at] = kind;
     this.lines[at] = line - RANGE_FIRST_LINE;
-    this.ids.push(id ?? null);
-    this.models.push(model);
+    if (id !== undefined) {
+      this.idText += id;
+      this.hasId[at] = 1;
+    }
+    this.idEnds[at] = this.idText.length;
+    let number = this.modelNumbers.get(model);
+    if (number === undefined) {
+      number = this.modelNames.push(model) - 1;
+      this.modelNumbers.set(model, number);
+    }
+    this.models[at] = number;
     return at;
   }
 
@@ -52,11 +65,15 @@ class BatchBuilder {
       lines: this.lines,
       fromContent: this.fromContent,
       keys: this.keys,
-      ids: this.ids,
+      idText: this.idText,
+      idEnds: this.idEnds,
+      hasId: this.hasId,
       models: this.models,
+      modelNames: this.modelNames,
       extras: this.extras,
     };
-    port.postMessage({ type: 'batch', batch } satisfies RangeMessage, [this.kinds.buffer, this.lines.buffer, this.fromContent.buffer, this.keys.buffer]);
+    const buffers = [this.kinds, this.lines, this.fromContent, this.keys, this.idEnds, this.hasId, this.models].map((array) => array.buffer);
+    port.postMessage({ type: 'batch', batch } satisfies RangeMessage, buffers);
   }
 }
 

@@ -237,7 +237,7 @@ function* settleBatch(
     }
     const position = nextPosition();
     const source = { file, line: firstLine + batch.lines[at]! };
-    let id = batch.ids[at] ?? undefined;
+    let id = batch.hasId[at] ? batch.idText.slice(at === 0 ? 0 : batch.idEnds[at - 1], batch.idEnds[at]) : undefined;
     const problems = kind === INVALID_JOB ? inFile(extras?.problems) : [];
     if (id !== undefined && batch.fromContent[at]) id = freeId(id, takenBefore(position));
     const taken = id === undefined || !unique ? [] : unique.id(id, source);
@@ -247,7 +247,7 @@ function* settleBatch(
     }
     problems.push(...taken.map((detail) => toProblem({ source, jobId: id, csv: false }, detail)));
     if (problems.length > 0) yield { problems };
-    else yield { digest: { id: id!, kind: JOB_KINDS[kind]!, model: batch.models[at]!, source, key: batch.keys.subarray(at * KEY_BYTES, (at + 1) * KEY_BYTES) } };
+    else yield { digest: { id: id!, kind: JOB_KINDS[kind]!, model: batch.modelNames[batch.models[at]!]!, source, key: batch.keys.subarray(at * KEY_BYTES, (at + 1) * KEY_BYTES) } };
   }
 }
 

@@ -61,10 +61,19 @@ export interface CheckedBatch {
   /** A job's kind (its index in `JOB_KINDS`), {@link NOT_A_JOB} or {@link INVALID_JOB}. */
   kinds: Uint8Array;
   lines: Int32Array;
-  /** The id a record claims, or a valid id-less job's content id (`fromContent`), or null. */
-  ids: (string | null)[];
+  /**
+   * The ids, one after the other: record `i`'s is `idText` from `idEnds[i - 1]` (0 for the first) to `idEnds[i]`:
+   * the id a record claims, or a valid id-less job's content id (`fromContent`); `hasId` is 0 for none. One string
+   * a batch, not one a record: the batches of the ranges after this thread's wait, a million records' worth, until
+   * this thread gets to them.
+   */
+  idText: string;
+  idEnds: Uint32Array;
+  hasId: Uint8Array;
   fromContent: Uint8Array;
-  models: string[];
+  /** Each record's model, as an index into `modelNames`. */
+  models: Uint16Array;
+  modelNames: string[];
   /** The first bytes of each valid job's request fingerprint. */
   keys: Uint8Array;
   /** By record number (`at`, in order): the problems of a record, or the image files an image job writes. */
