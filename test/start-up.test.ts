@@ -14,12 +14,14 @@ const NOT_BEFORE_FIRST_REQUEST = [
   /\/dist\/batch\/(?!api|ledger|view)/,
   /\/dist\/page\//,
   /\/dist\/jobs\/read-(csv|json)\.js$/,
-  /\/node_modules\/(csv-parse|jsonc-parser|gpt-tokenizer)\//,
+  /\/node_modules\/(csv-parse|jsonc-parser|gpt-tokenizer|@pydantic\/genai-prices)\//,
+  // Loaded on first use: pricing the first answer, counting tokens for a rate limit.
+  /^require (@pydantic\/genai-prices|gpt-tokenizer)/,
 ];
 
 // Spawns the built CLI: slow.
 describe('start-up (slow)', () => {
-  it('loads neither the offline server, the batch engine, the page nor the CSV and JSON readers before the first request of a live run', async () => {
+  it('loads neither the offline server, the batch engine, the page, the CSV and JSON readers, the price table nor the tokenizer before the first request of a live run', async () => {
     // Answers take long enough that the modules loaded by the first request are all there is to see.
     const env = await offline.serve({ latencyMs: 10_000 });
     const dir = await tempDir();
