@@ -149,65 +149,65 @@ async function* checkJobs(
       ...(skip ? { skip } : {}),
       ...(name !== undefined ? { name } : {}),
     });
-    try {
-      for await (const record of records) {
-        switch (record.type) {
-          case 'skipped':
-            position++;
+    for await (const record of records) {
+      switch (record.type) {
+        case 'skipped':
+          position++;
+          yield { skipped: true };
+          break;
+        case 'problem':
+          yield { problems: [record.problem] };
+          break;
+        case 'defaults': {
+          const parsed = parseFileDefaults(record.value);
+          fileDefaults = parsed.defaults;
+          if (parsed.problems.length > 0) yield { problems: parsed.problems.map((detail) => toProblem({ source: record.source }, detail)) };
+          break;
+        }
+        case 'header': {
+          const problems = checkHeader(record.columns).map((detail) => toProblem({ source: record.source, csv: true }, detail));
+          if (problems.length > 0) yield { problems };
+          break;
+        }
+        case 'job':
+        case 'row': {
+          const at = position++;
+          if (wanted && !wanted(at)) {
             yield { skipped: true };
             break;
-          case 'problem':
-            yield { problems: [record.problem] };
-            break;
-          case 'defaults': {
-            const parsed = parseFileDefaults(record.value);
-            fileDefaults = parsed.defaults;
-            if (parsed.problems.length > 0) yield { problems: parsed.problems.map((detail) => toProblem({ source: record.source }, detail)) };
-            break;
           }
-          case 'header': {
-            const problems = checkHeader(record.columns).map((detail) => toProblem({ source: record.source, csv: true }, detail));
-            if (problems.length > 0) yield { problems };
-            break;
+          let normalized = toJob(record, { cli, fileDefaults, loadImage });
+          if (normalized instanceof Promise) normalized = await normalized;
+          if ('job' in normalized && normalized.idFromContent) {
+            normalized.job.id = freeId(normalized.job.id, takenBefore(at));
+            seen?.add(normalized.job.id);
           }
-          case 'job':
-          case 'row': {
-            const at = position++;
-            if (wanted && !wanted(at)) {
-              yield { skipped: true };
-              break;
-            }
-            let normalized = toJob(record, { cli, fileDefaults, loadImage });
-            if (normalized instanceof Promise) normalized = await normalized;
-            if ('job' in normalized && normalized.idFromContent) {
-              normalized.job.id = freeId(normalized.job.id, takenBefore(at));
-              seen?.add(normalized.job.id);
-            }
-            const id = 'job' in normalized ? normalized.job.id : normalized.id;
-            const taken = id === undefined || !unique ? [] : unique.id(id, record.source);
-            // A job with a taken id would also clash on its default file names: one problem is enough.
-            if (unique && 'job' in normalized && taken.length === 0) taken.push(...unique.files(normalized.job));
-            const problems = 'problems' in normalized ? [...normalized.problems] : [];
-            problems.push(...taken.map((detail) => toProblem({ source: record.source, jobId: id, csv: record.type === 'row' }, detail)));
-            if (problems.length > 0) yield { problems };
-            else if ('job' in normalized) yield { job: normalized.job };
-            break;
-          }
+          const id = 'job' in normalized ? normalized.job.id : normalized.id;
+          const taken = id === undefined || !unique ? [] : unique.id(id, record.source);
+          // A job with a taken id would also clash on its default file names: one problem is enough.
+          if (unique && 'job' in normalized && taken.length === 0) taken.push(...unique.files(normalized.job));
+          const problems = 'problems' in normalized ? [...normalized.problems] : [];
+          problems.push(...taken.map((detail) => toProblem({ source: record.source, jobId: id, csv: record.type === 'row' }, detail)));
+          if (problems.length > 0) yield { problems };
+          else if ('job' in normalized) yield { job: normalized.job };
+          break;
         }
       }
-      if (!split) continue;
+    }
+    if (!split) continue;
+    try {
       let firstLine = 1 + newlines;
       for (const range of split.ranges) {
-        for await (const batch of range) {
-          yield* settleBatch(batch, name ?? file, firstLine, unique, takenBefore, () => position++);
-        }
+        for await (const batch of range) yield* settleBatch(batch, name ?? file, firstLine, unique, takenBefore, () => position++);
         firstLine += range.newlines;
         if (range.localImages) reading.onLocalImage?.();
       }
       // The rest of the file's bytes, for those who see them all (the saved validation's hash).
       if (onBytes) for await (const chunk of createReadStream(file, { start: split.mainEnd, highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) onBytes(chunk);
     } finally {
-      await Promise.all(split?.ranges.map((range) => range.close()) ?? []);
+      // Workers left at work (their outcomes no longer wanted) are stopped; those done have ended. (Should this thread's
+      // own range fail, the workers finish theirs and end: each reads a range and stops.)
+      await Promise.all(split.ranges.map((range) => range.close()));
     }
   }
 }
