@@ -1,5 +1,5 @@
 // nightshift benchmarks against the offline server. Not part of the test suite; needs `npm run build` first
-// (`npm run bench` does it). Usage: npm run bench -- [--only overhead,latency,rate-limited,memory,batch] [--runs N] [--dist FOLDER]
+// (`npm run bench` does it). Usage: npm run bench -- [--only overhead,latency,rate-limited,memory,batch,start] [--runs N] [--dist FOLDER]
 // Every scenario prints a Markdown table; BENCHMARKS.md records a full run.
 import { appendFile, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { fixed, meanInterval, median, ROOT, say, scratch, snapshotDist, startServer as startServerFrom, table, timed, writeCsvJobFile, writeJobFile } from './lib.js';
 
-const SCENARIOS = ['overhead', 'latency', 'rate-limited', 'memory', 'batch'];
+const SCENARIOS = ['overhead', 'latency', 'rate-limited', 'memory', 'batch', 'start'];
 /** New jobs appended to a finished job file to measure how soon a resume sends them. */
 const RESUME_NEW_JOBS = 1_000;
 /** Rounds of the latency-bound scenario at least, whatever --runs says. */
@@ -366,6 +366,37 @@ async function memory() {
 }
 
 /**
+ * How soon the first request of a small run leaves: spawn to the server receiving it, for nightshift (a fresh output
+ * folder each round) and the bare loop, 5,000 chat jobs, rounds alternating.
+ */
+async function start() {
+  const JOBS = 5_000;
+  const CONCURRENCY = 64;
+  say(`\n## Start-up: spawn to first request, ${JOBS} chat jobs (JSONL, fresh output folder), concurrency ${CONCURRENCY}`);
+  const { dir, cleanup } = await scratch();
+  const server = await startServer({ latencyMs: 0 });
+  try {
+    const file = await writeJobFile(join(dir, 'jobs.jsonl'), JOBS, chatJob);
+    const { baseline: a, nightshift: b } = await rotate(server, RUNS, {
+      baseline: () => baseline(file, CONCURRENCY, server.url),
+      nightshift: (run) => nightshift(file, join(dir, `out-${run}`), server.url, ['--concurrency', String(CONCURRENCY)]),
+    });
+    const first = (sample) => sample.stats.firstArrival - sample.startedAt;
+    const perRound = b.map((sample, round) => first(sample) / first(a[round]));
+    say(
+      table(
+        [`measure (median of ${RUNS})`, 'baseline (openai + p-limit)', 'nightshift CLI', 'ratio (median per round)', 'target'],
+        [['spawn to first request', `${fixed(median(a.map(first)) / 1000)} s`, `${fixed(median(b.map(first)) / 1000)} s`, `${fixed(median(perRound))}x`, '<= 0.4 s']],
+      ),
+    );
+    say(`  rounds (s), baseline: ${a.map((sample) => fixed(first(sample) / 1000)).join(', ')}; nightshift: ${b.map((sample) => fixed(first(sample) / 1000)).join(', ')}`);
+  } finally {
+    await server.close();
+    await cleanup();
+  }
+}
+
+/**
  * `run --batch` over 100,000 jobs: submitting (split into two parts of 50,000, written and uploaded) and, with a
  * second command, collecting (two output files read as streams and journaled), each spawn to exit with its peak RSS.
  * The bare loop sending the same jobs live, in the same run, is the baseline the figures are put against.
@@ -436,7 +467,7 @@ function outcome(result) {
   return `${fixed(result.maxRssMb, 0)} MB peak RSS in ${fixed(result.wallMs / 1000, 1)} s${ended}`;
 }
 
-const run = { overhead, latency, 'rate-limited': rateLimited, memory, batch };
+const run = { overhead, latency, 'rate-limited': rateLimited, memory, batch, start };
 try {
   for (const name of only) await run[name]();
 } finally {

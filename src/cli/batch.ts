@@ -1,14 +1,13 @@
 import type { JobSource } from '../jobs/source.js';
 import { runBatch, type BatchRunOptions } from '../batch/run-batch.js';
-import type { BatchView } from '../batch/view.js';
 import { jobFilesChanged } from '../jobs/source.js';
+import { batchTable } from './batches.js';
 import { exitStatusOfRun } from './exit.js';
 import type { CliIO } from './io.js';
 import { join } from 'node:path';
 import { pathExists } from '../common/fs-errors.js';
 import { formatSummary, summaryObject } from './progress.js';
 import { printJson } from './table.js';
-import { formatTable } from './table.js';
 
 /** `nightshift run --batch`: submits, collects (and with `--wait`, waits), then prints where the batches stand. */
 export async function runBatchFromFlags(
@@ -68,13 +67,3 @@ export async function runBatchFromFlags(
   if (page && !flags.quiet && !flags.json) io.stdout(`report: ${page}\n`);
   return exitStatusOfRun(summary);
 }
-
-/** The batches of a folder as a table: id, model, status, counts, created, expires. */
-export function batchTable(batches: readonly BatchView[]): string {
-  const time = (seconds: number | undefined): string => (seconds === undefined ? '' : new Date(seconds * 1000).toISOString().slice(0, 16).replace('T', ' '));
-  return formatTable([
-    ['batch', 'model', 'status', 'requests', 'completed', 'failed', 'created', 'expires'],
-    ...batches.map((batch) => [batch.batchId ?? `(part ${batch.part})`, batch.model, batch.status, batch.requests, batch.completed, batch.failed, time(batch.createdAt), time(batch.expiresAt)]),
-  ]);
-}
-

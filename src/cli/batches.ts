@@ -7,7 +7,6 @@ import { BatchApi, BatchApiError, type Batch } from '../batch/api.js';
 import { isOpen, Ledger, type PartState } from '../batch/ledger.js';
 import { ENDED, viewOf, type BatchView } from '../batch/view.js';
 import { JOURNAL_FILE, readJournalRecords } from '../output/journal.js';
-import { batchTable } from './batch.js';
 import { apiClient } from './client.js';
 import { resolveCommand, type Command, type CommandSpec } from './command.js';
 import { DEFAULT_TIMEOUT_SECONDS } from './flags.js';
@@ -166,4 +165,13 @@ async function jobStates(folder: string, io: CliIO): Promise<{ done: number; inc
   const counts = { done: 0, incomplete: 0, failed: 0 };
   for (const state of states.values()) if (state === 'done' || state === 'incomplete' || state === 'failed') counts[state]++;
   return counts;
+}
+
+/** The batches of a folder as a table: id, model, status, counts, created, expires. */
+export function batchTable(batches: readonly BatchView[]): string {
+  const time = (seconds: number | undefined): string => (seconds === undefined ? '' : new Date(seconds * 1000).toISOString().slice(0, 16).replace('T', ' '));
+  return formatTable([
+    ['batch', 'model', 'status', 'requests', 'completed', 'failed', 'created', 'expires'],
+    ...batches.map((batch) => [batch.batchId ?? `(part ${batch.part})`, batch.model, batch.status, batch.requests, batch.completed, batch.failed, time(batch.createdAt), time(batch.expiresAt)]),
+  ]);
 }

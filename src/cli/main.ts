@@ -63,6 +63,8 @@ export async function runMain(argv: string[], io: CliIO): Promise<number> {
       throw error;
     });
 
+  skipHelpCache(parser);
+
   let helpShown = false;
   try {
     await parser.parseAsync(args, {}, (error, _argv, output) => {
@@ -76,6 +78,21 @@ export async function runMain(argv: string[], io: CliIO): Promise<number> {
   } catch (error) {
     return reportError(error, io);
   }
+}
+
+/** The part of yargs's internals {@link skipHelpCache} reaches; absent in another yargs, which only costs the time. */
+interface YargsInternals {
+  getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } };
+}
+
+/**
+ * yargs renders a command's whole `--help` text right after starting it (`cacheHelpMessage`), to print it should the
+ * command fail later. `.fail` above never prints it, and rendering it cost every command about 100 ms of CPU at the
+ * start (a run's first request waited for it).
+ */
+function skipHelpCache(parser: unknown): void {
+  const usage = (parser as YargsInternals).getInternalMethods?.().getUsageInstance?.();
+  if (usage?.cacheHelpMessage) usage.cacheHelpMessage = () => {};
 }
 
 /** Prints what ended a command (a `NightshiftError`'s message, or a bug's stack) and returns its exit status. */

@@ -3,7 +3,6 @@ import { addUsd, currentCost, journalFiles, MONEY_LABELS, outputFoldersUnder, re
 import type { PriceBook } from '../cost/prices.js';
 import { addToReport, createReport, isOfflineAnswer, type ReportKey } from '../cost/report.js';
 import { formatUsd } from '../output/usage-table.js';
-import { writeReportPage } from '../page/write-page.js';
 import { resolveCommand, usageError, type Command, type CommandSpec } from './command.js';
 import { EXIT } from './exit.js';
 import type { CliIO } from './io.js';
@@ -85,6 +84,7 @@ async function reportOn(folders: string[], { by, csv, prices, html, quiet, json 
     current.offlineUsd = addUsd(current.offlineUsd, offlineUsd);
   }
   if (html) {
+    const { writeReportPage } = await import('../page/write-page.js');
     await writeReportPage(folders, html, { ...(prices ? { prices } : {}), now: io.now ?? Date.now });
   }
   if (json) {

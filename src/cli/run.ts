@@ -11,8 +11,6 @@ import type { RunEvent, RunOptions } from '../run/options.js';
 import { preflight, REASONING_PLANNING_CAP } from '../run/preflight.js';
 import { runJobs } from '../run/run.js';
 import { apiOrigin, OFFLINE_ORIGIN } from '../output/journal.js';
-import { REPORT_PAGE, writeReportPage } from '../page/write-page.js';
-import { startOfflineServer } from '../server/server.js';
 import { apiClient, configuredOrigin, missingKey } from './client.js';
 import { dryRun } from './dry-run.js';
 import { resolveCommand, usageError, type Command, type CommandSpec } from './command.js';
@@ -23,7 +21,6 @@ import type { CliIO } from './io.js';
 import { jobDefaults, loadOrExplain } from './load-jobs.js';
 import { loadPrices } from './load-prices.js';
 import { formatSummary, Progress, summaryObject } from './progress.js';
-import { runBatchFromFlags } from './batch.js';
 import { printJson } from './table.js';
 import { openJobFiles, STDIN_ARG, STDIN_NAME, type JobFormat } from './stdin.js';
 
@@ -257,6 +254,8 @@ async function checkBeforeSending(jobs: JobSource, flags: RunFlags, io: CliIO): 
  * the results it would show are written.
  */
 async function writePage(flags: RunFlags, jobs: JobSource, io: CliIO): Promise<string | undefined> {
+  // Loaded when the run is over: the page's modules need not delay the first request.
+  const { REPORT_PAGE, writeReportPage } = await import('../page/write-page.js');
   const path = join(flags.outDir, REPORT_PAGE);
   try {
     await writeReportPage([flags.outDir], path, {
@@ -293,7 +292,8 @@ async function runInput(flags: RunFlags, files: string[], names: ReadonlyMap<str
   }
   const prices = await loadPrices(flags.prices);
   // The run's own server keeps no request log: memory stays flat however many jobs it answers.
-  const server = flags.offline ? await startOfflineServer({ recordRequests: false }) : undefined;
+  // The server and the batch engine are loaded only by the runs that use them: a run's start-up waits for every module it loads.
+  const server = flags.offline ? await (await import('../server/server.js')).startOfflineServer({ recordRequests: false }) : undefined;
   try {
     // Without a key, a run can still rebuild a folder's outputs when it has nothing to send; --fresh always has, and
     // a batch run asks the API about its batches.
@@ -310,6 +310,7 @@ async function runInput(flags: RunFlags, files: string[], names: ReadonlyMap<str
       // The offline server lives as long as this command: its batches are waited for, or they would be lost.
       const wait = flags.batch.wait || flags.offline;
       const page = (): Promise<string | undefined> => (flags.html ? writePage(flags, jobs, io) : Promise.resolve(undefined));
+      const { runBatchFromFlags } = await import('./batch.js');
       return await runBatchFromFlags(jobs, { ...live, ...flags.batch, wait, ...(flags.offline ? { pollIntervalMs: Math.min(flags.batch.pollIntervalMs, 200) } : {}) }, flags, io, page);
     }
     const progress = flags.quiet

@@ -1,6 +1,5 @@
 import type { OfflineServerOptions } from '../server/options.js';
 import { NightshiftError } from '../common/errors.js';
-import { startOfflineServer } from '../server/server.js';
 import { resolveCommand, type Command, type CommandSpec } from './command.js';
 import { EXIT } from './exit.js';
 import type { CliIO } from './io.js';
@@ -19,6 +18,8 @@ export const serveCommand: Command = {
     const { flags } = resolveCommand(SPEC, argv);
     const { port, latency, rpm, tpm } = flags;
     const quotaAfter = flags['quota-after'];
+    // Loaded here: the server's modules are no part of any other command's start-up.
+    const { startOfflineServer } = await import('../server/server.js');
     // The values go to the server as given: it checks every option and refuses a bad one by its own name.
     const server = await startOfflineServer({
       port: port as number,

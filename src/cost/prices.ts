@@ -4,8 +4,15 @@
  *
  * A price that is not known is absent (`undefined`), never 0: `costOf` turns absence into an unknown cost.
  */
-import { calcPrice, type ModelPrice as TablePrice } from '@pydantic/genai-prices';
+import { createRequire } from 'node:module';
+import type { calcPrice as CalcPrice, ModelPrice as TablePrice } from '@pydantic/genai-prices';
 import { z } from 'zod';
+
+// The table takes some 80 ms to load: loaded when a price is first looked up (a run's first answer), so that the
+// first request does not wait for it.
+const load = createRequire(import.meta.url);
+let calcPrice: typeof CalcPrice | undefined;
+const table = (): typeof CalcPrice => (calcPrice ??= (load('@pydantic/genai-prices') as { calcPrice: typeof CalcPrice }).calcPrice);
 
 /**
  * USD per million tokens, one rate per token part that nightshift's `Usage` tells apart.
@@ -145,7 +152,7 @@ export function createPriceBook(options: PriceBookOptions = {}): PriceBook {
 function resolvePrice(name: string, at: Date, overrides: ReadonlyMap<string, PriceOverride>): ModelPrice | undefined {
   // calcPrice with no usage is the library's own lookup: model `match` rules, dated-name normalization
   // (`-20240718` → `-2024-07-18`) and the conditional price in force at `at`.
-  const found = calcPrice({}, name, { providerId: 'openai', timestamp: at });
+  const found = table()({}, name, { providerId: 'openai', timestamp: at });
   let price: ModelPrice = { ...PER_IMAGE_PRICES[name], ...(found ? fromTable(found.model_price) : {}) };
   const tableId = found ? normalizeName(found.model.id) : undefined;
   for (const key of new Set([tableId, name])) {

@@ -48,12 +48,17 @@ export class JobDigests {
 
   /** Digests the next job; its id must be in `ids` already, numbered `count`. */
   add(job: Pick<Job, 'endpoint' | 'body'>): void {
+    this.addKey(fingerprintBytes(job));
+  }
+
+  /** {@link add}, given the job's fingerprint (its first {@link KEY_BYTES} bytes are kept), made elsewhere (a worker thread). */
+  addKey(fingerprint: Uint8Array): void {
     if ((this.count + 1) * KEY_BYTES > this.keys.length) {
       const keys = Buffer.alloc(this.keys.length * 2);
       this.keys.copy(keys);
       this.keys = keys;
     }
-    fingerprintBytes(job).copy(this.keys, this.count * KEY_BYTES, 0, KEY_BYTES);
+    this.keys.set(fingerprint.subarray(0, KEY_BYTES), this.count * KEY_BYTES);
     this.count++;
   }
 

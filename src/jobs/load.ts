@@ -1,17 +1,20 @@
+import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { NightshiftError } from '../common/errors.js';
 import { IdTable } from '../common/id-table.js';
 import { isFileSystemError } from '../common/fs-errors.js';
-import { JobDigests } from './digests.js';
+import { JobDigests, KEY_BYTES } from './digests.js';
 import type { Job, JobKind, Problem } from '../common/types.js';
 import { freeId } from './content-id.js';
 import { checkHeader } from './csv-fields.js';
 import { parseFileDefaults, type CliDefaults, type FileDefaults } from './defaults.js';
 import { cachedLoader, readLocalImage } from './images.js';
 import { toJob } from './normalize.js';
+import { INVALID_JOB, NOT_A_JOB, splitForWorkers, type CheckedBatch, type ParallelOptions } from './parallel-check.js';
 import { toProblem } from './problems.js';
 import { canReadFrom, readRecords, type ReadFrom } from './read.js';
 import { FileTally, hashPrefix, loadValidation, saveValidation, type SavedFile } from './saved-validation.js';
+import { JOB_KINDS } from './schema.js';
 import { createUniquenessCheck, type UniquenessCheck } from './unique.js';
 
 /** How to load job files. */
@@ -78,10 +81,21 @@ interface Reading {
   onLocalImage?: () => void;
   /** The ids validation gave the jobs, numbered by position: identical id-less jobs get the same numbers again. */
   ids?: IdTable;
+  /** Validate large `.jsonl` files in byte ranges, in worker threads (when reading them whole, for every record). */
+  parallel?: ParallelOptions;
 }
 
-/** What checking one record gives: a valid job, the record's problems (several records may share a file), or a job record passed over unread. */
-type Checked = { job: Job } | { problems: Problem[] } | { skipped: true };
+/** What validation keeps of a valid job checked in a worker thread: enough to count it and digest it. */
+interface JobDigest extends Pick<Job, 'id' | 'kind' | 'model' | 'source'> {
+  /** The first bytes of its request fingerprint. */
+  key: Uint8Array;
+}
+
+/**
+ * What checking one record gives: a valid job (or, checked in a worker thread, its digest), the record's problems
+ * (several records may share a file), or a job record passed over unread.
+ */
+type Checked = { job: Job } | { digest: JobDigest } | { problems: Problem[] } | { skipped: true };
 
 /**
  * Reads, validates and normalizes job files (`.json`, `.jsonl`, `.csv`) record by record, yielding each valid job
@@ -122,9 +136,16 @@ async function* checkJobs(
     const base = position - (start?.index ?? 1);
     const skip = wanted && ((index: number) => !wanted(base + index));
     const name = options.names?.get(file);
+    const split = reading.parallel && !from && !wanted && canReadFrom(file) ? await splitForWorkers(file, name ?? file, cli, reading.parallel) : undefined;
+    // Line breaks in the part of a split file this thread reads: the workers' lines are numbered from there on.
+    let newlines = 0;
+    const countLines = (chunk: Buffer): void => {
+      for (let at = chunk.indexOf(0x0a); at >= 0; at = chunk.indexOf(0x0a, at + 1)) newlines++;
+      onBytes?.(chunk);
+    };
     const records = readRecords(file, {
       ...(start ? { from: start } : {}),
-      ...(onBytes ? { onBytes } : {}),
+      ...(split ? { to: split.mainEnd, onBytes: countLines } : onBytes ? { onBytes } : {}),
       ...(skip ? { skip } : {}),
       ...(name !== undefined ? { name } : {}),
     });
@@ -173,6 +194,60 @@ async function* checkJobs(
         }
       }
     }
+    if (!split) continue;
+    try {
+      let firstLine = 1 + newlines;
+      for (const range of split.ranges) {
+        for await (const batch of range) yield* settleBatch(batch, name ?? file, firstLine, unique, takenBefore, () => position++);
+        firstLine += range.newlines;
+        if (range.localImages) reading.onLocalImage?.();
+      }
+      // The rest of the file's bytes, for those who see them all (the saved validation's hash).
+      if (onBytes) for await (const chunk of createReadStream(file, { start: split.mainEnd, highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) onBytes(chunk);
+    } finally {
+      // Workers left at work (their outcomes no longer wanted) are stopped; those done have ended. (Should this thread's
+      // own range fail, the workers finish theirs and end: each reads a range and stops.)
+      await Promise.all(split.ranges.map((range) => range.close()));
+    }
+  }
+}
+
+/**
+ * The outcomes of a batch of records checked in a worker thread, as {@link checkJobs} gives those it checks itself:
+ * lines numbered in the file (the range's first is `firstLine`), ids used twice and image files written twice
+ * reported, identical id-less jobs numbered.
+ */
+function* settleBatch(
+  batch: CheckedBatch,
+  file: string,
+  firstLine: number,
+  unique: UniquenessCheck | undefined,
+  takenBefore: (at: number) => (candidate: string) => boolean,
+  nextPosition: () => number,
+): Generator<Checked> {
+  const inFile = (problems: readonly Problem[] = []): Problem[] =>
+    problems.map((problem) => (problem.line === 0 ? problem : { ...problem, line: firstLine + problem.line }));
+  let extra = 0;
+  for (let at = 0; at < batch.size; at++) {
+    const extras = batch.extras[extra]?.at === at ? batch.extras[extra++] : undefined;
+    const kind = batch.kinds[at]!;
+    if (kind === NOT_A_JOB) {
+      yield { problems: inFile(extras?.problems) };
+      continue;
+    }
+    const position = nextPosition();
+    const source = { file, line: firstLine + batch.lines[at]! };
+    let id = batch.hasId[at] ? batch.idText.slice(at === 0 ? 0 : batch.idEnds[at - 1], batch.idEnds[at]) : undefined;
+    const problems = kind === INVALID_JOB ? inFile(extras?.problems) : [];
+    if (id !== undefined && batch.fromContent[at]) id = freeId(id, takenBefore(position));
+    const taken = id === undefined || !unique ? [] : unique.id(id, source);
+    // A job with a taken id would also clash on its default file names: one problem is enough.
+    if (unique && kind !== INVALID_JOB && taken.length === 0 && extras?.output !== undefined) {
+      taken.push(...unique.files({ id: id!, source, output: extras.output, body: { n: extras.n } }));
+    }
+    problems.push(...taken.map((detail) => toProblem({ source, jobId: id, csv: false }, detail)));
+    if (problems.length > 0) yield { problems };
+    else yield { digest: { id: id!, kind: JOB_KINDS[kind]!, model: batch.modelNames[batch.models[at]!]!, source, key: batch.keys.subarray(at * KEY_BYTES, (at + 1) * KEY_BYTES) } };
   }
 }
 
@@ -208,6 +283,11 @@ export interface ValidateOptions extends LoadOptions {
    * made from are not validated again, and jobs added at the end of the last `.jsonl` file are validated alone.
    */
   saved?: string;
+  /**
+   * How to validate large `.jsonl` files in worker threads, or `false` for one thread. Files are split only when their
+   * jobs are not kept (`keep` not given).
+   */
+  parallel?: ParallelOptions | false;
 }
 
 /**
@@ -229,6 +309,8 @@ export async function validateJobFiles(files: readonly string[], options: Valida
   const reading: Reading = {
     ...(tallies ? { onBytes: (file: number, chunk: Buffer) => tallies[file]!.see(chunk) } : {}),
     onLocalImage: () => (localImages = true),
+    // Jobs kept in memory come from the thread that reads them: only files too large to keep are split.
+    ...(options.parallel !== false && !options.keep ? { parallel: options.parallel ?? {} } : {}),
   };
   for await (const checked of checkJobs(files, options, createUniquenessCheck(digests?.ids), undefined, reading)) {
     if ('problems' in checked) {
@@ -236,15 +318,18 @@ export async function validateJobFiles(files: readonly string[], options: Valida
       kept = undefined;
       continue;
     }
-    if (!('job' in checked)) continue;
-    const { job } = checked;
-    if (kept) {
+    if ('skipped' in checked) continue;
+    const job = 'job' in checked ? checked.job : checked.digest;
+    if (kept && 'job' in checked) {
       bytes += approximateBytes(job);
-      if (bytes <= options.keep!.maxBytes) kept.push(job);
+      if (bytes <= options.keep!.maxBytes) kept.push(checked.job);
       else kept = undefined;
     }
     count(result, job);
-    if (digests && result.problems.length === 0) digests.add(job);
+    if (digests && result.problems.length === 0) {
+      if ('job' in checked) digests.add(checked.job);
+      else digests.addKey(checked.digest.key);
+    }
     if (tallies) tallies[fileNumbers.get(job.source.file)!]!.records++;
   }
   if (kept) result.jobs = kept;
@@ -255,7 +340,7 @@ export async function validateJobFiles(files: readonly string[], options: Valida
   return result;
 }
 
-function count(result: ValidationResult, job: Job): void {
+function count(result: ValidationResult, job: Pick<Job, 'kind' | 'model'>): void {
   result.count++;
   result.kinds.set(job.kind, (result.kinds.get(job.kind) ?? 0) + 1);
   result.models.add(job.model);
@@ -365,6 +450,8 @@ export async function* pickJobs(
       position++;
       continue;
     }
+    // Jobs are checked here in this thread: a digest (from a worker thread) never comes.
+    if (!('problems' in checked)) continue;
     const [problem] = checked.problems;
     const where = problem ? `${problem.file}:${problem.line}` : files.join(', ');
     throw new NightshiftError('E_VALIDATION', `${where} changed since it was validated and is no longer valid; stopped before sending it.`, {

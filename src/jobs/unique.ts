@@ -10,7 +10,7 @@ export interface UniquenessCheck {
   /** Whether an earlier record took `id`. */
   taken(id: string): boolean;
   /** Takes the image files `job` will write, or reports the first one another job writes. */
-  files(job: Job): ProblemDetail[];
+  files(job: Pick<Job, 'id' | 'source' | 'output' | 'body'>): ProblemDetail[];
 }
 
 const where = (source: SourceLocation): string => `${source.file}:${source.line}`;
