@@ -204,4 +204,24 @@ describe('ids when large job files are read again', () => {
     expect(offline.server.stats.requests).toBe(4);
     expect(await ids(out)).toEqual([expect.any(String), first, other, `${first}-2`]);
   });
+
+  it('numbers 40,000 copies of one id-less job in a pass over the file, and again in every later pass', async () => {
+    // Each copy used to try every number from 1: 800 million checks, a validation that ran for minutes.
+    const copies = 40_000;
+    const dir = await tempDir();
+    const file = await writeJobs(dir, [prompt('Other'), ...Array.from({ length: copies }, () => prompt('Same'))]);
+    const { count, digests, problems } = await validateJobFiles([file], { digests: true });
+    expect(problems).toEqual([]);
+    expect(count).toBe(copies + 1);
+    const numbers: number[] = [];
+    let base = '';
+    for await (const job of streamJobs([file], { ids: digests!.ids })) {
+      if (job.id.endsWith('-2')) base = job.id.slice(0, -2);
+      numbers.push(base && job.id.startsWith(`${base}-`) ? Number(job.id.slice(base.length + 1)) : 1);
+    }
+    expect(numbers.slice(2)).toEqual(Array.from({ length: copies - 1 }, (_, i) => i + 2));
+    const picked = [];
+    for await (const { job } of pickJobs([file], (position) => position === copies, { ids: digests!.ids })) picked.push(job.id);
+    expect(picked).toEqual([`${base}-${copies}`]);
+  });
 });

@@ -25,11 +25,15 @@ export const numberedId = (id: string, occurrence: number): string => (occurrenc
 
 /**
  * The id an id-less job takes, given its content id: the first {@link numberedId} that `taken` does not refuse. A
- * run's later passes read the jobs again and give each the number validation gave it.
+ * run's later passes read the jobs again and give each the number validation gave it. `next` keeps, for the content
+ * ids met more than once in a pass, the number to try first (every lower one is taken by then): 30,000 identical jobs
+ * cost 30,000 checks, not half a billion.
  */
-export function freeId(id: string, taken: (candidate: string) => boolean): string {
-  let occurrence = 1;
+export function freeId(id: string, taken: (candidate: string) => boolean, next?: Map<string, number>): string {
+  let occurrence = next?.get(id) ?? 1;
   while (taken(numberedId(id, occurrence))) occurrence++;
+  // Only content ids met twice are kept: a million distinct jobs add nothing.
+  if (occurrence > 1) next?.set(id, occurrence + 1);
   return numberedId(id, occurrence);
 }
 

@@ -118,6 +118,8 @@ async function* checkJobs(
   let position = from?.position ?? 0;
   // Which ids identical id-less jobs before this one took: validation's table, the one it made, or this pass's own.
   const seen = unique || reading.ids ? undefined : new IdTable();
+  // The number to try first for identical id-less jobs (see `freeId`).
+  const numbering = new Map<string, number>();
   const takenBefore = (at: number) => (candidate: string): boolean => {
     if (unique) return unique.taken(candidate);
     if (reading.ids) {
@@ -179,7 +181,7 @@ async function* checkJobs(
           let normalized = toJob(record, { cli, fileDefaults, loadImage });
           if (normalized instanceof Promise) normalized = await normalized;
           if ('job' in normalized && normalized.idFromContent) {
-            normalized.job.id = freeId(normalized.job.id, takenBefore(at));
+            normalized.job.id = freeId(normalized.job.id, takenBefore(at), numbering);
             seen?.add(normalized.job.id);
           }
           const id = 'job' in normalized ? normalized.job.id : normalized.id;
@@ -198,7 +200,7 @@ async function* checkJobs(
     try {
       let firstLine = 1 + newlines;
       for (const range of split.ranges) {
-        for await (const batch of range) yield* settleBatch(batch, name ?? file, firstLine, unique, takenBefore, () => position++);
+        for await (const batch of range) yield* settleBatch(batch, name ?? file, firstLine, unique, takenBefore, numbering, () => position++);
         firstLine += range.newlines;
         if (range.localImages) reading.onLocalImage?.();
       }
@@ -223,6 +225,7 @@ function* settleBatch(
   firstLine: number,
   unique: UniquenessCheck | undefined,
   takenBefore: (at: number) => (candidate: string) => boolean,
+  numbering: Map<string, number>,
   nextPosition: () => number,
 ): Generator<Checked> {
   const inFile = (problems: readonly Problem[] = []): Problem[] =>
@@ -239,7 +242,7 @@ function* settleBatch(
     const source = { file, line: firstLine + batch.lines[at]! };
     let id = batch.hasId[at] ? batch.idText.slice(at === 0 ? 0 : batch.idEnds[at - 1], batch.idEnds[at]) : undefined;
     const problems = kind === INVALID_JOB ? inFile(extras?.problems) : [];
-    if (id !== undefined && batch.fromContent[at]) id = freeId(id, takenBefore(position));
+    if (id !== undefined && batch.fromContent[at]) id = freeId(id, takenBefore(position), numbering);
     const taken = id === undefined || !unique ? [] : unique.id(id, source);
     // A job with a taken id would also clash on its default file names: one problem is enough.
     if (unique && kind !== INVALID_JOB && taken.length === 0 && extras?.output !== undefined) {
