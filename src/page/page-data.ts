@@ -131,12 +131,12 @@ export async function collectPageData(folders: readonly string[], options: PageO
     if (!details) run.warnings.push(`the job files (${run.files.join(', ') || 'none named'}) could not be read from here: prompts are not shown`);
     const current = { usd: 0, offlineUsd: 0 };
     try {
-      const counts = await handJobs({ index, folder, runStartedAt: run.startedAt, details, current }, options, (job) => {
+      const warnings = await handJobs({ index, folder, runStartedAt: run.startedAt, details, current }, options, (job) => {
         if (job.kind === 'image') summary.images++;
         else summary.texts++;
         return onJob(job);
       });
-      run.warnings.push(...counts);
+      run.warnings.push(...warnings);
     } finally {
       await details?.close();
     }
