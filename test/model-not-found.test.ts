@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import OpenAI, { NotFoundError } from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startOfflineServer, type OfflineServer } from '../src/server/server.js';
+import { NOT_FOUND_IN_A_ROW } from '../src/run/dispatch.js';
 import { cli, journalLines, offlineServerPerTest, readCsv, tempDir, writeJobs } from './helpers.js';
 
 const offline = offlineServerPerTest('sk-test-model-not-found');
@@ -54,6 +55,27 @@ describe('a model the API says does not exist', () => {
     expect(code).toBe(1);
     expect(sentFor('gpt-nope')).toBe(4);
     expect(statusesOf('gpt-nope')).toEqual(['failed', 'failed', 'failed', 'failed']);
+  });
+
+  it('stops the run after 10 requests in a row answered 404 without model_not_found: a base URL without the endpoint', async () => {
+    const env = await offline.serve({ faults: [{ status: 404, message: 'Invalid URL (POST /v1/v1/chat/completions)' }] });
+    const dir = await tempDir();
+    const file = await writeJobs(dir, Array.from({ length: 40 }, (_, i) => ({ id: `j${i}`, model: i % 2 ? 'gpt-4o-mini' : 'gpt-4.1-mini', prompt: `Q${i}` })));
+    const out = join(dir, 'out');
+    const result = await cli(['run', file, '--out', out, '--concurrency', '1'], { env });
+    // Stopped, not finished: the jobs not sent stay pending, and the same command sends them once the URL is fixed.
+    expect(result.code).toBe(3);
+    expect(offline.server.stats.requests).toBe(NOT_FOUND_IN_A_ROW);
+    const statuses = (await readCsv(join(out, 'results.csv'))).map((row) => row.status);
+    expect(statuses.filter((status) => status === 'failed')).toHaveLength(NOT_FOUND_IN_A_ROW);
+    expect(statuses.filter((status) => status === 'pending')).toHaveLength(40 - NOT_FOUND_IN_A_ROW);
+    expect(result.stderr).toContain('OPENAI_BASE_URL');
+    expect(result.stderr + result.stdout).not.toContain(env.OPENAI_API_KEY);
+    await offline.server.close();
+    const fixed = await offline.serve();
+    const rerun = await cli(['run', file, '--out', out, '--concurrency', '4'], { env: fixed });
+    expect(rerun.code).toBe(0);
+    expect((await readCsv(join(out, 'results.csv'))).every((row) => row.status === 'ok')).toBe(true);
   });
 
   it('leaves the jobs held back pending, so the next run sends them', async () => {

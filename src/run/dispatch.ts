@@ -20,6 +20,9 @@ interface Outbox {
  * The live engine's dispatch loop: a fixed set of workers pulling from one queue of jobs to send, sharing one rate
  * scheduler (limits, and the pause after a 429) and one budget, each recording its jobs' outcomes in the folder.
  */
+/** 404 answers in a row (not `model_not_found`) that stop a run: a wrong base URL, not a job's own failure. */
+export const NOT_FOUND_IN_A_ROW = 10;
+
 export class Dispatch implements AttemptContext {
   retries = 0;
   stopReason: StopReason | undefined;
@@ -28,6 +31,8 @@ export class Dispatch implements AttemptContext {
   nextBudgetUsd: number | undefined;
   /** Models the API said do not exist, each with how many of its jobs were then not sent. */
   readonly missingModels = new Map<string, number>();
+  /** Requests answered 404 in a row (not `model_not_found`): see {@link noteNotFound}. */
+  private notFoundInARow = 0;
   readonly rates: RateScheduler;
   /** What ended the run other than a stop: the job files changed under it. Thrown once requests in flight are done. */
   private failure: unknown;
@@ -115,6 +120,25 @@ export class Dispatch implements AttemptContext {
     this.emit({ type: 'warning', message: `the API says model ${model} does not exist (404 model_not_found): no other job of it is sent` });
   }
 
+  /**
+   * Stops the run when {@link NOT_FOUND_IN_A_ROW} requests in a row were answered 404 without `model_not_found`: the
+   * API at the base URL has no such endpoint (a base URL missing its `/v1`, or naming another server), and every other
+   * job would fail the same way. The jobs not sent stay pending for the run after the fix.
+   */
+  private noteNotFound(record: JobRecord): void {
+    if (record.state !== 'failed' || record.status !== 404) {
+      this.notFoundInARow = 0;
+      return;
+    }
+    if (this.missingModels.has(record.model)) return;
+    if (++this.notFoundInARow < NOT_FOUND_IN_A_ROW) return;
+    this.stop(
+      'api',
+      `Stopping: the last ${NOT_FOUND_IN_A_ROW} requests were all answered 404 Not Found (${record.error ?? 'no message'}): the API at ` +
+        `${withoutCredentials(this.options.client.baseURL)} does not have this endpoint. Check OPENAI_BASE_URL (OpenAI's ends in /v1), then run the same command again: the jobs not sent are pending.`,
+    );
+  }
+
   heldBack(job: Job): boolean {
     const held = this.missingModels.get(job.model);
     if (held === undefined) return false;
@@ -192,6 +216,7 @@ export class Dispatch implements AttemptContext {
    * requests in flight.
    */
   private async record(outbox: Outbox, job: Job, record: JobRecord): Promise<void> {
+    this.noteNotFound(record);
     await outbox.recorded;
     outbox.recorded = this.folder
       .record(job, record)
@@ -226,4 +251,10 @@ function budgetToStart(paidUsd: number, worstCaseUsd: number): number {
 /** Dollars to the hundredth of a cent, more digits when that would show a non-zero amount as 0. */
 function formatDollars(usd: number): string {
   return usd > 0 && usd < 0.0001 ? usd.toPrecision(2) : usd.toFixed(4);
+}
+
+/** A base URL as it may be printed: user and password left out. */
+function withoutCredentials(baseURL: string): string {
+  const url = new URL(baseURL);
+  return `${url.origin}${url.pathname}`;
 }
