@@ -3,18 +3,17 @@ import { stat } from 'node:fs/promises';
 import { NightshiftError } from '../common/errors.js';
 import { IdTable } from '../common/id-table.js';
 import { isFileSystemError } from '../common/fs-errors.js';
-import { JobDigests, KEY_BYTES } from './digests.js';
+import { JobDigests } from './digests.js';
 import type { Job, JobKind, Problem } from '../common/types.js';
 import { freeId } from './content-id.js';
 import { checkHeader } from './csv-fields.js';
 import { parseFileDefaults, type CliDefaults, type FileDefaults } from './defaults.js';
 import { cachedLoader, readLocalImage } from './images.js';
 import { toJob } from './normalize.js';
-import { INVALID_JOB, NOT_A_JOB, splitForWorkers, type CheckedBatch, type ParallelOptions } from './parallel-check.js';
+import { settleBatch, splitForWorkers, type JobDigest, type ParallelOptions } from './parallel-check.js';
 import { toProblem } from './problems.js';
 import { canReadFrom, readRecords, type ReadFrom } from './read.js';
 import { FileTally, hashPrefix, loadValidation, saveValidation, type SavedFile } from './saved-validation.js';
-import { JOB_KINDS } from './schema.js';
 import { createUniquenessCheck, type UniquenessCheck } from './unique.js';
 
 /** How to load job files. */
@@ -83,12 +82,6 @@ interface Reading {
   ids?: IdTable;
   /** Validate large `.jsonl` files in byte ranges, in worker threads (when reading them whole, for every record). */
   parallel?: ParallelOptions;
-}
-
-/** What validation keeps of a valid job checked in a worker thread: enough to count it and digest it. */
-interface JobDigest extends Pick<Job, 'id' | 'kind' | 'model' | 'source'> {
-  /** The first bytes of its request fingerprint. */
-  key: Uint8Array;
 }
 
 /**
@@ -211,46 +204,6 @@ async function* checkJobs(
       // own range fail, the workers finish theirs and end: each reads a range and stops.)
       await Promise.all(split.ranges.map((range) => range.close()));
     }
-  }
-}
-
-/**
- * The outcomes of a batch of records checked in a worker thread, as {@link checkJobs} gives those it checks itself:
- * lines numbered in the file (the range's first is `firstLine`), ids used twice and image files written twice
- * reported, identical id-less jobs numbered.
- */
-function* settleBatch(
-  batch: CheckedBatch,
-  file: string,
-  firstLine: number,
-  unique: UniquenessCheck | undefined,
-  takenBefore: (at: number) => (candidate: string) => boolean,
-  numbering: Map<string, number>,
-  nextPosition: () => number,
-): Generator<Checked> {
-  const inFile = (problems: readonly Problem[] = []): Problem[] =>
-    problems.map((problem) => (problem.line === 0 ? problem : { ...problem, line: firstLine + problem.line }));
-  let extra = 0;
-  for (let at = 0; at < batch.size; at++) {
-    const extras = batch.extras[extra]?.at === at ? batch.extras[extra++] : undefined;
-    const kind = batch.kinds[at]!;
-    if (kind === NOT_A_JOB) {
-      yield { problems: inFile(extras?.problems) };
-      continue;
-    }
-    const position = nextPosition();
-    const source = { file, line: firstLine + batch.lines[at]! };
-    let id = batch.hasId[at] ? batch.idText.slice(at === 0 ? 0 : batch.idEnds[at - 1], batch.idEnds[at]) : undefined;
-    const problems = kind === INVALID_JOB ? inFile(extras?.problems) : [];
-    if (id !== undefined && batch.fromContent[at]) id = freeId(id, takenBefore(position), numbering);
-    const taken = id === undefined || !unique ? [] : unique.id(id, source);
-    // A job with a taken id would also clash on its default file names: one problem is enough.
-    if (unique && kind !== INVALID_JOB && taken.length === 0 && extras?.output !== undefined) {
-      taken.push(...unique.files({ id: id!, source, output: extras.output, body: { n: extras.n } }));
-    }
-    problems.push(...taken.map((detail) => toProblem({ source, jobId: id, csv: false }, detail)));
-    if (problems.length > 0) yield { problems };
-    else yield { digest: { id: id!, kind: JOB_KINDS[kind]!, model: batch.modelNames[batch.models[at]!]!, source, key: batch.keys.subarray(at * KEY_BYTES, (at + 1) * KEY_BYTES) } };
   }
 }
 

@@ -1,8 +1,13 @@
 import { open, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { Problem } from '../common/types.js';
+import type { Job, Problem } from '../common/types.js';
+import { freeId } from './content-id.js';
 import type { CliDefaults } from './defaults.js';
+import { KEY_BYTES } from './digests.js';
+import { toProblem } from './problems.js';
+import { JOB_KINDS } from './schema.js';
+import type { UniquenessCheck } from './unique.js';
 
 /*
  * The validation of a large `.jsonl` file in byte ranges, one per thread: the calling thread validates the first
@@ -181,4 +186,50 @@ async function lineStartFrom(handle: Awaited<ReturnType<typeof open>>, from: num
     if (newline >= 0) return at + newline + 1;
   }
   return size;
+}
+
+/** What validation keeps of a valid job checked in a worker thread: enough to count it and digest it. */
+export interface JobDigest extends Pick<Job, 'id' | 'kind' | 'model' | 'source'> {
+  /** The first bytes of its request fingerprint. */
+  key: Uint8Array;
+}
+
+/**
+ * The outcomes of a batch of records checked in a worker thread, as `load.ts` gives those it checks itself:
+ * lines numbered in the file (the range's first is `firstLine`), ids used twice and image files written twice
+ * reported, identical id-less jobs numbered.
+ */
+export function* settleBatch(
+  batch: CheckedBatch,
+  file: string,
+  firstLine: number,
+  unique: UniquenessCheck | undefined,
+  takenBefore: (at: number) => (candidate: string) => boolean,
+  numbering: Map<string, number>,
+  nextPosition: () => number,
+): Generator<{ problems: Problem[] } | { digest: JobDigest }> {
+  const inFile = (problems: readonly Problem[] = []): Problem[] =>
+    problems.map((problem) => (problem.line === 0 ? problem : { ...problem, line: firstLine + problem.line }));
+  let extra = 0;
+  for (let at = 0; at < batch.size; at++) {
+    const extras = batch.extras[extra]?.at === at ? batch.extras[extra++] : undefined;
+    const kind = batch.kinds[at]!;
+    if (kind === NOT_A_JOB) {
+      yield { problems: inFile(extras?.problems) };
+      continue;
+    }
+    const position = nextPosition();
+    const source = { file, line: firstLine + batch.lines[at]! };
+    let id = batch.hasId[at] ? batch.idText.slice(at === 0 ? 0 : batch.idEnds[at - 1], batch.idEnds[at]) : undefined;
+    const problems = kind === INVALID_JOB ? inFile(extras?.problems) : [];
+    if (id !== undefined && batch.fromContent[at]) id = freeId(id, takenBefore(position), numbering);
+    const taken = id === undefined || !unique ? [] : unique.id(id, source);
+    // A job with a taken id would also clash on its default file names: one problem is enough.
+    if (unique && kind !== INVALID_JOB && taken.length === 0 && extras?.output !== undefined) {
+      taken.push(...unique.files({ id: id!, source, output: extras.output, body: { n: extras.n } }));
+    }
+    problems.push(...taken.map((detail) => toProblem({ source, jobId: id, csv: false }, detail)));
+    if (problems.length > 0) yield { problems };
+    else yield { digest: { id: id!, kind: JOB_KINDS[kind]!, model: batch.modelNames[batch.models[at]!]!, source, key: batch.keys.subarray(at * KEY_BYTES, (at + 1) * KEY_BYTES) } };
+  }
 }
