@@ -2,13 +2,13 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { NightshiftError } from '../common/errors.js';
 import { IdTable } from '../common/id-table.js';
-import { isFileSystemError } from '../common/fs-errors.js';
 import { JobDigests } from './digests.js';
 import type { Job, JobKind, Problem } from '../common/types.js';
 import { freeId } from './content-id.js';
 import { checkHeader } from './csv-fields.js';
 import { parseFileDefaults, type CliDefaults, type FileDefaults } from './defaults.js';
 import { cachedLoader, readLocalImage } from './images.js';
+import { approximateBytes } from './approximate-bytes.js';
 import { toJob } from './normalize.js';
 import { settleBatch, splitForWorkers, type JobDigest, type ParallelOptions } from './parallel-check.js';
 import { toProblem } from './problems.js';
@@ -221,10 +221,7 @@ export async function loadJobs(files: readonly string[], options: LoadOptions = 
   return result;
 }
 
-/**
- * The jobs of job files that are valid, one at a time in file order, as {@link loadJobs} would keep them (records
- * with problems are passed over), without holding them: for showing jobs beside their results.
- */
+/** The valid jobs of job files, one at a time in file order, as {@link loadJobs} keeps them but without holding them. */
 export async function* readValidJobs(files: readonly string[], options: LoadOptions = {}): AsyncGenerator<Job> {
   for await (const checked of checkJobs(files, options, createUniquenessCheck())) if ('job' in checked) yield checked.job;
 }
@@ -302,15 +299,10 @@ function count(result: ValidationResult, job: Pick<Job, 'kind' | 'model'>): void
   result.models.add(job.model);
 }
 
-/** Saves a validation; one that cannot be saved is only not reused, which is no reason to stop. */
+/** Saves a validation for the next run (see `saved-validation.ts`). */
 async function save(path: string, files: readonly string[], options: LoadOptions, result: ValidationResult, saved: SavedFile[]): Promise<void> {
   const { count: jobs, kinds, models, digests } = result;
-  await saveValidation(path, { defaults: options.defaults ?? {}, files: saved, count: jobs, kinds: [...kinds], models: [...models], digests: digests! }).catch(
-    (error: unknown) => {
-      // A disk that refuses the cache costs the next run a full validation, nothing more; any other error is a bug.
-      if (!isFileSystemError(error)) throw error;
-    },
-  );
+  await saveValidation(path, { defaults: options.defaults ?? {}, files: saved, count: jobs, kinds: [...kinds], models: [...models], digests: digests! });
 }
 
 /**
@@ -364,16 +356,6 @@ async function reuseValidation(files: readonly string[], options: LoadOptions, p
     await save(path, files, options, result, updated);
   }
   return result;
-}
-
-/** Roughly what a value takes in memory: two bytes a character of its strings, plus a little for each value. */
-function approximateBytes(value: unknown): number {
-  if (typeof value === 'string') return 16 + 2 * value.length;
-  if (typeof value !== 'object' || value === null) return 16;
-  let bytes = 32;
-  if (Array.isArray(value)) for (const item of value) bytes += 8 + approximateBytes(item);
-  else for (const key in value) bytes += 16 + approximateBytes((value as Record<string, unknown>)[key]);
-  return bytes;
 }
 
 /**

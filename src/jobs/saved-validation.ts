@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../common/atomic-file.js';
+import { isFileSystemError } from '../common/fs-errors.js';
 import { IdTable } from '../common/id-table.js';
 import { JobDigests, KEY_BYTES } from './digests.js';
 import type { JobKind } from '../common/types.js';
@@ -160,8 +161,18 @@ async function readExactly(handle: FileHandle, buffer: Buffer, position: number)
   return buffer;
 }
 
-/** Saves a validation for {@link loadValidation}; written whole or not at all. */
+/**
+ * Saves a validation for {@link loadValidation}; written whole or not at all. One that cannot be saved is only not
+ * reused, which is no reason to stop a run.
+ */
 export async function saveValidation(path: string, saved: SavedValidation): Promise<void> {
+  await writeValidation(path, saved).catch((error: unknown) => {
+    // A disk that refuses the cache costs the next run a full validation, nothing more; any other error is a bug.
+    if (!isFileSystemError(error)) throw error;
+  });
+}
+
+async function writeValidation(path: string, saved: SavedValidation): Promise<void> {
   const { digests, ...rest } = saved;
   const header = Buffer.from(JSON.stringify({ format: FORMAT, version: await codeVersion(), ...rest } satisfies Header));
   const length = Buffer.alloc(4);
