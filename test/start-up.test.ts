@@ -17,11 +17,14 @@ const NOT_BEFORE_FIRST_REQUEST = [
   /\/node_modules\/(csv-parse|jsonc-parser|gpt-tokenizer|@pydantic\/genai-prices)\//,
   // Loaded on first use: pricing the first answer, counting tokens for a rate limit.
   /^require (@pydantic\/genai-prices|gpt-tokenizer)/,
+  // undici's index (fetch, WebSocket, caches, mocks): the transport loads only its agents and request methods.
+  /\/node_modules\/undici\/index\.js$/,
+  /^require \.\/lib\/web\//,
 ];
 
 // Spawns the built CLI: slow.
 describe('start-up (slow)', () => {
-  it('loads neither the offline server, the batch engine, the page, the CSV and JSON readers, the price table nor the tokenizer before the first request of a live run', async () => {
+  it('loads neither the offline server, the batch engine, the page, the CSV and JSON readers, the price table, the tokenizer nor the index of undici before the first request of a live run', async () => {
     // Answers take long enough that the modules loaded by the first request are all there is to see.
     const env = await offline.serve({ latencyMs: 10_000 });
     const dir = await tempDir();

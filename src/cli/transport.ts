@@ -2,7 +2,16 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { brotliDecompress, createBrotliDecompress, createGunzip, createInflate, gunzip, inflate } from 'node:zlib';
-import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+// undici's own files, not its index: the index also loads fetch, WebSocket, caches and mocks, 0.07 s of every start
+// (BENCHMARKS.md, section 8). What the index does besides, and the agents need (a proxy's CONNECT), is done here:
+// the request methods are installed on every dispatcher.
+import api from 'undici/lib/api/index.js';
+import DispatcherClass from 'undici/lib/dispatcher/dispatcher.js';
+import Agent from 'undici/lib/dispatcher/agent.js';
+import EnvHttpProxyAgent from 'undici/lib/dispatcher/env-http-proxy-agent.js';
+
+Object.assign(DispatcherClass.prototype, api);
 import type { CliIO } from './io.js';
 
 // The SDK's `fetch`: undici's `request` on an Agent of nightshift's own. The stock `fetch` spends most of a fast
@@ -82,7 +91,8 @@ async function send(dispatcher: Dispatcher, input: string | URL | Request, init:
     ({ url, headers, body } = streamed(new Request(input, init)));
   }
   headers['accept-encoding'] ??= ACCEPTED_ENCODINGS;
-  const answer = await request(url, { dispatcher, method: method as Dispatcher.HttpMethod, headers, body, signal: signal ?? undefined });
+  const { origin, pathname, search } = new URL(url);
+  const answer = await dispatcher.request({ origin, path: pathname + search, method: method as Dispatcher.HttpMethod, headers, body, signal: signal ?? undefined });
   const responseHeaders = new Headers();
   for (const [name, value] of Object.entries(answer.headers)) {
     if (Array.isArray(value)) for (const item of value) responseHeaders.append(name, item);
