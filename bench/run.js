@@ -142,30 +142,39 @@ async function latency() {
       nightshift: (run) => nightshift(file, join(dir, `out-${run}`), server.url, ['--concurrency', String(CONCURRENCY)]),
       'baseline again': () => baseline(file, CONCURRENCY, server.url),
     });
-    const rate = (s) => (JOBS / s.windowMs) * 1000;
-    const rates = Object.fromEntries(Object.entries(samples).map(([name, list]) => [name, list.map(rate)]));
-    const against = (name) => {
-      const ratios = rates[name].map((value, round) => value / rates.baseline[round]);
+    // Throughput two ways: between the first request and the last answer (the sending itself), and from spawn to exit
+    // (start-up, validation and the views and page written at the end included), which is what a user waits for.
+    const ratesBy = (ms) => Object.fromEntries(Object.entries(samples).map(([name, list]) => [name, list.map((s) => (JOBS / ms(s)) * 1000)]));
+    const rates = ratesBy((s) => s.windowMs);
+    const wholeRates = ratesBy((s) => s.wallMs);
+    const against = (name, by = rates) => {
+      const ratios = by[name].map((value, round) => value / by.baseline[round]);
       const { mean, low, high } = meanInterval(ratios);
       return { ratios, median: median(ratios), mean, low, high };
     };
     const ns = against('nightshift');
     const self = against('baseline again');
+    const nsWhole = against('nightshift', wholeRates);
+    const selfWhole = against('baseline again', wholeRates);
     const share = (name) => `${fixed((median(rates[name]) / ideal) * 100, 1)}%`;
     const interval = (r) => `${fixed(r.mean, 3)}x (${fixed(r.low, 3)} to ${fixed(r.high, 3)})`;
     say(
       table(
         [`measure (${rounds} rounds)`, 'baseline', 'nightshift', 'baseline again', 'target'],
         [
-          ['jobs/s, first request to last answer (median)', ...['baseline', 'nightshift', 'baseline again'].map((name) => fixed(median(rates[name]), 1)), `>= ${0.95 * ideal}`],
-          ['share of ideal', share('baseline'), share('nightshift'), share('baseline again'), '>= 95%'],
+          ['jobs/s, first request to last answer (median)', ...['baseline', 'nightshift', 'baseline again'].map((name) => fixed(median(rates[name]), 1)), ''],
+          ['share of ideal', share('baseline'), share('nightshift'), share('baseline again'), '>= 97%'],
           ['against the baseline of the same round, median', '', `${fixed(ns.median, 3)}x`, `${fixed(self.median, 3)}x`, ''],
           ['against the baseline of the same round, mean (95% interval)', '', interval(ns), interval(self), 'not below: interval reaches 1.0x'],
+          ['jobs/s, spawn to exit (median)', ...['baseline', 'nightshift', 'baseline again'].map((name) => fixed(median(wholeRates[name]), 1)), ''],
+          ['spawn to exit, against the baseline of the same round, median', '', `${fixed(nsWhole.median, 3)}x`, `${fixed(selfWhole.median, 3)}x`, '>= 1.0x'],
+          ['spawn to exit, mean (95% interval)', '', interval(nsWhole), interval(selfWhole), ''],
         ],
       ),
     );
     say(`  nightshift against the baseline, round by round: ${ns.ratios.map((r) => fixed(r, 3)).join(', ')}`);
     say(`  the baseline against itself, round by round: ${self.ratios.map((r) => fixed(r, 3)).join(', ')}`);
+    say(`  spawn to exit, nightshift against the baseline, round by round: ${nsWhole.ratios.map((r) => fixed(r, 3)).join(', ')}`);
     const halfWidth = (ns.high - ns.low) / 2;
     say(
       halfWidth > LATENCY_MAX_HALF_WIDTH
