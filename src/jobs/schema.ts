@@ -1,5 +1,8 @@
 import * as z from 'zod';
-import type { Endpoint, JobKind } from '../common/types.js';
+import type { Endpoint } from '../common/types.js';
+import { DEFAULT_IMAGE_MODEL, isImageModel, JOB_KINDS, MESSAGE_ROLES, SERVICE_TIERS, splitList, type ServiceTier } from './job-fields.js';
+
+export { DEFAULT_IMAGE_MODEL, isImageModel, JOB_KINDS, SERVICE_TIERS, type ServiceTier };
 
 /*
  * Every job field, with what it means (TSDoc, the source of the README's field reference) and what it
@@ -7,33 +10,8 @@ import type { Endpoint, JobKind } from '../common/types.js';
  * which fields are required, and how fields combine, is decided in normalize.ts.
  */
 
-/** The job kinds, in the order the README lists them. */
-export const JOB_KINDS = ['chat', 'vision', 'image'] as const satisfies readonly JobKind[];
-
-/** Roles a chat message may have. */
-const MESSAGE_ROLES = ['system', 'developer', 'user', 'assistant', 'tool'] as const;
-
 /** Endpoints a Batch API input line may target. */
 const ENDPOINTS = ['/v1/chat/completions', '/v1/images/generations'] as const satisfies readonly Endpoint[];
-
-/** Values of a chat request's `service_tier` that nightshift sends (the API has others, for other contracts). */
-export const SERVICE_TIERS = ['auto', 'default', 'flex', 'priority'] as const;
-
-/** One of {@link SERVICE_TIERS}. */
-export type ServiceTier = (typeof SERVICE_TIERS)[number];
-
-/** Model of image jobs that name none. */
-export const DEFAULT_IMAGE_MODEL = 'gpt-image-2';
-
-/** Models served by the images endpoint: an image job is inferred from such a model. */
-export const isImageModel = (model: string): boolean => /^(gpt-image|chatgpt-image|dall-e)/.test(model);
-
-/** Splits a `;`-separated list, trimming items and dropping empty ones. */
-const splitList = (value: string): string[] =>
-  value
-    .split(';')
-    .map((item) => item.trim())
-    .filter((item) => item !== '');
 
 const text = () => z.string().regex(/\S/);
 const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
