@@ -153,7 +153,6 @@ async function* checkJobs(
           yield { problems: [record.problem] };
           break;
         case 'defaults': {
-          // The field tables (zod with them) are loaded only for what needs them: defaults, CSV headers, uncommon jobs.
           const parsed = (await import('./defaults.js')).parseFileDefaults(record.value);
           fileDefaults = parsed.defaults;
           if (parsed.problems.length > 0) yield { problems: parsed.problems.map((detail) => toProblem({ source: record.source }, detail)) };
@@ -280,12 +279,13 @@ export async function validateJobFiles(files: readonly string[], options: Valida
     }
     count(result, job);
     if (digests && result.problems.length === 0) {
-      if ('job' in checked) digests.add(checked.job);
+      if ('job' in checked) digests[kept ? 'defer' : 'add'](checked.job);
       else digests.addKey(checked.digest.key);
     }
     if (tallies) tallies[fileNumbers.get(job.source.file)!]!.records++;
   }
   if (kept) result.jobs = kept;
+  else digests?.settle();
   if (!digests || result.problems.length > 0) return result;
   result.digests = digests;
   // A job's local image is not among the bytes a saved validation names: files with such jobs are validated each time.
