@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { SourceLocation } from '../src/common/types.js';
-import { CHAT_FIELD_NAMES } from '../src/jobs/job-fields.js';
+import { CHAT_FIELD_NAMES, IMAGE_FIELD_NAMES } from '../src/jobs/job-fields.js';
 import type { CliDefaults } from '../src/jobs/defaults.js';
 import { toJob, type NormalizeContext } from '../src/jobs/normalize.js';
 import { quickJob } from '../src/jobs/quick-job.js';
 import type { JsonJobRecord } from '../src/jobs/records.js';
-import { chatFields } from '../src/jobs/schema.js';
+import { chatFields, imageFields } from '../src/jobs/schema.js';
 
 /** Values of each field the generator picks from: valid ones, edges and wrong types. */
 const VALUES: Record<string, unknown[]> = {
@@ -53,6 +53,7 @@ const VALUES: Record<string, unknown[]> = {
     { type: 'json_schema', json_schema: { name: 'x', schema: {} } },
     { type: 'other' },
     'url',
+    'b64_json',
     null,
   ],
   params: [
@@ -73,10 +74,18 @@ const VALUES: Record<string, unknown[]> = {
     null,
   ],
   service_tier: ['auto', 'default', 'flex', 'priority', 'scale', '', null],
-  // Not chat fields: a record with them is never the quick check's.
+  size: ['1024x1024', '1536x1024', 'auto', '1024X1024', '0x10', '512x512', 1024, ''],
+  quality: ['auto', 'low', 'medium', 'high', 'standard', 'hd', 'ultra', null],
+  n: [1, 2, 10, 11, 0, 1.5, '2'],
+  output_format: ['png', 'jpeg', 'webp', 'gif'],
+  background: ['auto', 'transparent', 'opaque', 'clear'],
+  moderation: ['auto', 'low', 'high'],
+  output_compression: [0, 50, 100, 101, -1, 2.5],
+  style: ['vivid', 'natural', 'bold'],
+  output: ['{id}.png', '{id}-{index}.png', 'cats/{id}.webp', '', '../x.png', '/abs.png', 'a.png', 3],
+  // Of no kind the quick check knows: a record with them is never its.
   images: ['https://example.com/a.png'],
-  size: ['1024x1024'],
-  n: [2],
+  detail: ['low'],
   custom_id: ['x'],
   promt: ['Hello'],
 };
@@ -119,29 +128,33 @@ function generate(next: () => number): unknown {
   const record: Record<string, unknown> = {};
   // Usually valid: a model and a prompt or messages, so that many records make jobs.
   if (next() < 0.8) record['id'] = next() < 0.9 ? `job-${Math.floor(next() * 1e6)}` : pick(VALUES['id']!);
-  if (next() < 0.7) record['model'] = next() < 0.8 ? 'gpt-4o-mini' : pick(VALUES['model']!);
+  const image = next() < 0.3;
+  if (next() < 0.7) record['model'] = next() < 0.8 ? (image ? pick(['gpt-image-1.5', 'gpt-image-2', 'dall-e-3', 'dall-e-2']) : 'gpt-4o-mini') : pick(VALUES['model']!);
   if (next() < 0.6) record['prompt'] = next() < 0.8 ? 'Hello' : pick(VALUES['prompt']!);
   else if (next() < 0.8) record['messages'] = next() < 0.6 ? [{ role: 'user', content: 'Hi' }] : pick(VALUES['messages']!);
   const extra = Math.floor(next() * 4);
   const fields = Object.keys(VALUES);
+  const usual: readonly string[] = image ? IMAGE_FIELD_NAMES : CHAT_FIELD_NAMES;
   for (let i = 0; i < extra; i++) {
     const field = pick(fields);
-    // Fields outside the chat table now and then, never often.
-    if (!(CHAT_FIELD_NAMES as readonly string[]).includes(field) && next() < 0.7) continue;
+    // Fields of the other kind, or of none, now and then, never often.
+    if (!usual.includes(field) && next() < 0.8) continue;
     record[field] = pick(VALUES[field]!);
   }
   return record;
 }
 
 describe('the quick check of common jobs', () => {
-  it('knows the chat fields the schema has', () => {
+  it('knows the chat and image fields the schema has', () => {
     expect([...CHAT_FIELD_NAMES].sort()).toEqual(Object.keys(chatFields).sort());
+    expect([...IMAGE_FIELD_NAMES].sort()).toEqual(Object.keys(imageFields).sort());
   });
 
   it('makes exactly the job the full validation makes, or declines, on thousands of generated records', async () => {
     const next = random(17);
     let made = 0;
     let declined = 0;
+    const kinds = new Map<string, number>();
     for (let i = 0; i < 6000; i++) {
       const value = generate(next);
       const context = contextOf(CONTEXTS[i % CONTEXTS.length]!);
@@ -152,6 +165,7 @@ describe('the quick check of common jobs', () => {
         continue;
       }
       made++;
+      kinds.set(quick.job.kind, (kinds.get(quick.job.kind) ?? 0) + 1);
       const full = await toJob(record, context);
       // Same job, field for field and key for key: the journal and the fingerprint see the same request.
       expect({ value, full }).toEqual({ value, full: quick });
@@ -160,6 +174,8 @@ describe('the quick check of common jobs', () => {
     // Both paths are well exercised.
     expect(made).toBeGreaterThan(1000);
     expect(declined).toBeGreaterThan(1000);
+    expect(kinds.get('image')).toBeGreaterThan(300);
+    expect(kinds.get('chat')).toBeGreaterThan(300);
   });
 
   it('vouches for the usual chat jobs', async () => {
@@ -171,6 +187,10 @@ describe('the quick check of common jobs', () => {
       { id: 'b', model: 'gpt-4o-mini', messages: [{ role: 'system', content: 'x' }, { role: 'user', content: 'y' }], temperature: 0 },
       { id: 'c', model: 'gpt-4o-mini', prompt: 'Hi', params: { reasoning_effort: 'low', temperature: 0.2 }, seed: 1, response_format: 'json' },
       { id: 'd', kind: 'chat', model: 'gpt-image-1.5', prompt: 'Hi', service_tier: 'flex', top_p: 1, max_tokens: 10 },
+      { id: 'e', model: 'gpt-image-1.5', prompt: 'A cat', size: '1024x1024', quality: 'low' },
+      { model: 'gpt-image-2', prompt: 'A dog', n: 2, output_format: 'webp', output: 'dogs/{id}-{index}.webp', tags: ['pets'] },
+      { id: 'f', prompt: 'An owl', size: '1024x1536', background: 'opaque' },
+      { id: 'g', kind: 'image', model: 'dall-e-3', prompt: 'A fox', quality: 'hd', style: 'vivid', response_format: 'b64_json' },
     ];
     for (const value of usual) {
       const context = contextOf({ model: 'gpt-4o-mini', system: 'Answer briefly.' });
@@ -181,7 +201,7 @@ describe('the quick check of common jobs', () => {
     }
   });
 
-  it('declines what only the full validation can decide: problems, file defaults, CSV rows, other kinds', () => {
+  it('declines what only the full validation can decide: problems, file defaults, CSV rows, vision jobs', () => {
     const context = contextOf({});
     const declined: unknown[] = [
       { id: 'a', prompt: 'Hello' },
@@ -189,7 +209,10 @@ describe('the quick check of common jobs', () => {
       { id: 'a', model: 'gpt-4o-mini', prompt: 'Hello', promt: 'x' },
       { id: 'a', model: 'gpt-4o-mini', prompt: 'Hello', temperature: '0.5' },
       { id: 'a', model: 'gpt-4o-mini', images: ['https://example.com/a.png'], prompt: 'Hi' },
-      { id: 'a', model: 'gpt-image-1.5', prompt: 'A cat' },
+      { id: 'a', model: 'gpt-image-1.5', prompt: 'A cat', temperature: 1 },
+      { id: 'a', model: 'gpt-image-1.5', prompt: 'A cat', n: 2, output: '{id}.png' },
+      { id: 'a', kind: 'image', model: 'my-image-model', prompt: 'A cat', n: 11 },
+      { id: 'a', model: 'gpt-4o-mini', prompt: 'A cat', size: '1024x1024' },
       { custom_id: 'a', method: 'POST', url: '/v1/chat/completions', body: { model: 'gpt-4o-mini', messages: [] } },
     ];
     for (const value of declined) expect(quickJob(recordOf(value), context), JSON.stringify(value)).toBeUndefined();

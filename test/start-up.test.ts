@@ -31,6 +31,7 @@ describe('start-up (slow)', () => {
     const file = await writeJobs(dir, [
       { id: 'a', model: 'gpt-4o-mini', prompt: 'Hello' },
       { id: 'b', model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hi' }], temperature: 0.2, max_completion_tokens: 50, tags: 'x;y' },
+      { id: 'c', model: 'gpt-image-1.5', prompt: 'A cat', size: '1024x1024', quality: 'low' },
     ]);
     const log = join(dir, 'imports.log');
     const child = spawnCli(['run', file, '--out', join(dir, 'out'), '--quiet'], { cwd: dir, env: { ...env, IMPORT_LOG: log, NODE_OPTIONS: `--import=${REGISTER}` } });

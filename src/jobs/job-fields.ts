@@ -48,3 +48,22 @@ export const CHAT_FIELD_NAMES = [
   'params',
   'service_tier',
 ] as const;
+
+/** The fields of image jobs, as `imageFields` in `schema.ts` has them (test/quick-job.test.ts checks that they agree). */
+export const IMAGE_FIELD_NAMES = [
+  'id',
+  'kind',
+  'model',
+  'tags',
+  'prompt',
+  'size',
+  'quality',
+  'n',
+  'output_format',
+  'background',
+  'moderation',
+  'output_compression',
+  'style',
+  'response_format',
+  'output',
+] as const;

@@ -1,21 +1,35 @@
 import type { Job } from '../common/types.js';
-import { buildChatBody, buildMessages, CHAT_BODY_FIELDS, type ChatMessage } from './body.js';
-import { contentId } from './content-id.js';
-import { CHAT_FIELD_NAMES, isImageModel, MESSAGE_ROLES, SERVICE_TIERS, splitList } from './job-fields.js';
+import { buildChatBody, buildImageBody, buildMessages, CHAT_BODY_FIELDS, type ChatMessage } from './body.js';
+import { contentId, contentIdShape } from './content-id.js';
+import { checkImageParams } from './image-params.js';
+import { CHAT_FIELD_NAMES, DEFAULT_IMAGE_MODEL, IMAGE_FIELD_NAMES, isImageModel, MESSAGE_ROLES, SERVICE_TIERS, splitList } from './job-fields.js';
 import type { NormalizeContext, NormalizeResult } from './normalize.js';
+import { checkOutput, defaultOutputPattern } from './output-path.js';
 import { liftParams } from './params.js';
 import { isJsonObject, type JsonJobRecord, type RowRecord } from './records.js';
-import type { VisionJobFields } from './schema.js';
+import type { ImageJobFields, VisionJobFields } from './schema.js';
 
 /*
- * The common job, normalized without zod: a chat job of a `.json` or `.jsonl` file without `defaults`, whose fields are
- * all chat fields of the plainest shapes (text, numbers in range, string message contents, shorthand or plain
- * `response_format`) and combine without a problem. It makes exactly the `Job` that `normalize.ts` makes of such a
+ * The common job, normalized without zod: a chat or image job of a `.json` or `.jsonl` file without `defaults`, whose
+ * fields are all fields of its kind, of the plainest shapes (text, numbers in range, values from a list, string message
+ * contents, shorthand or plain `response_format`), and combine without a problem. It makes exactly the `Job` that `normalize.ts` makes of such a
  * record (test/quick-job.test.ts compares the two on many records); anything else it declines, and `normalize.ts`
  * decides, words every problem, and is loaded (zod with it) only then.
  */
 
 const CHAT_FIELDS: ReadonlySet<string> = new Set(CHAT_FIELD_NAMES);
+const IMAGE_FIELDS: ReadonlySet<string> = new Set(IMAGE_FIELD_NAMES);
+/** Fields only image jobs have (`kind.ts` infers an image job from them). */
+const IMAGE_ONLY_FIELDS: readonly string[] = IMAGE_FIELD_NAMES.filter((field) => !CHAT_FIELDS.has(field));
+/** The values of the image fields that take one of a list, as `imageFields` in `schema.ts` lists them. */
+const IMAGE_CHOICES: Readonly<Record<string, ReadonlySet<unknown>>> = {
+  quality: new Set(['auto', 'low', 'medium', 'high', 'standard', 'hd']),
+  output_format: new Set(['png', 'jpeg', 'webp']),
+  background: new Set(['auto', 'transparent', 'opaque']),
+  moderation: new Set(['auto', 'low']),
+  style: new Set(['vivid', 'natural']),
+  response_format: new Set(['url', 'b64_json']),
+};
 const ROLES: ReadonlySet<string> = new Set(MESSAGE_ROLES);
 const TIERS: ReadonlySet<string> = new Set(SERVICE_TIERS);
 /** Keys of `params` that are a problem there: the request's own fields, and streaming. */
@@ -29,13 +43,31 @@ const isInteger = (value: unknown): value is number => typeof value === 'number'
 /** Reason enough to decline a record: the full validation will look at it. */
 const DECLINE = Symbol('decline');
 
-/** The value `field` takes once checked, as its schema in `schema.ts` outputs it, or {@link DECLINE}. */
+/** The value an image job's `field` takes once checked, as its schema in `schema.ts` outputs it, or {@link DECLINE}. */
+function quickImageField(field: string, value: unknown): unknown {
+  const choices = IMAGE_CHOICES[field];
+  if (choices !== undefined) return choices.has(value) ? value : DECLINE;
+  switch (field) {
+    case 'size':
+      return typeof value === 'string' && /^(auto|[1-9]\d*x[1-9]\d*)$/.test(value) ? value : DECLINE;
+    case 'n':
+      return isInteger(value) && value >= 1 && value <= 10 ? value : DECLINE;
+    case 'output_compression':
+      return isInteger(value) && value >= 0 && value <= 100 ? value : DECLINE;
+    case 'output':
+      return typeof value === 'string' ? value : DECLINE;
+    default:
+      return quickField(field, value);
+  }
+}
+
+/** The value a chat job's `field` takes once checked, as its schema in `schema.ts` outputs it, or {@link DECLINE}. */
 function quickField(field: string, value: unknown): unknown {
   switch (field) {
     case 'id':
       return isText(value) ? value : typeof value === 'number' && Number.isFinite(value) ? String(value) : DECLINE;
     case 'kind':
-      return value === 'chat' ? value : DECLINE;
+      return value === 'chat' || value === 'image' ? value : DECLINE;
     case 'model':
     case 'prompt':
     case 'system':
@@ -108,45 +140,67 @@ export function quickJob(record: JsonJobRecord | RowRecord, context: NormalizeCo
   if (typeof value === 'string') own = { prompt: value };
   else if (isJsonObject(value)) own = value;
   else return undefined;
-  for (const key in own) if (!CHAT_FIELDS.has(key)) return undefined;
   const lifted = liftParams(own);
   if (lifted.problems.length > 0) return undefined;
   const fields = lifted.fields;
+  const kind = kindOf(fields, context.cli.model);
+  if (kind === undefined) return undefined;
 
+  const [known, check] = kind === 'image' ? [IMAGE_FIELDS, quickImageField] : [CHAT_FIELDS, quickField];
   const values: Record<string, unknown> = {};
   for (const key in fields) {
-    const checked = quickField(key, fields[key]);
+    const checked = known.has(key) ? check(key, fields[key]) : DECLINE;
     if (checked === DECLINE) return undefined;
     values[key] = checked;
   }
+  const job = kind === 'image' ? imageJob(values, record, context) : chatJob(values, fields, record, context);
+  if (job === undefined) return undefined;
+  if (values['id'] !== undefined) return { job };
+  return { job: { ...job, id: contentId(record.source.file, job) }, idFromContent: true };
+}
+
+/**
+ * The kind as `normalize.ts` tells it (`kind.ts` when the job states none), when it is chat or image and can be told
+ * from fields of these two kinds; undefined otherwise.
+ */
+function kindOf(fields: Readonly<Record<string, unknown>>, defaultModel: string | undefined): 'chat' | 'image' | undefined {
+  const has = (field: string) => Object.hasOwn(fields, field);
+  if (has('kind')) return fields['kind'] === 'chat' || fields['kind'] === 'image' ? fields['kind'] : undefined;
+  const own = typeof fields['model'] === 'string' ? fields['model'] : undefined;
+  const model = own ?? defaultModel;
+  if (model !== undefined && isImageModel(model)) return 'image';
+  if (has('messages') || has('prompt') || has('system')) return own === undefined && IMAGE_ONLY_FIELDS.some(has) ? 'image' : 'chat';
+  return undefined;
+}
+
+function chatJob(values: VisionJobFields, fields: Record<string, unknown>, record: JsonJobRecord, { cli }: NormalizeContext): Job | undefined {
   const given = (field: string) => Object.hasOwn(fields, field);
-  const { cli } = context;
-  const model = (values['model'] as string | undefined) ?? cli.model;
+  const model = values.model ?? cli.model;
   if (model === undefined) return undefined;
-  // The kind as `kind.ts` infers it: an image model makes an image job, unless the job says it is a chat job.
-  if (!given('kind') && isImageModel(model)) return undefined;
   if (given('prompt') === given('messages')) return undefined;
   if (given('system') && given('messages')) return undefined;
   if (given('max_tokens') && given('max_completion_tokens')) return undefined;
-
-  const job = values as VisionJobFields;
-  const system = job.system ?? (given('messages') ? undefined : cli.system);
-  const messages = buildMessages({ ...job, system }, []);
-  const sent: VisionJobFields = { ...job };
-  if (job.service_tier === undefined && cli.serviceTier !== undefined) sent.service_tier = cli.serviceTier;
-  if (job.temperature === undefined && cli.temperature !== undefined) sent.temperature = cli.temperature;
-  if (job.max_completion_tokens === undefined && job.max_tokens === undefined && cli.maxCompletionTokens !== undefined) {
+  const system = values.system ?? (given('messages') ? undefined : cli.system);
+  const messages = buildMessages({ ...values, system }, []);
+  const sent: VisionJobFields = { ...values };
+  if (values.service_tier === undefined && cli.serviceTier !== undefined) sent.service_tier = cli.serviceTier;
+  if (values.temperature === undefined && cli.temperature !== undefined) sent.temperature = cli.temperature;
+  if (values.max_completion_tokens === undefined && values.max_tokens === undefined && cli.maxCompletionTokens !== undefined) {
     sent.max_completion_tokens = cli.maxCompletionTokens;
   }
-  const built: Job = {
-    id: job.id ?? '',
-    kind: 'chat',
-    model,
-    tags: job.tags ?? [],
-    source: record.source,
-    endpoint: '/v1/chat/completions',
-    body: buildChatBody(model, messages, sent),
-  };
-  if (job.id !== undefined) return { job: built };
-  return { job: { ...built, id: contentId(record.source.file, built) }, idFromContent: true };
+  const { source } = record;
+  return { id: values.id ?? '', kind: 'chat', model, tags: values.tags ?? [], source, endpoint: '/v1/chat/completions', body: buildChatBody(model, messages, sent) };
+}
+
+function imageJob(values: ImageJobFields, record: JsonJobRecord, { cli }: NormalizeContext): Job | undefined {
+  if (values.prompt === undefined) return undefined;
+  const model = values.model ?? (cli.model !== undefined && isImageModel(cli.model) ? cli.model : DEFAULT_IMAGE_MODEL);
+  if (checkImageParams(model, values).length > 0) return undefined;
+  const n = values.n ?? 1;
+  const output = values.output ?? defaultOutputPattern(n, values.output_format);
+  // An id-less job's image names are checked with an id of the length its content id will have, as normalize.ts does.
+  const id = values.id ?? contentIdShape(record.source.file);
+  if (checkOutput(output, id, n) !== undefined) return undefined;
+  const { source } = record;
+  return { id, kind: 'image', model, tags: values.tags ?? [], source, endpoint: '/v1/images/generations', body: buildImageBody(model, values.prompt, values), output };
 }
