@@ -17,6 +17,19 @@ export const SERVICE_TIERS = ['auto', 'default', 'flex', 'priority'] as const;
 /** One of {@link SERVICE_TIERS}. */
 export type ServiceTier = (typeof SERVICE_TIERS)[number];
 
+/** The values of the image job fields that take one of a list. */
+export const IMAGE_CHOICES = {
+  quality: ['auto', 'low', 'medium', 'high', 'standard', 'hd'],
+  output_format: ['png', 'jpeg', 'webp'],
+  background: ['auto', 'transparent', 'opaque'],
+  moderation: ['auto', 'low'],
+  style: ['vivid', 'natural'],
+  response_format: ['url', 'b64_json'],
+} as const;
+
+/** What an image job's `size` may be: `auto` or `WIDTHxHEIGHT`. */
+export const IMAGE_SIZE = /^(auto|[1-9]\d*x[1-9]\d*)$/;
+
 /** Model of image jobs that name none. */
 export const DEFAULT_IMAGE_MODEL = 'gpt-image-2';
 

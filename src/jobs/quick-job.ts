@@ -2,7 +2,17 @@ import type { Job } from '../common/types.js';
 import { buildChatBody, buildImageBody, buildMessages, CHAT_BODY_FIELDS, type ChatMessage } from './body.js';
 import { contentId, contentIdShape } from './content-id.js';
 import { checkImageParams } from './image-params.js';
-import { CHAT_FIELD_NAMES, DEFAULT_IMAGE_MODEL, IMAGE_FIELD_NAMES, isImageModel, MESSAGE_ROLES, SERVICE_TIERS, splitList } from './job-fields.js';
+import {
+  CHAT_FIELD_NAMES,
+  DEFAULT_IMAGE_MODEL,
+  IMAGE_CHOICES,
+  IMAGE_FIELD_NAMES,
+  IMAGE_SIZE,
+  isImageModel,
+  MESSAGE_ROLES,
+  SERVICE_TIERS,
+  splitList,
+} from './job-fields.js';
 import type { NormalizeContext, NormalizeResult } from './normalize.js';
 import { checkOutput, defaultOutputPattern } from './output-path.js';
 import { liftParams } from './params.js';
@@ -12,24 +22,19 @@ import type { ImageJobFields, VisionJobFields } from './schema.js';
 /*
  * The common job, normalized without zod: a chat or image job of a `.json` or `.jsonl` file without `defaults`, whose
  * fields are all fields of its kind, of the plainest shapes (text, numbers in range, values from a list, string message
- * contents, shorthand or plain `response_format`), and combine without a problem. It makes exactly the `Job` that `normalize.ts` makes of such a
- * record (test/quick-job.test.ts compares the two on many records); anything else it declines, and `normalize.ts`
- * decides, words every problem, and is loaded (zod with it) only then.
+ * contents, shorthand or plain `response_format`), and combine without a problem. It makes exactly the `Job` that
+ * `normalize.ts` makes of such a record (test/quick-job.test.ts compares the two on many records); anything else it
+ * declines, and `normalize.ts` decides, words every problem, and is loaded (zod with it) only then.
  */
 
 const CHAT_FIELDS: ReadonlySet<string> = new Set(CHAT_FIELD_NAMES);
 const IMAGE_FIELDS: ReadonlySet<string> = new Set(IMAGE_FIELD_NAMES);
 /** Fields only image jobs have (`kind.ts` infers an image job from them). */
 const IMAGE_ONLY_FIELDS: readonly string[] = IMAGE_FIELD_NAMES.filter((field) => !CHAT_FIELDS.has(field));
-/** The values of the image fields that take one of a list, as `imageFields` in `schema.ts` lists them. */
-const IMAGE_CHOICES: Readonly<Record<string, ReadonlySet<unknown>>> = {
-  quality: new Set(['auto', 'low', 'medium', 'high', 'standard', 'hd']),
-  output_format: new Set(['png', 'jpeg', 'webp']),
-  background: new Set(['auto', 'transparent', 'opaque']),
-  moderation: new Set(['auto', 'low']),
-  style: new Set(['vivid', 'natural']),
-  response_format: new Set(['url', 'b64_json']),
-};
+/** {@link IMAGE_CHOICES}, as sets. */
+const CHOICES: Readonly<Record<string, ReadonlySet<unknown>>> = Object.fromEntries(
+  Object.entries(IMAGE_CHOICES).map(([field, values]) => [field, new Set<unknown>(values)]),
+);
 const ROLES: ReadonlySet<string> = new Set(MESSAGE_ROLES);
 const TIERS: ReadonlySet<string> = new Set(SERVICE_TIERS);
 /** Keys of `params` that are a problem there: the request's own fields, and streaming. */
@@ -45,11 +50,11 @@ const DECLINE = Symbol('decline');
 
 /** The value an image job's `field` takes once checked, as its schema in `schema.ts` outputs it, or {@link DECLINE}. */
 function quickImageField(field: string, value: unknown): unknown {
-  const choices = IMAGE_CHOICES[field];
+  const choices = CHOICES[field];
   if (choices !== undefined) return choices.has(value) ? value : DECLINE;
   switch (field) {
     case 'size':
-      return typeof value === 'string' && /^(auto|[1-9]\d*x[1-9]\d*)$/.test(value) ? value : DECLINE;
+      return typeof value === 'string' && IMAGE_SIZE.test(value) ? value : DECLINE;
     case 'n':
       return isInteger(value) && value >= 1 && value <= 10 ? value : DECLINE;
     case 'output_compression':

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import type { Endpoint } from '../common/types.js';
-import { DEFAULT_IMAGE_MODEL, isImageModel, JOB_KINDS, MESSAGE_ROLES, SERVICE_TIERS, splitList, type ServiceTier } from './job-fields.js';
+import { DEFAULT_IMAGE_MODEL, IMAGE_CHOICES, IMAGE_SIZE, isImageModel, JOB_KINDS, MESSAGE_ROLES, SERVICE_TIERS, splitList, type ServiceTier } from './job-fields.js';
 
 export { DEFAULT_IMAGE_MODEL, isImageModel, JOB_KINDS, SERVICE_TIERS, type ServiceTier };
 
@@ -142,24 +142,24 @@ export const imageFields = {
    */
   size: z
     .string()
-    .regex(/^(auto|[1-9]\d*x[1-9]\d*)$/)
+    .regex(IMAGE_SIZE)
     .describe('"auto" or WIDTHxHEIGHT, such as "1024x1024"'),
   /** `auto`, `low`, `medium`, `high` (GPT Image), or `standard` (DALL-E), `hd` (DALL-E 3); checked per model. */
-  quality: oneOf(['auto', 'low', 'medium', 'high', 'standard', 'hd']),
+  quality: oneOf(IMAGE_CHOICES.quality),
   /** Number of images, 1 to 10. Default: 1. */
   n: z.int().min(1).max(10).describe('an integer from 1 to 10'),
   /** `png`, `jpeg` or `webp` (GPT Image). Also sets the default file extension. Default: png. */
-  output_format: oneOf(['png', 'jpeg', 'webp']),
+  output_format: oneOf(IMAGE_CHOICES.output_format),
   /** `transparent`, `opaque` or `auto` (GPT Image; transparent needs png or webp). */
-  background: oneOf(['auto', 'transparent', 'opaque']),
+  background: oneOf(IMAGE_CHOICES.background),
   /** Content moderation strictness: `auto` or `low` (GPT Image). */
-  moderation: oneOf(['auto', 'low']),
+  moderation: oneOf(IMAGE_CHOICES.moderation),
   /** Compression of jpeg and webp output, 0 to 100 (GPT Image). */
   output_compression: z.int().min(0).max(100).describe('an integer from 0 to 100'),
   /** `vivid` or `natural` (DALL-E 3, and compatible servers; GPT image models refuse it). */
-  style: oneOf(['vivid', 'natural']),
+  style: oneOf(IMAGE_CHOICES.style),
   /** `url` or `b64_json` (DALL-E, and compatible servers; GPT image models refuse it, they always return base64). */
-  response_format: oneOf(['url', 'b64_json']),
+  response_format: oneOf(IMAGE_CHOICES.response_format),
   /**
    * File name, or pattern, of the saved image under the run's `images/` folder; `{id}` is the job id and
    * `{index}` the image's number (1 to n). Subfolders are allowed, leaving the folder is not. Required to
