@@ -1,7 +1,8 @@
 import { calcPrice } from '@pydantic/genai-prices';
 import { describe, expect, it } from 'vitest';
 import { addCost, costOf, createCostTotals, totalUsd } from '../src/cost/cost.js';
-import { createPriceBook, parsePriceOverrides, type PriceOverrides } from '../src/cost/prices.js';
+import { parsePriceOverrides } from '../src/cost/price-overrides.js';
+import { createPriceBook, type PriceOverrides } from '../src/cost/prices.js';
 import { zeroUsage, type Usage } from '../src/common/types.js';
 
 /** A usage with the given counts, the rest zero. */

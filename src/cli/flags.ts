@@ -1,7 +1,7 @@
 import { basename, extname, join } from 'node:path';
 import { OUTPUT_DEFAULTS } from '../cost/estimate.js';
 import { REPORT_KEYS } from '../cost/report.js';
-import { SERVICE_TIERS } from '../jobs/schema.js';
+import { SERVICE_TIERS } from '../jobs/job-fields.js';
 import { JOB_FORMATS, STDIN_ARG } from './stdin.js';
 
 /** Seconds `--timeout` waits for one request when not given. */

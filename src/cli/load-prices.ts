@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { NightshiftError } from '../common/errors.js';
 import { offsetDeeperThan, TOO_DEEP } from '../common/json-depth.js';
-import { createPriceBook, parsePriceOverrides, type PriceBook } from '../cost/prices.js';
+import { createPriceBook, type PriceBook } from '../cost/prices.js';
 
 /** The price book, with the `--prices` file's overrides when one is given. */
 export async function loadPrices(path: string | undefined): Promise<PriceBook> {
@@ -22,6 +22,8 @@ export async function loadPrices(path: string | undefined): Promise<PriceBook> {
     const line = text.slice(0, deep).split('\n').length;
     throw new NightshiftError('E_USAGE', `The prices file ${path}:${line} is invalid: ${TOO_DEEP}`, { file: path, line });
   }
+  // Only a run given a prices file loads what checks one (zod with it).
+  const { parsePriceOverrides } = await import('../cost/price-overrides.js');
   const { overrides, problems } = parsePriceOverrides(json);
   if (problems.length > 0 || !overrides) {
     throw new NightshiftError('E_USAGE', `The prices file ${path} is invalid:\n  ${problems.join('\n  ')}`);

@@ -3,10 +3,10 @@ import type { Problem } from '../common/types.js';
 import { fingerprintBytes } from './fingerprint.js';
 import { KEY_BYTES } from './digests.js';
 import { cachedLoader, readLocalImage } from './images.js';
-import { toJob } from './normalize.js';
+import { toJob } from './to-job.js';
 import { RANGE_FIRST_LINE, NOT_A_JOB, INVALID_JOB, type CheckedBatch, type RangeMessage, type RangeTask } from './parallel-check.js';
 import { readRecords } from './read.js';
-import { JOB_KINDS } from './schema.js';
+import { JOB_KINDS } from './job-fields.js';
 
 /*
  * A worker thread of `parallel-check.ts`: reads and normalizes the job records of one byte range of a `.jsonl` file

@@ -14,6 +14,11 @@ export class JobDigests {
   /** Jobs digested. */
   count = 0;
   private keys: Buffer;
+  /**
+   * Jobs kept in memory whose key is made when first asked for, by position: a run on a folder with nothing to compare
+   * them with makes each as its job is sent ({@link sends}), not all before the first request.
+   */
+  private deferred: (Pick<Job, 'endpoint' | 'body'> | undefined)[] | undefined;
 
   /** `ids`: the table the jobs' ids go to (validation's own, which also finds duplicates). */
   constructor(
@@ -28,7 +33,7 @@ export class JobDigests {
     const digests = new JobDigests(new IdTable(jobs.length), jobs.length);
     for (const job of jobs) {
       if (digests.ids.add(job.id) !== digests.count) throw new Error(`job id ${JSON.stringify(job.id)} is used twice`);
-      digests.add(job);
+      digests.defer(job);
     }
     return digests;
   }
@@ -43,12 +48,39 @@ export class JobDigests {
 
   /** The fingerprint keys of all jobs, in position order (a view). */
   keysOf(): Buffer {
+    this.settle();
     return this.keys.subarray(0, this.count * KEY_BYTES);
   }
 
   /** Digests the next job; its id must be in `ids` already, numbered `count`. */
   add(job: Pick<Job, 'endpoint' | 'body'>): void {
-    this.addKey(fingerprintBytes(job));
+    this.addKey(keyOf(job));
+  }
+
+  /** {@link add}, its key made when first asked for: `job` must stay as it is, and is held until then (or {@link settle}). */
+  defer(job: Pick<Job, 'endpoint' | 'body'>): void {
+    this.deferred ??= [];
+    this.deferred[this.count] = job;
+    this.addKey(NO_KEY);
+  }
+
+  /** Makes every deferred key now, and lets go of their jobs. */
+  settle(): void {
+    if (this.deferred === undefined) return;
+    for (const [position, job] of this.deferred.entries()) if (job !== undefined) this.keys.set(keyOf(job), position * KEY_BYTES);
+    this.deferred = undefined;
+  }
+
+  /**
+   * Whether `job`, whose request fingerprint is `fp` (hex), sends the request digested at `position`. The job digested
+   * there, deferred and handed back as it is, takes its key from `fp` rather than hashing its request again.
+   */
+  sends(position: number, job: Pick<Job, 'endpoint' | 'body'>, fp: string): boolean {
+    const key = Buffer.from(fp.slice(0, KEY_BYTES * 2), 'hex');
+    if (this.deferred?.[position] !== job || job === undefined) return key.equals(this.key(position));
+    this.keys.set(key, position * KEY_BYTES);
+    this.deferred[position] = undefined;
+    return true;
   }
 
   /** {@link add}, given the job's fingerprint (its first {@link KEY_BYTES} bytes are kept), made elsewhere (a worker thread). */
@@ -64,6 +96,14 @@ export class JobDigests {
 
   /** The fingerprint key of the job at `position` (a view: copy it to keep it). */
   key(position: number): Buffer {
+    const job = this.deferred?.[position];
+    if (job !== undefined) {
+      this.keys.set(keyOf(job), position * KEY_BYTES);
+      this.deferred![position] = undefined;
+    }
     return this.keys.subarray(position * KEY_BYTES, (position + 1) * KEY_BYTES);
   }
 }
+
+const keyOf = (job: Pick<Job, 'endpoint' | 'body'>): Buffer => fingerprintBytes(job).subarray(0, KEY_BYTES);
+const NO_KEY = new Uint8Array(KEY_BYTES);

@@ -5,11 +5,10 @@ import { IdTable } from '../common/id-table.js';
 import { JobDigests } from './digests.js';
 import type { Job, JobKind, Problem } from '../common/types.js';
 import { freeId } from './content-id.js';
-import { checkHeader } from './csv-fields.js';
-import { parseFileDefaults, type CliDefaults, type FileDefaults } from './defaults.js';
+import type { CliDefaults, FileDefaults } from './defaults.js';
 import { cachedLoader, readLocalImage } from './images.js';
 import { approximateBytes } from './approximate-bytes.js';
-import { toJob } from './normalize.js';
+import { toJob } from './to-job.js';
 import { settleBatch, splitForWorkers, type JobDigest, type ParallelOptions } from './parallel-check.js';
 import { toProblem } from './problems.js';
 import { canReadFrom, readRecords, type ReadFrom } from './read.js';
@@ -154,13 +153,13 @@ async function* checkJobs(
           yield { problems: [record.problem] };
           break;
         case 'defaults': {
-          const parsed = parseFileDefaults(record.value);
+          const parsed = (await import('./defaults.js')).parseFileDefaults(record.value);
           fileDefaults = parsed.defaults;
           if (parsed.problems.length > 0) yield { problems: parsed.problems.map((detail) => toProblem({ source: record.source }, detail)) };
           break;
         }
         case 'header': {
-          const problems = checkHeader(record.columns).map((detail) => toProblem({ source: record.source, csv: true }, detail));
+          const problems = (await import('./csv-fields.js')).checkHeader(record.columns).map((detail) => toProblem({ source: record.source, csv: true }, detail));
           if (problems.length > 0) yield { problems };
           break;
         }
@@ -280,12 +279,13 @@ export async function validateJobFiles(files: readonly string[], options: Valida
     }
     count(result, job);
     if (digests && result.problems.length === 0) {
-      if ('job' in checked) digests.add(checked.job);
+      if ('job' in checked) digests[kept ? 'defer' : 'add'](checked.job);
       else digests.addKey(checked.digest.key);
     }
     if (tallies) tallies[fileNumbers.get(job.source.file)!]!.records++;
   }
   if (kept) result.jobs = kept;
+  else digests?.settle();
   if (!digests || result.problems.length > 0) return result;
   result.digests = digests;
   // A job's local image is not among the bytes a saved validation names: files with such jobs are validated each time.

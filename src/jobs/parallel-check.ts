@@ -6,7 +6,7 @@ import { freeId } from './content-id.js';
 import type { CliDefaults } from './defaults.js';
 import { KEY_BYTES } from './digests.js';
 import { toProblem } from './problems.js';
-import { JOB_KINDS } from './schema.js';
+import { JOB_KINDS } from './job-fields.js';
 import type { UniquenessCheck } from './unique.js';
 
 /*

@@ -1,5 +1,8 @@
 import * as z from 'zod';
-import type { Endpoint, JobKind } from '../common/types.js';
+import type { Endpoint } from '../common/types.js';
+import { DEFAULT_IMAGE_MODEL, IMAGE_CHOICES, IMAGE_SIZE, isImageModel, JOB_KINDS, MESSAGE_ROLES, SERVICE_TIERS, splitList, type ServiceTier } from './job-fields.js';
+
+export { DEFAULT_IMAGE_MODEL, isImageModel, JOB_KINDS, SERVICE_TIERS, type ServiceTier };
 
 /*
  * Every job field, with what it means (TSDoc, the source of the README's field reference) and what it
@@ -7,33 +10,8 @@ import type { Endpoint, JobKind } from '../common/types.js';
  * which fields are required, and how fields combine, is decided in normalize.ts.
  */
 
-/** The job kinds, in the order the README lists them. */
-export const JOB_KINDS = ['chat', 'vision', 'image'] as const satisfies readonly JobKind[];
-
-/** Roles a chat message may have. */
-const MESSAGE_ROLES = ['system', 'developer', 'user', 'assistant', 'tool'] as const;
-
 /** Endpoints a Batch API input line may target. */
 const ENDPOINTS = ['/v1/chat/completions', '/v1/images/generations'] as const satisfies readonly Endpoint[];
-
-/** Values of a chat request's `service_tier` that nightshift sends (the API has others, for other contracts). */
-export const SERVICE_TIERS = ['auto', 'default', 'flex', 'priority'] as const;
-
-/** One of {@link SERVICE_TIERS}. */
-export type ServiceTier = (typeof SERVICE_TIERS)[number];
-
-/** Model of image jobs that name none. */
-export const DEFAULT_IMAGE_MODEL = 'gpt-image-2';
-
-/** Models served by the images endpoint: an image job is inferred from such a model. */
-export const isImageModel = (model: string): boolean => /^(gpt-image|chatgpt-image|dall-e)/.test(model);
-
-/** Splits a `;`-separated list, trimming items and dropping empty ones. */
-const splitList = (value: string): string[] =>
-  value
-    .split(';')
-    .map((item) => item.trim())
-    .filter((item) => item !== '');
 
 const text = () => z.string().regex(/\S/);
 const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
@@ -164,24 +142,24 @@ export const imageFields = {
    */
   size: z
     .string()
-    .regex(/^(auto|[1-9]\d*x[1-9]\d*)$/)
+    .regex(IMAGE_SIZE)
     .describe('"auto" or WIDTHxHEIGHT, such as "1024x1024"'),
   /** `auto`, `low`, `medium`, `high` (GPT Image), or `standard` (DALL-E), `hd` (DALL-E 3); checked per model. */
-  quality: oneOf(['auto', 'low', 'medium', 'high', 'standard', 'hd']),
+  quality: oneOf(IMAGE_CHOICES.quality),
   /** Number of images, 1 to 10. Default: 1. */
   n: z.int().min(1).max(10).describe('an integer from 1 to 10'),
   /** `png`, `jpeg` or `webp` (GPT Image). Also sets the default file extension. Default: png. */
-  output_format: oneOf(['png', 'jpeg', 'webp']),
+  output_format: oneOf(IMAGE_CHOICES.output_format),
   /** `transparent`, `opaque` or `auto` (GPT Image; transparent needs png or webp). */
-  background: oneOf(['auto', 'transparent', 'opaque']),
+  background: oneOf(IMAGE_CHOICES.background),
   /** Content moderation strictness: `auto` or `low` (GPT Image). */
-  moderation: oneOf(['auto', 'low']),
+  moderation: oneOf(IMAGE_CHOICES.moderation),
   /** Compression of jpeg and webp output, 0 to 100 (GPT Image). */
   output_compression: z.int().min(0).max(100).describe('an integer from 0 to 100'),
   /** `vivid` or `natural` (DALL-E 3, and compatible servers; GPT image models refuse it). */
-  style: oneOf(['vivid', 'natural']),
+  style: oneOf(IMAGE_CHOICES.style),
   /** `url` or `b64_json` (DALL-E, and compatible servers; GPT image models refuse it, they always return base64). */
-  response_format: oneOf(['url', 'b64_json']),
+  response_format: oneOf(IMAGE_CHOICES.response_format),
   /**
    * File name, or pattern, of the saved image under the run's `images/` folder; `{id}` is the job id and
    * `{index}` the image's number (1 to n). Subfolders are allowed, leaving the folder is not. Required to

@@ -81,6 +81,11 @@ export class JournalIndex {
     this.flags = new Uint8Array(this.capacity);
   }
 
+  /** True while the index holds nothing a job could be compared with: no record, none set aside, no positional answer. */
+  get empty(): boolean {
+    return this.positional.size === 0 && this.flags.every((flags) => flags === 0);
+  }
+
   /** Jobs with a record. */
   get size(): number {
     let count = 0;

@@ -6,7 +6,7 @@ import { fingerprint } from '../jobs/fingerprint.js';
 import { jobFilesChanged, type JobSource } from '../jobs/source.js';
 import type { OutputFolder } from '../output/folder.js';
 import { JOURNAL_FILE, type JobRecord } from '../output/journal.js';
-import { fingerprintKey, indexJournal, JournalIndex, type RecordRef } from '../output/journal-index.js';
+import { indexJournal, JournalIndex, type RecordRef } from '../output/journal-index.js';
 import type { PlannedMove } from '../output/moves.js';
 import { RecordReader } from '../output/record-reader.js';
 import { decide, decideByFiles, type Decision, type PlanMode } from './decide.js';
@@ -87,7 +87,13 @@ export async function planJobs(
   const byFiles = new Map<number, RecordRef>();
   // Jobs without a record of their own whose request a positional id of their file answered: they take it over.
   const positional = new Set<number>();
+  // Against a journal with nothing to compare, every job is decided alike, without its fingerprint (made as it is sent).
+  const alike = folder.index.empty ? decide(undefined, mode) : undefined;
   for (let position = 0; position < source.count; position++) {
+    if (alike !== undefined && alike !== 'files') {
+      set(position, alike);
+      continue;
+    }
     const key = digests.key(position);
     const ref = folder.index.answerOf(digests.ids, position, key);
     const decision = decide(ref && { state: ref.state, sameRequest: ref.key.equals(key), hasFiles: ref.hasFiles }, mode);
@@ -109,7 +115,7 @@ export async function planJobs(
   const wanted = (position: number): boolean =>
     position >= source.count || byFiles.has(position) || positional.has(position) || (budget !== undefined && SEND.has(plan.actions[position]!));
   for await (const { position, job } of source.pick(wanted, firstWanted(wanted))) {
-    if (position >= source.count || !fingerprintKey(fingerprint(job)).equals(digests.key(position))) throw jobFilesChanged();
+    if (position >= source.count || !digests.sends(position, job, fingerprint(job))) throw jobFilesChanged();
     const ref = byFiles.get(position);
     if (ref) await decideFromRecord(plan, position, job, await folder.readRecord(ref), folder.dir, mode, set);
     if (positional.has(position)) {
@@ -192,7 +198,7 @@ export async function* jobsToSend(source: JobSource, plan: Plan): AsyncGenerator
   for await (const { position, job } of source.pick(wanted, firstWanted(wanted))) {
     if (position >= plan.actions.length) throw jobFilesChanged();
     const fp = fingerprint(job);
-    if (!fingerprintKey(fp).equals(source.digests.key(position))) throw jobFilesChanged();
+    if (!source.digests.sends(position, job, fp)) throw jobFilesChanged();
     const partial = plan.partial.get(position);
     yield { job, fp, position, reason: SEND_REASONS[plan.reasons[position]!] as SendReason, ...(partial ? { partial } : {}) };
   }
