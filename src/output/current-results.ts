@@ -7,10 +7,9 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { createInterface, type Interface } from 'node:readline';
 import { join } from 'node:path';
 import { messageOf, NightshiftError } from '../common/errors.js';
-import { RESULTS_JSONL_FILE } from './folder.js';
+import { RESULTS_JSONL_FILE, type JournalView } from './folder.js';
 import { JOURNAL_FILE, type JobRecord } from './journal.js';
 import { indexJournal } from './journal-index.js';
-import type { JournalView } from './folder.js';
 import { RecordReader } from './record-reader.js';
 import type { ResultRow, ResultStatus } from './results.js';
 
