@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { JobRecord } from '../src/output/journal.js';
 import { JournalWriter } from '../src/output/journal-writer.js';
 import { fingerprintKey, indexJournal, JournalIndex, refOf, scanJobRecord } from '../src/output/journal-index.js';
+import { scanRequest } from '../src/output/journal-scan.js';
 import { RecordReader } from '../src/output/record-reader.js';
 import { createHash } from 'node:crypto';
 import { zeroUsage } from '../src/common/types.js';
@@ -242,5 +243,36 @@ describe('journal', () => {
     expect((await indexJournal(path)).size).toBe(0);
     await appendFile(path, '');
     expect((await indexJournal(path)).size).toBe(0);
+  });
+});
+
+describe('the quick scan of requests (the page\'s money and charts)', () => {
+  it('reads every field a tally needs as a full parse does, whatever the text holds, and only lines laid out as a run writes them', async () => {
+    const path = await tempJournal();
+    const sha = (text: string): string => createHash('sha256').update(text).digest('hex');
+    const tricky = ['plain', 'quote " and \\ backslash', '","', 'ünïcödé 🌙', 'a\ud800', 'escaped controls \u0001 and a newline\n'];
+    // Every field a record may have, in the order `run/attempt.ts` writes them.
+    const order = [...FIELD_ORDER.slice(0, FIELD_ORDER.indexOf('requestId') + 1), 'serviceTier', 'batchId', 'paid', 'startedAt', 'finishedAt', 'origin'];
+    const records: JobRecord[] = tricky.flatMap((text, i) => [
+      { ...record(text), fingerprint: sha(text), model: text, tags: [text, 'plain', text], costUsd: 0.001 * (i + 1), serviceTier: text, batchId: `batch_${text}`, origin: text },
+      { ...record(`job-${i}`, i % 2 === 0 ? 'failed' : 'incomplete'), fingerprint: sha(`other ${i}`), tags: [], costUsd: null, attempts: i, finishedAt: text },
+      { ...record(`paid-${i}`), fingerprint: sha(`paid ${i}`), costUsd: 0.5, paid: { usage: zeroUsage(), costUsd: 0.25 }, requestId: text, error: text, status: 500 },
+    ]);
+    const writer = await JournalWriter.open(path);
+    for (const item of records) await writer.append(Object.fromEntries(order.filter((name) => name in item).map((name) => [name, item[name as keyof JobRecord]])) as unknown as JobRecord);
+    await writer.close();
+    const lines = (await readFile(path)).toString('latin1').split('\n').filter(Boolean);
+    const fields = ['model', 'tags', 'state', 'attempts', 'costUsd', 'serviceTier', 'batchId', 'finishedAt', 'origin'] as const;
+    for (const line of lines) {
+      const parsed = JSON.parse(Buffer.from(line, 'latin1').toString('utf8')) as JobRecord;
+      const expected = Object.fromEntries(fields.filter((name) => parsed[name] !== undefined).map((name) => [name, parsed[name]]));
+      expect(scanRequest(line), line).toEqual(expected);
+    }
+    // Keys in another order (written by hand), or a field of the wrong type: left to the full parse.
+    const [first] = lines;
+    const { fingerprint, ...rest } = JSON.parse(first!) as JobRecord;
+    expect(scanRequest(JSON.stringify({ fingerprint, ...rest }))).toBeUndefined();
+    expect(scanRequest(first!.replace('"attempts":1', '"attempts":"1"'))).toBeUndefined();
+    expect(scanRequest(JSON.stringify({ type: 'run', startedAt: 'x', files: [], jobs: 1 }))).toBeUndefined();
   });
 });

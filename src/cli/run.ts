@@ -11,6 +11,7 @@ import type { RunEvent, RunOptions } from '../run/options.js';
 import { preflight, REASONING_PLANNING_CAP } from '../run/preflight.js';
 import { runJobs } from '../run/run.js';
 import { apiOrigin, OFFLINE_ORIGIN } from '../output/journal.js';
+import type { JournalView } from '../output/folder.js';
 import { apiClient, configuredOrigin, missingKey } from './client.js';
 import { dryRun } from './dry-run.js';
 import { resolveCommand, usageError, type Command, type CommandSpec } from './command.js';
@@ -253,13 +254,14 @@ async function checkBeforeSending(jobs: JobSource, flags: RunFlags, io: CliIO): 
  * Writes the run's `report.html`; returns its path. A page that cannot be written is a warning, not a failed run:
  * the results it would show are written.
  */
-async function writePage(flags: RunFlags, jobs: JobSource, io: CliIO): Promise<string | undefined> {
+async function writePage(flags: RunFlags, jobs: JobSource, io: CliIO, held?: { index: JournalView; origin: string }): Promise<string | undefined> {
   // Loaded when the run is over: the page's modules need not delay the first request.
   const { REPORT_PAGE, writeReportPage } = await import('../page/write-page.js');
   const path = join(flags.outDir, REPORT_PAGE);
   try {
     await writeReportPage([flags.outDir], path, {
       jobsOf: (folder) => (folder === flags.outDir ? jobs.open() : undefined),
+      ...(held ? { held: { folder: flags.outDir, ...held } } : {}),
       concurrency: flags.concurrency,
       now: io.now ?? Date.now,
       onWarning: (warning) => io.stderr(`warning: ${warning}\n`),
@@ -329,12 +331,17 @@ async function runInput(flags: RunFlags, files: string[], names: ReadonlyMap<str
     };
     io.onRunStart?.(flags.graceMs);
     let summary;
+    let page: string | undefined;
+    // Written while the run holds the folder, from the journal index it holds.
+    const whileHeld = async (held: { index: JournalView; origin: string }): Promise<void> => {
+      progress?.stop();
+      page = await writePage(flags, jobs, io, held);
+    };
     try {
-      summary = await runJobs(jobs, engineOptions(flags, { client, keyless, prices, budget, onEvent }, io));
+      summary = await runJobs(jobs, { ...engineOptions(flags, { client, keyless, prices, budget, onEvent }, io), ...(flags.html ? { whileHeld } : {}) });
     } finally {
       progress?.stop();
     }
-    const page = flags.html ? await writePage(flags, jobs, io) : undefined;
     const images = await pathExists(join(flags.outDir, 'images'));
     if (flags.json) printJson(io.stdout, { ...summaryObject(summary, { spentUsd: spent.usd, unpricedAnswers: spent.unpriced, images }), report: page ?? null });
     else if (!flags.quiet) io.stdout(formatSummary(summary, { images, offline: flags.offline }));

@@ -54,8 +54,10 @@ const OUTCOMES = new Set<JobState>(['done', 'incomplete', 'failed']);
  * image renames. States other than done, incomplete and failed (the Batch API's `submitted`, to come) are not
  * outcomes yet.
  */
-export const isRequest = (record: JournalRecord): record is JobRecord =>
-  record.type === 'job' && record.attempts > 0 && OUTCOMES.has(record.state);
+export const isRequest = (record: JournalRecord): record is JobRecord => record.type === 'job' && sentAndFinished(record);
+
+/** {@link isRequest} for what is known to be a job record. */
+export const sentAndFinished = (record: Pick<JobRecord, 'attempts' | 'state'>): boolean => record.attempts > 0 && OUTCOMES.has(record.state);
 
 /** The UTC date (`2025-06-30`) of an ISO timestamp. */
 function utcDay(timestamp: string): string {

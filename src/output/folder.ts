@@ -33,7 +33,7 @@ export const SAVED_VALIDATION = join(STATE_DIR, 'validated-jobs.bin');
 export const MOVES_INTENT = join(STATE_DIR, 'moves.json');
 
 /** What planning and budgeting read of the journal index; only {@link OutputFolder.record} adds to it. */
-export type JournalView = Pick<JournalIndex, 'empty' | 'answerOf' | 'current' | 'currentOf' | 'setAsideOf' | 'hasPositional' | 'takePositional' | 'spentUsd' | 'warnings'>;
+export type JournalView = Pick<JournalIndex, 'empty' | 'answerOf' | 'current' | 'currentOf' | 'recordsOf' | 'setAsideOf' | 'hasPositional' | 'takePositional' | 'spentUsd' | 'warnings'>;
 
 /**
  * An output folder, held by one process at a time: its journal (the truth), the views rebuilt from it

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { KEY_BYTES } from '../jobs/digests.js';
-import type { JobState, RecordLocation } from './journal.js';
+import type { JobRecord, JobState, RecordLocation } from './journal.js';
 
 /*
  * What the journal's index reads of a record without parsing it: the short key of its request fingerprint, where the
@@ -98,3 +98,50 @@ export function scanJobRecord(bytes: Buffer, text: string, start: number, end: n
 /** How a job record's line starts, up to the quote that opens its id. */
 const JOB_START = '{"type":"job","id":';
 const ASCII = /^"[\x20-\x5b\x5d-\x7e]*"$/;
+
+/** What the money and charts of a page take of a job record (see `page/tally.ts`). */
+export type RequestFields = Pick<JobRecord, 'model' | 'tags' | 'state' | 'attempts' | 'costUsd' | 'serviceTier' | 'batchId' | 'finishedAt' | 'origin'>;
+
+/**
+ * {@link JOB_LINE}'s layout, capturing what a tally of requests needs: the model, the tags, the state, the attempts,
+ * the record's cost, the service tier, the batch, when it finished and the origin.
+ */
+const REQUEST_LINE = new RegExp(
+  `\\{"type":"job","id":${STRING},"fingerprint":"[0-9a-f]{64}","kind":${STRING},"model":(${STRING}),"tags":(${LIST_OF(STRING)}),` +
+    `"source":${STRING},"state":(${STRING}),"attempts":(${COUNT}),"output":${STRING},"files":\\[(?:${FILE}(?:,${FILE})*)?\\]` +
+    `(?:,"finishReason":${STRING})?(?:,"error":${STRING})?(?:,"status":${NUMBER})?,"usage":${OBJECT_OF_COUNTS},"costUsd":(${COUNT}|null),` +
+    `"latencyMs":${COUNT}(?:,"requestId":${STRING})?(?:,"serviceTier":(${STRING}))?(?:,"batchId":(${STRING}))?(?:,"paid":\\{"usage":${OBJECT_OF_COUNTS},"costUsd":(?:${COUNT}|null)\\})?,"startedAt":${STRING},"finishedAt":(${STRING})(?:,"origin":(${STRING}))?\\}`,
+  'y',
+);
+
+/**
+ * The fields of a job record that a tally of requests needs, checked as {@link scanJobRecord} checks a record (the
+ * whole line, by one regular expression) rather than parsed: undefined for any line not laid out exactly as nightshift
+ * writes it, which is then parsed in full. `line` is the record's bytes decoded as latin1, and they are UTF-8.
+ */
+export function scanRequest(line: string): RequestFields | undefined {
+  if (line.length > MAX_SCANNED_LINE) return undefined;
+  REQUEST_LINE.lastIndex = 0;
+  const match = REQUEST_LINE.exec(line);
+  if (!match || REQUEST_LINE.lastIndex !== line.length) return undefined;
+  const [, model, tags, state, attempts, costUsd, serviceTier, batchId, finishedAt, origin] = match as unknown as (string | undefined)[];
+  return {
+    model: text(model!),
+    tags: tags === '[]' ? [] : PLAIN.test(tags!) ? tags!.slice(2, -2).split('","') : (JSON.parse(utf8(tags!)) as string[]),
+    state: text(state!) as JobState,
+    attempts: Number(attempts),
+    costUsd: costUsd === 'null' ? null : Number(costUsd),
+    ...(serviceTier !== undefined ? { serviceTier: text(serviceTier) } : {}),
+    ...(batchId !== undefined ? { batchId: text(batchId) } : {}),
+    finishedAt: text(finishedAt!),
+    ...(origin !== undefined ? { origin: text(origin) } : {}),
+  };
+}
+
+/** Printable ASCII with no backslash: a JSON string's text is its characters, and a quote only closes one. */
+const PLAIN = /^[\x20-\x5b\x5d-\x7e]*$/;
+
+/** A captured JSON string's text, from its latin1 characters. */
+const text = (json: string): string => (PLAIN.test(json) ? json.slice(1, -1) : (JSON.parse(utf8(json)) as string));
+
+const utf8 = (latin1: string): string => Buffer.from(latin1, 'latin1').toString('utf8');

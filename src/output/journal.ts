@@ -138,9 +138,13 @@ export async function* readJournalRecords(path: string, options: ReadJournalOpti
     const bytes = Buffer.from(raw, 'latin1');
     const record = isUtf8(bytes) ? parseRecord(bytes.toString('utf8')) : undefined;
     if (record) yield record;
-    else options.onWarning?.(`${path}:${lineNumber}: skipped a journal line that is not a valid record (torn by a process killed while writing it, or damaged)`);
+    else options.onWarning?.(skippedLine(path, lineNumber));
   }
 }
+
+/** The warning for a journal line left out because it is not a valid record. */
+export const skippedLine = (path: string, lineNumber: number): string =>
+  `${path}:${lineNumber}: skipped a journal line that is not a valid record (torn by a process killed while writing it, or damaged)`;
 
 /**
  * The journal's size in bytes, 0 when there is none yet. Something other than a file in its place (a folder), or a

@@ -4,17 +4,16 @@
  * the charts), the latest run's facts, and, where the job files can still be read, each job's prompt, size and quality.
  * Jobs are handed over one at a time as they are read, so that a page of a million jobs is written in flat memory.
  */
-import { accessSync, constants, createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { accessSync, constants } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import type { Job } from '../common/types.js';
 import { isFileSystemError } from '../common/fs-errors.js';
 import { readValidJobs } from '../jobs/load.js';
-import { addCurrentCost, addUsd, journalFiles, repriced, type MoneyFigures } from '../cost/money.js';
+import { addCurrentCost, addUsd, type MoneyFigures } from '../cost/money.js';
 import type { PriceBook } from '../cost/prices.js';
-import { isRequest, UNTAGGED } from '../cost/report.js';
-import { currentResults } from '../output/current-results.js';
-import { answeredOffline, answerCountsFor, JOURNAL_FILE, journalSize, OFFLINE_ORIGIN, parseRecord, readJournalRecords, type JobRecord, type RunRecord } from '../output/journal.js';
+import { currentResults, type ResultsIndex } from '../output/current-results.js';
+import { answeredOffline, OFFLINE_ORIGIN, type JobRecord } from '../output/journal.js';
+import { tallyJournals, type Charts, type RunFacts } from './tally.js';
 
 /** A reply longer than this is cut in the page (the whole of it is in results.jsonl): the page of 100,000 jobs stays small. */
 export const REPLY_CHARS = 4_000;
@@ -47,26 +46,7 @@ export interface PageJob {
   regenerated: boolean;
 }
 
-/** The facts of a folder's latest run, from its journal. */
-export interface RunFacts {
-  folder: string;
-  startedAt?: string;
-  /** When its last request finished. */
-  finishedAt?: string;
-  files: string[];
-  jobs: number;
-  origin?: string;
-  /** Requests it journaled. */
-  sent: number;
-  retries: number;
-  /** Answers by the service tier they report. */
-  tiers: Record<string, number>;
-  /** The Batch API batches that answered its requests (`run --batch`). */
-  batches: string[];
-  /** Given by the run that writes the page; the journal does not keep it. */
-  concurrency?: number;
-  warnings: string[];
-}
+export type { RunFacts } from './tally.js';
 
 /** Everything the page shows but its jobs, which {@link collectPageData} hands over one at a time. */
 export interface PageSummary {
@@ -95,15 +75,13 @@ export interface PageOptions {
   prices?: PriceBook;
   /** The concurrency of the run writing the page. */
   concurrency?: number;
+  /**
+   * The run writing the page, while it holds `folder`: its journal index, up to date with every record, and its
+   * origin (that of the folder's latest run record). That folder's journal is then neither indexed again nor read
+   * twice.
+   */
+  held?: { folder: string; index: ResultsIndex; origin: string };
   onWarning?: (warning: string) => void;
-}
-
-/** How much money and which facts a folder's journals add up to. */
-interface Tally {
-  run: RunFacts;
-  paidUsd: number;
-  thisRunUsd: number;
-  unpriced: number;
 }
 
 /**
@@ -121,7 +99,8 @@ export async function collectPageData(folders: readonly string[], options: PageO
   };
   const charts: Charts = { byModel: new Map(), byTag: new Map(), byDay: new Map() };
   for (const [index, folder] of folders.entries()) {
-    const { run, paidUsd, thisRunUsd, unpriced } = await tallyJournals(folder, charts, options);
+    const held = options.held?.folder === folder ? options.held : undefined;
+    const { run, paidUsd, thisRunUsd, unpriced } = await tallyJournals(folder, charts, { ...options, ...(held ? { origin: held.origin } : {}) });
     const origin = run.origin ?? 'https://api.openai.com';
     if (origin !== OFFLINE_ORIGIN) summary.money.offline = false;
     summary.money.paidUsd = addUsd(summary.money.paidUsd, paidUsd);
@@ -131,7 +110,7 @@ export async function collectPageData(folders: readonly string[], options: PageO
     if (!details) run.warnings.push(`the job files (${run.files.join(', ') || 'none named'}) could not be read from here: prompts are not shown`);
     const current = { usd: 0, offlineUsd: 0 };
     try {
-      const warnings = await handJobs({ index, folder, runStartedAt: run.startedAt, details, current }, options, (job) => {
+      const warnings = await handJobs({ index, folder, held: held?.index, runStartedAt: run.startedAt, details, current }, options, (job) => {
         if (job.kind === 'image') summary.images++;
         else summary.texts++;
         return onJob(job);
@@ -150,92 +129,26 @@ export async function collectPageData(folders: readonly string[], options: PageO
   return summary;
 }
 
-/** Dollars by model, tag and UTC day. */
-interface Charts {
-  byModel: Map<string, number>;
-  byTag: Map<string, number>;
-  byDay: Map<string, number>;
-}
-
-/**
- * Adds up every request of a folder's journals (its money and charts), and the facts of its latest run, one record
- * at a time. Which answers of the offline server count depends on the folder's origin, which its latest run record
- * gives: that record is found first.
- */
-async function tallyJournals(folder: string, charts: Charts, options: PageOptions): Promise<Tally> {
-  const run: RunFacts = { folder, files: [], jobs: 0, sent: 0, retries: 0, tiers: {}, batches: [], warnings: [] };
-  const tally: Tally = { run, paidUsd: 0, thisRunUsd: 0, unpriced: 0 };
-  const origin = (await latestRun(join(folder, JOURNAL_FILE)))?.origin ?? 'https://api.openai.com';
-  let damaged = 0;
-  for (const path of await journalFiles(folder)) {
-    // Requests after the latest run record of journal.jsonl are the latest run's: its counts start again at each.
-    const current = path === join(folder, JOURNAL_FILE);
-    const onWarning = (warning: string): void => {
-      damaged++;
-      options.onWarning?.(warning);
-    };
-    for await (const read of readJournalRecords(path, { onWarning })) {
-      if (read.type === 'run' && current) {
-        Object.assign(run, { sent: 0, retries: 0, tiers: {}, batches: [] });
-        tally.thisRunUsd = 0;
-        delete run.finishedAt;
-        Object.assign(run, { startedAt: read.startedAt, files: read.files, jobs: read.jobs, ...(read.origin !== undefined ? { origin: read.origin } : {}) });
-        continue;
-      }
-      if (read.type !== 'job') continue;
-      const record = options.prices ? repriced(read, options.prices) : read;
-      if (!isRequest(record)) continue;
-      if (current && record.finishedAt > (run.finishedAt ?? '')) run.finishedAt = record.finishedAt;
-      // The rule of cost/money.ts `countsAsPaid`, for a request already known to be one (`isRequest`).
-      if (!answerCountsFor(record, origin)) continue;
-      if (current) {
-        run.sent++;
-        run.retries += record.attempts - 1;
-        if (record.serviceTier) run.tiers[record.serviceTier] = (run.tiers[record.serviceTier] ?? 0) + 1;
-        if (record.batchId && !run.batches.includes(record.batchId)) run.batches.push(record.batchId);
-      }
-      if (record.costUsd === null) {
-        tally.unpriced++;
-        continue;
-      }
-      tally.paidUsd = addUsd(tally.paidUsd, record.costUsd);
-      if (current) tally.thisRunUsd = addUsd(tally.thisRunUsd, record.costUsd);
-      add(charts.byModel, record.model, record.costUsd);
-      add(charts.byDay, utcDay(record.finishedAt), record.costUsd);
-      for (const tag of record.tags.length > 0 ? new Set(record.tags) : [UNTAGGED]) add(charts.byTag, tag, record.costUsd);
-    }
-  }
-  if (damaged > 0) run.warnings.push(`${damaged} journal line${damaged === 1 ? ' is' : 's are'} not a valid record and left out`);
-  return tally;
-}
-
-/** The latest run record of a journal, read without parsing its job records. */
-async function latestRun(path: string): Promise<RunRecord | undefined> {
-  if ((await journalSize(path)) === 0) return undefined;
-  let latest: RunRecord | undefined;
-  const lines = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity });
-  for await (const line of lines) {
-    // A reply holding these characters has them escaped (`\"type\"`): only a record's own field matches.
-    if (!line.includes('"type":"run"')) continue;
-    const record = parseRecord(line);
-    if (record?.type === 'run') latest = record;
-  }
-  return latest;
-}
-
 /**
  * Hands over the folder's current results one at a time, with what the page adds to them, and adds up what they
  * cost into `current`; returns what deserves a warning.
  */
 async function handJobs(
-  { index, folder, runStartedAt, details, current }: { index: number; folder: string; runStartedAt: string | undefined; details: JobDetailsCursor | undefined; current: { usd: number; offlineUsd: number } },
+  {
+    index,
+    folder,
+    held,
+    runStartedAt,
+    details,
+    current,
+  }: { index: number; folder: string; held: ResultsIndex | undefined; runStartedAt: string | undefined; details: JobDetailsCursor | undefined; current: { usd: number; offlineUsd: number } },
   options: PageOptions,
   onJob: (job: PageJob) => Promise<void> | void,
 ): Promise<string[]> {
   let failed = 0;
   let incomplete = 0;
   let pending = 0;
-  for await (const result of currentResults(folder)) {
+  for await (const result of currentResults(folder, undefined, held)) {
     const { row, record } = result;
     const status = String(row.status);
     if (status === 'failed') failed++;
@@ -384,13 +297,4 @@ function lastUserText(messages: unknown): string | undefined {
   return undefined;
 }
 
-function add(map: Map<string, number>, key: string, usd: number): void {
-  map.set(key, addUsd(map.get(key) ?? 0, usd));
-}
-
 const sorted = (map: Map<string, number>): [string, number][] => [...map].sort(([, a], [, b]) => b - a);
-
-function utcDay(timestamp: string): string {
-  const date = new Date(timestamp);
-  return Number.isNaN(date.getTime()) ? '(unknown)' : date.toISOString().slice(0, 10);
-}

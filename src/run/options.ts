@@ -3,6 +3,7 @@ import type { Clock } from '../common/clock.js';
 import type { Job, Usage } from '../common/types.js';
 import type { MoneyFigures } from '../cost/money.js';
 import type { PriceBook } from '../cost/prices.js';
+import type { JournalView } from '../output/folder.js';
 import type { JobRecord } from '../output/journal.js';
 import type { PlanMode } from './decide.js';
 import type { AttemptError } from './retry.js';
@@ -60,6 +61,12 @@ export interface RunOptions {
    * there, with nothing written (the CLI's refusal of a run with requests to send and no API key).
    */
   beforeSending?: () => void;
+  /**
+   * Called once the views are written, while the run still holds the folder, with the folder's journal index (up to
+   * date with every record the run appended, and changed by nothing else until this returns) and the run's origin:
+   * what reads the folder's results then (the CLI's report.html) need not index the journal again.
+   */
+  whileHeld?: (held: { index: JournalView; origin: string }) => Promise<void>;
   /**
    * A spending cap in dollars for the output folder, earlier runs included. Each job's worst-case cost is
    * reserved before it is sent; when the next job does not fit, dispatching stops. A job to send whose worst case

@@ -51,6 +51,7 @@ export async function runJobs(jobs: readonly Job[] | JobSource, given: RunOption
     const written = await folder.writeResults(source);
     const { usage } = written;
     const jobFilesChanged = written.jobFilesChanged || changedWhileSending;
+    await options.whileHeld?.({ index: folder.index, origin: options.origin });
     const { total } = usage;
     return {
       ...jobCounts(source.count, planned, total),
