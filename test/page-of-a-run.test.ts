@@ -56,6 +56,20 @@ describe('the page a run writes', () => {
     expect(fresh).toBe(freshAgain);
     expect(fresh).not.toBe(resumed);
   });
+
+  it('charts tags and models as written, whatever their characters', async () => {
+    const env = await api.serve();
+    const dir = await tempDir();
+    const out = join(dir, 'out');
+    const tags = ['été', 'mer 🌊', 'plain'];
+    const file = await writeJobs(dir, [{ id: 'a', model: 'gpt-4o-mini', prompt: 'A wave.', max_completion_tokens: 20, tags }]);
+    expect((await cli(['run', file, '--out', out, '--quiet'], { env })).code).toBe(0);
+    const [page, again] = await bothPages(out);
+    expect(page).toBe(again);
+    // The bars' labels: each tag once, as the job file wrote it.
+    const labels = [...page.matchAll(/<text x="\d+" y="15" text-anchor="end">([^<]*)<\/text>/g)].map(([, label]) => label);
+    for (const tag of tags) expect(labels.filter((label) => label === tag), tag).toHaveLength(1);
+  });
 });
 
 describe('runJobs', () => {

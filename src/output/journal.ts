@@ -128,6 +128,19 @@ export interface ReadJournalOptions {
  * killed mid-write, or a damaged one) is skipped with a warning naming it.
  */
 export async function* readJournalRecords(path: string, options: ReadJournalOptions = {}): AsyncGenerator<JournalRecord> {
+  for await (const { text, lineNumber } of journalLines(path)) {
+    const record = text === undefined ? undefined : parseRecord(text);
+    if (record) yield record;
+    else options.onWarning?.(skippedLine(path, lineNumber));
+  }
+}
+
+/**
+ * The lines of a journal, oldest first, blank ones left out, with their numbers: each as its bytes read as latin1
+ * (`latin1`, a character per byte) and as its text (`text`, undefined for a line that is not UTF-8: damaged, which no
+ * record can be). A missing or empty journal has none.
+ */
+export async function* journalLines(path: string): AsyncGenerator<{ latin1: string; text: string | undefined; lineNumber: number }> {
   if ((await journalSize(path)) === 0) return;
   // Read as latin1, a character per byte, so that a line that is not UTF-8 (damaged) is told apart, not decoded.
   const lines = createInterface({ input: createReadStream(path, { encoding: 'latin1' }), crlfDelay: Infinity });
@@ -135,12 +148,16 @@ export async function* readJournalRecords(path: string, options: ReadJournalOpti
   for await (const raw of lines) {
     lineNumber++;
     if (raw.trim() === '') continue;
-    const bytes = Buffer.from(raw, 'latin1');
-    const record = isUtf8(bytes) ? parseRecord(bytes.toString('utf8')) : undefined;
-    if (record) yield record;
-    else options.onWarning?.(skippedLine(path, lineNumber));
+    // An ASCII line reads the same in latin1 and UTF-8: only others are decoded.
+    if (!NOT_ASCII.test(raw)) yield { latin1: raw, text: raw, lineNumber };
+    else {
+      const bytes = Buffer.from(raw, 'latin1');
+      yield { latin1: raw, text: isUtf8(bytes) ? bytes.toString('utf8') : undefined, lineNumber };
+    }
   }
 }
+
+const NOT_ASCII = /[\x80-\xff]/;
 
 /** The warning for a journal line left out because it is not a valid record. */
 export const skippedLine = (path: string, lineNumber: number): string =>

@@ -2,7 +2,6 @@
  * The money and charts of an output folder's page, and the facts of its latest run: every request its journals
  * record, added up one line at a time.
  */
-import { isUtf8 } from 'node:buffer';
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
@@ -10,7 +9,7 @@ import { addUsd, journalFiles, repriced } from '../cost/money.js';
 import type { PriceBook } from '../cost/prices.js';
 import { sentAndFinished, UNTAGGED } from '../cost/report.js';
 import { scanRequest, type RequestFields } from '../output/journal-scan.js';
-import { answerCountsFor, JOURNAL_FILE, journalSize, parseRecord, skippedLine, type JournalRecord, type RunRecord } from '../output/journal.js';
+import { answerCountsFor, JOURNAL_FILE, journalLines, journalSize, parseRecord, skippedLine, type JournalRecord, type RunRecord } from '../output/journal.js';
 
 /** The facts of a folder's latest run, from its journal. */
 export interface RunFacts {
@@ -100,7 +99,7 @@ export async function tallyJournals(folder: string, charts: Charts, options: Tal
         Object.assign(run, { startedAt: read.startedAt, files: read.files, jobs: read.jobs, ...(read.origin !== undefined ? { origin: read.origin } : {}) });
       } else if (read.type === 'job') request(options.prices ? repriced(read, options.prices) : read);
     };
-    for await (const line of journalLines(path, () => damaged++, options)) {
+    for await (const line of journalEntries(path, () => damaged++, options)) {
       if ('type' in line) parsed(line);
       else request(line);
     }
@@ -110,25 +109,14 @@ export async function tallyJournals(folder: string, charts: Charts, options: Tal
 }
 
 /**
- * The valid lines of a journal, oldest first: a job record as `scanRequest` reads it, or any other record parsed. A line that is not a valid record is skipped with a warning naming it (see
- * `output/journal.ts` `readJournalRecords`, which this reads as).
+ * The valid lines of a journal, oldest first: a job record as `scanRequest` reads it, or any other record parsed. A
+ * line that is not a valid record is skipped with a warning naming it, as `output/journal.ts` `readJournalRecords` does.
  */
-async function* journalLines(path: string, onSkipped: () => void, { prices, onWarning }: TallyOptions): AsyncGenerator<RequestFields | JournalRecord> {
-  if ((await journalSize(path)) === 0) return;
-  // Read as latin1, a character per byte, so that a line that is not UTF-8 (damaged) is told apart, not decoded.
-  const lines = createInterface({ input: createReadStream(path, { encoding: 'latin1' }), crlfDelay: Infinity });
-  let lineNumber = 0;
-  for await (const raw of lines) {
-    lineNumber++;
-    if (raw.trim() === '') continue;
-    const utf8 = !NOT_ASCII.test(raw) || isUtf8(Buffer.from(raw, 'latin1'));
+async function* journalEntries(path: string, onSkipped: () => void, { prices, onWarning }: TallyOptions): AsyncGenerator<RequestFields | JournalRecord> {
+  for await (const { latin1, text, lineNumber } of journalLines(path)) {
     // Repricing needs the whole record.
-    const scanned = utf8 && !prices ? scanRequest(raw) : undefined;
-    if (scanned) {
-      yield scanned;
-      continue;
-    }
-    const record = utf8 ? parseRecord(Buffer.from(raw, 'latin1').toString('utf8')) : undefined;
+    const scanned = text !== undefined && !prices ? scanRequest(latin1) : undefined;
+    const record = scanned ?? (text === undefined ? undefined : parseRecord(text));
     if (record) {
       yield record;
       continue;
@@ -137,8 +125,6 @@ async function* journalLines(path: string, onSkipped: () => void, { prices, onWa
     onWarning?.(skippedLine(path, lineNumber));
   }
 }
-
-const NOT_ASCII = /[\x80-\xff]/;
 
 /** The latest run record of a journal, read without parsing its job records. */
 async function latestRun(path: string): Promise<RunRecord | undefined> {
