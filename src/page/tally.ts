@@ -2,14 +2,12 @@
  * The money and charts of an output folder's page, and the facts of its latest run: every request its journals
  * record, added up one line at a time.
  */
-import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { addUsd, journalFiles, repriced } from '../cost/money.js';
 import type { PriceBook } from '../cost/prices.js';
 import { sentAndFinished, UNTAGGED } from '../cost/report.js';
 import { scanRequest, type RequestFields } from '../output/journal-scan.js';
-import { answerCountsFor, JOURNAL_FILE, journalLines, journalSize, parseRecord, skippedLine, type JournalRecord, type RunRecord } from '../output/journal.js';
+import { answerCountsFor, JOURNAL_FILE, journalLines, parseRecord, skippedLine, type JournalRecord, type RunRecord } from '../output/journal.js';
 
 /** The facts of a folder's latest run, from its journal. */
 export interface RunFacts {
@@ -128,13 +126,11 @@ async function* journalEntries(path: string, onSkipped: () => void, { prices, on
 
 /** The latest run record of a journal, read without parsing its job records. */
 async function latestRun(path: string): Promise<RunRecord | undefined> {
-  if ((await journalSize(path)) === 0) return undefined;
   let latest: RunRecord | undefined;
-  const lines = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity });
-  for await (const line of lines) {
+  for await (const { text } of journalLines(path)) {
     // A reply holding these characters has them escaped (`\"type\"`): only a record's own field matches.
-    if (!line.includes('"type":"run"')) continue;
-    const record = parseRecord(line);
+    if (text === undefined || !text.includes('"type":"run"')) continue;
+    const record = parseRecord(text);
     if (record?.type === 'run') latest = record;
   }
   return latest;
